@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# Set up the vmlib course and either open it in JupyterLab or run the test suite.
+#
+#   ./setup.sh lab  [jupyter lab args...]   e.g. ./setup.sh lab --no-browser --port 8899
+#   ./setup.sh test [pytest args...]        e.g. ./setup.sh test -x -k gup
+#   ./setup.sh env                          set up only
+#
+# What set-up does: creates .venv (python3 >= 3.10), installs the project with its
+# course, grading and test extras (skipped while pyproject.toml is unchanged), and
+# installs Graphviz (and for `test` Debian's chromium) with apt-get when it can: as root,
+# or through sudo when sudo needs no password. Otherwise it prints the command to run
+# and goes on; the tests that need those tools then skip (or fail when CI is set).
+#
+# Environment knobs:
+#   PYTHON=/path/to/python3.X   the interpreter to build .venv from
+#   SETUP_DRY_RUN=1             do the set-up, then print the final command instead of running it
+#   SETUP_VENV_ONLY=1           skip apt-get and slide vendoring (venv only)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+STAMP="$VENV/.setup-stamp"
+EXTRAS="course,grading,test"
+START_NOTEBOOK="course/00_start_here.ipynb"
+
+say() { printf '==> %s\n' "$*"; }
+warn() { printf '==> WARNING: %s\n' "$*" >&2; }
+die() { printf '==> ERROR: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+    cat <<'EOF'
+usage: ./setup.sh lab  [jupyter lab args...]   set up, then open the course in JupyterLab
+       ./setup.sh test [pytest args...]        set up, then run the whole test suite
+       ./setup.sh env                          set up only
+EOF
+}
+
+# --- python and the venv -----------------------------------------------------------
+
+python_ok() {  # python_ok CMD: true when CMD runs and is Python >= 3.10
+    "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' >/dev/null 2>&1
+}
+
+find_python() {  # print the first usable interpreter, or nothing
+    local c
+    for c in ${PYTHON:-} python3 python3.13 python3.12 python3.11 python3.10; do
+        if command -v "$c" >/dev/null 2>&1 && python_ok "$c"; then
+            command -v "$c"
+            return 0
+        fi
+    done
+}
+
+create_venv() {  # create .venv, explaining what to do when python3 or venv is missing
+    local py
+    py="$(find_python)"
+    if [ -z "$py" ]; then
+        die "no Python >= 3.10 found (tried \$PYTHON, python3, python3.13 .. python3.10).
+    Debian/Ubuntu: sudo apt-get install python3 python3-venv
+    macOS:         brew install python@3.12
+    Windows:       use WSL, or install Python from python.org
+    Or point PYTHON at one: PYTHON=/path/to/python3.12 ./setup.sh ..."
+    fi
+    say "creating venv .venv with $py ($("$py" -V 2>&1))"
+    local err
+    err="$(mktemp)"
+    if ! "$py" -m venv "$VENV" 2>"$err"; then
+        rm -rf "$VENV"
+        if grep -q -i "ensurepip" "$err" && can_apt; then
+            say "installing python3-venv via apt-get (python3 -m venv needs it on Debian)"
+            apt_install python3-venv
+            "$py" -m venv "$VENV" || die "python3 -m venv still fails after installing python3-venv"
+        else
+            cat "$err" >&2
+            rm -f "$err"
+            die "'$py -m venv' failed. On Debian/Ubuntu install the venv module:
+    sudo apt-get install python3-venv      (or python3.X-venv matching '$py -V')
+then run this script again."
+        fi
+    fi
+    rm -f "$err"
+}
+
+wanted_stamp() {  # what the stamp must say for the venv to count as up to date
+    printf '%s %s %s\n' "$("$VENV/bin/python" -c 'import hashlib, sys
+print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')" \
+        "$EXTRAS" "$("$VENV/bin/python" -V 2>&1 | tr ' ' '-')"
+}
+
+ensure_venv() {  # create .venv if needed and pip install the project unless the stamp matches
+    if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c '' >/dev/null 2>&1; then
+        rm -rf "$VENV"
+        create_venv
+    fi
+    local want
+    want="$(wanted_stamp)"
+    if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+        say "venv up to date (pyproject.toml unchanged)"
+        return 0
+    fi
+    say "installing the project into .venv: pip install -e '.[$EXTRAS]'"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q -e ".[$EXTRAS]" \
+        || die "pip install failed (see above). Check the network to PyPI, then run again."
+    printf '%s\n' "$want" >"$STAMP"
+}
+
+# --- system packages ---------------------------------------------------------------
+
+SUDO=""
+APT_UPDATED=""
+
+can_apt() {  # true when apt-get exists and we are root or have password-less sudo
+    command -v apt-get >/dev/null 2>&1 || return 1
+    if [ "$(id -u)" = 0 ]; then
+        SUDO=""
+        return 0
+    fi
+    if command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
+        SUDO="sudo -n"
+        return 0
+    fi
+    return 1
+}
+
+apt_install() {  # apt_install PKG...: apt-get update once, then install; log shown on failure
+    local log rc=0
+    log="$(mktemp)"
+    if [ -z "$APT_UPDATED" ]; then
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$log" 2>&1 || rc=$?
+        APT_UPDATED=1
+    fi
+    if [ "$rc" = 0 ]; then
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >>"$log" 2>&1 || rc=$?
+    fi
+    if [ "$rc" != 0 ]; then
+        tail -n 20 "$log" >&2
+    fi
+    rm -f "$log"
+    return "$rc"
+}
+
+need_system_tool() {  # need_system_tool BINARY DEBIAN_PACKAGE HUMAN_NAME BREW_NAME
+    local bin="$1" pkg="$2" name="$3" brew="$4"
+    if command -v "$bin" >/dev/null 2>&1; then
+        return 0
+    fi
+    if can_apt; then
+        say "installing $name via apt-get ($pkg)"
+        if apt_install "$pkg"; then
+            return 0
+        fi
+        warn "apt-get install $pkg failed; tests needing $name will skip (or fail under CI)"
+        return 0
+    fi
+    if command -v apt-get >/dev/null 2>&1; then
+        warn "$name ($bin) is missing and I cannot install it without a password. Run:
+    sudo apt-get install -y $pkg
+then run this script again. Until then the tests needing it skip."
+    else
+        warn "$name ($bin) is missing. Install it with your package manager, e.g.:
+    brew install $brew        (macOS)
+Until then the tests needing it skip."
+    fi
+}
+
+find_chromium() {  # true when a Chromium binary the browser tests can use exists
+    command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1
+}
+
+system_setup() {  # install the non-Python tools VERB needs
+    local verb="$1"
+    if [ -n "${SETUP_VENV_ONLY:-}" ]; then
+        say "SETUP_VENV_ONLY set: skipping system packages"
+        return 0
+    fi
+    need_system_tool dot graphviz "Graphviz" graphviz
+    if [ "$verb" = test ] && ! find_chromium; then
+        need_system_tool chromium chromium "Chromium (browser tests)" "--cask chromium"
+    fi
+}
+
+# --- the verbs ---------------------------------------------------------------------
+
+write_lab_overrides() {  # switch off JupyterLab's news and update pop-up in this venv
+    local dir="$VENV/share/jupyter/lab/settings"
+    mkdir -p "$dir"
+    cp "$ROOT/tools/lab-overrides.json" "$dir/overrides.json"
+    say "wrote JupyterLab settings overrides (no news/update pop-up)"
+}
+
+check_widgets() {  # make sure ipywidgets and its JupyterLab extension are in the venv
+    local ext="$VENV/share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager"
+    if "$VENV/bin/python" -c 'import ipywidgets, jupyterlab_widgets' >/dev/null 2>&1 && [ -d "$ext" ]; then
+        return 0
+    fi
+    say "repairing ipywidgets (reinstalling ipywidgets and jupyterlab_widgets)"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q --force-reinstall \
+        --no-deps ipywidgets jupyterlab_widgets widgetsnbextension
+}
+
+run() {  # run CMD...: run it, or only print it under SETUP_DRY_RUN
+    if [ -n "${SETUP_DRY_RUN:-}" ]; then
+        printf 'would run:'
+        printf ' %q' "$@"
+        printf '\n'
+        return 0
+    fi
+    "$@"
+}
+
+verb_lab() {  # set up and open the course in JupyterLab
+    system_setup lab
+    write_lab_overrides
+    check_widgets
+    export JUPYTER_PATH="$VENV/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
+    if [ -f "$START_NOTEBOOK" ]; then
+        say "starting JupyterLab on $START_NOTEBOOK"
+        run "$VENV/bin/jupyter" lab --ServerApp.root_dir="$ROOT" "$START_NOTEBOOK" "$@"
+    else
+        say "$START_NOTEBOOK not found; starting JupyterLab on course/"
+        run "$VENV/bin/jupyter" lab --ServerApp.root_dir="$ROOT" --LabApp.default_url=/lab/tree/course "$@"
+    fi
+}
+
+verb_test() {  # set up and run the whole test suite; pytest's "no tests collected" is a failure
+    system_setup test
+    if [ -z "${SETUP_VENV_ONLY:-}" ] && [ -f tools/slides-vendor.sh ]; then
+        say "vendoring offline slide assets (tools/slides-vendor.sh)"
+        bash tools/slides-vendor.sh
+    fi
+    export JUPYTER_PATH="$VENV/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
+    say "running the test suite"
+    local rc=0
+    run "$VENV/bin/python" -m pytest "$@" || rc=$?
+    if [ "$rc" = 5 ]; then
+        printf '==> ERROR: pytest collected no tests (exit 5); counting that as a failure\n' >&2
+        exit 1
+    fi
+    exit "$rc"
+}
+
+main() {
+    local verb="${1:-}"
+    case "$verb" in
+        lab | test | env) shift ;;
+        -h | --help | help) usage; exit 0 ;;
+        "") usage >&2; exit 2 ;;
+        *) usage >&2; die "unknown command '$verb': use lab, test or env" ;;
+    esac
+    ensure_venv
+    case "$verb" in
+        lab) verb_lab "$@" ;;
+        test) verb_test "$@" ;;
+        env) system_setup test; say "set-up done" ;;
+    esac
+}
+
+main "$@"
