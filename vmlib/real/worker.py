@@ -1,0 +1,353 @@
+"""The process that runs one scenario on the live kernel: `python -m vmlib.real.worker`.
+
+It reads {"scenario": ..., "proc": ...} as JSON on stdin and prints one JSON run on stdout.
+It is a coordinator only: it forks the scenario's "parent", which performs the steps with real
+anonymous mmap (through libc, so partial munmap and madvise work), real fork and real loads
+and stores. After every step each live scenario process reads its own /proc/self/pagemap and
+sends the raw entries back through a pipe; the coordinator adds kpagecount and kpageflags.
+Nothing is written to /proc or to any process we did not start. Every scenario process exits:
+on "exit", when its command pipe closes, after an idle timeout, or by SIGKILL in cleanup.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import select
+import signal
+import struct
+import sys
+import time
+import traceback
+
+from vmlib import scenarios as sc
+from vmlib.real.probe import PAGE_SIZE, Probe, decode_kpageflags, decode_pagemap
+
+PROT = {"none": 0, "r": 1, "rw": 3}
+MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS = 0x01, 0x02, 0x20
+MADV_NOHUGEPAGE = 15
+PR_SET_CHILD_SUBREAPER = 36
+STEP_TIMEOUT = 10.0          # seconds a scenario process may take for one command
+IDLE_TIMEOUT = 60.0          # a scenario process with no command for this long exits by itself
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_long]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+
+
+# ---------------------------------------------------------------- messages over pipes
+
+def send(fd: int, obj) -> None:
+    """Write one length-prefixed JSON message."""
+    data = json.dumps(obj).encode()
+    os.write(fd, struct.pack("<I", len(data)) + data)
+
+
+def recv(fd: int, timeout: float, pidfd: int | None = None):
+    """Read one message; None if the writer died (pidfd readable) or the pipe closed.
+
+    TimeoutError after `timeout` seconds without a message.
+    """
+    head = _read_exact(fd, 4, timeout, pidfd)
+    if head is None:
+        return None
+    body = _read_exact(fd, struct.unpack("<I", head)[0], timeout, pidfd)
+    return None if body is None else json.loads(body)
+
+
+def _read_exact(fd: int, n: int, timeout: float, pidfd: int | None) -> bytes | None:
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no answer within {timeout:.0f} s")
+        ready, _, _ = select.select([fd] + ([pidfd] if pidfd is not None else []), [], [], left)
+        if fd in ready:
+            chunk = os.read(fd, n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        elif ready:                      # the process died and its pipe is empty
+            return None
+    return buf
+
+
+# ---------------------------------------------------------------- one scenario process
+
+class Actor:
+    """The state of one scenario process: its mappings (name -> address, pages, unmapped)."""
+
+    def __init__(self, probe: Probe):
+        self.probe = probe
+        self.maps: dict[str, dict] = {}
+
+    def do(self, step) -> dict:
+        """Perform one step in this process; the result dict goes back to the coordinator."""
+        if isinstance(step, sc.Mmap):
+            return self.mmap(step)
+        addr = self.maps[step.name]["addr"] + step.page * PAGE_SIZE if hasattr(step, "name") else 0
+        if isinstance(step, sc.Read):
+            return {"data": ctypes.string_at(addr, 1).hex()}
+        if isinstance(step, sc.Write):
+            ctypes.memmove(addr, step.data, len(step.data))
+            return {}
+        if isinstance(step, sc.Munmap):
+            return self.munmap(step, addr)
+        if isinstance(step, sc.LookSpecial):
+            return {"special": self.look_special()}
+        raise ValueError(f"worker: step {step!r} is not performed by Actor.do")
+
+    def mmap(self, step: sc.Mmap) -> dict:
+        flags = MAP_ANONYMOUS | (MAP_SHARED if step.flags == "shared" else MAP_PRIVATE)
+        size = step.npages * PAGE_SIZE
+        addr = _libc.mmap(None, size, PROT[step.prot], flags, -1, 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), f"mmap: {os.strerror(ctypes.get_errno())}")
+        _libc.madvise(addr, size, MADV_NOHUGEPAGE)   # small pages only, like the simulator
+        self.maps[step.name] = {"addr": addr, "npages": step.npages, "unmapped": []}
+        return {}
+
+    def munmap(self, step: sc.Munmap, addr: int) -> dict:
+        m = self.maps[step.name]
+        n = m["npages"] - step.page if step.npages is None else step.npages
+        if _libc.munmap(addr, n * PAGE_SIZE) != 0:
+            raise OSError(ctypes.get_errno(), f"munmap: {os.strerror(ctypes.get_errno())}")
+        m["unmapped"] = sorted(set(m["unmapped"]) | set(range(step.page, step.page + n)))
+        return {}
+
+    def observe(self) -> dict:
+        """Raw pagemap entries per mapping (None for pages this process unmapped)."""
+        out = {}
+        for name, m in self.maps.items():
+            entries = self.probe.pagemap(m["addr"], m["npages"])
+            out[name] = [None if i in m["unmapped"] else e for i, e in enumerate(entries)]
+        return out
+
+    def look_special(self) -> list[dict]:
+        """This process's vmas whose VmFlags has pf, io or mm, with their raw pagemap entries."""
+        for clock in (time.CLOCK_MONOTONIC, time.CLOCK_REALTIME):
+            time.clock_gettime(clock)            # the vDSO reads [vvar], so its pte is present
+        found = []
+        for vma in self.probe.smaps():
+            codes = [c for c in vma["vmflags"] if c in ("pf", "io", "mm")]
+            if not codes and vma["name"] != "[vdso]":    # [vdso]: a special mapping of normal pages
+                continue
+            n = min((vma["end"] - vma["start"]) // PAGE_SIZE, 16)
+            try:
+                entries = self.probe.pagemap(vma["start"], n)
+            except OSError as e:
+                entries, vma["error"] = [], str(e)
+            found.append({**vma, "special_codes": codes, "entries": entries})
+        return found
+
+
+def serve(name: str, fds: dict, probe: Probe, actor: Actor | None = None) -> None:
+    """Loop of one scenario process: answer commands until told to exit. Never returns."""
+    cmd_r, rep_w = fds[name]
+    actor = actor or Actor(probe)
+    try:
+        while True:
+            try:
+                msg = recv(cmd_r, IDLE_TIMEOUT)
+            except TimeoutError:
+                break
+            if msg is None or msg["op"] == "exit":
+                break
+            send(rep_w, answer(actor, msg, fds, probe))
+    finally:
+        os._exit(0)
+
+
+def answer(actor: Actor, msg: dict, fds: dict, probe: Probe) -> dict:
+    """Run one command; errors come back as {'ok': False, 'error': ...}, never as a crash."""
+    try:
+        if msg["op"] == "observe":
+            return {"ok": True, "maps": actor.observe()}
+        step = sc.step_from_dict(msg["step"])
+        if isinstance(step, sc.Fork):
+            pid = os.fork()
+            if pid == 0:
+                serve(step.child, fds, probe, actor)   # the child inherits the mappings
+            return {"ok": True, "pid": pid, "maps": actor.maps}
+        return {"ok": True, **actor.do(step)}
+    except Exception as e:  # noqa: BLE001 - reported to the coordinator, never lost
+        return {"ok": False, "error": f"{type(e).__name__}: {e}"}
+
+
+# ---------------------------------------------------------------- the coordinator
+
+class Coordinator:
+    """Drives the scenario processes step by step and collects observations."""
+
+    def __init__(self, scenario: sc.Scenario, probe: Probe):
+        self.scenario = scenario
+        self.probe = probe
+        self.caps = probe.capabilities()
+        self.fds = {}                       # process -> (cmd_r, rep_w) for its side
+        self.mine = {}                      # process -> (cmd_w, rep_r) for the coordinator
+        for name in sc.processes(scenario):
+            cr, cw = os.pipe()
+            rr, rw = os.pipe()
+            self.fds[name], self.mine[name] = (cr, rw), (cw, rr)
+        self.pids: dict[str, int] = {}
+        self.pidfds: dict[str, int] = {}
+        self.alive: list[str] = []
+
+    def start(self) -> None:
+        pid = os.fork()
+        if pid == 0:
+            for cw, rr in self.mine.values():
+                os.close(cw)
+                os.close(rr)
+            serve("parent", self.fds, self.probe)
+        self._track("parent", pid)
+
+    def _track(self, name: str, pid: int) -> None:
+        self.pids[name] = pid
+        self.pidfds[name] = os.pidfd_open(pid)
+        self.alive.append(name)
+
+    def ask(self, name: str, msg: dict) -> dict:
+        cmd_w, rep_r = self.mine[name]
+        send(cmd_w, msg)
+        reply = recv(rep_r, STEP_TIMEOUT, self.pidfds[name])
+        if reply is None:
+            self.alive.remove(name)
+            raise RuntimeError(f"process {name!r} died during {msg.get('step', msg)['op']} "
+                               "(a signal such as SIGSEGV, e.g. from touching a PROT_NONE page)")
+        return reply
+
+    def run(self) -> list[dict]:
+        records = []
+        for i, step in enumerate(self.scenario.steps):
+            rec = {"index": i, "step": sc.step_to_dict(step), "text": sc.describe(step),
+                   "result": {}, "error": None}
+            records.append(rec)
+            try:
+                rec["result"] = self.perform(step)
+            except Exception as e:  # noqa: BLE001 - the run records it and stops
+                rec["error"] = f"{type(e).__name__}: {e}"
+            rec["procs"] = self.observe_all()
+            if rec["error"]:
+                break
+        return records
+
+    def perform(self, step) -> dict:
+        if isinstance(step, sc.Exit):
+            return self.exit(step.who)
+        reply = self.ask(step.who, {"op": "step", "step": sc.step_to_dict(step)})
+        if not reply.pop("ok"):
+            raise RuntimeError(reply["error"])
+        if isinstance(step, sc.Fork):
+            self._track(step.child, reply.pop("pid"))
+            reply.pop("maps", None)
+        for vma in reply.get("special", []):
+            vma["pages"] = [self.page(e) for e in vma.pop("entries")]
+        return reply
+
+    def exit(self, name: str) -> dict:
+        """Tell `name` to exit and wait until it is gone (its mm is torn down before that)."""
+        send(self.mine[name][0], {"op": "exit"})
+        ready, _, _ = select.select([self.pidfds[name]], [], [], STEP_TIMEOUT)
+        if not ready:
+            raise TimeoutError(f"process {name!r} did not exit within {STEP_TIMEOUT:.0f} s")
+        self.alive.remove(name)
+        self.reap()
+        return {}
+
+    def observe_all(self) -> dict:
+        """pname -> mapping -> [page observation] for every live process."""
+        out = {}
+        for name in list(self.alive):
+            try:
+                reply = self.ask(name, {"op": "observe"})
+            except (RuntimeError, TimeoutError) as e:
+                out[name] = {"error": str(e)}
+                continue
+            if not reply.get("ok"):
+                out[name] = {"error": reply.get("error")}
+                continue
+            out[name] = {m: [self.page(e) for e in entries] for m, entries in reply["maps"].items()}
+        return out
+
+    def page(self, entry: int | None) -> dict:
+        """One page observation from a raw pagemap entry plus kpagecount and kpageflags."""
+        if entry is None:
+            return {"present": False, "mapped": False}
+        obs = decode_pagemap(entry)
+        obs["kpagecount"] = obs["flags"] = None
+        if obs["present"] and obs["pfn"] is not None:
+            if self.caps.kpagecount:
+                obs["kpagecount"] = self.probe.kpagecount(obs["pfn"])
+            if self.caps.kpageflags:
+                obs["flags"] = decode_kpageflags(self.probe.kpageflags(obs["pfn"]))
+        return obs
+
+    def reap(self) -> None:
+        """Collect exited children (we are their subreaper), never blocking."""
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+
+    def cleanup(self) -> None:
+        """Ask every live process to exit, SIGKILL whoever does not, reap, close fds."""
+        for name in list(self.alive):
+            try:
+                send(self.mine[name][0], {"op": "exit"})
+            except OSError:
+                pass
+        deadline = time.monotonic() + 5
+        for name, pidfd in self.pidfds.items():
+            left = max(0.0, deadline - time.monotonic())
+            if not select.select([pidfd], [], [], left)[0]:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                select.select([pidfd], [], [], 5)
+        self.reap()
+        for fd in [*self.pidfds.values(), *[f for p in self.mine.values() for f in p],
+                   *[f for p in self.fds.values() for f in p]]:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def run_scenario(scenario: sc.Scenario, probe: Probe) -> dict:
+    """Run one scenario here (must be a fresh single-threaded process) and return the run."""
+    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})           # one CPU: per-CPU LRU batches drain where we fault
+    co = Coordinator(scenario, probe)
+    out = {"capabilities": co.caps.as_dict(), "pinned_cpu": cpu, "steps": [], "error": None}
+    try:
+        co.start()
+        out["steps"] = co.run()
+    except Exception as e:  # noqa: BLE001
+        out["error"] = f"{type(e).__name__}: {e}"
+    finally:
+        co.cleanup()
+    return out
+
+
+def main() -> None:
+    req = json.loads(sys.stdin.read())
+    try:
+        run = run_scenario(sc.from_dict(req["scenario"]), Probe(proc=req.get("proc", "/proc")))
+    except Exception as e:  # noqa: BLE001 - the caller gets a message, not a traceback
+        run = {"error": f"worker failed: {type(e).__name__}: {e}",
+               "detail": traceback.format_exc(limit=3)}
+    sys.stdout.write(json.dumps(run))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
