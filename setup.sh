@@ -199,12 +199,15 @@ check_widgets() {  # make sure ipywidgets and its JupyterLab extension are in th
         --no-deps ipywidgets jupyterlab_widgets widgetsnbextension
 }
 
-run() {  # run CMD...: run it, or only print it under SETUP_DRY_RUN
+run() {  # run CMD...: run it (exec it when RUN_EXEC is set), or only print it under SETUP_DRY_RUN
     if [ -n "${SETUP_DRY_RUN:-}" ]; then
         printf 'would run:'
         printf ' %q' "$@"
         printf '\n'
         return 0
+    fi
+    if [ -n "${RUN_EXEC:-}" ]; then
+        exec "$@"
     fi
     "$@"
 }
@@ -214,12 +217,16 @@ verb_lab() {  # set up and open the course in JupyterLab
     write_lab_overrides
     check_widgets
     export JUPYTER_PATH="$VENV/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
+    local opts=(--ServerApp.root_dir="$ROOT") RUN_EXEC=1   # exec: Ctrl-C and kill reach jupyter
+    if [ "$(id -u)" = 0 ]; then
+        opts+=(--allow-root)   # Jupyter refuses root without it (a fresh Debian box or container)
+    fi
     if [ -f "$START_NOTEBOOK" ]; then
         say "starting JupyterLab on $START_NOTEBOOK"
-        run "$VENV/bin/jupyter" lab --ServerApp.root_dir="$ROOT" "$START_NOTEBOOK" "$@"
+        run "$VENV/bin/jupyter" lab "${opts[@]}" "$START_NOTEBOOK" "$@"
     else
         say "$START_NOTEBOOK not found; starting JupyterLab on course/"
-        run "$VENV/bin/jupyter" lab --ServerApp.root_dir="$ROOT" --LabApp.default_url=/lab/tree/course "$@"
+        run "$VENV/bin/jupyter" lab "${opts[@]}" --LabApp.default_url=/lab/tree/course "$@"
     fi
 }
 
