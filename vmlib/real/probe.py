@@ -100,8 +100,8 @@ class Probe:
         """Find out what can be read here; never raises."""
         if not self.platform.startswith("linux"):
             return Capabilities(False, False, False, False, False, False, [
-                f"this is {self.platform}, not Linux: there is no /proc/self/pagemap; "
-                "showing a run recorded on a Linux machine instead"])
+                (f"this is {self.platform}, not Linux: there is no /proc/self/pagemap; "
+                "showing a run recorded on a Linux machine instead")])
         caps = Capabilities(True, True, True, True, True, True)
         caps.pagemap = self._readable(self.path("self", "pagemap"), caps, "pagemap",
                                       "needs a kernel with CONFIG_PROC_PAGE_MONITOR")
