@@ -72,7 +72,7 @@ def ensure_vendor() -> None:
     """Make sure build/vendor/node_modules holds reveal.js, requirejs, jquery and mathjax."""
     if all((NODE_MODULES / pkg / part).exists() for pkg, part, _ in VENDOR_PARTS):
         return
-    result = subprocess.run(["sh", str(VENDOR_SCRIPT)], capture_output=True, text=True)
+    result = subprocess.run(["sh", str(VENDOR_SCRIPT)], check=False, capture_output=True, text=True)
     if result.returncode != 0:
         raise SlideError(
             f"could not vendor the slide JavaScript ({VENDOR_SCRIPT.name} exit {result.returncode}):\n"
@@ -98,8 +98,13 @@ def install_vendor(out_dir: Path) -> None:
         src = NODE_MODULES / pkg / part
         dst = out_dir / "vendor" / pkg / part
         if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns(*ignore),
-                            copy_function=_link_or_copy, dirs_exist_ok=True)
+            shutil.copytree(
+                src,
+                dst,
+                ignore=shutil.ignore_patterns(*ignore),
+                copy_function=_link_or_copy,
+                dirs_exist_ok=True,
+            )
         else:
             dst.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(src, dst)
@@ -114,8 +119,13 @@ def execute(nb_path: Path, out_path: Path, timeout: int = 120):
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     nb = nbformat.read(str(nb_path), as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False,
-                            resources={"metadata": {"path": str(nb_path.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        store_widget_state=False,
+        resources={"metadata": {"path": str(nb_path.parent)}},
+    )
     try:
         client.execute()
     except (CellExecutionError, CellTimeoutError) as err:
@@ -188,8 +198,10 @@ def export(nb, name: str, out_dir: Path, exporter=None) -> Path:
     problems = check_offline(body, out_dir)
     if problems:
         listing = "\n  ".join(problems)
-        raise SlideError(f"{name}: the deck would load from the network or miss files:\n  {listing}\n"
-                         "Put the file next to the notebook or embed it, and use no http(s) URL for it.")
+        raise SlideError(
+            f"{name}: the deck would load from the network or miss files:\n  {listing}\n"
+            "Put the file next to the notebook or embed it, and use no http(s) URL for it."
+        )
     path = out_dir / f"{name}.slides.html"
     path.write_text(body, encoding="utf-8")
     return path
@@ -199,9 +211,9 @@ def export(nb, name: str, out_dir: Path, exporter=None) -> Path:
 
 FETCH_ATTRS = {"src", "href", "xlink:href", "data", "poster", "srcset", "background"}
 SCRIPT_TYPES = {"", "text/javascript", "application/javascript", "module", "text/x-mathjax-config"}
-NETWORK = re.compile(r"^\s*(?:https?:)?//", re.I)
-CSS_URL = re.compile(r"""(?:url\(\s*['"]?|@import\s+['"])((?:https?:)?//[^'")\s]+)""", re.I)
-JS_URL = re.compile(r"""['"`]((?:https?:)?//[\w.-]+[^'"`\s]*)""", re.I)
+NETWORK = re.compile(r"^\s*(?:https?:)?//", re.IGNORECASE)
+CSS_URL = re.compile(r"""(?:url\(\s*['"]?|@import\s+['"])((?:https?:)?//[^'")\s]+)""", re.IGNORECASE)
+JS_URL = re.compile(r"""['"`]((?:https?:)?//[\w.-]+[^'"`\s]*)""", re.IGNORECASE)
 
 
 class _FetchFinder(HTMLParser):
@@ -273,8 +285,14 @@ def write_index(decks: list[Path], out_dir: Path) -> Path:
     return path
 
 
-def build(notebooks, out_dir: Path = BUILD / "slides", executed_dir: Path = BUILD / "executed",
-          timeout: int = 120, run: bool = True, log=print) -> list[Path]:
+def build(
+    notebooks,
+    out_dir: Path = BUILD / "slides",
+    executed_dir: Path = BUILD / "executed",
+    timeout: int = 120,
+    run: bool = True,
+    log=print,
+) -> list[Path]:
     """Execute (unless run is False) and export each notebook; return the deck paths."""
     notebooks = [Path(nb) for nb in notebooks]
     for nb_path in notebooks:

@@ -1,0 +1,253 @@
+"""Offline reveal.js export (tools/slides.py): metadata check, offline check, and every deck opened
+in headless Chromium with the network blocked."""
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import find_chromium, missing_tool
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tools/ is not an installed package
+from tools import slides
+
+FIXTURE = ROOT / "tests" / "fixtures" / "slides_demo.ipynb"
+COURSE = sorted((ROOT / "course").glob("*.ipynb"))
+DECKS = [FIXTURE, *COURSE]
+SHOTS = ROOT / "build" / "screenshots" / "slides"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+def _nb(*slide_types):
+    nb = nbformat.v4.new_notebook()
+    for kind in slide_types:
+        cell = nbformat.v4.new_markdown_cell("text")
+        if kind is not None:
+            cell.metadata["slideshow"] = {"slide_type": kind}
+        nb.cells.append(cell)
+    return nb
+
+
+# --- no browser needed ------------------------------------------------------------------------
+
+
+def test_missing_slide_metadata_finds_bad_cells(tmp_path):
+    path = tmp_path / "bad.ipynb"
+    nbformat.write(_nb("slide", None, "-", "sideways", "notes"), str(path))
+    assert slides.missing_slide_metadata(path) == [1, 3]
+    assert slides.missing_slide_metadata(FIXTURE) == []
+
+
+@pytest.mark.parametrize("nb_path", DECKS, ids=lambda p: p.stem)
+def test_every_cell_has_slide_type(nb_path):
+    missing = slides.missing_slide_metadata(nb_path)
+    assert not missing, f"{nb_path.name}: cells {missing} have no valid metadata.slideshow.slide_type"
+
+
+def test_check_offline_lists_what_would_be_fetched(tmp_path):
+    (tmp_path / "local.js").write_text("")
+    body = """<html><head>
+    <script src="https://cdn.example/reveal.js"></script>
+    <script src="local.js"></script>
+    <link rel="stylesheet" href="//fonts.example/font.css">
+    <style>@import "https://fonts.example/a.css"; p { background: url(http://img.example/b.png) }</style>
+    <script>require(["http://cdn.example/notes.js"], function () {}); // see https://docs.example
+    </script>
+    <script type="text/x-mathjax-config">MathJax.Ajax.config.path.x = "https://cdn.example/x";</script>
+    <script type="application/json">{"homepage": "https://ok.example"}</script>
+    </head><body>
+    <a href="https://reading.example/">a link is not a fetch</a>
+    <svg xmlns="http://www.w3.org/2000/svg"></svg>
+    <img src="missing.png"> <img src="data:image/png;base64,AAAA">
+    </body></html>"""
+    problems = "\n".join(slides.check_offline(body, tmp_path))
+    for url in (
+        "https://cdn.example/reveal.js",
+        "//fonts.example/font.css",
+        "https://fonts.example/a.css",
+        "http://img.example/b.png",
+        "http://cdn.example/notes.js",
+        "https://cdn.example/x",
+        "missing.png",
+    ):
+        assert url in problems
+    for url in ("local.js", "docs.example", "ok.example", "reading.example", "w3.org", "data:"):
+        assert url not in problems
+    assert len(problems.splitlines()) == 7
+
+
+def test_export_refuses_network_images(tmp_path):
+    nb = _nb("slide")
+    nb.cells[0].source = '<img src="https://example.org/pte.png">'
+    with pytest.raises(slides.SlideError, match="https://example.org/pte.png"):
+        slides.export(nb, "online", tmp_path)
+    assert not (tmp_path / "online.slides.html").exists()
+
+
+def test_build_rejects_non_notebooks(tmp_path):
+    with pytest.raises(slides.SlideError, match="not a notebook"):
+        slides.build([tmp_path / "nope.ipynb"], out_dir=tmp_path)
+
+
+# --- in the browser ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A persistent Chromium context whose every non-file request is aborted and recorded."""
+    vendored = all((slides.NODE_MODULES / pkg / part).exists() for pkg, part, _ in slides.VENDOR_PARTS)
+    if not vendored and not shutil.which("npm"):
+        missing_tool("npm")  # tools/slides-vendor.sh fetches reveal.js and friends with it
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        context = pw.chromium.launch_persistent_context(
+            profile,
+            executable_path=find_chromium(),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 800},
+        )
+        context.network = []
+
+        def block(route):
+            if route.request.url.startswith("file:"):
+                route.continue_()
+            else:
+                context.network.append(route.request.url)
+                route.abort()
+
+        context.route("**/*", block)
+        yield context
+        context.close()
+
+
+def open_deck(context, path: Path):
+    """Open path; return (page, problems) where problems collects console errors and failed requests."""
+    context.network.clear()
+    page = context.new_page()
+    problems = []
+    page.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text}"))
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url} ({r.failure})"))
+    page.goto(path.as_uri())
+    return page, problems
+
+
+@pytest.mark.browser
+def test_browser_harness_sees_network_requests(browser, tmp_path):
+    page_path = tmp_path / "online.html"
+    page_path.write_text('<html><body><img src="https://example.org/x.png"></body></html>')
+    page, problems = open_deck(browser, page_path)
+    page.wait_for_load_state("load")
+    assert browser.network == ["https://example.org/x.png"]
+    assert any("example.org" in p for p in problems)
+    page.close()
+
+
+def expected_slides(nb) -> int:
+    """Reveal slides (horizontal and vertical) the notebook's metadata asks for."""
+    kinds = [c.metadata.get("slideshow", {}).get("slide_type", "-") for c in nb.cells]
+    visible = [k for k in kinds if k not in ("skip", "notes")]
+    return 1 + sum(k in ("slide", "subslide") for k in visible[1:])
+
+
+VISIBLE_STEPS = """el => Array.from(el.querySelectorAll(':scope > .jp-OutputArea > .vmlib-step'))
+    .map((s, i) => [i, getComputedStyle(s)])
+    .filter(([i, css]) => css.visibility !== 'hidden' && parseFloat(css.opacity) > 0)
+    .map(([i, css]) => [i, parseFloat(css.opacity)])"""
+
+
+def wait_for_step(page, steps, index: int) -> None:
+    """Wait until step index is the only visible output of the steps cell, fully faded in."""
+    handle = steps.element_handle()
+    try:
+        page.wait_for_function(
+            f"el => {{ const v = ({VISIBLE_STEPS})(el); "
+            f"return v.length === 1 && v[0][0] === {index} && v[0][1] === 1; }}",
+            arg=handle,
+            timeout=5000,
+        )
+    except Exception:  # noqa: BLE001 - report what was visible instead of a bare timeout
+        pytest.fail(f"expected only step {index} visible, saw {page.evaluate(VISIBLE_STEPS, handle)}")
+
+
+def walk_steps(page, steps, deck: str) -> int:
+    """Go to the steps cell's slide, step forward and back; return the number of steps."""
+    count = steps.locator(":scope > .jp-OutputArea > .vmlib-step").count()
+    first = int(steps.locator(".vmlib-step").first.get_attribute("data-fragment-index"))
+    page.evaluate(
+        "([el, f]) => { const i = Reveal.getIndices(el.closest('section')); Reveal.slide(i.h, i.v, f); }",
+        [steps.element_handle(), first - 1],
+    )
+    for index in range(count):
+        if index:
+            page.evaluate("Reveal.next()")
+        wait_for_step(page, steps, index)
+        if index == 1:
+            page.screenshot(path=str(SHOTS / f"{deck}-steps.png"))
+    page.evaluate("Reveal.prev()")
+    wait_for_step(page, steps, count - 2)
+    return count
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("nb_path", DECKS, ids=lambda p: p.stem)
+def test_deck_works_offline(browser, nb_path):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    deck = slides.build([nb_path], log=lambda *a, **k: None)[0]
+    nb = nbformat.read(str(slides.BUILD / "executed" / nb_path.name), as_version=4)
+
+    page, problems = open_deck(browser, deck)
+    page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=15000)
+    page.wait_for_function("window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0", timeout=15000)
+    assert page.evaluate("Reveal.getTotalSlides()") == expected_slides(nb)
+    page.wait_for_timeout(300)  # let the first slide settle for the screenshot
+    page.screenshot(path=str(SHOTS / f"{nb_path.stem}.png"))
+
+    notes_cells = [c for c in nb.cells if c.metadata.get("slideshow", {}).get("slide_type") == "notes"]
+    assert page.locator("aside.notes").count() == len(notes_cells)
+
+    steps_cells = [
+        c
+        for c in nb.cells
+        if c.cell_type == "code"
+        and c.metadata.get("vmlib", {}).get("steps")
+        and len(c.outputs) > 1
+        and c.metadata["slideshow"]["slide_type"] not in ("skip", "notes")
+    ]
+    steps = page.locator(".vmlib-steps")
+    assert steps.count() == len(steps_cells)
+    for number, cell in enumerate(steps_cells):
+        assert walk_steps(page, steps.nth(number), nb_path.stem) == len(cell.outputs)
+
+    assert browser.network == [], f"{nb_path.name} tried the network: {browser.network}"
+    assert problems == []
+    page.close()
+
+
+@pytest.mark.browser
+def test_fixture_has_math_notes_and_steps(browser):
+    deck = slides.build([FIXTURE], log=lambda *a, **k: None)[0]
+    page, problems = open_deck(browser, deck)
+    page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=15000)
+    page.wait_for_function("window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0", timeout=15000)
+    assert page.locator(".MathJax_CHTML").count() >= 2, "MathJax did not typeset $..$ and $$..$$"
+    page.evaluate("Reveal.slide(0, 0)")
+    assert "SPEAKER-NOTE" in page.evaluate("Reveal.getSlideNotes()")
+    assert page.locator(".vmlib-steps").count() == 1
+    assert browser.network == [] and problems == []
+    page.close()
