@@ -198,6 +198,12 @@ def compare(live: dict, sim: dict) -> dict:
            "label": live.get("label"), "rows": [], "steps": [], "mismatches": [],
            "notes": _notes(live, sim), "unavailable": _unavailable(live)}
     lsteps, ssteps = live.get("steps", []), sim.get("steps", [])
+    out["one_sided"] = not lsteps or not ssteps      # one world did not run at all
+    if out["one_sided"]:
+        world = "simulator" if lsteps else "live"
+        err = (sim if lsteps else live).get("error") or "no steps recorded"
+        _mismatch(out, 0, None, None, None, "run", None, None,
+                  f"the {world} world did not run, so nothing could be compared: {err}")
     for i in range(max(len(lsteps), len(ssteps))):
         lrec = lsteps[i] if i < len(lsteps) else {}
         srec = ssteps[i] if i < len(ssteps) else {}
@@ -245,9 +251,11 @@ def _compare_step(i: int, lrec: dict, srec: dict, out: dict) -> dict:
     lres, sres = lrec.get("result") or {}, srec.get("result") or {}
     row = {"index": i, "text": text, "live": lres, "sim": sres,
            "live_error": lrec.get("error"), "sim_error": srec.get("error")}
-    if not lrec or not srec:
+    if (not lrec or not srec) and not out["one_sided"]:
         _mismatch(out, i, None, None, None, "step", "ran" if lrec else "missing",
                   "ran" if srec else "missing", "one world stopped before this step")
+    if out["one_sided"]:
+        return row
     if ("data" in lres or "data" in sres) and lres.get("data") != sres.get("data"):
         _mismatch(out, i, None, None, None, "read data", lres.get("data"), sres.get("data"), None)
     if bool(lrec.get("error")) != bool(srec.get("error")) and lrec and srec:
@@ -273,7 +281,9 @@ def _compare_page(i, pname, mname, j, lo, so, live, out) -> dict:
     row = {"step": i, "proc": pname, "map": mname, "page": j, "cells": {}}
     for name in OBSERVABLES:
         lv, sv = get_value(lo, name), get_value(so, name)
-        if lo is None or so is None:
+        if out["one_sided"]:
+            status = "missing"
+        elif lo is None or so is None:
             status = "mismatch"
         elif name in out["unavailable"] and lv is None:
             status = "n/a"
