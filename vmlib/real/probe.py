@@ -8,6 +8,7 @@ kpagecount or a kernel that reports differently would show.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import struct
@@ -31,6 +32,20 @@ KPF = {"MMAP": 11, "ANON": 12, "ZERO_PAGE": 24,
        "LRU": 5, "SWAPBACKED": 14, "COMPOUND_HEAD": 15, "COMPOUND_TAIL": 16, "HUGE": 17,
        "NOPAGE": 20, "KSM": 21, "THP": 22, "PGTABLE": 26, "RESERVED": 32}
 COMPARED_KPF = ("ANON", "MMAP", "ZERO_PAGE")
+
+# A written page of our own whose pagemap entry tells whether pfns are visible to us.
+_PROBE_BUF = bytearray(3 * PAGE_SIZE)
+PROBE_ADDR = (ctypes.addressof((ctypes.c_char * len(_PROBE_BUF)).from_buffer(_PROBE_BUF))
+              + PAGE_SIZE) & ~(PAGE_SIZE - 1)
+
+
+def _touch_probe_page() -> None:
+    """Write the page at PROBE_ADDR so that it is present."""
+    base = ctypes.addressof((ctypes.c_char * 1).from_buffer(_PROBE_BUF))
+    _PROBE_BUF[PROBE_ADDR - base] = 1
+
+
+_touch_probe_page()
 
 
 @dataclass
@@ -136,14 +151,10 @@ class Probe:
         return False
 
     def _shows_pfns(self) -> bool:
-        """True if a page this process surely has present (its own stack) shows a pfn."""
-        import ctypes
-
-        probe_buf = bytearray(PAGE_SIZE * 2)
-        probe_buf[PAGE_SIZE] = 1                 # written, so this page is surely present
-        addr = ctypes.addressof((ctypes.c_char * len(probe_buf)).from_buffer(probe_buf))
+        """True if a page this process surely has present (PROBE_ADDR) shows a pfn."""
+        _touch_probe_page()
         try:
-            e = self.pagemap(addr + PAGE_SIZE, 1)[0]
+            e = self.pagemap(PROBE_ADDR, 1)[0]
         except OSError:
             return False
         return bool(e & PM_PRESENT) and (e & PM_PFN_MASK) != 0

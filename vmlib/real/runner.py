@@ -63,8 +63,10 @@ def _kernel_config(path: str) -> dict:
 
 
 def run_live(scenario: sc.Scenario | str, proc: str = "/proc", platform: str | None = None,
-             timeout: float = 60.0) -> dict:
+             timeout: float = 60.0, as_user: int | None = None) -> dict:
     """Run `scenario` on this kernel; off Linux return the recorded run (world 'recorded').
+
+    as_user=uid runs the scenario processes without root (to see what a normal user sees).
 
     The result always has 'world', 'scenario', 'env', 'capabilities', 'steps', 'notes' and
     'error' (None or a message); it never raises for a kernel that cannot show something.
@@ -75,15 +77,16 @@ def run_live(scenario: sc.Scenario | str, proc: str = "/proc", platform: str | N
     if not caps.linux:
         return recorded_run(scenario, reason=caps.missing[0])
     run = {"world": "live", "scenario": sc.to_dict(scenario), "env": environment(probe),
-           "notes": list(caps.missing)}
-    run.update(_spawn_worker(scenario, proc, timeout))
-    run.setdefault("capabilities", caps.as_dict())
+           "notes": [f"run as uid {as_user}, not root"] if as_user is not None else []}
+    run.update(_spawn_worker(scenario, proc, timeout, as_user))
+    run.setdefault("capabilities", caps.as_dict())      # the worker's own, if it got that far
+    run["notes"] += run["capabilities"].get("missing", [])
     run.setdefault("steps", [])
     run.setdefault("error", None)
     return run
 
 
-def _spawn_worker(scenario: sc.Scenario, proc: str, timeout: float) -> dict:
+def _spawn_worker(scenario: sc.Scenario, proc: str, timeout: float, as_user: int | None) -> dict:
     """Run the worker in a new session; kill the session on timeout. Returns its JSON."""
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
@@ -91,7 +94,8 @@ def _spawn_worker(scenario: sc.Scenario, proc: str, timeout: float) -> dict:
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True, env=env)
     try:
-        out, err = p.communicate(json.dumps({"scenario": sc.to_dict(scenario), "proc": proc}),
+        out, err = p.communicate(json.dumps({"scenario": sc.to_dict(scenario), "proc": proc,
+                                            "as_user": as_user}),
                                  timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(p.pid, signal.SIGKILL)
@@ -101,7 +105,7 @@ def _spawn_worker(scenario: sc.Scenario, proc: str, timeout: float) -> dict:
     finally:
         _kill_session(p.pid)
     try:
-        return json.loads(out)
+        return {**json.loads(out), "worker_pid": p.pid}
     except json.JSONDecodeError:
         return {"error": f"the worker for {scenario.name!r} exited with status {p.returncode} "
                          f"without a result; its stderr ends: {err[-300:]!r}"}

@@ -40,6 +40,8 @@ def title(cmp: dict) -> str:
     s = cmp.get("scenario") or {}
     world = cmp.get("label") or f"{cmp.get('live_world') or 'live'} kernel"
     verdict = "agree" if cmp.get("agree") else f"{len(cmp.get('mismatches', []))} mismatch(es)"
+    if cmp.get("unavailable"):
+        verdict += f" ({len(cmp['unavailable'])} observable(s) not visible here, see below)"
     return f"{s.get('name', '?')}: {world} vs simulator 6.12 - {verdict}"
 
 

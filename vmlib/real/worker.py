@@ -28,6 +28,7 @@ PROT = {"none": 0, "r": 1, "rw": 3}
 MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS = 0x01, 0x02, 0x20
 MADV_NOHUGEPAGE = 15
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_DUMPABLE = 4
 STEP_TIMEOUT = 10.0          # seconds a scenario process may take for one command
 IDLE_TIMEOUT = 60.0          # a scenario process with no command for this long exits by itself
 
@@ -341,6 +342,11 @@ def run_scenario(scenario: sc.Scenario, probe: Probe) -> dict:
 def main() -> None:
     req = json.loads(sys.stdin.read())
     try:
+        if req.get("as_user") is not None:     # drop root before anything is opened
+            os.setgroups([])
+            os.setgid(req["as_user"])
+            os.setuid(req["as_user"])
+            _libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)   # as a normal user's process would be
         run = run_scenario(sc.from_dict(req["scenario"]), Probe(proc=req.get("proc", "/proc")))
     except Exception as e:  # noqa: BLE001 - the caller gets a message, not a traceback
         run = {"error": f"worker failed: {type(e).__name__}: {e}",
