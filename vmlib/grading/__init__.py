@@ -1,0 +1,83 @@
+"""Grading for the course's exercises: plain Python, standard library only, no Jupyter.
+
+Students call `check(suite, answer...)` in a test cell; it judges the answer in a fresh
+interpreter against vmlib's reference and prints where it first diverged. At autograde time the
+verdict that counts is computed outside the student's kernel (vmlib.grading.notebook, plugged
+into nbgrader by tools/nbgrader/vmlib_nbgrader.py), so nothing the notebook does can change it.
+"""
+
+from __future__ import annotations
+
+import json
+import linecache
+import os
+import types
+
+from vmlib.grading.runner import run_clean
+from vmlib.grading.suites import get_suite
+
+__all__ = ["NotVerifiedHere", "WrongAnswer", "check"]
+
+
+class WrongAnswer(AssertionError):
+    """The answer diverged from the kernel; the message names the case and how."""
+
+
+class NotVerifiedHere(AssertionError):
+    """Under `nbgrader autograde` the verdict comes from outside the notebook, not from here."""
+
+
+def check(suite_id: str, *answers, **params) -> None:
+    """Judge `answers` (the suite's names, in order) in a clean process; raise WrongAnswer if wrong."""
+    __tracebackhide__ = True
+    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
+        raise NotVerifiedHere("this cell is graded outside the notebook by tools/grade.py autograde")
+    suite = get_suite(suite_id)
+    if len(answers) != len(suite.names):
+        raise TypeError(f"check({suite_id!r}, ...) takes {', '.join(suite.names)}; got {len(answers)} answers")
+    cells: list[str] = []
+    bind = {name: _bind(answer, cells) for name, answer in zip(suite.names, answers)}
+    [verdict] = run_clean([{"suite": suite_id, "params": params, "cells": cells, "bind": bind}])
+    print(verdict["text"])
+    if not verdict["passed"]:
+        raise WrongAnswer(verdict["first"])
+
+
+def _bind(answer, cells: list[str]) -> dict:
+    """How the clean side finds `answer`: by name in the cells we collect, by import, or as a value."""
+    if isinstance(answer, types.FunctionType):
+        if answer.__module__ != "__main__":
+            return {"import": f"{answer.__module__}:{answer.__qualname__}"}
+        _collect(answer, cells, set())
+        return {"name": answer.__name__}
+    try:
+        json.dumps(answer)
+    except TypeError:
+        raise TypeError(f"check() cannot grade a {type(answer).__name__}; pass your function or a plain value")
+    return {"value": answer}
+
+
+def _collect(fn: types.FunctionType, cells: list[str], seen: set) -> None:
+    """Add the notebook cell that defines `fn`, after the cells of the functions it uses."""
+    if fn.__code__.co_filename in seen:
+        return
+    seen.add(fn.__code__.co_filename)
+    for name in _names(fn.__code__):
+        value = fn.__globals__.get(name)
+        if isinstance(value, types.FunctionType) and value.__module__ == "__main__":
+            _collect(value, cells, seen)
+        elif isinstance(value, (int, float, str, bool)) and not name.startswith("VM_"):
+            cells.append(f"{name} = {value!r}\n")
+    source = "".join(linecache.getlines(fn.__code__.co_filename))
+    if not source:
+        raise ValueError(f"cannot find the cell that defines {fn.__name__}; run that cell again, then this one")
+    cells.append(source)
+
+
+def _names(code: types.CodeType) -> set[str]:
+    """Global names used by `code` and the functions nested in it."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names(const)
+    return names

@@ -1,0 +1,129 @@
+"""Student side of a check: run the student's cells and cases in a throw-away interpreter.
+
+Started by vmlib.grading.runner as `python -I -m vmlib.grading.child RESULT_FILE` with the
+request as JSON on stdin. Writes one JSON line per event to RESULT_FILE, flushed at once, so
+the runner knows how far it got even if the student's code kills this process.
+Nothing here is trusted: the runner compares what this process reports with answers it
+computed itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import signal
+import sys
+import traceback
+
+from vmlib.grading.suites import Case, as_json, default_run_case, get_suite
+
+
+class CellTimeout(BaseException):
+    """The student's code ran longer than the time allowed for one cell or case."""
+
+
+class ReferenceCalled(BaseException):
+    """The student's code called the reference implementation it is asked to write."""
+
+
+_called: list[str] = []
+
+
+def _tripwire(name: str):
+    def tripwire(*args, **kwargs):
+        _called.append(name)
+        raise ReferenceCalled(f"{name} is the function you are asked to write; calling it does not count")
+    return tripwire
+
+
+def install_tripwires(spots) -> None:
+    """Replace each "module:attr" with a function that records the call and raises."""
+    for spot in spots:
+        module, attr = spot.split(":")
+        setattr(importlib.import_module(module), attr, _tripwire(f"{module}.{attr}"))
+
+
+def _on_alarm(signum, frame):
+    raise CellTimeout()
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line account of what the student's code raised, with its cell line if known."""
+    if isinstance(exc, SystemExit):
+        what = f"called sys.exit({exc.code!r})" if exc.code is not None else "called sys.exit()"
+    elif isinstance(exc, CellTimeout):
+        what = "did not finish in time (an endless loop?)"
+    elif isinstance(exc, ReferenceCalled):
+        what = f"called vmlib's reference: {exc}"
+    else:
+        what = f"raised {type(exc).__name__}: {exc}"[:300]
+    where = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell")]
+    return f"{what} ({where[-1].filename[1:-1]}, line {where[-1].lineno})" if where else what
+
+
+def guarded(fn, seconds: float):
+    """Run fn() with an alarm; return (value, None) or (None, exception)."""
+    _called.clear()
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return fn(), None
+    except BaseException as exc:  # noqa: BLE001 - the student's code may raise anything, SystemExit too
+        return None, exc
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def main(result_path: str) -> None:
+    request = json.load(sys.stdin)
+    with open(result_path, "w") as out:
+        run(request, out)
+
+
+def run(request: dict, out) -> None:
+    """Run the student's cells, then each case, writing one event line per step to `out`."""
+    def emit(event: dict) -> None:
+        out.write(json.dumps(event) + "\n")
+        out.flush()
+
+    suite = get_suite(request["suite"])
+    limit = float(request.get("cell_timeout", 5))
+    signal.signal(signal.SIGALRM, _on_alarm)
+    install_tripwires(suite.tripwires)
+    ns: dict = {"__name__": "__main__"}
+    exec(compile(suite.prelude, "<prelude>", "exec"), ns)  # noqa: S102 - running student code is the point
+    errors = []
+    for k, source in enumerate(request["cells"], 1):
+        code, exc = guarded(lambda s=source, k=k: compile(s, f"<cell {k}>", "exec"), limit)
+        if exc is None:
+            _, exc = guarded(lambda c=code: exec(c, ns), limit)  # noqa: S102
+        if exc is not None:
+            errors.append(f"cell {k} {describe(exc)}")
+    bound, missing = {}, {}
+    for name, how in request["bind"].items():
+        if "value" in how:
+            bound[name] = how["value"]
+        elif "import" in how:
+            module, attr = how["import"].split(":")
+            bound[name] = getattr(importlib.import_module(module), attr)
+        elif how["name"] in ns:
+            bound[name] = ns[how["name"]]
+        else:
+            missing[name] = how["name"]
+    emit({"setup": {"errors": errors, "missing": missing}})
+    run_case = suite.run_case or default_run_case
+    for i, raw in enumerate(request["cases"]):
+        case = Case(raw["label"], raw["fn"], raw["args"])
+        if case.fn in missing:
+            emit({"i": i, "missing": missing[case.fn]})
+            continue
+        value, exc = guarded(lambda c=case: as_json(run_case(bound, c)), limit)
+        if _called:
+            emit({"i": i, "reference": _called[0]})
+        elif exc is not None:
+            emit({"i": i, "raised": describe(exc)})
+        else:
+            emit({"i": i, "result": value})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,109 @@
+"""Verify a notebook from outside: read its test cells, grade its solution cells in a clean process.
+
+This is the verdict that counts. It reads the notebook as JSON (a dict) and never executes it in
+a Jupyter kernel: each test cell's `check(...)` calls are parsed, not run, and the student's
+solution cells go, as text, to vmlib.grading.runner. The student's notebook code therefore
+cannot change the checks, the grading helpers or the reference.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+
+from vmlib.grading.runner import run_clean
+
+
+def _nbgrader(cell: dict) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def solution_sources(nb: dict) -> list[str]:
+    """The sources of the autograded-answer (solution) code cells, in notebook order."""
+    return [_source(c) for c in nb["cells"] if c.get("cell_type") == "code" and _nbgrader(c).get("solution")]
+
+
+def parse_checks(source: str) -> list[dict]:
+    """The check(...) calls at the top level of a test cell, as runner requests without cells."""
+    checks = []
+    for node in ast.parse(source).body:
+        call = node.value if isinstance(node, ast.Expr) else None
+        if not isinstance(call, ast.Call):
+            continue
+        func = call.func
+        if getattr(func, "id", None) != "check" and getattr(func, "attr", None) != "check":
+            continue
+        suite = ast.literal_eval(call.args[0])
+        names = [{"name": a.id} if isinstance(a, ast.Name) else {"value": ast.literal_eval(a)}
+                 for a in call.args[1:]]
+        params = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+        checks.append({"suite": suite, "params": params, "answers": names})
+    return checks
+
+
+def checking_cells(nb: dict) -> list[tuple[str, list[dict]]]:
+    """(grade_id, checks) for each autograded test cell that calls check()."""
+    out = []
+    for cell in nb["cells"]:
+        meta = _nbgrader(cell)
+        if cell.get("cell_type") == "code" and meta.get("grade") and not meta.get("solution"):
+            checks = parse_checks(_source(cell))
+            if checks:
+                out.append((meta["grade_id"], checks))
+    return out
+
+
+def verify(nb: dict, cell_timeout: float = 5.0) -> dict[str, dict]:
+    """{grade_id: verdict} for every checking test cell; a verdict has passed, first and text."""
+    from vmlib.grading.suites import get_suite
+
+    cells = solution_sources(nb)
+    requests, owners = [], []
+    for grade_id, checks in checking_cells(nb):
+        for c in checks:
+            names = get_suite(c["suite"]).names
+            requests.append({"suite": c["suite"], "params": c["params"], "cells": cells,
+                             "bind": dict(zip(names, c["answers"]))})
+            owners.append(grade_id)
+    verdicts: dict[str, dict] = {}
+    for grade_id, v in zip(owners, run_clean(requests, cell_timeout) if requests else []):
+        merged = verdicts.setdefault(grade_id, {"passed": True, "first": None, "texts": []})
+        merged["passed"] = merged["passed"] and v["passed"]
+        merged["first"] = merged["first"] or v["first"]
+        merged["texts"].append(v["text"])
+    for merged in verdicts.values():
+        merged["text"] = "\n".join(merged.pop("texts"))
+    return verdicts
+
+
+def selfcheck(path: str, cell_timeout: float = 5.0) -> int:
+    """Print a student's score on the visible checks of the notebook at `path`; 0 if all pass."""
+    with open(path, encoding="utf-8") as f:
+        nb = json.load(f)
+    verdicts = verify(nb, cell_timeout)
+    got = total = 0
+    for cell in nb["cells"]:
+        meta = _nbgrader(cell)
+        if not meta.get("grade") or meta.get("solution") or cell.get("cell_type") != "code":
+            continue
+        points = float(meta.get("points", 0))
+        v = verdicts.get(meta["grade_id"])
+        if v is None:
+            print(f"[hidden] {meta['grade_id']} ({points:g} points): graded by your instructor")
+            continue
+        total += points
+        got += points if v["passed"] else 0
+        print(f"[{'pass' if v['passed'] else 'FAIL'}] {meta['grade_id']} ({points:g} points)")
+        print("    " + v["text"].replace("\n", "\n    "))
+    print(f"visible checks: {got:g} of {total:g} points")
+    return 0 if got == total else 1
+
+
+if __name__ == "__main__":
+    sys.exit(selfcheck(sys.argv[1]))
