@@ -1,6 +1,7 @@
 """Offline reveal.js export (tools/slides.py): metadata check, offline check, and every deck opened
 in headless Chromium with the network blocked."""
 
+import functools
 import shutil
 import sys
 import tempfile
@@ -97,9 +98,38 @@ def test_export_refuses_network_images(tmp_path):
     assert not (tmp_path / "online.slides.html").exists()
 
 
-def test_build_rejects_non_notebooks(tmp_path):
+def test_build_rejects_non_notebooks(tmp_path, capsys):
     with pytest.raises(slides.SlideError, match="not a notebook"):
         slides.build([tmp_path / "nope.ipynb"], out_dir=tmp_path)
+    assert slides.main([str(tmp_path / "nope.txt"), "--out", str(tmp_path)]) == 1
+    assert "nope.txt: not a notebook" in capsys.readouterr().err
+
+
+def test_prepare_drops_widgets_and_honours_tags():
+    nb = nbformat.v4.new_notebook()
+    widget = nbformat.v4.new_output(
+        "display_data", {slides.WIDGET_VIEW: {"model_id": "x"}, "text/plain": "W"}
+    )
+    svg = nbformat.v4.new_output("display_data", {"image/svg+xml": "<svg/>"})
+    cells = [nbformat.v4.new_code_cell("w", outputs=[widget, svg]) for _ in range(4)]
+    cells[1].metadata["tags"] = ["remove_cell"]
+    cells[2].metadata["tags"] = ["remove_input"]
+    cells[3].metadata["jupyter"] = {"outputs_hidden": True}
+    nb.cells = cells
+    nb.metadata["widgets"] = {"state": {}}
+    assert slides.prepare(nb) == 2
+    assert len(nb.cells) == 3 and "widgets" not in nb.metadata
+    assert [len(c.outputs) for c in nb.cells] == [1, 1, 0]
+    assert [c.metadata.get("transient", {}).get("remove_source", False) for c in nb.cells] == [
+        False,
+        True,
+        False,
+    ]
+
+
+def test_export_explains_all_hidden_notebook(tmp_path):
+    with pytest.raises(slides.SlideError, match="slide_type other than skip/notes"):
+        slides.export(_nb("skip", "notes"), "hidden", tmp_path)
 
 
 # --- in the browser ---------------------------------------------------------------------------
@@ -158,6 +188,12 @@ def test_browser_harness_sees_network_requests(browser, tmp_path):
     page.close()
 
 
+@functools.cache
+def built(nb_path: Path) -> Path:
+    """Execute and export nb_path once per test session; return the deck."""
+    return slides.build([nb_path], log=lambda *a, **k: None)[0]
+
+
 def expected_slides(nb) -> int:
     """Reveal slides (horizontal and vertical) the notebook's metadata asks for."""
     kinds = [c.metadata.get("slideshow", {}).get("slide_type", "-") for c in nb.cells]
@@ -208,7 +244,7 @@ def walk_steps(page, steps, deck: str) -> int:
 @pytest.mark.parametrize("nb_path", DECKS, ids=lambda p: p.stem)
 def test_deck_works_offline(browser, nb_path):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    deck = slides.build([nb_path], log=lambda *a, **k: None)[0]
+    deck = built(nb_path)
     nb = nbformat.read(str(slides.BUILD / "executed" / nb_path.name), as_version=4)
 
     page, problems = open_deck(browser, deck)
@@ -241,7 +277,7 @@ def test_deck_works_offline(browser, nb_path):
 
 @pytest.mark.browser
 def test_fixture_has_math_notes_and_steps(browser):
-    deck = slides.build([FIXTURE], log=lambda *a, **k: None)[0]
+    deck = built(FIXTURE)
     page, problems = open_deck(browser, deck)
     page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=15000)
     page.wait_for_function("window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0", timeout=15000)

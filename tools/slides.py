@@ -138,13 +138,24 @@ def execute(nb_path: Path, out_path: Path, timeout: int = 120):
 # --- exporting ------------------------------------------------------------------------------
 
 
-def drop_widget_outputs(nb) -> int:
-    """Remove ipywidget outputs (they need a live kernel); return how many were dropped."""
+def prepare(nb) -> int:
+    """Shape an executed notebook for static slides; return how many widget outputs were dropped.
+
+    Widget outputs need a live kernel and are left out. Tags remove_cell, remove_input and
+    remove_output (nbconvert's names) and JupyterLab's source_hidden/outputs_hidden are honoured.
+    """
     dropped = 0
+    nb.cells = [cell for cell in nb.cells if "remove_cell" not in cell.metadata.get("tags", [])]
     for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        hidden = cell.metadata.get("jupyter", {})
+        if "remove_input" in tags or hidden.get("source_hidden"):
+            cell.metadata["transient"] = {"remove_source": True}
         if cell.cell_type != "code":
             continue
-        kept = [out for out in cell.get("outputs", []) if WIDGET_VIEW not in out.get("data", {})]
+        if "remove_output" in tags or hidden.get("outputs_hidden"):
+            cell.outputs = []
+        kept = [out for out in cell.outputs if WIDGET_VIEW not in out.get("data", {})]
         dropped += len(cell.outputs) - len(kept)
         cell.outputs = kept
     nb.metadata.pop("widgets", None)
@@ -194,7 +205,10 @@ def make_exporter():
 def export(nb, name: str, out_dir: Path, exporter=None) -> Path:
     """Write out_dir/<name>.slides.html from an executed notebook; refuse if it would go online."""
     exporter = exporter or make_exporter()
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": name}})
+    try:
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": name}})
+    except ValueError as err:  # nbconvert: "All cells are hidden, cannot create slideshow"
+        raise SlideError(f"{name}: {err}; give some cell a slide_type other than skip/notes") from err
     problems = check_offline(body, out_dir)
     if problems:
         listing = "\n  ".join(problems)
@@ -311,7 +325,7 @@ def build(
             nb = execute(nb_path, executed_dir / nb_path.name, timeout)
         else:
             nb = nbformat.read(str(nb_path), as_version=4)
-        dropped = drop_widget_outputs(nb)
+        dropped = prepare(nb)
         log(f"{prefix} exporting…", flush=True)
         decks.append(export(nb, name, out_dir, exporter))
         note = f" ({dropped} widget outputs left out: slides are static)" if dropped else ""
