@@ -287,3 +287,15 @@ def test_fixture_has_math_notes_and_steps(browser):
     assert page.locator(".vmlib-steps").count() == 1
     assert browser.network == [] and problems == []
     page.close()
+
+
+@pytest.mark.browser
+def test_index_links_every_deck(browser):
+    deck = built(FIXTURE)
+    page, problems = open_deck(browser, deck.parent / "index.html")
+    links = page.locator("a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+    assert sorted(links) == sorted(p.name for p in deck.parent.glob("*.slides.html"))
+    page.click(f"a[href='{deck.name}']")
+    page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=15000)
+    assert browser.network == [] and problems == []
+    page.close()

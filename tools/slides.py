@@ -116,7 +116,7 @@ def install_vendor(out_dir: Path) -> None:
 def execute(nb_path: Path, out_path: Path, timeout: int = 120):
     """Run nb_path top to bottom in a fresh python3 kernel (cwd = its folder); save and return it."""
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     nb = nbformat.read(str(nb_path), as_version=4)
     client = NotebookClient(
@@ -128,7 +128,7 @@ def execute(nb_path: Path, out_path: Path, timeout: int = 120):
     )
     try:
         client.execute()
-    except (CellExecutionError, CellTimeoutError) as err:
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
         raise SlideError(f"{nb_path}: a cell failed while executing, fix the notebook first:\n{err}") from err
     out_path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(out_path))
@@ -281,8 +281,9 @@ def check_offline(body: str, deck_dir: Path) -> list[str]:
 # --- the command ----------------------------------------------------------------------------
 
 
-def write_index(decks: list[Path], out_dir: Path) -> Path:
-    """Write out_dir/index.html with a link to every deck."""
+def write_index(out_dir: Path) -> Path:
+    """Write out_dir/index.html with a link to every deck in out_dir (this run's and earlier ones)."""
+    decks = out_dir.glob("*.slides.html")
     items = "\n".join(
         f'<li><a href="{html.escape(d.name)}">{html.escape(d.name.removesuffix(".slides.html"))}</a></li>'
         for d in sorted(decks)
@@ -330,7 +331,7 @@ def build(
         decks.append(export(nb, name, out_dir, exporter))
         note = f" ({dropped} widget outputs left out: slides are static)" if dropped else ""
         log(f"{prefix} done in {time.monotonic() - start:.1f} s{note}", flush=True)
-    write_index(decks, out_dir)
+    write_index(out_dir)
     return decks
 
 
