@@ -39,19 +39,29 @@ def simulate(scenario: sc.Scenario | str, version: str = SIM_VERSION, ram_pages:
     procs = {"parent": k.spawn()}
     addrs: dict[str, int] = {}
     sizes: dict[str, int] = {}
+    known: dict[str, list] = {"parent": []}     # process -> the mappings it has (as live)
     for i, step in enumerate(scenario.steps):
         rec = {"index": i, "step": sc.step_to_dict(step), "text": sc.describe(step),
                "result": {}, "error": None}
         run["steps"].append(rec)
         try:
             rec["result"] = _sim_step(k, procs, addrs, sizes, step)
+            _track_names(known, step)
         except Exception as e:  # noqa: BLE001 - a kernel error is an observable, not a crash
             rec["error"] = f"{type(e).__name__}: {e}"
         rec["procs"] = {name: {m: [sim_page(k, p, addrs[m] + j * PAGE_SIZE) for j in range(sizes[m])]
-                               for m in addrs} for name, p in procs.items()}
+                               for m in known[name]} for name, p in procs.items()}
         if rec["error"]:
             break
     return run
+
+
+def _track_names(known: dict, step) -> None:
+    """Keep `known` (process -> mapping names) in step with Mmap and Fork."""
+    if isinstance(step, sc.Mmap):
+        known[step.who].append(step.name)
+    elif isinstance(step, sc.Fork):
+        known[step.child] = list(known[step.who])
 
 
 def _sim_step(k, procs: dict, addrs: dict, sizes: dict, step) -> dict:
@@ -118,7 +128,7 @@ def _kpage(k, pfn: int) -> tuple:
     flags = []
     if mapcount > 0:
         flags.append("MMAP")
-    if mapcount > 0 and _is_anon(page):
+    if _is_anon(page):
         flags.append("ANON")
     if pfn == getattr(k, "zero_pfn", None):
         flags.append("ZERO_PAGE")

@@ -144,8 +144,9 @@ def recorded_runs() -> dict:
     return json.loads(files[-1].read_text()) if files else {}
 
 
-def recorded_run(scenario: sc.Scenario, reason: str = "") -> dict:
+def recorded_run(scenario: sc.Scenario | str, reason: str = "") -> dict:
     """The recorded live run of `scenario`, labelled 'recorded on Linux <release> on <date>'."""
+    scenario = sc.get(scenario) if isinstance(scenario, str) else scenario
     data = recorded_runs()
     run = data.get("runs", {}).get(scenario.name)
     if run is None:
