@@ -95,7 +95,7 @@ def selfcheck(path: str, cell_timeout: float = 5.0) -> int:
         points = float(meta.get("points", 0))
         v = verdicts.get(meta["grade_id"])
         if v is None:
-            print(f"[hidden] {meta['grade_id']} ({points:g} points): graded by your instructor")
+            print(f"[hidden] {meta['grade_id']} ({points:g} points): hidden cases, run by the autograder")
             continue
         total += points
         got += points if v["passed"] else 0
