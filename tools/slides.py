@@ -192,6 +192,7 @@ def make_exporter():
         reveal_url_prefix=REVEAL,
         reveal_theme=THEME,
         reveal_transition="none",
+        reveal_scroll=True,  # a slide taller than the screen scrolls instead of being cut off
         require_js_url=REQUIRE_JS,
         jquery_url=JQUERY,
         mathjax_url=MATHJAX,
