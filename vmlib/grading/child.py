@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import signal
 import sys
 import traceback
@@ -43,6 +44,10 @@ def install_tripwires(spots) -> None:
         setattr(importlib.import_module(module), attr, _tripwire(f"{module}.{attr}"))
 
 
+def _no_exit(status=0):
+    raise SystemExit(f"os._exit({status!r})")
+
+
 def _on_alarm(signum, frame):
     raise CellTimeout()
 
@@ -50,7 +55,9 @@ def _on_alarm(signum, frame):
 def describe(exc: BaseException) -> str:
     """A one-line account of what the student's code raised, with its cell line if known."""
     if isinstance(exc, SystemExit):
-        what = f"called sys.exit({exc.code!r})" if exc.code is not None else "called sys.exit()"
+        code = exc.code
+        what = f"called {code}" if str(code).startswith("os._exit(") else f"called sys.exit({code!r})"
+        what = "called sys.exit()" if code is None else what
     elif isinstance(exc, CellTimeout):
         what = "did not finish in time (an endless loop?)"
     elif isinstance(exc, ReferenceCalled):
@@ -89,6 +96,7 @@ def run(request: dict, out) -> None:
     limit = float(request.get("cell_timeout", 5))
     signal.signal(signal.SIGALRM, _on_alarm)
     install_tripwires(suite.tripwires)
+    os._exit = _no_exit  # so that one os._exit costs the case it is in, not every check
     ns: dict = {"__name__": "__main__"}
     exec(compile(suite.prelude, "<prelude>", "exec"), ns)  # noqa: S102 - running student code is the point
     errors = []
@@ -111,15 +119,20 @@ def run(request: dict, out) -> None:
             missing[name] = how["name"]
     emit({"setup": {"errors": errors, "missing": missing}})
     run_case = suite.run_case or default_run_case
+    hung: set[str] = set()
     for i, raw in enumerate(request["cases"]):
         case = Case(raw["label"], raw["fn"], raw["args"])
         if case.fn in missing:
             emit({"i": i, "missing": missing[case.fn]})
             continue
+        if case.fn in hung:
+            emit({"i": i, "raised": "was not run: an earlier case of it did not finish in time"})
+            continue
         value, exc = guarded(lambda c=case: as_json(run_case(bound, c)), limit)
         if _called:
             emit({"i": i, "reference": _called[0]})
         elif exc is not None:
+            hung |= {case.fn} if isinstance(exc, CellTimeout) else set()
             emit({"i": i, "raised": describe(exc)})
         else:
             emit({"i": i, "result": value})
