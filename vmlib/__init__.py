@@ -1,0 +1,31 @@
+"""vmlib: a faithful simulator of the Linux memory manager, from 2.6.25 to 6.12.
+
+The public API (DESIGN.md §3): Kernel, Driver, drivers, the VM_* flags, the fault codes and the
+errors. The model imports only the standard library; views live in vmlib.views.
+"""
+
+from vmlib import drivers
+from vmlib.errors import (BadPageMap, BadPageState, BusError, InvariantError, KernelBug, KernelError,
+                          MissingFeature, Segfault, VmError)
+from vmlib.flags import (PAGE_SHIFT, PAGE_SIZE, VM_DONTCOPY, VM_DONTEXPAND, VM_EXEC, VM_FAULT_NOPAGE,
+                         VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_INSERTPAGE, VM_IO, VM_MAYREAD, VM_MAYSHARE,
+                         VM_MAYWRITE, VM_MIXEDMAP, VM_PFNMAP, VM_READ, VM_RESERVED, VM_SHARED,
+                         VM_WRITE, is_cow_mapping)
+from vmlib.kernel import Kernel
+from vmlib.mm import Driver, File, Vmf
+from vmlib.page import Page
+from vmlib.process import Process
+from vmlib.profiles import ARCHES, VERSIONS
+from vmlib.pte import Pte
+
+PROFILES = [("2.6.25", "x86"), ("2.6.26", "x86"), ("2.6.26", "s390"), ("2.6.27", "x86"),
+            ("6.12", "x86"), ("6.12", "m68k")]
+
+__all__ = [
+    "Kernel", "Driver", "File", "Vmf", "Page", "Process", "Pte", "drivers", "PROFILES",
+    "VERSIONS", "ARCHES", "PAGE_SIZE", "PAGE_SHIFT", "VM_READ", "VM_WRITE", "VM_EXEC", "VM_SHARED",
+    "VM_MAYREAD", "VM_MAYWRITE", "VM_MAYSHARE", "VM_IO", "VM_PFNMAP", "VM_MIXEDMAP", "VM_RESERVED",
+    "VM_INSERTPAGE", "VM_DONTCOPY", "VM_DONTEXPAND", "VM_FAULT_NOPAGE", "VM_FAULT_SIGBUS",
+    "VM_FAULT_OOM", "is_cow_mapping", "VmError", "KernelBug", "BadPageState", "BadPageMap",
+    "Segfault", "BusError", "KernelError", "MissingFeature", "InvariantError",
+]

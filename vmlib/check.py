@@ -1,0 +1,103 @@
+"""k.check(): the invariants every state must satisfy; InvariantError names the broken rule."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from vmlib import memory, pgtable
+from vmlib.errors import InvariantError, VmError
+from vmlib.flags import PAGE_SHIFT, VM_PFNMAP, is_cow_mapping
+from vmlib.pte import Pte
+
+
+def _ptes_of(mm, vma):
+    """(addr, pte) for every present pte inside vma, runs expanded up to RUN_EXPAND pages."""
+    for addr, pte in pgtable.explicit_ptes(mm, vma.vm_start, vma.vm_end):
+        if pte is not None:
+            yield addr, pte
+    for r in mm.runs:
+        lo, hi = max(r.start, vma.vm_start), min(r.end, vma.vm_end)
+        if lo >= hi:
+            continue
+        n = (hi - lo) >> PAGE_SHIFT
+        idx = range(n) if n <= memory.RUN_EXPAND else (0, n - 1)
+        for i in idx:
+            addr = lo + (i << PAGE_SHIFT)
+            pte = pgtable.lookup(mm, addr)
+            if pte is not None:
+                yield addr, pte
+
+
+def check(k) -> None:
+    """Raise InvariantError for the first broken rule (see the rules below)."""
+    fail = InvariantError
+    mapped = Counter()
+    with k.quiet():
+        for pid, proc in k.procs.items():
+            mm = proc.mm
+            rss = Counter()
+            covered = 0
+            for vma in mm.vmas:
+                cow = is_cow_mapping(vma.vm_flags)
+                for addr, pte in _ptes_of(mm, vma):
+                    covered += 1
+                    if pte.special and not k.profile.HAVE_PTE_SPECIAL:
+                        raise fail(f"special pte at {addr:#x} in process {pid}, but {k.profile.name} "
+                                   f"has no pte_special bit")
+                    if k.pfn_valid(pte.pfn) and k.phys.page(pte.pfn)._count <= 0:
+                        raise fail(f"pte at {addr:#x} in process {pid} points to freed frame {pte.pfn}")
+                    if not k.phys.exists(pte.pfn):
+                        raise fail(f"pte at {addr:#x} in process {pid} points to pfn {pte.pfn}, where "
+                                   f"there is no memory")
+                    try:
+                        page = memory.vm_normal_page(k, vma, addr, pte)
+                    except VmError as e:
+                        raise fail(f"vm_normal_page fails on the pte at {addr:#x} in process {pid}: {e}")
+                    if page is None:
+                        if (vma.vm_flags & VM_PFNMAP and cow
+                                and pte.pfn != vma.linear_pgoff(addr)):
+                            raise fail(f"raw pte at {addr:#x} in process {pid}'s private VM_PFNMAP "
+                                       f"breaks the linear rule: pfn {pte.pfn} != vm_pgoff + off "
+                                       f"{vma.linear_pgoff(addr)}")
+                        continue
+                    mapped[page.pfn] += 1
+                    rss["anon" if page.anon else "file"] += 1
+            for kind in ("anon", "file"):
+                if mm.rss[kind] != rss[kind]:
+                    raise fail(f"process {pid}: {kind}_rss is {mm.rss[kind]} but {rss[kind]} ptes map "
+                               f"{kind} pages")
+            for addr, pte in pgtable.explicit_ptes(mm, 0, 1 << 48):
+                if pte is not None and mm.vma_at(addr) is None:
+                    raise fail(f"process {pid}: pte at {addr:#x} lies outside every vma")
+            for r in mm.runs:
+                if mm.vma_at(r.start) is None or mm.vma_at(r.end - 1) is None:
+                    raise fail(f"process {pid}: linear run {r.start:#x}-{r.end:#x} lies outside vmas")
+            for level, _base, table in pgtable.all_tables(mm):
+                if not table.page.pgtable or table.page._count != 1:
+                    raise fail(f"process {pid}: {pgtable.LEVEL_NAMES[level]} table page {table.pfn} "
+                               f"is not a live page-table page")
+        cache_refs = Counter()
+        for pid, proc in k.procs.items():
+            for vma in proc.mm.vmas:
+                f = vma.vm_file
+                cache = getattr(f.private, "cache", None) or getattr(f.driver, "cache", None)
+                if cache is not None:
+                    for page in cache.pages.values():
+                        cache_refs[page.pfn] = 1
+        for pfn, page in k.phys.memmap.items():
+            mc = page._mapcount + 1
+            if page._count < 0:
+                raise fail(f"page {pfn}: refcount {page._count} is negative")
+            if mc != mapped[pfn]:
+                raise fail(f"page {pfn}: mapcount {mc} but {mapped[pfn]} ptes map it (as "
+                           f"vm_normal_page sees them)")
+            if page._count < mc + cache_refs[pfn]:
+                raise fail(f"page {pfn}: refcount {page._count} < mapcount {mc} + "
+                           f"{cache_refs[pfn]} page-cache reference(s)")
+        used = sum(1 for p in k.phys.memmap.values() if p._count > 0)
+        if used + k.phys.nr_free != k.phys.ram_pages:
+            raise fail(f"allocator: {used} pages in use + {k.phys.nr_free} free != "
+                       f"{k.phys.ram_pages} RAM pages")
+
+
+__all__ = ["check", "Pte"]

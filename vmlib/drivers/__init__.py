@@ -1,0 +1,8 @@
+"""Built-in drivers: /dev/mem, an ext2-xip-like filesystem, a framebuffer, shared anonymous memory."""
+
+from vmlib.drivers.devmem import DevMem
+from vmlib.drivers.fbdev import FbDev
+from vmlib.drivers.shmem import Shmem
+from vmlib.drivers.xipfs import XipFs
+
+__all__ = ["DevMem", "FbDev", "Shmem", "XipFs"]

@@ -1,0 +1,172 @@
+"""get_user_pages and the lockless get_user_pages_fast (kernel-facts §9).
+
+Follows mm/memory.c get_user_pages()/follow_page(), v2.6.26; arch/x86/mm/gup.c
+get_user_pages_fast(), v2.6.27; mm/gup.c __get_user_pages()/gup_fast_pte_range(), v6.12.
+
+Faithfulness ledger
+- exact: the slow path refuses VM_IO/VM_PFNMAP vmas and unwritable or unreadable ones with
+  -EFAULT; follow_page faults in missing or read-only ptes and retries; a pte that
+  vm_normal_page calls special gives -EFAULT (2.6.26) or -EEXIST (6.12); 2.6.26's FOLL_ANON
+  hands out the ZERO_PAGE without mapping it. The fast path, where the profile has one, walks
+  ptes without the vma and stops at the first pte that is absent, read-only for a write, or
+  special; the rest go to the slow path; pages already taken are kept, and a failing slow
+  path returns the partial list. FOLL_PIN adds GUP_PIN_COUNTING_BIAS (1024) on 6.12.
+- simplified: no FOLL_FORCE, no hugetlb, no long-term pin unsharing, no interrupts to disable.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from vmlib import pgtable
+from vmlib.errors import KernelError, MissingFeature
+from vmlib.flags import PAGE_SHIFT, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_IO, VM_LOCKED, VM_PFNMAP, \
+    VM_READ, VM_SHARED, VM_WRITE
+from vmlib.memory import handle_mm_fault
+
+GUP_PIN_COUNTING_BIAS = 1024
+
+
+def gup_fast_pte_ok(k, pte, write: bool) -> bool:
+    """May the lockless walk take a reference on the page behind this pte? (§9b)"""
+    return pte is not None and pte.present and (pte.write or not write) and not pte.special
+
+
+def _grab(k, page, pin: bool, why: str) -> None:
+    if pin:
+        if k.is_zero_pfn(page.pfn):
+            return
+        for _ in range(GUP_PIN_COUNTING_BIAS):
+            k._get_page(page, why)
+    else:
+        k._get_page(page, why)
+
+
+def follow_page(k, vma, addr: int, write: bool, pin: bool):
+    """The page at addr with a reference taken, None if a fault is needed, or -errno."""
+    pte = pgtable.lookup(vma.vm_mm, addr)
+    modern = k.profile.MODERN
+    if pte is None:
+        anon = vma.vm_ops is None or vma.vm_ops.fault is None
+        if not modern and not write and anon and not vma.vm_flags & (VM_LOCKED | VM_SHARED):
+            k.decide("follow_page", f"{addr:#x}: no pte, read of an anonymous vma → FOLL_ANON: "
+                     f"the ZERO_PAGE with a reference, not mapped", "§9b zero pfn (2.6.26)")
+            _grab(k, k.zero_page, pin, "follow_page")
+            return k.zero_page
+        return None
+    if write and not pte.write:
+        return None
+    page = k.ops.vm_normal_page(k, vma, addr, pte)
+    if page is None:
+        if modern and k.is_zero_pfn(pte.pfn):
+            k.decide("follow_page_pte", f"{addr:#x}: zero page" +
+                     (" (FOLL_PIN does not pin it)" if pin else " (+1 ref)"), "§9b zero pfn")
+            _grab(k, k.zero_page, pin, "follow_page_pte")
+            return k.zero_page
+        err = -errno.EEXIST if modern else -errno.EFAULT
+        k.decide("follow_page", f"{addr:#x}: vm_normal_page says special (pfn {pte.pfn}) → "
+                 f"{'-EEXIST' if modern else '-EFAULT'}", "§9b VM_MIXEDMAP special")
+        return err
+    _grab(k, page, pin, "follow_page")
+    k.decide("follow_page", f"{addr:#x}: page {page.pfn} " + ("pinned (+1024)" if pin else "+1 ref"),
+             "§9b normal page")
+    return page
+
+
+def get_user_pages(k, mm, start: int, nr: int, write: bool, pin: bool = False) -> list:
+    """The slow path: pages of [start, start + nr pages) with a reference each (§9b)."""
+    pages: list = []
+    with k.call("get_user_pages", f"{start:#x}, {nr} pages, {'write' if write else 'read'}"):
+        for i in range(nr):
+            addr = start + (i << PAGE_SHIFT)
+            vma = mm.find_vma(addr)
+            err = 0
+            if vma is None or addr < vma.vm_start:
+                err = -errno.EFAULT
+                k.decide("get_user_pages", f"{addr:#x}: no vma → -EFAULT", "§9b")
+            elif vma.vm_flags & (VM_IO | VM_PFNMAP):
+                err = -errno.EFAULT
+                k.decide("get_user_pages", f"{addr:#x}: vma has VM_IO or VM_PFNMAP → -EFAULT",
+                         "§9b VM_IO/VM_PFNMAP")
+            elif not vma.vm_flags & (VM_WRITE if write else VM_READ):
+                err = -errno.EFAULT
+                k.decide("get_user_pages", f"{addr:#x}: vma not {'writable' if write else 'readable'} "
+                         "→ -EFAULT", "§9b")
+            else:
+                for _attempt in range(4):
+                    got = follow_page(k, vma, addr, write, pin)
+                    if got is not None:
+                        break
+                    code = handle_mm_fault(k, vma, addr, write)
+                    if code & VM_FAULT_OOM:
+                        got = -errno.ENOMEM
+                        break
+                    if code & VM_FAULT_SIGBUS:
+                        got = -errno.EFAULT
+                        break
+                if isinstance(got, int):
+                    err = got
+                else:
+                    pages.append(got)
+            if err:
+                if pages:
+                    k.decide("get_user_pages", f"stopped at {addr:#x}: returns the {len(pages)} pages "
+                             "already taken", "§9b")
+                    return pages
+                raise KernelError(err, f"get_user_pages: page at {addr:#x} cannot be taken")
+    return pages
+
+
+def get_user_pages_fast(k, mm, start: int, nr: int, write: bool) -> list:
+    """Lockless walk where the profile has one; falls back to get_user_pages (§9)."""
+    prof = k.profile
+    with k.call("get_user_pages_fast", f"{start:#x}, {nr} pages, {'write' if write else 'read'}"):
+        if not prof.HAVE_GUP_FAST:
+            k.decide("get_user_pages_fast", f"no lockless walk on {prof.name}: the generic version "
+                     "is get_user_pages under mmap_sem", "§9c")
+            return get_user_pages(k, mm, start, nr, write)
+        pages: list = []
+        for i in range(nr):
+            addr = start + (i << PAGE_SHIFT)
+            pte = pgtable.lookup(mm, addr)
+            if not k.ops.gup_fast_pte_ok(k, pte, write):
+                why = ("no pte" if pte is None else "pte is special: no vma to ask, so no struct "
+                       "page may be touched" if pte.special else "pte is read-only for a write")
+                k.decide("gup_pte_range", f"{addr:#x}: {why} → fall back to the slow path for "
+                         f"{nr - i} page(s)", "§9b fast path")
+                try:
+                    rest = get_user_pages(k, mm, addr, nr - i, write)
+                except KernelError:
+                    if pages:
+                        return pages
+                    raise
+                return pages + rest
+            if not k.pfn_valid(pte.pfn):
+                k.decide("gup_pte_range", f"{addr:#x}: normal pte to pfn {pte.pfn} without a struct "
+                         "page: the lockless walk would touch a struct page that does not exist",
+                         "§9a")
+            page = k.pfn_to_page(pte.pfn)
+            k._get_page(page, "gup_pte_range")
+            k.decide("gup_pte_range", f"{addr:#x}: page {page.pfn} +1 ref, no lock taken",
+                     "§9b fast path")
+            pages.append(page)
+        return pages
+
+
+def pin_user_pages(k, mm, start: int, nr: int, write: bool) -> list:
+    """FOLL_PIN (6.12 only): each page gains GUP_PIN_COUNTING_BIAS references."""
+    if not k.profile.MODERN:
+        raise MissingFeature("pin_user_pages: FOLL_PIN arrived in 5.6; choose version='6.12'")
+    return get_user_pages(k, mm, start, nr, write, pin=True)
+
+
+def unpin_user_page(k, page) -> None:
+    if not k.profile.MODERN:
+        raise MissingFeature("unpin_user_page: FOLL_PIN arrived in 5.6; choose version='6.12'")
+    if k.is_zero_pfn(page.pfn):
+        return
+    if page._count < GUP_PIN_COUNTING_BIAS:
+        raise KernelError(errno.EINVAL, f"unpin_user_page: page {page.pfn} is not pinned "
+                          f"(refcount {page._count} < {GUP_PIN_COUNTING_BIAS})")
+    for _ in range(GUP_PIN_COUNTING_BIAS):
+        k._put_page(page, "unpin_user_page")

@@ -1,0 +1,545 @@
+"""The kernel object: owns physical memory, processes, the tracer and the exercise seam.
+
+Every state change goes through a few primitives here (_set_pte, _get_page, _put_page,
+_map, _unmap, _rss, ...). Each records an undo step, so that an operation that raises
+leaves every state exactly as it was, and a trace delta, so that the stepper can show any
+step forwards and backwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import types
+
+from vmlib import gup, memory, pgtable
+from vmlib.errors import BadPageMap, BadPageState, KernelError, MissingFeature
+from vmlib.flags import PAGE_SIZE, is_cow_mapping
+from vmlib.page import DeviceMemory, Page, PhysMem
+from vmlib.pgtable import PageTable
+from vmlib.profiles import make_profile
+from vmlib.trace import PageInfo, Tracer, Snapshot
+
+OVERRIDABLE = ("vm_normal_page", "is_cow_mapping", "do_wp_page_decision", "insert_mixed_decision",
+               "gup_fast_pte_ok", "remap_pfn_range_check")
+
+
+def _page_info(page: Page) -> PageInfo | None:
+    if page._count == 0 and page._mapcount == -1 and not page.reserved:
+        return None
+    mapping = page.mapping.name if page.mapping is not None else None
+    return PageInfo(page._count, page._mapcount + 1, page.anon, page.reserved, mapping,
+                    page.index, page.exclusive)
+
+
+class Kernel:
+    """A simulated kernel of one version on one arch. See DESIGN.md §3 for the API."""
+
+    def __init__(self, version: str = "2.6.26", arch: str = "x86", ram_pages: int = 1024,
+                 trace: bool = True, sizeof_struct_page: int | None = None):
+        if not isinstance(ram_pages, int) or isinstance(ram_pages, bool):
+            raise TypeError(f"ram_pages must be an int, got {type(ram_pages).__name__}")
+        if ram_pages < 16:
+            raise ValueError(f"ram_pages must be at least 16 (the zero page, page tables and a few "
+                             f"frames need room), got {ram_pages}")
+        self.profile = make_profile(version, arch, sizeof_struct_page)
+        self.phys = PhysMem(ram_pages)
+        self.tracer = Tracer(self, enabled=trace)
+        self.ops = types.SimpleNamespace(**{name: getattr(gup if name == "gup_fast_pte_ok" else memory,
+                                                          name) for name in OVERRIDABLE})
+        self.procs: dict[int, object] = {}
+        self._next_pid = 1
+        self._undo: list | None = None
+        self.xip_sparse_page = None
+        self.warnings: list[str] = []
+        zero = self.phys.take_free_pfn()
+        self.zero_page = self.phys.page(zero)
+        self.zero_page._count = 1
+        self.zero_page.reserved = True
+        self.zero_page.owner = "ZERO_PAGE"
+        self.tracer.reset()
+
+    # -- facts ------------------------------------------------------------------------------
+
+    version = property(lambda self: self.profile.version)
+    arch = property(lambda self: self.profile.arch)
+    zero_pfn = property(lambda self: self.zero_page.pfn)
+
+    def __repr__(self):
+        return f"<Kernel {self.profile.name}, {self.phys.ram_pages} RAM pages>"
+
+    def pfn_valid(self, pfn: int) -> bool:
+        """True iff pfn has a struct page (it is RAM)."""
+        return self.phys.pfn_valid(pfn)
+
+    def pfn_to_page(self, pfn: int) -> Page:
+        """The struct page of pfn; BadPageMap if there is none (device memory, or no memory)."""
+        if not isinstance(pfn, int):
+            raise TypeError(f"pfn_to_page: pfn must be an int, got {type(pfn).__name__}")
+        if not self.phys.pfn_valid(pfn):
+            where = self.phys.device_of(pfn)
+            what = f"device memory {where.name!r}" if where else "no memory at all"
+            raise BadPageMap(f"pfn_to_page: pfn {pfn} has no struct page (pfn_valid is false: "
+                             f"{what}); only RAM pfns 0..{self.phys.ram_pages - 1} have one")
+        return self.phys.page(pfn)
+
+    def page_count(self, page: Page) -> int:
+        return page._count
+
+    def page_mapcount(self, page: Page) -> int:
+        return page._mapcount + 1
+
+    def is_zero_pfn(self, pfn: int) -> bool:
+        return pfn == self.zero_page.pfn
+
+    def memmap_bytes(self) -> int:
+        """What the memmap costs: RAM pages x sizeof(struct page); device memory costs nothing."""
+        return self.phys.ram_pages * self.profile.sizeof_struct_page
+
+    def nr_free_pages(self) -> int:
+        return self.phys.nr_free - self.phys.reserved_pgtables
+
+    @property
+    def trace(self):
+        """The trace recorded since the kernel was made (or since tracer.reset())."""
+        return self.tracer.trace
+
+    def trace_info(self) -> dict:
+        return {"profile": self.profile, "ram_pages": self.phys.ram_pages,
+                "zero_pfn": self.zero_page.pfn,
+                "devices": [(d.name, d.start_pfn, d.npages) for d in self.phys.devices]}
+
+    # -- physical memory --------------------------------------------------------------------
+
+    def add_device_memory(self, start_pfn: int, npages: int, name: str = "device") -> DeviceMemory:
+        """Add memory with no struct page at pfns [start_pfn, start_pfn + npages)."""
+        for v, what in ((start_pfn, "start_pfn"), (npages, "npages")):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise TypeError(f"add_device_memory: {what} must be an int")
+        if npages <= 0:
+            raise ValueError(f"add_device_memory: npages must be positive, got {npages}")
+        if start_pfn < self.phys.ram_pages:
+            raise ValueError(f"add_device_memory: pfns {start_pfn}.. overlap RAM (pfns 0.."
+                             f"{self.phys.ram_pages - 1}); start above {self.phys.ram_pages - 1}")
+        for d in self.phys.devices:
+            if start_pfn < d.end_pfn and d.start_pfn < start_pfn + npages:
+                raise ValueError(f"add_device_memory: pfns {start_pfn}..{start_pfn + npages - 1} "
+                                 f"overlap {d!r}")
+        dev = DeviceMemory(self.phys, start_pfn, npages, name)
+        self.phys.devices.append(dev)
+        self.tracer.trace.info = self.trace_info()
+        return dev
+
+    def alloc_page(self) -> Page:
+        """A kernel-owned RAM page: page_count 1, page_mapcount 0."""
+        with self._transaction():
+            page = self._alloc_page("kernel")
+        if page is None:
+            raise KernelError(errno.ENOMEM, "alloc_page: out of memory")
+        return page
+
+    def put_page(self, page: Page) -> None:
+        """Drop one reference; the page is freed when the count reaches 0."""
+        if not isinstance(page, Page):
+            raise TypeError(f"put_page: expected a Page, got {type(page).__name__}")
+        with self._transaction():
+            self._put_page(page, "put_page")
+
+    def get_page(self, page: Page) -> None:
+        """Take one more reference on a page."""
+        with self._transaction():
+            self._get_page(page, "get_page")
+
+    # -- the exercise seam ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def override(self, **fns):
+        """Replace kernel decision functions (e.g. vm_normal_page) while the block runs.
+
+        Each replacement has the model function's signature, e.g.
+        vm_normal_page(k, vma, addr, pte) -> Page | None.
+        """
+        for name, fn in fns.items():
+            if name not in OVERRIDABLE:
+                raise ValueError(f"override: {name!r} cannot be overridden; choose from "
+                                 f"{', '.join(OVERRIDABLE)}")
+            if not callable(fn):
+                raise TypeError(f"override: {name} must be a function, got {type(fn).__name__}")
+        saved = {name: getattr(self.ops, name) for name in fns}
+        for name, fn in fns.items():
+            setattr(self.ops, name, fn)
+        try:
+            yield self
+        finally:
+            for name, fn in saved.items():
+                setattr(self.ops, name, fn)
+
+    # -- the kernel API (DESIGN.md §3) ------------------------------------------------------
+
+    def vm_normal_page(self, vma, addr: int, pte):
+        return self.ops.vm_normal_page(self, vma, addr, pte)
+
+    def is_cow_mapping(self, vm_flags: int) -> bool:
+        return self.ops.is_cow_mapping(vm_flags)
+
+    def remap_pfn_range(self, vma, addr: int, pfn: int, size: int, prot: int | None = None) -> int:
+        with self._transaction():
+            return memory.remap_pfn_range(self, vma, addr, pfn, size,
+                                          vma.vm_page_prot if prot is None else prot)
+
+    def vm_insert_page(self, vma, addr: int, page: Page) -> int:
+        with self._transaction():
+            return memory.vm_insert_page(self, vma, addr, page)
+
+    def vm_insert_pfn(self, vma, addr: int, pfn: int) -> int:
+        with self._transaction():
+            return memory.vm_insert_pfn(self, vma, addr, pfn)
+
+    def vm_insert_mixed(self, vma, addr: int, pfn: int) -> int:
+        if not self.profile.HAVE_VM_MIXEDMAP:
+            raise MissingFeature("vm_insert_mixed: does not exist in 2.6.25; the VM_MIXEDMAP series "
+                                 "added it in 2.6.26 (choose version='2.6.26' or later)")
+        with self._transaction():
+            return memory.vm_insert_mixed(self, vma, addr, pfn)
+
+    def vmf_insert_pfn(self, vma, addr: int, pfn: int) -> int:
+        """6.12's vmf_insert_pfn: VM_FAULT_NOPAGE or an error code (VM_FAULT_SIGBUS, ...)."""
+        with self._transaction():
+            return memory.vmf_insert(self, vma, addr, pfn, mixed=False)
+
+    def vmf_insert_mixed(self, vma, addr: int, pfn: int) -> int:
+        """6.12's vmf_insert_mixed: VM_FAULT_NOPAGE or an error code."""
+        with self._transaction():
+            return memory.vmf_insert(self, vma, addr, pfn, mixed=True)
+
+    def open(self, driver, mode: str = "rw"):
+        """Open a driver (a /dev node or a file) and return the File."""
+        from vmlib.mm import Driver, File
+        if not isinstance(driver, Driver):
+            raise TypeError(f"open: expected a vmlib.Driver, got {type(driver).__name__}")
+        if mode not in ("r", "w", "rw"):
+            raise ValueError(f"open: mode must be 'r', 'w' or 'rw', got {mode!r}")
+        return File(self, driver, mode)
+
+    def spawn(self, name: str | None = None):
+        """A new process with an empty mm."""
+        from vmlib.process import Process
+        with self._transaction():
+            return Process._create(self, name)
+
+    def check(self) -> None:
+        """Raise InvariantError naming the first broken rule; return None when all hold."""
+        from vmlib.check import check
+        check(self)
+
+    def snapshot(self) -> Snapshot:
+        """The visible state now (what views draw)."""
+        snap = Snapshot()
+        for pid, proc in self.procs.items():
+            mm = proc.mm
+            snap.mms[pid] = proc.name
+            snap.vmas[pid] = mm.vma_infos()
+            if mm.runs:
+                snap.runs[pid] = mm.runs
+            for addr, pte in pgtable.explicit_ptes(mm, 0, 1 << 48):
+                if pte is not None or pgtable.in_run(mm, addr):
+                    snap.ptes[(pid, addr)] = pte
+            for kind, n in mm.rss.items():
+                snap.rss[(pid, kind)] = n
+        for pfn, page in self.phys.memmap.items():
+            info = _page_info(page)
+            if info is not None:
+                snap.pages[pfn] = info
+        return snap
+
+    # -- transactions -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """Run a block atomically: if it raises, undo every change and drop its trace events."""
+        if self._undo is not None:
+            yield
+            return
+        undo = self._undo = []
+        mark = len(self.tracer.trace.events)
+        depth = self.tracer.depth
+        try:
+            yield
+        except BaseException as e:
+            self._undo = None
+            for fn, args in reversed(undo):
+                fn(*args)
+            self.tracer.depth = depth
+            self.tracer.trace._truncate(mark)
+            self.tracer.emit("error", type(e).__name__, f"{e} (operation undone, state unchanged)")
+            raise
+        finally:
+            self._undo = None
+
+    def _log(self, fn, *args) -> None:
+        if self._undo is not None:
+            self._undo.append((fn, args))
+
+    # -- primitives: every state change goes through one of these ---------------------------
+
+    def _page_delta(self, page: Page, old: PageInfo | None) -> None:
+        if self.tracer.enabled:
+            self.tracer.emit("state", "page", "", "", ("page", page.pfn, old, _page_info(page)))
+
+    def _set_page_field(self, page: Page, name: str, value) -> None:
+        old = _page_info(page) if self.tracer.enabled else None
+        self._log(setattr, page, name, getattr(page, name))
+        setattr(page, name, value)
+        self._page_delta(page, old)
+
+    def _get_page(self, page: Page, why: str) -> None:
+        old = _page_info(page) if self.tracer.enabled else None
+        if page._count <= 0:
+            raise BadPageState(f"{why}: get_page on pfn {page.pfn} whose refcount is {page._count} "
+                               f"(a free page cannot gain references)")
+        self._log(setattr, page, "_count", page._count)
+        page._count += 1
+        self._page_delta(page, old)
+
+    def _put_page(self, page: Page, why: str) -> None:
+        old = _page_info(page) if self.tracer.enabled else None
+        if page.reserved and page is self.zero_page and page._count <= 1:
+            raise BadPageState(f"{why}: put_page would free the ZERO_PAGE (pfn {page.pfn})")
+        if page._count <= 0:
+            raise BadPageState(f"{why}: put_page on pfn {page.pfn} whose refcount is already "
+                               f"{page._count} (refcount underflow: a reference was dropped twice)")
+        self._log(setattr, page, "_count", page._count)
+        page._count -= 1
+        if page._count == 0:
+            self._free_page(page, why)
+        self._page_delta(page, old)
+
+    def _map(self, page: Page, delta: int, why: str) -> None:
+        old = _page_info(page) if self.tracer.enabled else None
+        new = page._mapcount + delta
+        if new < -1:
+            raise BadPageState(f"{why}: mapcount of pfn {page.pfn} would go negative "
+                               f"(page_remove_rmap on a page no pte maps)")
+        self._log(setattr, page, "_mapcount", page._mapcount)
+        page._mapcount = new
+        self._page_delta(page, old)
+
+    def _rss(self, mm, kind: str, delta: int) -> None:
+        old = mm.rss[kind]
+        self._log(mm.rss.__setitem__, kind, old)
+        mm.rss[kind] = old + delta
+        if self.tracer.enabled:
+            self.tracer.emit("state", "rss", "", "", ("rss", (mm.id, kind), old, old + delta))
+
+    def _alloc_page(self, owner: str) -> Page | None:
+        """Take a free RAM frame; refcount 1, mapcount 0. None when RAM is exhausted."""
+        pfn = self.phys.take_free_pfn()
+        if pfn is None:
+            return None
+        self._log(self.phys.untake_pfn, pfn)
+        page = self.phys.page(pfn)
+        self._log(self._restore_page, page, self._page_fields(page))
+        page._count = 1
+        page._mapcount = -1
+        page.anon = page.reserved = page.exclusive = page.pgtable = page.dirty = False
+        page.mapping = page.index = None
+        page.owner = owner
+        self.phys.frames.pop(pfn, None)
+        self._page_delta(page, None)
+        return page
+
+    def _free_page(self, page: Page, why: str) -> None:
+        if page._mapcount != -1:
+            raise BadPageState(f"{why}: freeing pfn {page.pfn} while it is still mapped "
+                               f"(mapcount {page._mapcount + 1})")
+        self._log(self._restore_page, page, self._page_fields(page))
+        old_frame = self.phys.frames.get(page.pfn)
+        self._log(self._restore_frame, page.pfn, old_frame)
+        self.phys.return_pfn(page.pfn)
+        self._log(self.phys.retake_pfn, page.pfn)
+        page.anon = page.exclusive = page.pgtable = page.dirty = False
+        page.mapping = page.index = page.owner = None
+
+    @staticmethod
+    def _page_fields(page: Page) -> tuple:
+        return tuple(getattr(page, f) for f in Page.__slots__)
+
+    @staticmethod
+    def _restore_page(page: Page, fields: tuple) -> None:
+        for f, v in zip(Page.__slots__, fields):
+            setattr(page, f, v)
+
+    def _restore_frame(self, pfn: int, buf) -> None:
+        if buf is None:
+            self.phys.frames.pop(pfn, None)
+        else:
+            self.phys.frames[pfn] = buf
+
+    def _write_user(self, pfn: int, off: int, data: bytes) -> None:
+        """Store bytes in a RAM or device frame (user writes, copies)."""
+        old = self.phys.write_frame(pfn, off, data)
+        self._log(self.phys.write_frame, pfn, off, old)
+
+    def _copy_frame(self, dst: int, src: int) -> None:
+        self._log(self._restore_frame, dst, self.phys.frames.get(dst))
+        self.phys.copy_frame(dst, src)
+
+    def _alloc_pgtable(self, level: int) -> PageTable | None:
+        page = self._alloc_page("pgtable")
+        if page is None:
+            return None
+        page.pgtable = True
+        return PageTable(level, page)
+
+    def _set_pte(self, mm, addr: int, pte, why: str = "set_pte_at") -> None:
+        """set_pte_at / pte_clear: the only place a pte table is written (pte None = clear)."""
+        table = mm.pgd
+        for level in (4, 3, 2):
+            idx = (addr >> pgtable.SHIFT[level]) & 511
+            nxt = table.entries.get(idx)
+            if nxt is None:
+                if pte is None and not mm.runs:
+                    return
+                nxt = self._alloc_pgtable(level - 1)
+                if nxt is None:
+                    raise KernelError(errno.ENOMEM, f"{why}: out of memory for a page-table page")
+                self._log(table.entries.pop, idx)
+                table.entries[idx] = nxt
+                self._update_run_tables(mm)
+            table = nxt
+        idx = (addr >> 12) & 511
+        had = idx in table.entries
+        old = table.entries.get(idx)
+        if had:
+            self._log(table.entries.__setitem__, idx, old)
+        else:
+            self._log(table.entries.pop, idx)
+            old = pgtable.run_pte(mm.runs, addr) if mm.runs else None
+        if pte is None and not (mm.runs and pgtable.in_run(mm, addr)):
+            table.entries.pop(idx, None)
+        else:
+            table.entries[idx] = pte
+        if self.tracer.enabled:
+            self.tracer.emit("state", why, "", "", ("pte", (mm.id, addr), old, pte))
+
+    def _free_empty_tables(self, mm) -> None:
+        """Free page-table pages that map nothing any more (after a zap)."""
+        def prune(table: PageTable) -> None:
+            for idx, child in list(table.entries.items()):
+                if child.level > 1:
+                    prune(child)
+                if child.entries:
+                    continue
+                self._log(table.entries.__setitem__, idx, child)
+                del table.entries[idx]
+                self._unmap_pgtable_page(child.page)
+        prune(mm.pgd)
+        self._update_run_tables(mm)
+
+    def _unmap_pgtable_page(self, page: Page) -> None:
+        self._put_page(page, "free_pgtables")
+
+    def _set_runs(self, mm, runs: tuple) -> None:
+        old = mm.runs
+        self._log(setattr, mm, "runs", old)
+        mm.runs = runs
+        if self.tracer.enabled:
+            self.tracer.emit("state", "runs", "", "", ("runs", mm.id, old, runs))
+        self._update_run_tables(mm)
+
+    def _update_run_tables(self, mm) -> None:
+        if not mm.runs and not mm.run_tables:
+            return
+        n = pgtable.run_only_tables(mm) if not mm.dead else 0
+        if n != mm.run_tables:
+            self._log(setattr, mm, "run_tables", mm.run_tables)
+            self._log(setattr, self.phys, "reserved_pgtables", self.phys.reserved_pgtables)
+            self.phys.reserved_pgtables += n - mm.run_tables
+            mm.run_tables = n
+
+    def _set_vma_attr(self, vma, name: str, value) -> None:
+        mm = vma.vm_mm
+        old_infos = mm.vma_infos()
+        self._log(vma.__dict__.__setitem__, name, vma.__dict__[name])
+        vma.__dict__[name] = value
+        self._vmas_changed(mm, old_infos)
+
+    def _set_vmas(self, mm, vmas: list) -> None:
+        old_infos = mm.vma_infos()
+        self._log(setattr, mm, "vmas", mm.vmas)
+        for v in mm.vmas:
+            if v not in vmas:
+                self._set_live(v, False)
+        for v in vmas:
+            if not v.live:
+                self._set_live(v, True)
+        mm.vmas = vmas
+        self._vmas_changed(mm, old_infos)
+
+    def _set_live(self, vma, live: bool) -> None:
+        self._log(vma.__dict__.__setitem__, "live", vma.live)
+        vma.__dict__["live"] = live
+        f = vma.vm_file
+        if f is not None:
+            if live and vma not in f.i_mmap:
+                self._log(f.i_mmap.remove, vma)
+                f.i_mmap.append(vma)
+            elif not live and vma in f.i_mmap:
+                i = f.i_mmap.index(vma)
+                self._log(f.i_mmap.insert, i, vma)
+                f.i_mmap.remove(vma)
+                if not f.i_mmap and getattr(f.driver, "anonymous", False):
+                    f.driver.release(self)
+
+    def _vmas_changed(self, mm, old_infos: tuple) -> None:
+        if self.tracer.enabled:
+            self.tracer.emit("state", "vmas", "", "", ("vmas", mm.id, old_infos, mm.vma_infos()))
+
+    def _set_dict(self, d: dict, key, value) -> None:
+        """d[key] = value (value None deletes), journaled."""
+        if key in d:
+            self._log(d.__setitem__, key, d[key])
+        else:
+            self._log(d.pop, key, None)
+        if value is None:
+            d.pop(key, None)
+        else:
+            d[key] = value
+
+    # -- trace helpers ----------------------------------------------------------------------
+
+    def decide(self, func: str, text: str, row: str = "") -> None:
+        """Record which branch a kernel function took and the kernel-facts row behind it."""
+        if self.tracer.enabled and not self.tracer._quiet:
+            self.tracer.emit("decision", func, text, row)
+
+    def warn(self, func: str, text: str) -> None:
+        """WARN_ON: record and go on."""
+        self.warnings.append(f"{func}: {text}")
+        self.tracer.emit("warn", func, text)
+
+    @contextlib.contextmanager
+    def call(self, func: str, text: str = ""):
+        """Bracket a kernel function so nested events are indented under it."""
+        self.tracer.emit("call", func, text)
+        self.tracer.depth += 1
+        try:
+            yield
+        finally:
+            self.tracer.depth -= 1
+
+    @contextlib.contextmanager
+    def quiet(self):
+        """Suppress call/decision events (state changes are still recorded)."""
+        self.tracer._quiet += 1
+        try:
+            yield
+        finally:
+            self.tracer._quiet -= 1
+
+
+def is_cow(k: Kernel, vma) -> bool:
+    return k.ops.is_cow_mapping(vma.vm_flags)
+
+
+__all__ = ["Kernel", "PAGE_SIZE", "is_cow_mapping"]

@@ -1,0 +1,167 @@
+"""vm_area_struct, mm_struct, files, drivers and the page cache.
+
+Faithfulness ledger
+- exact: a vma is [vm_start, vm_end) with vm_flags, vm_pgoff (in pages), vm_page_prot, vm_file
+  and vm_ops; find_vma returns the first vma ending above the address (it may not contain it);
+  vm_page_prot follows x86's protection_map: a private mapping never gets the write bit (COW
+  happens on the write fault), a shared writable one does.
+- simplified: vmas kept in a sorted list instead of a maple/rb tree; anon_vma is a flag saying
+  that the vma has (or had) anonymous pages; i_mmap is a plain list of vmas per file.
+- left out: vma merging, mprotect, mremap, stack growth, NUMA policy, rmap trees.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from vmlib.flags import (PAGE_SHIFT, VM_SHARED, VM_WRITE, VM_READ, VM_EXEC, flag_names)
+from vmlib.pte import _PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER
+from vmlib.trace import VmaInfo
+
+
+def vm_get_page_prot(vm_flags: int) -> int:
+    """The pte bits a new mapping of this vma gets (x86 protection_map)."""
+    if not vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
+        return 0                       # PROT_NONE: no present bit
+    prot = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED
+    if vm_flags & VM_WRITE and vm_flags & VM_SHARED:
+        prot |= _PAGE_RW
+    return prot
+
+
+class VmArea:
+    """struct vm_area_struct. Attribute changes on a live vma are journaled by its kernel."""
+
+    _TRACKED = ("vm_start", "vm_end", "vm_flags", "vm_pgoff", "vm_page_prot", "anon_vma")
+
+    def __init__(self, mm, start: int, end: int, vm_flags: int, pgoff: int = 0,
+                 vm_file=None, name: str = ""):
+        d = self.__dict__
+        d["vm_mm"] = mm
+        d["vm_start"] = start
+        d["vm_end"] = end
+        d["vm_flags"] = vm_flags
+        d["vm_pgoff"] = pgoff
+        d["vm_page_prot"] = vm_get_page_prot(vm_flags)
+        d["vm_file"] = vm_file
+        d["vm_ops"] = vm_file.driver if vm_file is not None else None
+        d["anon_vma"] = False
+        d["name"] = name
+        d["live"] = False
+        d["vm_private_data"] = None
+
+    def __setattr__(self, name, value):
+        if self.live and name in self._TRACKED:
+            self.vm_mm.kernel._set_vma_attr(self, name, value)
+        else:
+            self.__dict__[name] = value
+
+    def info(self) -> VmaInfo:
+        return VmaInfo(self.vm_start, self.vm_end, self.vm_flags, self.vm_pgoff, self.name)
+
+    def __repr__(self):
+        return (f"<vma {self.vm_start:#x}-{self.vm_end:#x} {flag_names(self.vm_flags)} "
+                f"pgoff={self.vm_pgoff:#x} {self.name}>")
+
+    @property
+    def npages(self) -> int:
+        return (self.vm_end - self.vm_start) >> PAGE_SHIFT
+
+    def linear_pgoff(self, addr: int) -> int:
+        """vm_pgoff + page offset of addr in the vma: the 'linear rule' pfn / file page."""
+        return self.vm_pgoff + ((addr - self.vm_start) >> PAGE_SHIFT)
+
+
+class MmStruct:
+    """struct mm_struct: the vma list, the page tables, the rss counters."""
+
+    def __init__(self, kernel, mm_id: int, pgd, name: str):
+        self.kernel = kernel
+        self.id = mm_id
+        self.name = name
+        self.pgd = pgd
+        self.vmas: list[VmArea] = []
+        self.runs: tuple = ()
+        self.rss = {"anon": 0, "file": 0}
+        self.run_tables = 0          # page-table pages reserved for runs only
+        self.dead = False
+
+    def find_vma(self, addr: int) -> VmArea | None:
+        """First vma with vm_end > addr (the kernel's find_vma), or None."""
+        ends = [v.vm_end for v in self.vmas]
+        i = bisect.bisect_right(ends, addr)
+        return self.vmas[i] if i < len(self.vmas) else None
+
+    def vma_at(self, addr: int) -> VmArea | None:
+        """The vma containing addr, or None."""
+        vma = self.find_vma(addr)
+        return vma if vma is not None and vma.vm_start <= addr else None
+
+    def vma_infos(self) -> tuple:
+        return tuple(v.info() for v in self.vmas)
+
+
+class Vmf:
+    """struct vm_fault as a driver's fault handler sees it."""
+
+    __slots__ = ("address", "pgoff", "write", "page")
+
+    def __init__(self, address: int, pgoff: int, write: bool):
+        self.address = address
+        self.pgoff = pgoff
+        self.write = write
+        self.page = None
+
+    @property
+    def virtual_address(self) -> int:
+        return self.address
+
+    def __repr__(self):
+        return f"Vmf(address={self.address:#x}, pgoff={self.pgoff}, write={self.write})"
+
+
+class Driver:
+    """A device or filesystem: file_operations.mmap and vm_operations.fault.
+
+    Subclass and override `mmap` (return 0 or -errno; may call k.remap_pfn_range or set
+    vma.vm_flags) and, if the driver fills ptes on demand, `fault` (return VM_FAULT_* bits,
+    either after inserting a pte itself and returning VM_FAULT_NOPAGE, or after setting
+    vmf.page to a page it holds a reference on and returning 0).
+    """
+
+    name = "driver"
+
+    def mmap(self, k, vma) -> int:
+        return 0
+
+    fault = None                     # a Driver without fault(): see handle_mm_fault
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name}>"
+
+
+class File:
+    """An open file: a driver, the mode it was opened with, and the vmas that map it."""
+
+    def __init__(self, kernel, driver: Driver, mode: str):
+        self.kernel = kernel
+        self.driver = driver
+        self.mode = mode
+        self.readable = "r" in mode
+        self.writable = "w" in mode
+        self.i_mmap: list[VmArea] = []   # every vma mapping this file (address_space.i_mmap)
+        self.private = None              # driver's per-file data (XipFs inode, ...)
+
+    def __repr__(self):
+        return f"<File {self.driver.name} mode={self.mode}>"
+
+
+class PageCache:
+    """An address_space's pages: file page index -> Page (the cache holds one reference)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.pages: dict = {}
+
+    def __repr__(self):
+        return f"<PageCache {self.name}: {len(self.pages)} pages>"

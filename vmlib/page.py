@@ -1,0 +1,184 @@
+"""Physical memory: struct page, the memmap, the page allocator, device memory, frame contents.
+
+Faithfulness ledger
+- exact: RAM pfns 0..ram_pages-1 each have a struct page (pfn_valid true); device memory added
+  with add_device_memory has none (pfn_valid false), as for s390 DCSS in 2.6.26 (§11a);
+  `_count` is the refcount and `_mapcount` is kept -1-based as in the kernel; the zero page is
+  a reserved RAM page; memmap cost = RAM pages x sizeof(struct page) of the profile (§12).
+- simplified: struct pages are created lazily and frame contents are stored only once written,
+  so untouched memory costs nothing; the allocator hands out the lowest free pfn (deterministic).
+  Page-table pages are RAM frames too; those that only back a linear run are counted, not built.
+- left out: zones, buddy orders, compound pages/folios, LRU lists, swap, highmem.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from vmlib.flags import PAGE_SIZE
+
+
+class Page:
+    """struct page of one RAM frame."""
+
+    __slots__ = ("pfn", "_count", "_mapcount", "anon", "reserved", "mapping", "index",
+                 "exclusive", "pgtable", "dirty", "owner")
+
+    def __init__(self, pfn: int):
+        self.pfn = pfn
+        self._count = 0
+        self._mapcount = -1       # -1 means "not mapped", as in the kernel
+        self.anon = False
+        self.reserved = False
+        self.mapping = None       # the PageCache (file) this page belongs to, if any
+        self.index = None         # offset in the file, in pages
+        self.exclusive = False    # PageAnonExclusive (6.12 only)
+        self.pgtable = False      # used as a page-table page
+        self.dirty = False
+        self.owner = None         # who holds the allocation reference: "kernel", "pagecache", ...
+
+    def __repr__(self):
+        kind = "anon" if self.anon else ("pgtable" if self.pgtable else
+                                          ("file" if self.mapping is not None else "kernel"))
+        return f"Page(pfn={self.pfn}, count={self._count}, mapcount={self._mapcount + 1}, {kind})"
+
+
+class DeviceMemory:
+    """A range of physical memory with no struct page (pfn_valid is false for all of it)."""
+
+    def __init__(self, phys, start_pfn: int, npages: int, name: str):
+        self.phys = phys
+        self.start_pfn = start_pfn
+        self.npages = npages
+        self.name = name
+
+    @property
+    def end_pfn(self) -> int:
+        return self.start_pfn + self.npages
+
+    @property
+    def size(self) -> int:
+        return self.npages * PAGE_SIZE
+
+    def _check(self, offset: int, n: int) -> None:
+        if not isinstance(offset, int) or not isinstance(n, int):
+            raise TypeError("device offsets and lengths are ints (bytes)")
+        if offset < 0 or n < 0 or offset + n > self.size:
+            raise ValueError(f"{self.name}: bytes {offset}..{offset + n} are past the device's end "
+                             f"({self.size} bytes, pfns {self.start_pfn}..{self.end_pfn - 1})")
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Store `data` at byte `offset` of the device."""
+        self._check(offset, len(data))
+        self.phys.write_bytes(self.start_pfn * PAGE_SIZE + offset, bytes(data))
+
+    def read(self, offset: int, n: int) -> bytes:
+        """`n` bytes from byte `offset` of the device."""
+        self._check(offset, n)
+        return self.phys.read_bytes(self.start_pfn * PAGE_SIZE + offset, n)
+
+    def __repr__(self):
+        return f"DeviceMemory({self.name!r}, pfns {self.start_pfn}..{self.end_pfn - 1}, no struct page)"
+
+
+class PhysMem:
+    """RAM with its (lazy) memmap, device ranges, and the bytes of every frame."""
+
+    def __init__(self, ram_pages: int):
+        self.ram_pages = ram_pages
+        self.memmap: dict[int, Page] = {}
+        self.frames: dict[int, bytearray] = {}
+        self.devices: list[DeviceMemory] = []
+        self._next = 0                 # lowest never-allocated pfn
+        self._free: list[int] = []     # freed pfns, a min-heap
+        self.nr_free = ram_pages
+        self.reserved_pgtables = 0     # page-table pages counted for linear runs, not built
+
+    def pfn_valid(self, pfn: int) -> bool:
+        return 0 <= pfn < self.ram_pages
+
+    def page(self, pfn: int) -> Page:
+        """The struct page of a RAM pfn (created on first use)."""
+        page = self.memmap.get(pfn)
+        if page is None:
+            page = self.memmap[pfn] = Page(pfn)
+        return page
+
+    def device_of(self, pfn: int) -> DeviceMemory | None:
+        for dev in self.devices:
+            if dev.start_pfn <= pfn < dev.end_pfn:
+                return dev
+        return None
+
+    def exists(self, pfn: int) -> bool:
+        """True if pfn is RAM or device memory (something answers at that address)."""
+        return self.pfn_valid(pfn) or self.device_of(pfn) is not None
+
+    def take_free_pfn(self) -> int | None:
+        """Remove and return the lowest free RAM pfn, or None when RAM is exhausted."""
+        if self.nr_free - self.reserved_pgtables <= 0:
+            return None
+        self.nr_free -= 1
+        if self._free:
+            return heapq.heappop(self._free)
+        self._next += 1
+        return self._next - 1
+
+    def return_pfn(self, pfn: int) -> None:
+        heapq.heappush(self._free, pfn)
+        self.nr_free += 1
+        self.frames.pop(pfn, None)
+
+    def untake_pfn(self, pfn: int) -> None:
+        """Undo take_free_pfn exactly (used when an operation is rolled back)."""
+        self.nr_free += 1
+        if pfn == self._next - 1 and (not self._free or self._free[0] > pfn):
+            self._next -= 1
+        else:
+            heapq.heappush(self._free, pfn)
+
+    def retake_pfn(self, pfn: int) -> None:
+        """Undo return_pfn exactly."""
+        self._free.remove(pfn)
+        heapq.heapify(self._free)
+        self.nr_free -= 1
+
+    # -- frame contents -------------------------------------------------------------------
+
+    def read_frame(self, pfn: int, off: int, n: int) -> bytes:
+        buf = self.frames.get(pfn)
+        return bytes(n) if buf is None else bytes(buf[off:off + n])
+
+    def write_frame(self, pfn: int, off: int, data: bytes) -> bytes:
+        """Write into a frame and return the bytes that were there (for undo)."""
+        buf = self.frames.get(pfn)
+        if buf is None:
+            buf = self.frames[pfn] = bytearray(PAGE_SIZE)
+        old = bytes(buf[off:off + len(data)])
+        buf[off:off + len(data)] = data
+        return old
+
+    def copy_frame(self, dst: int, src: int) -> None:
+        buf = self.frames.get(src)
+        if buf is None:
+            self.frames.pop(dst, None)
+        else:
+            self.frames[dst] = bytearray(buf)
+
+    def read_bytes(self, phys: int, n: int) -> bytes:
+        out = bytearray()
+        while n > 0:
+            pfn, off = divmod(phys, PAGE_SIZE)
+            k = min(n, PAGE_SIZE - off)
+            out += self.read_frame(pfn, off, k)
+            phys += k
+            n -= k
+        return bytes(out)
+
+    def write_bytes(self, phys: int, data: bytes) -> None:
+        while data:
+            pfn, off = divmod(phys, PAGE_SIZE)
+            k = min(len(data), PAGE_SIZE - off)
+            self.write_frame(pfn, off, data[:k])
+            phys += k
+            data = data[k:]

@@ -1,0 +1,360 @@
+"""The teaching facade: a user process with mmap, read, write, fork, munmap, exit and gup.
+
+These are the system calls and memory accesses a user program makes; each runs the kernel
+paths of vmlib.memory and vmlib.gup atomically (an operation that raises changes nothing).
+"""
+
+from __future__ import annotations
+
+import errno
+
+from vmlib import gup, memory, pgtable
+from vmlib.errors import KernelError, Segfault
+from vmlib.flags import (PAGE_SHIFT, PAGE_SIZE, VM_DONTCOPY, VM_EXEC, VM_FAULT_ERROR, VM_MAYEXEC,
+                         VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_WRITE)
+from vmlib.mm import File, MmStruct, VmArea
+
+TASK_UNMAPPED_BASE = 0x40000000
+TASK_SIZE = 0x7FFFFFFFF000
+_PROT = {"r": VM_READ, "w": VM_WRITE, "x": VM_EXEC}
+
+
+def _parse_prot(prot) -> int:
+    if not isinstance(prot, str):
+        raise TypeError(f"mmap: prot is a string such as 'r', 'rw' or 'rwx', got {prot!r}")
+    if prot in ("", "none", "-"):
+        return 0
+    if any(c not in _PROT for c in prot) or len(set(prot)) != len(prot):
+        raise ValueError(f"mmap: unknown prot {prot!r}: use letters from 'rwx' (e.g. 'r', 'rw') "
+                         f"or 'none'")
+    vm = 0
+    for c in prot:
+        vm |= _PROT[c]
+    return vm
+
+
+def _check_len(length, fn: str) -> int:
+    if not isinstance(length, int) or isinstance(length, bool):
+        raise TypeError(f"{fn}: length must be an int (bytes), got {type(length).__name__}")
+    if length <= 0:
+        raise ValueError(f"{fn}: length must be positive, got {length}")
+    return (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+
+
+def _check_aligned(addr, fn: str, what: str = "address") -> None:
+    if not isinstance(addr, int) or isinstance(addr, bool):
+        raise TypeError(f"{fn}: {what} must be an int, got {type(addr).__name__}")
+    if addr < 0 or addr % PAGE_SIZE:
+        raise ValueError(f"{fn}: {what} {addr:#x} is not page-aligned (a multiple of {PAGE_SIZE:#x})")
+
+
+class Process:
+    """A user process: its pid, name and mm. Create with Kernel.spawn() or fork()."""
+
+    def __init__(self, kernel, pid: int, name: str, mm: MmStruct):
+        self.kernel = kernel
+        self.pid = pid
+        self.name = name
+        self.mm = mm
+        self.alive = True
+
+    def __repr__(self):
+        state = "" if self.alive else " exited"
+        return f"<Process {self.pid} {self.name}{state}>"
+
+    @classmethod
+    def _create(cls, k, name: str | None):
+        pid = k._next_pid
+        k._log(setattr, k, "_next_pid", pid)
+        k._next_pid = pid + 1
+        pgd = k._alloc_pgtable(4)
+        if pgd is None:
+            raise KernelError(errno.ENOMEM, "fork: out of memory for a pgd")
+        name = name or f"P{pid}"
+        proc = cls(k, pid, name, MmStruct(k, pid, pgd, name))
+        k._set_dict(k.procs, pid, proc)
+        k.tracer.emit("state", "mm_alloc", f"process {pid} ({name})", "", ("mm", pid, None, name))
+        k.tracer.emit("state", "mm_alloc", "", "", ("vmas", pid, None, ()))
+        return proc
+
+    def _op(self, text: str) -> None:
+        if not self.alive:
+            raise ValueError(f"process {self.pid} ({self.name}) has exited: it can do nothing more")
+        self.kernel.tracer.emit("op", self.name, text)
+
+    # -- mmap / munmap ------------------------------------------------------------------------
+
+    def mmap(self, length: int, prot: str = "rw", flags: str = "private", file: File | None = None,
+             offset: int = 0, addr: int | None = None) -> int:
+        """Map `length` bytes; return the start address. KernelError (and no vma) on failure."""
+        k = self.kernel
+        length = _check_len(length, "mmap")
+        vm_prot = _parse_prot(prot)
+        if flags not in ("private", "shared"):
+            raise ValueError(f"mmap: unknown flags {flags!r}: use 'private' or 'shared' "
+                             f"(addr= gives MAP_FIXED)")
+        _check_aligned(offset, "mmap", "offset")
+        if addr is not None:
+            _check_aligned(addr, "mmap", "addr")
+            if addr + length > TASK_SIZE or addr == 0:
+                raise ValueError(f"mmap: [{addr:#x}, {addr + length:#x}) is outside user space "
+                                 f"(0x1000..{TASK_SIZE:#x})")
+        if file is not None and not isinstance(file, File):
+            raise TypeError(f"mmap: file must come from Kernel.open(), got {type(file).__name__}")
+        if file is not None and file.kernel is not k:
+            raise ValueError("mmap: that file was opened on another Kernel object")
+        self._op(f"mmap({length:#x}, {prot or 'none'}, {flags}"
+                 f"{', ' + file.driver.name if file else ''}{f', offset={offset:#x}' if offset else ''})")
+        with k._transaction():
+            return self._do_mmap(length, vm_prot, flags, file, offset, addr)
+
+    def _do_mmap(self, length, vm_flags, flags, file, offset, addr) -> int:
+        k, mm = self.kernel, self.mm
+        vm_flags |= VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
+        shared = flags == "shared"
+        with k.call("do_mmap_pgoff", ""):
+            if file is not None:
+                if not file.readable:
+                    raise KernelError(errno.EACCES, "do_mmap_pgoff: the file was not opened for reading")
+                if shared:
+                    if vm_flags & VM_WRITE and not file.writable:
+                        raise KernelError(errno.EACCES, "do_mmap_pgoff: MAP_SHARED with PROT_WRITE "
+                                          "needs a file opened for writing")
+                    vm_flags |= VM_SHARED | VM_MAYSHARE
+                    if not file.writable:
+                        vm_flags &= ~(VM_MAYWRITE | VM_SHARED)
+                        k.decide("do_mmap_pgoff", "MAP_SHARED of a read-only file: VM_SHARED and "
+                                 "VM_MAYWRITE cleared, VM_MAYSHARE kept (not COW)", "§2")
+            elif shared:
+                from vmlib.drivers.shmem import Shmem
+                file = k.open(Shmem(length), "rw")
+                vm_flags |= VM_SHARED | VM_MAYSHARE
+            if addr is None:
+                addr = self._get_unmapped_area(length)
+            else:
+                if any(v.vm_start < addr + length and addr < v.vm_end for v in mm.vmas):
+                    self._do_munmap(addr, length)
+            pgoff = offset >> PAGE_SHIFT
+            if file is None:
+                pgoff = addr >> PAGE_SHIFT          # anonymous private: pgoff = addr >> PAGE_SHIFT
+            name = file.driver.name if file is not None else "anon"
+            vma = VmArea(mm, addr, addr + length, vm_flags, pgoff, file, name)
+            k.decide("do_mmap_pgoff", f"vma {addr:#x}-{addr + length:#x} vm_flags "
+                     f"{_flag_text(vma.vm_flags)}, COW={k.ops.is_cow_mapping(vma.vm_flags)}", "§2")
+            if file is not None:
+                err = file.driver.mmap(k, vma)
+                if not isinstance(err, int):
+                    raise TypeError(f"{type(file.driver).__name__}.mmap must return 0 or -errno, got "
+                                    f"{err!r}")
+                if err:
+                    raise KernelError(err, f"mmap: {file.driver.name}->mmap refused the mapping")
+                vma.__dict__["vm_page_prot"] = vma.vm_page_prot
+            k._set_vmas(mm, sorted(mm.vmas + [vma], key=lambda v: v.vm_start))
+            return addr
+
+    def _get_unmapped_area(self, length: int) -> int:
+        addr = TASK_UNMAPPED_BASE
+        for v in self.mm.vmas:
+            if v.vm_end <= addr:
+                continue
+            if v.vm_start >= addr + length:
+                break
+            addr = v.vm_end
+        if addr + length > TASK_SIZE:
+            raise KernelError(errno.ENOMEM, f"get_unmapped_area: no room for {length:#x} bytes")
+        return addr
+
+    def munmap(self, addr: int, length: int) -> None:
+        """Unmap [addr, addr+length): split vmas at the edges, zap, free page tables."""
+        _check_aligned(addr, "munmap")
+        length = _check_len(length, "munmap")
+        if not any(v.vm_start < addr + length and addr < v.vm_end for v in self.mm.vmas):
+            raise ValueError(f"munmap: nothing is mapped in [{addr:#x}, {addr + length:#x}) "
+                             f"(the kernel would return 0 and do nothing; this is probably a mistake)")
+        self._op(f"munmap({addr:#x}, {length:#x})")
+        with self.kernel._transaction():
+            self._do_munmap(addr, length)
+
+    def _do_munmap(self, start: int, length: int) -> None:
+        k, mm = self.kernel, self.mm
+        end = start + length
+        with k.call("do_munmap", f"{start:#x}-{end:#x}"):
+            vmas = []
+            for v in mm.vmas:
+                if v.vm_end <= start or v.vm_start >= end:
+                    vmas.append(v)
+                    continue
+                if v.vm_start < start:
+                    vmas.append(_split(v, v.vm_start, start))
+                if v.vm_end > end:
+                    vmas.append(_split(v, end, v.vm_end))
+                memory.zap_page_range(k, v, max(v.vm_start, start), min(v.vm_end, end))
+            k._set_vmas(mm, sorted(vmas, key=lambda v: v.vm_start))
+            k._free_empty_tables(mm)
+
+    # -- memory access --------------------------------------------------------------------
+
+    def read(self, addr: int, n: int) -> bytes:
+        """Read n bytes at addr, faulting pages in as the CPU would."""
+        self._check_access(addr, n, "read")
+        self._op(f"read({addr:#x}, {n})")
+        with self.kernel._transaction():
+            return bytes(self._access(addr, n, None))
+
+    def write(self, addr: int, data: bytes) -> None:
+        """Write data at addr, faulting (and copying on write) as the CPU would."""
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"write: data must be bytes, got {type(data).__name__}")
+        self._check_access(addr, len(data), "write")
+        self._op(f"write({addr:#x}, {bytes(data[:8])!r}{'...' if len(data) > 8 else ''})")
+        with self.kernel._transaction():
+            self._access(addr, len(data), bytes(data))
+
+    def _check_access(self, addr, n, what: str) -> None:
+        if not isinstance(addr, int) or isinstance(addr, bool):
+            raise TypeError(f"{what}: address must be an int, got {type(addr).__name__}")
+        if not isinstance(n, int) or n <= 0:
+            raise ValueError(f"{what}: length must be a positive int, got {n!r}")
+
+    def _access(self, addr: int, n: int, data: bytes | None) -> bytearray:
+        k = self.kernel
+        out = bytearray()
+        pos = 0
+        while pos < n:
+            a = addr + pos
+            page_addr = a & ~(PAGE_SIZE - 1)
+            off = a - page_addr
+            chunk = min(n - pos, PAGE_SIZE - off)
+            pte = self._fault_in(page_addr, data is not None)
+            if data is None:
+                out += k.phys.read_frame(pte.pfn, off, chunk)
+            else:
+                k._write_user(pte.pfn, off, data[pos:pos + chunk])
+            pos += chunk
+        return out
+
+    def _fault_in(self, addr: int, write: bool):
+        """The pte for addr after whatever faults the access takes (SIGSEGV/SIGBUS raised)."""
+        k, mm = self.kernel, self.mm
+        vma = mm.vma_at(addr)
+        what = "write" if write else "read"
+        if vma is None:
+            raise Segfault(f"{what} at {addr:#x}: no vma there (SIGSEGV, SEGV_MAPERR)")
+        if not vma.vm_flags & (VM_WRITE if write else VM_READ):
+            raise Segfault(f"{what} at {addr:#x}: the vma {vma.vm_start:#x}-{vma.vm_end:#x} is not "
+                           f"{'writable' if write else 'readable'} (SIGSEGV, SEGV_ACCERR)")
+        for _ in range(4):
+            pte = pgtable.lookup(mm, addr)
+            if pte is not None and (pte.write or not write):
+                return pte
+            if pte is not None and k.tracer.on:
+                k.decide("fault", f"{what} to a read-only pte at {addr:#x}: the CPU faults again",
+                         "§6a double fault")
+            code = memory.handle_mm_fault(k, vma, addr, write)
+            if code & VM_FAULT_ERROR:
+                memory.fault_error(code, addr, f"{what} by {self.name}")
+        raise KernelError(errno.EFAULT, f"{what} at {addr:#x}: the fault handler made no progress")
+
+    # -- fork / exit ----------------------------------------------------------------------
+
+    def fork(self, name: str | None = None) -> Process:
+        """A child with a copy of this mm: vmas duplicated, ptes copied where fork copies them."""
+        self._op("fork()")
+        k = self.kernel
+        with k._transaction():
+            child = Process._create(k, name)
+            with k.call("dup_mmap", f"{self.name} → {child.name}"):
+                vmas = []
+                for v in self.mm.vmas:
+                    if v.vm_flags & VM_DONTCOPY:
+                        continue
+                    c = VmArea(child.mm, v.vm_start, v.vm_end, v.vm_flags, v.vm_pgoff, v.vm_file, v.name)
+                    c.__dict__["vm_page_prot"] = v.vm_page_prot
+                    c.__dict__["anon_vma"] = v.anon_vma
+                    c.__dict__["vm_private_data"] = v.vm_private_data
+                    vmas.append(c)
+                    k._set_vmas(child.mm, list(vmas))
+                    memory.copy_page_range(k, c, v)
+            return child
+
+    def exit(self) -> None:
+        """exit_mmap: zap every vma, free the page tables, forget the process."""
+        self._op("exit()")
+        k, mm = self.kernel, self.mm
+        with k._transaction():
+            with k.call("exit_mmap", self.name):
+                for v in list(mm.vmas):
+                    memory.zap_page_range(k, v, v.vm_start, v.vm_end)
+                k._set_vmas(mm, [])
+                k._free_empty_tables(mm)
+                k._put_page(mm.pgd.page, "pgd_free")
+                k._log(setattr, mm, "dead", False)
+                mm.dead = True
+                k._update_run_tables(mm)
+                k._set_dict(k.procs, self.pid, None)
+                k._log(setattr, self, "alive", True)
+                self.alive = False
+                k.tracer.emit("state", "exit_mmap", "", "", ("vmas", self.pid, (), None))
+                k.tracer.emit("state", "exit_mmap", f"process {self.pid} is gone", "",
+                              ("mm", self.pid, self.name, None))
+
+    # -- inspection and gup ---------------------------------------------------------------
+
+    def find_vma(self, addr: int):
+        """The kernel's find_vma: the first vma with vm_end > addr (None if there is none)."""
+        return self.mm.find_vma(addr)
+
+    def follow_pte(self, addr: int):
+        """The present pte mapping addr, or None. Faults nothing in."""
+        if not isinstance(addr, int):
+            raise TypeError(f"follow_pte: address must be an int, got {type(addr).__name__}")
+        return pgtable.lookup(self.mm, addr & ~(PAGE_SIZE - 1))
+
+    @property
+    def vmas(self) -> list:
+        return list(self.mm.vmas)
+
+    @property
+    def rss(self) -> dict:
+        return dict(self.mm.rss)
+
+    def get_user_pages(self, addr: int, nr: int, write: bool = False) -> list:
+        """Pages of nr pages from addr, each with a reference (release with k.put_page)."""
+        self._check_gup(addr, nr, "get_user_pages")
+        self._op(f"get_user_pages({addr:#x}, {nr}, write={write})")
+        with self.kernel._transaction():
+            return gup.get_user_pages(self.kernel, self.mm, addr, nr, bool(write))
+
+    def get_user_pages_fast(self, addr: int, nr: int, write: bool = False) -> list:
+        """Like get_user_pages; may return fewer pages; the trace says where it fell back."""
+        self._check_gup(addr, nr, "get_user_pages_fast")
+        self._op(f"get_user_pages_fast({addr:#x}, {nr}, write={write})")
+        with self.kernel._transaction():
+            return gup.get_user_pages_fast(self.kernel, self.mm, addr, nr, bool(write))
+
+    def pin_user_pages(self, addr: int, nr: int, write: bool = False) -> list:
+        """FOLL_PIN (6.12): each page gains 1024 references; release with k.unpin_user_page."""
+        self._check_gup(addr, nr, "pin_user_pages")
+        self._op(f"pin_user_pages({addr:#x}, {nr}, write={write})")
+        with self.kernel._transaction():
+            return gup.pin_user_pages(self.kernel, self.mm, addr, nr, bool(write))
+
+    def _check_gup(self, addr, nr, fn: str) -> None:
+        _check_aligned(addr, fn)
+        if not isinstance(nr, int) or nr <= 0:
+            raise ValueError(f"{fn}: nr must be a positive number of pages, got {nr!r}")
+
+
+def _split(v: VmArea, start: int, end: int) -> VmArea:
+    """A new vma for [start, end) of v with vm_pgoff moved along (split_vma)."""
+    pgoff = v.vm_pgoff + ((start - v.vm_start) >> PAGE_SHIFT)
+    n = VmArea(v.vm_mm, start, end, v.vm_flags, pgoff, v.vm_file, v.name)
+    n.__dict__["vm_page_prot"] = v.vm_page_prot
+    n.__dict__["anon_vma"] = v.anon_vma
+    n.__dict__["vm_private_data"] = v.vm_private_data
+    return n
+
+
+def _flag_text(flags: int) -> str:
+    from vmlib.flags import flag_names
+    return flag_names(flags)

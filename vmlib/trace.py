@@ -1,0 +1,196 @@
+"""Trace events and state snapshots: what the stepper, graphs, golden tests and graders read.
+
+Every kernel function reports to the tracer owned by its kernel object (never a global):
+`call` events (a function was entered), `decision` events (which branch, and the row of
+kernel-facts that decided it), and state changes, each carrying a reversible delta
+(what, key, old, new). A Trace holds the state when recording began (a Snapshot) and the
+events since; `state_at(i)` replays the deltas, forwards or backwards, so any step can be
+shown.
+
+Delta kinds (all values are plain, immutable data):
+  ("pte",   (mm_id, addr), old Pte|None, new Pte|None)
+  ("runs",  mm_id, old tuple, new tuple)      linear runs of raw pfns (remap_pfn_range)
+  ("page",  pfn, old PageInfo|None, new PageInfo|None)   a struct page's counts and flags
+  ("rss",   (mm_id, "anon"|"file"), old int, new int)
+  ("vmas",  mm_id, old tuple[VmaInfo], new tuple[VmaInfo])
+  ("mm",    mm_id, old str|None, new str|None)      a process appears or goes away
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class PageInfo(NamedTuple):
+    """A struct page as the views see it: refcount, mapcount (0-based) and type."""
+
+    count: int
+    mapcount: int
+    anon: bool
+    reserved: bool = False
+    mapping: str | None = None     # name of the page cache (file) the page belongs to
+    index: int | None = None
+    exclusive: bool = False        # PageAnonExclusive (6.12)
+
+
+class VmaInfo(NamedTuple):
+    start: int
+    end: int
+    flags: int
+    pgoff: int
+    name: str
+
+
+class Run(NamedTuple):
+    """A linear run of raw pfns: ptes for [start, end) map pfn0, pfn0+1, ... with `bits`."""
+
+    start: int
+    end: int
+    pfn0: int
+    bits: int
+
+
+@dataclass
+class Event:
+    seq: int
+    kind: str          # "op" | "call" | "decision" | "warn" | "error" | "state"
+    func: str          # kernel function (or facade operation) that emitted it
+    text: str
+    row: str = ""      # kernel-facts table and row that decided, e.g. "§1a row 3"
+    delta: tuple | None = None
+    depth: int = 0
+
+    def __str__(self):
+        row = f"  [{self.row}]" if self.row else ""
+        return f"{'  ' * self.depth}{self.func}: {self.text}{row}"
+
+
+@dataclass
+class Snapshot:
+    """The visible state of a kernel: mms, vmas, ptes, runs, struct pages, rss counters."""
+
+    mms: dict = field(default_factory=dict)      # mm_id -> name
+    vmas: dict = field(default_factory=dict)     # mm_id -> tuple[VmaInfo]
+    ptes: dict = field(default_factory=dict)     # (mm_id, addr) -> Pte | None (None masks a run)
+    runs: dict = field(default_factory=dict)     # mm_id -> tuple[Run]
+    pages: dict = field(default_factory=dict)    # pfn -> PageInfo (allocated frames only)
+    rss: dict = field(default_factory=dict)      # (mm_id, kind) -> int
+
+    def copy(self) -> Snapshot:
+        return Snapshot(dict(self.mms), dict(self.vmas), dict(self.ptes), dict(self.runs),
+                        dict(self.pages), dict(self.rss))
+
+    def apply(self, delta: tuple, forward: bool = True) -> None:
+        """Apply a delta (or undo it when forward is False)."""
+        what, key, old, new = delta
+        value = new if forward else old
+        table = {"pte": self.ptes, "runs": self.runs, "page": self.pages, "rss": self.rss,
+                 "vmas": self.vmas, "mm": self.mms}[what]
+        if value is None and what != "pte":
+            table.pop(key, None)
+        elif value is None and what == "pte" and not self._in_run(key):
+            table.pop(key, None)
+        else:
+            table[key] = value
+
+    def _in_run(self, key) -> bool:
+        mm_id, addr = key
+        return any(r.start <= addr < r.end for r in self.runs.get(mm_id, ()))
+
+    def pte(self, mm_id: int, addr: int):
+        """The pte at addr in mm_id (explicit entries first, then linear runs), or None."""
+        if (mm_id, addr) in self.ptes:
+            return self.ptes[(mm_id, addr)]
+        for r in self.runs.get(mm_id, ()):
+            if r.start <= addr < r.end:
+                from vmlib.pte import Pte
+                return Pte(r.pfn0 + ((addr - r.start) >> 12), r.bits)
+        return None
+
+    def mm_ptes(self, mm_id: int) -> dict:
+        """Explicit ptes of one mm: addr -> Pte (runs not expanded)."""
+        return {a: p for (m, a), p in self.ptes.items() if m == mm_id and p is not None}
+
+
+class Trace:
+    """Events recorded since `base` was captured; `state_at(i)` is the state after event i."""
+
+    CHECKPOINT_EVERY = 256
+
+    def __init__(self, base: Snapshot, info: dict):
+        self.base = base
+        self.info = info            # static facts: profile, ram_pages, devices, zero_pfn
+        self.events: list[Event] = []
+        self._checkpoints: dict[int, Snapshot] = {}
+
+    def __len__(self):
+        return len(self.events)
+
+    def __getitem__(self, i):
+        return self.events[i]
+
+    def __iter__(self):
+        return iter(self.events)
+
+    def state_at(self, i: int) -> Snapshot:
+        """State after events[0..i] (i = -1: the base state). Raises IndexError past the end."""
+        if not -1 <= i < len(self.events):
+            raise IndexError(f"trace step {i} out of range: the trace has {len(self.events)} events "
+                             f"(steps -1..{len(self.events) - 1})")
+        start = max((c for c in self._checkpoints if c <= i), default=-1)
+        snap = (self._checkpoints[start] if start >= 0 else self.base).copy()
+        for j in range(start + 1, i + 1):
+            d = self.events[j].delta
+            if d is not None:
+                snap.apply(d)
+            if (j + 1) % self.CHECKPOINT_EVERY == 0 and j not in self._checkpoints:
+                self._checkpoints[j] = snap.copy()
+        return snap
+
+    def step(self, snap: Snapshot, i: int, forward: bool) -> None:
+        """Move `snap` across event i in place: from state i-1 to i, or back from i to i-1."""
+        d = self.events[i].delta
+        if d is not None:
+            snap.apply(d, forward)
+
+    def changes(self, i: int) -> list[Event]:
+        """The state-changing events of step i's top-level operation (for diffs)."""
+        return [e for e in self.events[: i + 1] if e.delta is not None][-1:]
+
+    def ops(self) -> list[int]:
+        """Indexes of the top-level operation events."""
+        return [e.seq for e in self.events if e.kind == "op"]
+
+    def text(self, start: int = 0, end: int | None = None) -> str:
+        return "\n".join(str(e) for e in self.events[start:end])
+
+    def _truncate(self, n: int) -> None:
+        del self.events[n:]
+        for c in [c for c in self._checkpoints if c >= n]:
+            del self._checkpoints[c]
+
+
+class Tracer:
+    """Owned by one kernel object; appends events to the current Trace when enabled."""
+
+    def __init__(self, kernel, enabled: bool = True):
+        self.kernel = kernel
+        self.enabled = enabled
+        self.depth = 0
+        self._quiet = 0
+        self.trace = Trace(Snapshot(), {})
+
+    def reset(self) -> Trace:
+        """Start a new trace from the kernel's current state and return it."""
+        self.trace = Trace(self.kernel.snapshot(), self.kernel.trace_info())
+        return self.trace
+
+    @property
+    def on(self) -> bool:
+        return self.enabled and not self._quiet
+
+    def emit(self, kind: str, func: str, text: str, row: str = "", delta: tuple | None = None) -> None:
+        if self.enabled and (not self._quiet or delta is not None):
+            ev = self.trace.events
+            ev.append(Event(len(ev), kind, func, text, row, delta, self.depth))
