@@ -80,6 +80,8 @@ def check(k) -> None:
         for pid, proc in k.procs.items():
             for vma in proc.mm.vmas:
                 f = vma.vm_file
+                if f is None:
+                    continue
                 cache = getattr(f.private, "cache", None) or getattr(f.driver, "cache", None)
                 if cache is not None:
                     for page in cache.pages.values():

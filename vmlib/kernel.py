@@ -29,7 +29,7 @@ def _page_info(page: Page) -> PageInfo | None:
         return None
     mapping = page.mapping.name if page.mapping is not None else None
     return PageInfo(page._count, page._mapcount + 1, page.anon, page.reserved, mapping,
-                    page.index, page.exclusive)
+                    page.index, page.exclusive, page.pgtable)
 
 
 class Kernel:
@@ -388,7 +388,7 @@ class Kernel:
         page = self._alloc_page("pgtable")
         if page is None:
             return None
-        page.pgtable = True
+        self._set_page_field(page, "pgtable", True)
         return PageTable(level, page)
 
     def _set_pte(self, mm, addr: int, pte, why: str = "set_pte_at") -> None:

@@ -32,6 +32,7 @@ class PageInfo(NamedTuple):
     mapping: str | None = None     # name of the page cache (file) the page belongs to
     index: int | None = None
     exclusive: bool = False        # PageAnonExclusive (6.12)
+    pgtable: bool = False          # a page-table page
 
 
 class VmaInfo(NamedTuple):
@@ -63,7 +64,39 @@ class Event:
 
     def __str__(self):
         row = f"  [{self.row}]" if self.row else ""
-        return f"{'  ' * self.depth}{self.func}: {self.text}{row}"
+        return f"{'  ' * self.depth}{self.func}: {self.text or describe(self.delta)}{row}"
+
+
+def _pte_text(pte) -> str:
+    return "none" if pte is None else f"pfn {pte.pfn} {pte.flags_str()}"
+
+
+def _page_text(info) -> str:
+    if info is None:
+        return "free"
+    kind = "pgtable" if info.pgtable else "anon" if info.anon else (
+        f"file {info.mapping}" if info.mapping else "reserved" if info.reserved else "kernel")
+    return f"ref {info.count} map {info.mapcount} {kind}"
+
+
+def describe(delta) -> str:
+    """One line saying what a state delta changed."""
+    if delta is None:
+        return ""
+    what, key, old, new = delta
+    if what == "pte":
+        return f"pte {key[1]:#x} of P{key[0]}: {_pte_text(old)} → {_pte_text(new)}"
+    if what == "page":
+        return f"page {key}: {_page_text(old)} → {_page_text(new)}"
+    if what == "rss":
+        return f"P{key[0]} {key[1]}_rss: {old} → {new}"
+    if what == "vmas":
+        return f"P{key} vmas: {len(old or ())} → {len(new or ())}"
+    if what == "runs":
+        return f"P{key} linear runs: {len(old or ())} → {len(new or ())}"
+    if what == "mm":
+        return f"process {key}: {'created' if new else 'gone'}"
+    return str(delta)
 
 
 @dataclass
