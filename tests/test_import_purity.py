@@ -40,6 +40,7 @@ def test_import_vmlib_loads_no_view_or_science_library():
 
 def test_import_vmlib_loads_only_stdlib_and_vmlib():
     loaded = loaded_by_import_vmlib()
+    assert loaded["file"], "vmlib has no __init__.py (it imported as a namespace package)"
     assert Path(loaded["file"]).resolve().is_relative_to(ROOT / "vmlib"), loaded["file"]
     outsiders = [m for m in loaded["new"] if not is_allowed(m)]
     assert not outsiders, f"import vmlib loaded non-stdlib modules: {outsiders}"
