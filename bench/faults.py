@@ -77,7 +77,8 @@ def main(argv: list[str]) -> int:
         kern_s = f"{kern:.2f}" if kern else "-"
         print(f"{kind:<12}{off:>10.2f}us{on:>10.2f}us{kern_s:>8}us{r_off:>12}{r_on:>11}")
     print("target: trace off, anon_write <= 10x the live kernel "
-          "(file_read on the kernel is a memfd/tmpfs stand-in for XipFs)")
+          "(file_read on the kernel is a memfd/tmpfs stand-in for XipFs; the kernel's fault-around "
+          "maps 16 pages per file fault, the simulator one)")
     return 0
 
 

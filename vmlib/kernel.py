@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import types
+from operator import attrgetter
 
 from vmlib import gup, memory, pgtable
 from vmlib.errors import BadPageMap, BadPageState, KernelError, MissingFeature
@@ -18,7 +19,7 @@ from vmlib.flags import PAGE_SIZE, is_cow_mapping
 from vmlib.page import DeviceMemory, Page, PhysMem
 from vmlib.pgtable import PageTable
 from vmlib.profiles import make_profile
-from vmlib.trace import PageInfo, Tracer, Snapshot
+from vmlib.trace import PageInfo, Snapshot, Tracer
 
 OVERRIDABLE = ("vm_normal_page", "is_cow_mapping", "do_wp_page_decision", "insert_mixed_decision",
                "gup_fast_pte_ok", "remap_pfn_range_check")
@@ -254,27 +255,9 @@ class Kernel:
 
     # -- transactions -----------------------------------------------------------------------
 
-    @contextlib.contextmanager
     def _transaction(self):
         """Run a block atomically: if it raises, undo every change and drop its trace events."""
-        if self._undo is not None:
-            yield
-            return
-        undo = self._undo = []
-        mark = len(self.tracer.trace.events)
-        depth = self.tracer.depth
-        try:
-            yield
-        except BaseException as e:
-            self._undo = None
-            for fn, args in reversed(undo):
-                fn(*args)
-            self.tracer.depth = depth
-            self.tracer.trace._truncate(mark)
-            self.tracer.emit("error", type(e).__name__, f"{e} (operation undone, state unchanged)")
-            raise
-        finally:
-            self._undo = None
+        return _NESTED if self._undo is not None else _Transaction(self)
 
     def _log(self, fn, *args) -> None:
         if self._undo is not None:
@@ -331,8 +314,9 @@ class Kernel:
         if self.tracer.enabled:
             self.tracer.emit("state", "rss", "", "", ("rss", (mm.id, kind), old, old + delta))
 
-    def _alloc_page(self, owner: str) -> Page | None:
-        """Take a free RAM frame; refcount 1, mapcount 0. None when RAM is exhausted."""
+    def _alloc_page(self, owner: str, anon: bool = False, mapped: bool = False) -> Page | None:
+        """Take a free RAM frame: refcount 1, mapcount 1 if `mapped` else 0, PageAnon if `anon`
+        (and PageAnonExclusive on 6.12). None when RAM is exhausted."""
         pfn = self.phys.take_free_pfn()
         if pfn is None:
             return None
@@ -340,8 +324,10 @@ class Kernel:
         page = self.phys.page(pfn)
         self._log(self._restore_page, page, self._page_fields(page))
         page._count = 1
-        page._mapcount = -1
-        page.anon = page.reserved = page.exclusive = page.pgtable = page.dirty = False
+        page._mapcount = 0 if mapped else -1
+        page.anon = anon
+        page.exclusive = anon and self.profile.MODERN
+        page.reserved = page.pgtable = page.dirty = False
         page.mapping = page.index = None
         page.owner = owner
         self.phys.frames.pop(pfn, None)
@@ -360,9 +346,7 @@ class Kernel:
         page.anon = page.exclusive = page.pgtable = page.dirty = False
         page.mapping = page.index = page.owner = None
 
-    @staticmethod
-    def _page_fields(page: Page) -> tuple:
-        return tuple(getattr(page, f) for f in Page.__slots__)
+    _page_fields = staticmethod(attrgetter(*Page.__slots__))
 
     @staticmethod
     def _restore_page(page: Page, fields: tuple) -> None:
@@ -518,15 +502,12 @@ class Kernel:
         self.warnings.append(f"{func}: {text}")
         self.tracer.emit("warn", func, text)
 
-    @contextlib.contextmanager
     def call(self, func: str, text: str = ""):
         """Bracket a kernel function so nested events are indented under it."""
+        if not self.tracer.enabled:
+            return _NESTED
         self.tracer.emit("call", func, text)
-        self.tracer.depth += 1
-        try:
-            yield
-        finally:
-            self.tracer.depth -= 1
+        return _Call(self.tracer)
 
     @contextlib.contextmanager
     def quiet(self):
@@ -538,8 +519,66 @@ class Kernel:
             self.tracer._quiet -= 1
 
 
+class _Nested:
+    """A context that does nothing (a nested transaction, or tracing off)."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+_NESTED = _Nested()
+
+
+class _Call:
+    __slots__ = ("tracer",)
+
+    def __init__(self, tracer):
+        self.tracer = tracer
+        tracer.depth += 1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.tracer.depth -= 1
+        return False
+
+
+class _Transaction:
+    """Undo log of one top-level operation; on an exception every change is undone."""
+
+    __slots__ = ("k", "mark", "depth")
+
+    def __init__(self, k: Kernel):
+        self.k = k
+
+    def __enter__(self):
+        k = self.k
+        k._undo = []
+        self.mark = len(k.tracer.trace.events)
+        self.depth = k.tracer.depth
+        return self
+
+    def __exit__(self, typ, e, tb):
+        k = self.k
+        undo, k._undo = k._undo, None
+        if typ is None:
+            return False
+        for fn, args in reversed(undo):
+            fn(*args)
+        k.tracer.depth = self.depth
+        k.tracer.trace._truncate(self.mark)
+        k.tracer.emit("error", typ.__name__, f"{e} (operation undone, state unchanged)")
+        return False
+
+
 def is_cow(k: Kernel, vma) -> bool:
     return k.ops.is_cow_mapping(vma.vm_flags)
 
 
-__all__ = ["Kernel", "PAGE_SIZE", "is_cow_mapping"]
+__all__ = ["PAGE_SIZE", "Kernel", "is_cow_mapping"]

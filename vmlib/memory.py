@@ -21,19 +21,45 @@ import errno
 
 from vmlib import pgtable
 from vmlib.errors import BadPageMap, BusError, KernelBug, KernelError
-from vmlib.flags import (PAGE_SHIFT, PAGE_SIZE, VM_DONTDUMP, VM_DONTEXPAND, VM_FAULT_ERROR,
-                         VM_FAULT_NOPAGE, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_HUGETLB, VM_INSERTPAGE,
-                         VM_IO, VM_MAYSHARE, VM_MIXEDMAP, VM_NONLINEAR, VM_PFNMAP, VM_RESERVED,
-                         VM_SHARED, VM_WRITE, is_cow_mapping)
+from vmlib.flags import (
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    VM_DONTDUMP,
+    VM_DONTEXPAND,
+    VM_FAULT_ERROR,
+    VM_FAULT_NOPAGE,
+    VM_FAULT_OOM,
+    VM_FAULT_SIGBUS,
+    VM_HUGETLB,
+    VM_INSERTPAGE,
+    VM_IO,
+    VM_MAYSHARE,
+    VM_MIXEDMAP,
+    VM_NONLINEAR,
+    VM_PFNMAP,
+    VM_RESERVED,
+    VM_SHARED,
+    VM_WRITE,
+    is_cow_mapping,
+)
 from vmlib.mm import Vmf
-from vmlib.pte import (Pte, pfn_pte, pte_mkclean, pte_mkdirty, pte_mkold, pte_mkspecial_bit,
-                       pte_mkwrite, pte_mkyoung, pte_wrprotect)
+from vmlib.pte import (
+    Pte,
+    pfn_pte,
+    pte_mkclean,
+    pte_mkdirty,
+    pte_mkold,
+    pte_mkspecial_bit,
+    pte_mkwrite,
+    pte_mkyoung,
+    pte_wrprotect,
+)
 from vmlib.trace import Run
 
 RUN_MIN = 64          # remap_pfn_range of more pages than this records a linear Run
 RUN_EXPAND = 4096     # runs up to this many pages are classified pte by pte
 
-__all__ = ["vm_normal_page", "is_cow_mapping"]
+__all__ = ["is_cow_mapping", "vm_normal_page"]
 
 
 # -- pte helpers that depend on the profile ------------------------------------------------
@@ -125,7 +151,7 @@ def vm_normal_page(k, vma, addr: int, pte: Pte):
             k.decide(fn, f"VM_PFNMAP, not linear, not a COW mapping → special (pfn {pfn})",
                      "§1d row 5" if modern else "§1a row 4")
             return None
-        k.decide(fn, f"VM_PFNMAP, not linear in a COW mapping → a COWed page",
+        k.decide(fn, "VM_PFNMAP, not linear in a COW mapping → a COWed page",
                  "§1a row 5" if not modern else "§1d row 8")
     if modern and k.is_zero_pfn(pfn):
         k.decide(fn, "zero pfn → special", "§1d row 6")
@@ -396,20 +422,15 @@ def anon_vma_prepare(k, vma) -> None:
 
 
 def _new_anon_page(k, vma, why: str):
-    page = k._alloc_page("anon")
-    if page is None:
-        return None
-    k._set_page_field(page, "anon", True)
-    k._map(page, +1, why)
-    if k.profile.MODERN:
-        k._set_page_field(page, "exclusive", True)
-    return page
+    """A new zeroed anonymous page, mapped once (page_add_new_anon_rmap)."""
+    return k._alloc_page("anon", anon=True, mapped=True)
 
 
 def do_anonymous_page(k, vma, addr: int, write: bool) -> int:
     """A fault on an empty pte of an anonymous vma (§6a rows 1-2)."""
     mm = vma.vm_mm
-    with k.call("do_anonymous_page", f"{'write' if write else 'read'} at {addr:#x}"):
+    with k.call("do_anonymous_page", f"{'write' if write else 'read'} at {addr:#x}"
+                if k.tracer.on else ""):
         if k.profile.MODERN and not write:
             pte = pte_mkspecial(k, pfn_pte(k.zero_pfn, vma.vm_page_prot & ~0x2))
             k._set_pte(mm, addr, pte, "do_anonymous_page")
@@ -423,8 +444,9 @@ def do_anonymous_page(k, vma, addr: int, write: bool) -> int:
         k._rss(mm, "anon", +1)
         k._set_pte(mm, addr, maybe_mkwrite(pte_mkdirty(mk_pte(page, vma.vm_page_prot)), vma),
                    "do_anonymous_page")
-        row = "§6a anonymous write" if write else "§6a anonymous read (2.6.26)"
-        k.decide("do_anonymous_page", f"new zeroed page {page.pfn} (ref 1, map 1, anon_rss +1)", row)
+        if k.tracer.on:
+            row = "§6a anonymous write" if write else "§6a anonymous read (2.6.26)"
+            k.decide("do_anonymous_page", f"new zeroed page {page.pfn} (ref 1, map 1, anon_rss +1)", row)
         return 0
 
 

@@ -10,8 +10,20 @@ import errno
 
 from vmlib import gup, memory, pgtable
 from vmlib.errors import KernelError, Segfault
-from vmlib.flags import (PAGE_SHIFT, PAGE_SIZE, VM_DONTCOPY, VM_EXEC, VM_FAULT_ERROR, VM_MAYEXEC,
-                         VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_WRITE)
+from vmlib.flags import (
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    VM_DONTCOPY,
+    VM_EXEC,
+    VM_FAULT_ERROR,
+    VM_MAYEXEC,
+    VM_MAYREAD,
+    VM_MAYSHARE,
+    VM_MAYWRITE,
+    VM_READ,
+    VM_SHARED,
+    VM_WRITE,
+)
 from vmlib.mm import File, MmStruct, VmArea
 
 TASK_UNMAPPED_BASE = 0x40000000
@@ -77,10 +89,12 @@ class Process:
         k.tracer.emit("state", "mm_alloc", "", "", ("vmas", pid, None, ()))
         return proc
 
-    def _op(self, text: str) -> None:
+    def _op(self, text) -> None:
+        """Record a user-level operation (text may be a function, called only when tracing)."""
         if not self.alive:
             raise ValueError(f"process {self.pid} ({self.name}) has exited: it can do nothing more")
-        self.kernel.tracer.emit("op", self.name, text)
+        if self.kernel.tracer.enabled:
+            self.kernel.tracer.emit("op", self.name, text() if callable(text) else text)
 
     # -- mmap / munmap ------------------------------------------------------------------------
 
@@ -197,7 +211,7 @@ class Process:
     def read(self, addr: int, n: int) -> bytes:
         """Read n bytes at addr, faulting pages in as the CPU would."""
         self._check_access(addr, n, "read")
-        self._op(f"read({addr:#x}, {n})")
+        self._op(lambda: f"read({addr:#x}, {n})")
         with self.kernel._transaction():
             return bytes(self._access(addr, n, None))
 
@@ -206,7 +220,7 @@ class Process:
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"write: data must be bytes, got {type(data).__name__}")
         self._check_access(addr, len(data), "write")
-        self._op(f"write({addr:#x}, {bytes(data[:8])!r}{'...' if len(data) > 8 else ''})")
+        self._op(lambda: f"write({addr:#x}, {bytes(data[:8])!r}{'...' if len(data) > 8 else ''})")
         with self.kernel._transaction():
             self._access(addr, len(data), bytes(data))
 
@@ -281,22 +295,21 @@ class Process:
         """exit_mmap: zap every vma, free the page tables, forget the process."""
         self._op("exit()")
         k, mm = self.kernel, self.mm
-        with k._transaction():
-            with k.call("exit_mmap", self.name):
-                for v in list(mm.vmas):
-                    memory.zap_page_range(k, v, v.vm_start, v.vm_end)
-                k._set_vmas(mm, [])
-                k._free_empty_tables(mm)
-                k._put_page(mm.pgd.page, "pgd_free")
-                k._log(setattr, mm, "dead", False)
-                mm.dead = True
-                k._update_run_tables(mm)
-                k._set_dict(k.procs, self.pid, None)
-                k._log(setattr, self, "alive", True)
-                self.alive = False
-                k.tracer.emit("state", "exit_mmap", "", "", ("vmas", self.pid, (), None))
-                k.tracer.emit("state", "exit_mmap", f"process {self.pid} is gone", "",
-                              ("mm", self.pid, self.name, None))
+        with k._transaction(), k.call("exit_mmap", self.name):
+            for v in list(mm.vmas):
+                memory.zap_page_range(k, v, v.vm_start, v.vm_end)
+            k._set_vmas(mm, [])
+            k._free_empty_tables(mm)
+            k._put_page(mm.pgd.page, "pgd_free")
+            k._log(setattr, mm, "dead", False)
+            mm.dead = True
+            k._update_run_tables(mm)
+            k._set_dict(k.procs, self.pid, None)
+            k._log(setattr, self, "alive", True)
+            self.alive = False
+            k.tracer.emit("state", "exit_mmap", "", "", ("vmas", self.pid, (), None))
+            k.tracer.emit("state", "exit_mmap", f"process {self.pid} is gone", "",
+                          ("mm", self.pid, self.name, None))
 
     # -- inspection and gup ---------------------------------------------------------------
 

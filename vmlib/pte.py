@@ -12,6 +12,8 @@ Faithfulness ledger
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 _PAGE_PRESENT = 0x001
 _PAGE_RW = 0x002
 _PAGE_USER = 0x004
@@ -23,27 +25,19 @@ BIT_NAMES = ((_PAGE_PRESENT, "P"), (_PAGE_RW, "W"), (_PAGE_USER, "U"), (_PAGE_AC
              (_PAGE_DIRTY, "D"), (_PAGE_SPECIAL, "S"))
 
 
-class Pte:
-    """One present page-table entry: a pfn and protection bits. Immutable."""
+class Pte(tuple):
+    """One present page-table entry: a pfn and protection bits. Immutable (a 2-tuple)."""
 
-    __slots__ = ("pfn", "bits")
+    __slots__ = ()
 
-    def __init__(self, pfn: int, bits: int):
-        object.__setattr__(self, "pfn", pfn)
-        object.__setattr__(self, "bits", bits)
-
-    def __setattr__(self, name, value):
-        raise AttributeError("a pte is an immutable value: build a new one with pte_mk*()")
-
-    def __eq__(self, other):
-        return isinstance(other, Pte) and self.pfn == other.pfn and self.bits == other.bits
-
-    def __hash__(self):
-        return hash((self.pfn, self.bits))
+    def __new__(cls, pfn: int, bits: int):
+        return tuple.__new__(cls, (pfn, bits))
 
     def __reduce__(self):
-        return (Pte, (self.pfn, self.bits))
+        return (Pte, (self[0], self[1]))
 
+    pfn = property(itemgetter(0))
+    bits = property(itemgetter(1))
     present = property(lambda self: bool(self.bits & _PAGE_PRESENT))
     write = property(lambda self: bool(self.bits & _PAGE_RW))
     dirty = property(lambda self: bool(self.bits & _PAGE_DIRTY))
