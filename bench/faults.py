@@ -18,8 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import vmlib  # noqa: E402
-from vmlib import PAGE_SIZE  # noqa: E402
+import vmlib
+from vmlib import PAGE_SIZE
 
 KINDS = ("anon_write", "anon_read", "cow_write", "file_read")
 LIVE_NAME = {"file_read": "file_read"}

@@ -552,7 +552,7 @@ class _Call:
 class _Transaction:
     """Undo log of one top-level operation; on an exception every change is undone."""
 
-    __slots__ = ("k", "mark", "depth")
+    __slots__ = ("depth", "k", "mark")
 
     def __init__(self, k: Kernel):
         self.k = k
