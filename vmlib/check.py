@@ -102,4 +102,4 @@ def check(k) -> None:
                        f"{k.phys.ram_pages} RAM pages")
 
 
-__all__ = ["check", "Pte"]
+__all__ = ["Pte", "check"]

@@ -20,8 +20,17 @@ import errno
 
 from vmlib import pgtable
 from vmlib.errors import KernelError, MissingFeature
-from vmlib.flags import PAGE_SHIFT, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_IO, VM_LOCKED, VM_PFNMAP, \
-    VM_READ, VM_SHARED, VM_WRITE
+from vmlib.flags import (
+    PAGE_SHIFT,
+    VM_FAULT_OOM,
+    VM_FAULT_SIGBUS,
+    VM_IO,
+    VM_LOCKED,
+    VM_PFNMAP,
+    VM_READ,
+    VM_SHARED,
+    VM_WRITE,
+)
 from vmlib.memory import handle_mm_fault
 
 GUP_PIN_COUNTING_BIAS = 1024

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 
-from vmlib.flags import (PAGE_SHIFT, VM_SHARED, VM_WRITE, VM_READ, VM_EXEC, flag_names)
+from vmlib.flags import PAGE_SHIFT, VM_EXEC, VM_READ, VM_SHARED, VM_WRITE, flag_names
 from vmlib.pte import _PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER
 from vmlib.trace import VmaInfo
 
@@ -104,7 +104,7 @@ class MmStruct:
 class Vmf:
     """struct vm_fault as a driver's fault handler sees it."""
 
-    __slots__ = ("address", "pgoff", "write", "page")
+    __slots__ = ("address", "page", "pgoff", "write")
 
     def __init__(self, address: int, pgoff: int, write: bool):
         self.address = address

@@ -21,8 +21,19 @@ from vmlib.flags import PAGE_SIZE
 class Page:
     """struct page of one RAM frame."""
 
-    __slots__ = ("pfn", "_count", "_mapcount", "anon", "reserved", "mapping", "index",
-                 "exclusive", "pgtable", "dirty", "owner")
+    __slots__ = (
+        "_count",
+        "_mapcount",
+        "anon",
+        "dirty",
+        "exclusive",
+        "index",
+        "mapping",
+        "owner",
+        "pfn",
+        "pgtable",
+        "reserved",
+    )
 
     def __init__(self, pfn: int):
         self.pfn = pfn

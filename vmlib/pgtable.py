@@ -25,7 +25,7 @@ _ABSENT = object()
 class PageTable:
     """One page-table page: `entries` maps an index to a lower table or a Pte (or None)."""
 
-    __slots__ = ("level", "page", "entries")
+    __slots__ = ("entries", "level", "page")
 
     def __init__(self, level: int, page):
         self.level = level

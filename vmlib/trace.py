@@ -120,9 +120,7 @@ class Snapshot:
         value = new if forward else old
         table = {"pte": self.ptes, "runs": self.runs, "page": self.pages, "rss": self.rss,
                  "vmas": self.vmas, "mm": self.mms}[what]
-        if value is None and what != "pte":
-            table.pop(key, None)
-        elif value is None and what == "pte" and not self._in_run(key):
+        if value is None and what != "pte" or value is None and what == "pte" and not self._in_run(key):
             table.pop(key, None)
         else:
             table[key] = value

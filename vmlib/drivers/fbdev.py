@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import errno
 
-from vmlib.flags import (VM_FAULT_NOPAGE, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_IO, VM_PFNMAP,
-                         VM_RESERVED, VM_SHARED)
+from vmlib.flags import (
+    VM_FAULT_NOPAGE,
+    VM_FAULT_OOM,
+    VM_FAULT_SIGBUS,
+    VM_IO,
+    VM_PFNMAP,
+    VM_RESERVED,
+    VM_SHARED,
+)
 from vmlib.mm import Driver
 
 

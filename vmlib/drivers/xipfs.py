@@ -24,8 +24,19 @@ from __future__ import annotations
 import errno
 
 from vmlib.errors import KernelError
-from vmlib.flags import (PAGE_SHIFT, PAGE_SIZE, VM_CAN_NONLINEAR, VM_FAULT_NOPAGE, VM_FAULT_OOM,
-                         VM_FAULT_SIGBUS, VM_MAYSHARE, VM_MAYWRITE, VM_MIXEDMAP, VM_SHARED, VM_WRITE)
+from vmlib.flags import (
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    VM_CAN_NONLINEAR,
+    VM_FAULT_NOPAGE,
+    VM_FAULT_OOM,
+    VM_FAULT_SIGBUS,
+    VM_MAYSHARE,
+    VM_MAYWRITE,
+    VM_MIXEDMAP,
+    VM_SHARED,
+    VM_WRITE,
+)
 from vmlib.mm import Driver, PageCache
 
 
