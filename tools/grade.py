@@ -35,8 +35,20 @@ def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, env=env, check=False, stdout=sys.stderr, stderr=sys.stderr)
 
 
+def preflight() -> None:
+    """Exit with the reason if nbgrader_config.py cannot load (nbgrader would only log it and go on)."""
+    code = ("import runpy; runpy.run_path('nbgrader_config.py', {'get_config': lambda: "
+            "__import__('traitlets.config').config.Config()})")
+    probe = [sys.executable, "-c", code]
+    proc = subprocess.run(probe, cwd=ROOT, check=False, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit("nbgrader_config.py does not load, so grading would run without the clean verifier:\n"
+                 + proc.stderr[-1500:])
+
+
 def prepare(course: Path, names: list[str]) -> None:
     """Copy solutions/ into the course's source/ and let nbgrader generate the release and gradebook."""
+    preflight()
     for name in names:
         source = course / "source" / name
         shutil.rmtree(source, ignore_errors=True)
@@ -78,7 +90,7 @@ def autograde(course: Path, folder: Path, csv: Path, timeout: int | None) -> int
             dest = course / "submitted" / student / name
             shutil.rmtree(dest, ignore_errors=True)
             shutil.copytree(folder / student / name, dest)
-        extra = [f"--Execute.timeout={timeout}"] if timeout else []
+        extra = [f"--SafeExecute.timeout={timeout}", f"--VerifyChecks.cell_timeout={min(timeout, 5)}"] if timeout else []
         failed += nbgrader(course, "autograde", name, "--force", *extra).returncode != 0
         failed += nbgrader(course, "generate_feedback", name, "--force").returncode != 0
     failed += nbgrader(course, "export", f"--to={csv}").returncode != 0

@@ -10,6 +10,7 @@ in the kernel (redefined helpers, patched modules, swallowed exceptions) changes
 
 from __future__ import annotations
 
+from nbclient.exceptions import DeadKernelError
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import (
@@ -47,6 +48,25 @@ class VerifyChecks(NbGraderPreprocessor):
         return nb, resources
 
 
+class SafeExecute(Execute):
+    """nbgrader's Execute, except that a kernel the student killed does not lose the whole notebook.
+
+    The cells that ran keep their outputs; every grade cell left without output is marked failed,
+    and ApplyVerdicts then puts the clean verdict on the checking test cells.
+    """
+
+    def preprocess(self, nb, resources, *args, **kwargs):
+        try:
+            return super().preprocess(nb, resources, *args, **kwargs)
+        except DeadKernelError as exc:
+            self.log.warning("the kernel died (%s); grading what ran and the clean verdicts", exc)
+            for cell in nb.cells:
+                if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade") and not cell.outputs:
+                    cell.outputs = [NotebookNode(output_type="error", ename="DeadKernelError", evalue=str(exc),
+                                                 traceback=["the kernel died before this cell ran"])]
+            return nb, resources
+
+
 class ApplyVerdicts(NbGraderPreprocessor):
     """Replace the outputs of verified test cells with the clean verdict."""
 
@@ -72,9 +92,10 @@ def configure(c, cell_timeout: float = 10.0) -> None:
     """Put VerifyChecks and ApplyVerdicts into nbgrader's autograde pipeline on config `c`."""
     c.OverwriteCells.add_missing_cells = True
     c.Execute.timeout = 30
+    c.SafeExecute.timeout = 30
     c.VerifyChecks.cell_timeout = cell_timeout
     c.Autograde.sanitize_preprocessors = [
         ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, VerifyChecks, CheckCellMetadata]
     c.Autograde.autograde_preprocessors = [
-        Execute, ApplyVerdicts, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+        SafeExecute, ApplyVerdicts, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
         AssignLatePenalties, CheckCellMetadata]
