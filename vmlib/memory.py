@@ -56,6 +56,8 @@ from vmlib.pte import (
 )
 from vmlib.trace import Run
 
+NOPFN_SIGBUS = -1    # what a ->nopfn handler returns instead of a pfn
+NOPFN_OOM = -2
 RUN_MIN = 64          # remap_pfn_range of more pages than this records a linear Run
 RUN_EXPAND = 4096     # runs up to this many pages are classified pte by pte
 
@@ -401,6 +403,8 @@ def handle_mm_fault(k, vma, addr: int, write: bool) -> int:
         ops = vma.vm_ops
         if ops is not None and ops.fault is not None:
             return do_linear_fault(k, vma, addr, write)
+        if ops is not None and HAS_NOPFN(k) and getattr(ops, "nopfn", None) is not None:
+            return do_no_pfn(k, vma, addr, write)
         if ops is not None and k.profile.MODERN:
             k.decide("do_fault", "file vma without a ->fault handler → VM_FAULT_SIGBUS", "§6a")
             return VM_FAULT_SIGBUS
@@ -450,10 +454,47 @@ def do_anonymous_page(k, vma, addr: int, write: bool) -> int:
         return 0
 
 
+def HAS_NOPFN(k) -> bool:
+    """->nopfn exists up to 2.6.26 (removed in 2.6.27 in favour of ->fault + vm_insert_pfn)."""
+    return k.profile.version in ("2.6.25", "2.6.26")
+
+
+def do_no_pfn(k, vma, addr: int, write: bool) -> int:
+    """The legacy ->nopfn path of 2.6.25/2.6.26 (kernel-facts §5a, last paragraph).
+
+    The driver returns a pfn and the kernel installs it with a plain pfn_pte: the pte is not
+    made special, even on s390, where vm_normal_page trusts the special bit.
+    """
+    with k.call("do_no_pfn", f"{vma.vm_ops.name}->nopfn at {addr:#x}"):
+        flags = vma.vm_flags
+        if not flags & (VM_PFNMAP | VM_MIXEDMAP):
+            raise KernelBug("do_no_pfn: BUG_ON: vma has neither VM_PFNMAP nor VM_MIXEDMAP")
+        if flags & VM_PFNMAP and k.ops.is_cow_mapping(flags):
+            raise KernelBug("do_no_pfn: BUG_ON: VM_PFNMAP vma is a COW mapping")
+        pfn = vma.vm_ops.nopfn(k, vma, addr)
+        if pfn == NOPFN_SIGBUS:
+            return VM_FAULT_SIGBUS
+        if pfn == NOPFN_OOM:
+            return VM_FAULT_OOM
+        if flags & VM_MIXEDMAP and k.pfn_valid(pfn):
+            raise KernelBug(f"do_no_pfn: BUG_ON: VM_MIXEDMAP and pfn {pfn} has a struct page")
+        pte = pfn_pte(pfn, vma.vm_page_prot)
+        if write:
+            pte = maybe_mkwrite(pte_mkdirty(pte), vma)
+        k._set_pte(vma.vm_mm, addr, pte, "do_no_pfn")
+        k.decide("do_no_pfn", f"pfn {pfn} installed with pfn_pte: NOT marked special, even where the "
+                 "arch has the bit", "§5a nopfn")
+        return 0
+
+
 def do_linear_fault(k, vma, addr: int, write: bool) -> int:
     """__do_fault: ask the driver for the page, map it, or COW it early for private writes."""
     mm = vma.vm_mm
     vmf = Vmf(addr, vma.linear_pgoff(addr), write)
+    if HAS_NOPFN(k) and vma.vm_flags & VM_PFNMAP:
+        raise KernelBug("__do_fault: BUG_ON(vma->vm_flags & VM_PFNMAP): up to 2.6.26 a VM_PFNMAP "
+                        "driver fills ptes on demand through ->nopfn, not ->fault (->fault with "
+                        "vm_insert_pfn for PFNMAP arrived with 2.6.27)")
     with k.call("__do_fault", f"{vma.vm_ops.name}->fault pgoff {vmf.pgoff}"):
         ret = vma.vm_ops.fault(k, vma, vmf)
         if not isinstance(ret, int):

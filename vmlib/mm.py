@@ -135,6 +135,8 @@ class Driver:
         return 0
 
     fault = None                     # a Driver without fault(): see handle_mm_fault
+    nopfn = None                     # 2.6.25/2.6.26 only: nopfn(k, vma, address) -> pfn, or
+                                     # memory.NOPFN_SIGBUS / NOPFN_OOM
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name}>"
