@@ -1,0 +1,49 @@
+"""vmlib.views: page-table graphs, fault-stepping widgets and plots.
+
+The only part of vmlib that imports graphviz, matplotlib, ipywidgets and IPython, each lazily:
+`from vmlib.views import process_graph` builds DOT text without loading any of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from vmlib.memmap import memmap_break_even, memmap_cost
+
+_LAZY = {
+    "Graph": "graphs", "process_graph": "graphs", "vma_graph": "graphs", "phys_graph": "graphs",
+    "fork_graph": "graphs", "graph_for": "graphs", "Diff": "dot",
+    "FaultStepper": "widgets", "Compare": "widgets", "Playground": "widgets", "show_steps": "widgets",
+    "Steps": "widgets", "MemmapCost": "plots", "memmap_figure": "plots",
+}
+
+__all__ = [
+    "Compare",
+    "Diff",
+    "FaultStepper",
+    "Graph",
+    "MemmapCost",
+    "Playground",
+    "Steps",
+    "fork_graph",
+    "graph_for",
+    "memmap_break_even",
+    "memmap_cost",
+    "memmap_figure",
+    "phys_graph",
+    "process_graph",
+    "show_steps",
+    "vma_graph",
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"vmlib.views.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vmlib.views' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

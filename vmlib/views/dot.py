@@ -1,0 +1,610 @@
+"""DOT text for the course graphs, built from a Snapshot and trace.info (pure strings).
+
+Graphs: one or more processes (mm -> pgd -> pud -> pmd -> pte table -> frame), the vma
+layout, physical memory. Long runs of similar ptes are collapsed into one row with a count;
+a frame mapped by several processes is drawn once. A Diff (what one step changed) is drawn on
+top: changed rows and frames get a thick vermillion border and a "Δ" mark, removed ptes a
+dashed edge. Colours are Okabe-Ito (colour-blind safe); fills carry black text so a graph
+reads on JupyterLab's light and dark themes alike (theme "auto": transparent background).
+"""
+
+from __future__ import annotations
+
+import html
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from vmlib.flags import VM_MIXEDMAP, VM_PFNMAP, flag_names, is_cow_mapping, smaps_flags
+from vmlib.trace import Snapshot
+
+PAGE = 4096
+
+# Okabe-Ito colours
+ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (
+    "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+FILL = {"anon": GREEN, "file": SKY, "kernel": YELLOW, "zero": "#FFFFFF", "device": PURPLE,
+        "table": "#E0E0E0", "special": ORANGE, "mm": BLUE, "none": "#BBBBBB"}
+THEMES = {
+    "auto": {"bg": "transparent", "ink": "#808080"},
+    "light": {"bg": "#FFFFFF", "ink": "#333333"},
+    "dark": {"bg": "#1E1E1E", "ink": "#D0D0D0"},
+}
+
+
+def theme_ink(theme: str) -> dict:
+    """Background and line/text colour of a theme; ValueError for an unknown name."""
+    if theme not in THEMES:
+        raise ValueError(f"unknown theme {theme!r}: use one of {', '.join(repr(t) for t in THEMES)}")
+    return THEMES[theme]
+
+
+def esc(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+# -- what a step changed ------------------------------------------------------------------
+
+@dataclass
+class Diff:
+    """What changed between two states: for each key, the value before (None = absent)."""
+
+    ptes: dict = field(default_factory=dict)     # (pid, addr) -> old Pte|None
+    pages: dict = field(default_factory=dict)    # pfn -> old PageInfo|None
+    rss: dict = field(default_factory=dict)      # (pid, kind) -> old int
+    vmas: dict = field(default_factory=dict)     # pid -> old tuple
+    runs: dict = field(default_factory=dict)     # pid -> old tuple
+    mms: dict = field(default_factory=dict)      # pid -> old name|None
+
+    TABLES: ClassVar[dict] = {"pte": "ptes", "page": "pages", "rss": "rss", "vmas": "vmas", "runs": "runs", "mm": "mms"}
+
+    @classmethod
+    def from_deltas(cls, deltas) -> Diff:
+        """The net change of a sequence of trace deltas (first old value of each key wins)."""
+        d = cls()
+        for what, key, old, _new in deltas:
+            getattr(d, cls.TABLES[what]).setdefault(key, old)
+        return d
+
+    @classmethod
+    def between(cls, old: Snapshot, new: Snapshot) -> Diff:
+        """The change from snapshot `old` to snapshot `new` (ptes compared with runs resolved)."""
+        d = cls()
+        for key in set(old.ptes) | set(new.ptes):
+            if old.pte(*key) != new.pte(*key):
+                d.ptes[key] = old.pte(*key)
+        for name in ("pages", "rss", "vmas", "runs", "mms"):
+            a, b = getattr(old, name), getattr(new, name)
+            for key in set(a) | set(b):
+                if a.get(key) != b.get(key):
+                    getattr(d, name)[key] = a.get(key)
+        return d
+
+    def __bool__(self):
+        return any((self.ptes, self.pages, self.rss, self.vmas, self.runs, self.mms))
+
+    def prune(self, snap: Snapshot) -> Diff:
+        """Drop keys whose value ended where it started (nothing visible moved)."""
+        d = Diff()
+        d.ptes = {k: v for k, v in self.ptes.items() if snap.pte(*k) != v}
+        for name in ("pages", "rss", "vmas", "runs", "mms"):
+            now = getattr(snap, name)
+            getattr(d, name).update({k: v for k, v in getattr(self, name).items() if now.get(k) != v})
+        return d
+
+
+# -- inputs --------------------------------------------------------------------------------
+
+def inputs(src, trace_info=None) -> tuple[Snapshot, dict]:
+    """(snapshot, info) from a Kernel, a Trace (its last state) or a Snapshot (+ trace_info)."""
+    if hasattr(src, "snapshot") and hasattr(src, "trace_info"):
+        return src.snapshot(), trace_info or src.trace_info()
+    if isinstance(src, Snapshot):
+        return src, trace_info or {}
+    if hasattr(src, "state_at") and hasattr(src, "info"):
+        return src.state_at(len(src) - 1), trace_info or src.info
+    raise TypeError(f"expected a vmlib.Kernel, a Trace or a Snapshot, got {type(src).__name__}")
+
+
+def check_pids(snap: Snapshot, pids) -> list[int]:
+    """The pids to draw (all live ones for None); ValueError naming a pid that is not alive."""
+    live = sorted(snap.mms)
+    if pids is None:
+        return live
+    pids = [pids] if isinstance(pids, int) else list(pids)
+    for pid in pids:
+        if pid not in snap.mms:
+            alive = ", ".join(f"{p} ({snap.mms[p]})" for p in live) or "none"
+            raise ValueError(f"process {pid} is not in this state: it has exited or never existed "
+                             f"(live processes: {alive}); pass one of those pids")
+    return pids
+
+
+# -- frames --------------------------------------------------------------------------------
+
+def frame_kind(pfn: int, snap: Snapshot, info: dict) -> str:
+    """'anon', 'file', 'kernel', 'zero', 'device' (no struct page) or 'none' (no memory there)."""
+    page = snap.pages.get(pfn)
+    if page is not None:
+        if pfn == info.get("zero_pfn") and not page.anon:
+            return "zero"
+        return "anon" if page.anon else "file" if page.mapping else "kernel"
+    if device_of(pfn, info):
+        return "device"
+    return "kernel" if pfn < info.get("ram_pages", 0) else "none"
+
+
+def device_of(pfn: int, info: dict) -> str | None:
+    for name, start, n in info.get("devices", ()):
+        if start <= pfn < start + n:
+            return name
+    return None
+
+
+def page_text(page) -> str:
+    return f"ref {page.count} map {page.mapcount}"
+
+
+def frame_label(pfns: tuple, n: int, snap: Snapshot, info: dict, diff: Diff | None) -> tuple[str, bool]:
+    """(HTML label, changed) for a frame or a collapsed group of n frames starting with pfns[0]."""
+    pfn = pfns[0]
+    kind = frame_kind(pfn, snap, info)
+    if n == 1:
+        head = f"pfn {pfn}"
+    elif len(pfns) == n and list(pfns) != list(range(pfn, pfn + n)):
+        head = f"{n} frames: pfn {pfn}, {pfns[1]}, …"
+    else:
+        head = f"{n} frames: pfn {pfn}..{pfn + n - 1}"
+    lines = [f"<B>{esc(head)}</B>"]
+    page = snap.pages.get(pfn)
+    changed = False
+    if page is not None:
+        what = {"anon": "anon", "zero": "zero page", "kernel": "reserved" if page.reserved else "kernel"}.get(
+            kind, f"file {page.mapping}")
+        counts = page_text(page)
+        if diff is not None and pfn in diff.pages and diff.pages[pfn] != page:
+            old = diff.pages[pfn]
+            changed = True
+            counts = (f"ref {_moved(old and old.count, page.count)} "
+                      f"map {_moved(old and old.mapcount, page.mapcount)}")
+        lines.append(esc(f"struct page: {counts}" + (" each" if n > 1 else "")))
+        lines.append(esc(what))
+    elif kind == "device":
+        lines.append(esc(f"device {device_of(pfn, info)}"))
+        lines.append("<I>no struct page</I>")
+    else:
+        lines.append("<I>no struct page, no memory</I>" if kind == "none" else "<I>RAM, free</I>")
+    if diff is not None and n == 1 and pfn in diff.pages and page is not None and diff.pages[pfn] is None:
+        changed = True
+        lines.append("<B>Δ new page</B>")
+    return "<BR/>".join(lines), changed
+
+
+def _moved(old, new) -> str:
+    return str(new) if old == new else f"{'–' if old is None else old}→{new}"
+
+
+def frame_attrs(kind: str, changed: bool) -> str:
+    style = "filled,dashed" if kind in ("device", "none") else "filled"
+    pen = f' color="{VERMILLION}" penwidth=3' if changed else ""
+    return f'shape=box style="{style}" fillcolor="{FILL[kind]}" fontcolor="black"{pen}'
+
+
+# -- pte rows: collapsing runs of similar entries -----------------------------------------
+
+@dataclass
+class Row:
+    """One row of a pte table: n ptes from addr mapping frame node `frame` (pfns)."""
+
+    pid: int
+    addr: int
+    n: int
+    pfns: tuple          # the frames, or (pfn0,) for a linear run drawn by its range
+    bits: object         # a Pte (of the first entry)
+    frame: str           # frame node id
+    kind: str            # "single", "chain", "repeat", "run", "removed"
+    changed: bool = False
+    old: object = None   # the pte before the step (changed rows)
+
+
+def build_rows(snap: Snapshot, info: dict, pids: list[int], diff: Diff | None, collapse: int) -> dict:
+    """pid -> [Row] in address order; frame ids agree across processes so shared frames meet."""
+    units = {pid: [] for pid in pids}
+    keys = {pid: [] for pid in pids}
+    for (m, a), p in snap.ptes.items():
+        if m in units:
+            keys[m].append(a)
+            if p is not None:
+                units[m].append((a, p))
+    refs: dict[int, list] = {}
+    for pid in pids:
+        units[pid].sort(key=lambda u: u[0])
+        keys[pid].sort()
+        for a, p in units[pid]:
+            refs.setdefault(p.pfn, []).append((pid, a, p.bits))
+    changed = {k for k in (diff.ptes if diff else ()) if k[0] in units}
+    hot = {p.pfn for (m, a) in changed if (p := snap.ptes.get((m, a))) is not None}
+    if diff:
+        hot |= set(diff.pages)
+    rows = {pid: _explicit_rows(pid, units[pid], refs, changed, hot, snap, info, collapse) for pid in pids}
+    _add_run_rows(snap, pids, keys, rows, collapse)
+    if diff:
+        _add_removed_rows(snap, pids, diff, rows)
+    for pid in pids:
+        for r in rows[pid]:
+            if (pid, r.addr) in changed and r.kind != "removed":
+                r.changed, r.old = True, diff.ptes[(pid, r.addr)]
+        rows[pid].sort(key=lambda r: (r.addr, r.kind == "removed"))
+    return rows
+
+
+def _sig(pfn: int, snap: Snapshot, info: dict):
+    return frame_kind(pfn, snap, info), snap.pages.get(pfn)
+
+
+def _explicit_rows(pid, units, refs, changed, hot, snap, info, collapse) -> list[Row]:
+    """Group consecutive explicit ptes: one frame repeated, or a chain of frames that every
+    referrer maps in the same order (so both sides of a fork collapse alike)."""
+    groups: list[tuple[str, list]] = []
+    for a, p in units:
+        if groups:
+            mode, g = groups[-1]
+            a0, p0 = g[-1]
+            if a == a0 + PAGE and p.bits == p0.bits and (pid, a) not in changed and (pid, a0) not in changed:
+                if p.pfn == p0.pfn and mode in ("one", "repeat"):
+                    groups[-1] = ("repeat", g + [(a, p)])
+                    continue
+                if (p.pfn != p0.pfn and mode in ("one", "chain") and p.pfn not in hot and p0.pfn not in hot
+                        and _sig(p.pfn, snap, info) == _sig(p0.pfn, snap, info)
+                        and refs[p.pfn] == [(m, x + PAGE, b) for m, x, b in refs[p0.pfn]]):
+                    g.append((a, p))
+                    groups[-1] = ("chain", g)
+                    continue
+        groups.append(("one", [(a, p)]))
+    out = []
+    for mode, g in groups:
+        a0, p0 = g[0]
+        if mode == "repeat" and len(g) >= collapse:
+            out.append(Row(pid, a0, len(g), (p0.pfn,), p0, f"f{p0.pfn}", "repeat"))
+        elif mode == "chain" and len(g) >= collapse:
+            pfns = tuple(p.pfn for _, p in g)
+            out.append(Row(pid, a0, len(g), pfns, p0, f"c{pfns[0]}_{len(g)}", "chain"))
+        else:
+            out.extend(Row(pid, a, 1, (p.pfn,), p, f"f{p.pfn}", "single") for a, p in g)
+    return out
+
+
+def _add_run_rows(snap, pids, keys, rows, collapse) -> None:
+    """Linear runs (remap_pfn_range), cut around explicit entries and at every other run's ends."""
+    pieces = []
+    for pid in pids:
+        for r in snap.runs.get(pid, ()):
+            ks = keys[pid]
+            addr = r.start
+            for i in range(bisect_left(ks, r.start), len(ks)):
+                if ks[i] >= r.end:
+                    break
+                if ks[i] > addr:
+                    pieces.append((pid, addr, (ks[i] - addr) // PAGE, r.pfn0 + (addr - r.start) // PAGE, r.bits))
+                addr = ks[i] + PAGE
+            if addr < r.end:
+                pieces.append((pid, addr, (r.end - addr) // PAGE, r.pfn0 + (addr - r.start) // PAGE, r.bits))
+    cuts = sorted({x for _, _, n, p0, _ in pieces for x in (p0, p0 + n)})
+    from vmlib.pte import Pte
+    for pid, addr, n, pfn0, bits in pieces:
+        lo = bisect_left(cuts, pfn0)
+        while n > 0:
+            nxt = next((c for c in cuts[lo:] if c > pfn0), pfn0 + n)
+            m = min(n, nxt - pfn0)
+            if m >= collapse:
+                rows[pid].append(Row(pid, addr, m, (pfn0,), Pte(pfn0, bits), f"r{pfn0}_{m}", "run"))
+            else:
+                rows[pid].extend(Row(pid, addr + i * PAGE, 1, (pfn0 + i,), Pte(pfn0 + i, bits), f"f{pfn0 + i}",
+                                     "single") for i in range(m))
+            addr, pfn0, n = addr + m * PAGE, pfn0 + m, n - m
+            lo = bisect_left(cuts, pfn0)
+
+
+def _add_removed_rows(snap, pids, diff, rows) -> None:
+    for (pid, addr), old in diff.ptes.items():
+        if pid in rows and old is not None and snap.pte(pid, addr) is None:
+            rows[pid].append(Row(pid, addr, 1, (old.pfn,), old, f"f{old.pfn}", "removed", True, old))
+
+
+# -- graph assembly ------------------------------------------------------------------------
+
+class Dot:
+    """A tiny DOT writer: graph attributes, nodes, edges; str() gives the text."""
+
+    def __init__(self, title: str, theme: str, rankdir: str = "LR"):
+        t = theme_ink(theme)
+        self.ink = t["ink"]
+        self.lines = [
+            "digraph vmlib {",
+            (f'  graph [rankdir={rankdir} bgcolor="{t["bg"]}" fontname="Helvetica" fontsize=12 '
+             f'fontcolor="{self.ink}" labelloc=t labeljust=l nodesep=0.15 ranksep=0.5 '
+             f'label=<{title}>];'),
+            f'  node [fontname="Helvetica" fontsize=10 color="{self.ink}"];',
+            f'  edge [color="{self.ink}" fontcolor="{self.ink}" fontname="Helvetica" fontsize=9 arrowsize=0.6];',
+        ]
+
+    def node(self, nid: str, label: str, attrs: str = "shape=plain") -> None:
+        self.lines.append(f"  {nid} [{attrs} label=<{label}>];")
+
+    def edge(self, a: str, b: str, attrs: str = "") -> None:
+        self.lines.append(f"  {a} -> {b}" + (f" [{attrs}];" if attrs else ";"))
+
+    def raw(self, text: str) -> None:
+        self.lines.append("  " + text)
+
+    def __str__(self):
+        return "\n".join(self.lines + ["}"])
+
+
+def _table(rows: list[str], fill: str, cellborder: int = 1) -> str:
+    return (f'<TABLE BORDER="1" CELLBORDER="{cellborder}" CELLSPACING="0" CELLPADDING="3" BGCOLOR="{fill}" '
+            'COLOR="black">' + "".join(rows) + "</TABLE>")
+
+
+def _td(text: str, port: str = "", bg: str = "", extra: str = "") -> str:
+    p = f' PORT="{port}"' if port else ""
+    b = f' BGCOLOR="{bg}"' if bg else ""
+    return f"<TD{p}{b}{extra}>{text}</TD>"
+
+
+def bits_cells(pte, old=None, port: str = "") -> str:
+    """Four cells: present, write, dirty, special (letter when set, '·' when clear); the last
+    cell carries `port` so edges leave the row at its right end."""
+    out = []
+    for name, letter in (("present", "P"), ("write", "W"), ("dirty", "D"), ("special", "S")):
+        on = getattr(pte, name)
+        moved = old is not None and getattr(old, name) != on
+        text = f"<B>{letter}</B>" if on else "·"
+        if moved:
+            text = f"<U>{text}</U>"
+        bg = ORANGE if (name == "special" and on) else ""
+        out.append(_td(text, bg=bg, port=port if letter == "S" else ""))
+    return "".join(out)
+
+
+def row_label(r: Row) -> str:
+    end = r.addr + r.n * PAGE
+    where = f"{r.addr:#x}" if r.n == 1 else f"{r.addr:#x}–{end:#x} ×{r.n}"
+    if r.kind == "removed":
+        return f"<S>{esc(where)}</S> removed (was pfn {r.old.pfn})"
+    target = f"pfn {r.pfns[0]}" if r.n == 1 or r.kind == "repeat" else (
+        f"pfn {r.pfns[0]}.." if r.kind == "chain" else f"pfn {r.pfns[0]}..{r.pfns[0] + r.n - 1}")
+    text = f"{esc(where)} → {esc(target)}"
+    if r.changed:
+        was = "new" if r.old is None else f"was pfn {r.old.pfn} {r.old.flags_str()}"
+        text = f"<B>Δ</B> {text} <I>({esc(was)})</I>"
+    return text
+
+
+def _pte_table_label(base: int, rows: list[tuple[str, Row]]) -> str:
+    head = _td(f"<B>pte table</B> {base:#x}", extra=' COLSPAN="5"')
+    trs = [f"<TR>{head}</TR>", "<TR><TD>entries</TD><TD>P</TD><TD>W</TD><TD>D</TD><TD>S</TD></TR>"]
+    for port, r in rows:
+        bg = ORANGE if r.bits.special and r.kind != "removed" else ""
+        border = f' COLOR="{VERMILLION}" BORDER="3"' if r.changed else ""
+        cells = _td(row_label(r), bg=bg, extra=' ALIGN="LEFT"' + border)
+        trs.append(f"<TR>{cells}{bits_cells(r.bits, r.old if r.changed else None, port)}</TR>")
+    return _table(trs, FILL["table"])
+
+
+def _index_table(name: str, entries: list[tuple[str, str]]) -> str:
+    trs = [f"<TR><TD><B>{esc(name)}</B></TD></TR>"]
+    trs += [f"<TR>{_td(esc(text), port=port)}</TR>" for port, text in entries]
+    return _table(trs, FILL["table"])
+
+
+def legend(dot: Dot, with_diff: bool) -> None:
+    """One legend node: what each colour and line style means."""
+    items = [(FILL["mm"], "mm (process)", "white"), (FILL["table"], "page table", "black"),
+             (GREEN, "anon page", "black"), (SKY, "file / page cache page", "black"),
+             (YELLOW, "kernel / reserved page", "black"), (FILL["zero"], "zero page", "black"),
+             (PURPLE, "device memory: no struct page (dashed)", "black"),
+             (ORANGE, "special pte (S)", "black")]
+    trs = ["<TR><TD><B>legend</B></TD></TR>"]
+    trs += [f'<TR><TD BGCOLOR="{c}"><FONT COLOR="{fc}">{esc(t)}</FONT></TD></TR>' for c, t, fc in items]
+    trs.append('<TR><TD BGCOLOR="#FFFFFF">P W D S: present write dirty special</TD></TR>')
+    if with_diff:
+        trs.append(f'<TR><TD BGCOLOR="#FFFFFF" COLOR="{VERMILLION}" BORDER="3">Δ changed in this step</TD></TR>')
+    dot.node("legend", _table(trs, "#FFFFFF", cellborder=0))
+    dot.raw("{rank=sink; legend}")
+
+
+def mm_graph(snap: Snapshot, info: dict, pids: list[int], diff: Diff | None = None, title: str = "",
+             theme: str = "auto", collapse: int = 4) -> str:
+    """DOT text: each mm's populated page-table paths down to frames; shared frames drawn once."""
+    theme_ink(theme)
+    diff = diff.prune(snap) if diff else None
+    rows = build_rows(snap, info, pids, diff, collapse)
+    dot = Dot(esc(title) if title else esc(_default_title(info, pids, snap)), theme)
+    frames: dict[str, tuple] = {}
+    for pid in pids:
+        _draw_mm(dot, snap, pid, rows[pid], diff, frames)
+    for fid, (pfns, n) in frames.items():
+        label, changed = frame_label(pfns, n, snap, info, diff)
+        dot.node(fid, label, frame_attrs(frame_kind(pfns[0], snap, info), changed))
+    legend(dot, bool(diff))
+    return str(dot)
+
+
+def _default_title(info, pids, snap) -> str:
+    prof = info.get("profile")
+    name = getattr(prof, "name", None) or (f"{prof.version}/{prof.arch}" if prof else "")
+    procs = ", ".join(f"P{p} {snap.mms[p]}" for p in pids) or "no processes"
+    return f"{name}: {procs}".strip(": ")
+
+
+def _draw_mm(dot: Dot, snap, pid: int, rows: list[Row], diff, frames: dict) -> None:
+    """The mm node, its tables (only populated paths) and one edge per row to its frame."""
+    rss = " ".join(f"{k} {_rss_text(snap, diff, (pid, k))}" for k in ("anon", "file"))
+    changed = bool(diff and (any(k[0] == pid for k in diff.rss) or pid in diff.mms))
+    pen = f' color="{VERMILLION}" penwidth=3' if changed else ""
+    dot.node(f"mm{pid}", f"<B>P{pid} {esc(snap.mms[pid])}</B><BR/>mm_struct<BR/>rss: {esc(rss)}",
+             f'shape=box style="filled,rounded" fillcolor="{FILL["mm"]}" fontcolor="white"{pen}')
+    tree: dict = {}
+    for r in rows:
+        i4, i3, i2 = r.addr >> 39 & 511, r.addr >> 30 & 511, r.addr >> 21 & 511
+        tree.setdefault(i4, {}).setdefault(i3, {}).setdefault(i2, []).append(r)
+    pgd = f"pgd{pid}"
+    dot.node(pgd, _index_table("pgd", [(f"e{i4}", f"[{i4}]") for i4 in sorted(tree)]))
+    dot.edge(f"mm{pid}", pgd)
+    for i4, puds in sorted(tree.items()):
+        pud = f"pud{pid}_{i4}"
+        dot.node(pud, _index_table("pud", [(f"e{i3}", f"[{i3}]") for i3 in sorted(puds)]))
+        dot.edge(f"{pgd}:e{i4}:e", pud)
+        for i3, pmds in sorted(puds.items()):
+            pmd = f"pmd{pid}_{i4}_{i3}"
+            dot.node(pmd, _index_table("pmd", [(f"e{i2}", f"[{i2}]") for i2 in sorted(pmds)]))
+            dot.edge(f"{pud}:e{i3}:e", pmd)
+            for i2, trows in sorted(pmds.items()):
+                pt = f"pt{pid}_{i4}_{i3}_{i2}"
+                ported = [(f"r{j}", r) for j, r in enumerate(trows)]
+                dot.node(pt, _pte_table_label((i4 << 39) | (i3 << 30) | (i2 << 21), ported))
+                dot.edge(f"{pmd}:e{i2}:e", pt)
+                for port, r in ported:
+                    frames.setdefault(r.frame, (r.pfns, r.n if r.kind != "repeat" else 1))
+                    dot.edge(f"{pt}:{port}:e", r.frame, _edge_attrs(r))
+
+
+def _rss_text(snap, diff, key) -> str:
+    now = snap.rss.get(key, 0)
+    return _moved(diff.rss[key] or 0, now) if diff and key in diff.rss else str(now)
+
+
+def _edge_attrs(r: Row) -> str:
+    attrs = []
+    if r.kind == "removed":
+        return f'style=dashed color="{VERMILLION}" label="removed"'
+    if r.bits.special:
+        attrs.append("style=dashed")
+    if r.changed:
+        attrs.append(f'color="{VERMILLION}" penwidth=2.5')
+    if r.kind == "repeat":
+        attrs.append(f'label="×{r.n}"')
+    return " ".join(attrs)
+
+
+# -- vma layout ----------------------------------------------------------------------------
+
+def vma_dot(snap: Snapshot, info: dict, pids: list[int], diff: Diff | None = None, title: str = "",
+            theme: str = "auto", collapse: int = 4) -> str:
+    """DOT text: each vma's range, flags, smaps codes, vm_pgoff; PFNMAP ptes checked against
+    the linear rule pfn == vm_pgoff + off (raw) or not (COWed)."""
+    theme_ink(theme)
+    diff = diff.prune(snap) if diff else None
+    dot = Dot(esc(title or "vma layout: " + _default_title(info, pids, snap)), theme, rankdir="TB")
+    rows = build_rows(snap, info, pids, diff, collapse)
+    for pid in pids:
+        trs = [f'<TR><TD COLSPAN="6"><B>P{pid} {esc(snap.mms[pid])}: vmas</B></TD></TR>',
+               "<TR><TD>range</TD><TD>pages</TD><TD>vm_flags</TD><TD>smaps</TD><TD>vm_pgoff</TD><TD>file</TD></TR>"]
+        for j, v in enumerate(snap.vmas.get(pid, ())):
+            moved = diff is not None and pid in diff.vmas and v not in (diff.vmas[pid] or ())
+            border = f' COLOR="{VERMILLION}" BORDER="3"' if moved else ""
+            names = flag_names(v.flags).replace("VM_", "")
+            cow = " (COW)" if is_cow_mapping(v.flags) else ""
+            trs.append(f"<TR>{_td(esc(f'{v.start:#x}–{v.end:#x}'), port=f'v{j}', extra=border)}"
+                       f"<TD>{(v.end - v.start) // PAGE}</TD><TD>{esc(names + cow)}</TD>"
+                       f"<TD>{esc(smaps_flags(v.flags))}</TD><TD>{v.pgoff}</TD><TD>{esc(v.name)}</TD></TR>")
+        dot.node(f"vmas{pid}", _table(trs, FILL["table"]))
+        for j, v in enumerate(snap.vmas.get(pid, ())):
+            if v.flags & (VM_PFNMAP | VM_MIXEDMAP):
+                inside = [r for r in rows[pid] if v.start <= r.addr < v.end]
+                dot.node(f"vp{pid}_{j}", _pfn_rule_table(v, inside, snap, info))
+                dot.edge(f"vmas{pid}:v{j}", f"vp{pid}_{j}")
+    legend(dot, bool(diff))
+    return str(dot)
+
+
+def pte_verdict(v, r: Row, snap: Snapshot, info: dict) -> str:
+    """What a pte in a PFNMAP/MIXEDMAP vma is: raw (linear rule), COWed, struct page or not."""
+    off = (r.addr - v.start) // PAGE
+    if v.flags & VM_MIXEDMAP:
+        return "has struct page" if r.pfns[0] in snap.pages else "no struct page"
+    if r.kind in ("run", "chain") or r.n > 1:
+        linear = r.kind == "run" and r.pfns[0] == v.pgoff + off
+    else:
+        linear = r.pfns[0] == v.pgoff + off
+    if linear:
+        return "raw (linear rule holds)"
+    return "COWed (anon page)" if is_cow_mapping(v.flags) else "raw, non-linear (shared)"
+
+
+def _pfn_rule_table(v, rows: list[Row], snap, info) -> str:
+    kind = "VM_MIXEDMAP" if v.flags & VM_MIXEDMAP else "VM_PFNMAP"
+    rule = "" if v.flags & VM_MIXEDMAP else f": linear rule pfn == vm_pgoff ({v.pgoff}) + off"
+    trs = [f'<TR><TD COLSPAN="4"><B>{kind} {v.start:#x}</B>{esc(rule)}</TD></TR>',
+           "<TR><TD>pte</TD><TD>off</TD><TD>pfn</TD><TD>verdict</TD></TR>"]
+    for r in rows:
+        off = (r.addr - v.start) // PAGE
+        verdict = "removed" if r.kind == "removed" else pte_verdict(v, r, snap, info)
+        bg = ORANGE if r.bits.special and r.kind != "removed" else (GREEN if "COW" in verdict else "")
+        border = f' COLOR="{VERMILLION}" BORDER="3"' if r.changed else ""
+        offs = str(off) if r.n == 1 else f"{off}..{off + r.n - 1}"
+        first = _td(row_label(r), extra=' ALIGN="LEFT"' + border)
+        trs.append(f"<TR>{first}<TD>{offs}</TD><TD>{r.pfns[0]}</TD>{_td(esc(verdict), bg=bg)}</TR>")
+    if not rows:
+        trs.append('<TR><TD COLSPAN="4"><I>no ptes yet</I></TD></TR>')
+    return _table(trs, FILL["table"])
+
+
+# -- physical memory -----------------------------------------------------------------------
+
+GRID_MAX = 1024
+
+
+def phys_dot(snap: Snapshot, info: dict, diff: Diff | None = None, title: str = "", theme: str = "auto") -> str:
+    """DOT text: RAM frames (each with a struct page in the memmap) versus device memory
+    (none), and the memmap's cost in bytes."""
+    theme_ink(theme)
+    ram = info.get("ram_pages", 0)
+    prof = info.get("profile")
+    size = getattr(prof, "sizeof_struct_page", 64)
+    dot = Dot(esc(title or f"physical memory: {getattr(prof, 'name', '')}"), theme, rankdir="TB")
+    counts: dict[str, int] = {}
+    for pfn in range(ram):
+        counts[_phys_kind(pfn, snap)] = counts.get(_phys_kind(pfn, snap), 0) + 1
+    summary = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
+    dot.node("memmap", f"<B>memmap</B><BR/>{ram} struct pages × {size} B<BR/>= {ram * size:,} B "
+             f"({100 * size / PAGE:.2f} % of RAM)", f'shape=box style="filled" fillcolor="{YELLOW}" fontcolor="black"')
+    dot.node("ram", _ram_grid(snap, ram, diff) if ram <= GRID_MAX else
+             f"<B>RAM pfn 0..{ram - 1}</B><BR/>{esc(summary)}",
+             "shape=plain" if ram <= GRID_MAX else f'shape=box style=filled fillcolor="{GREEN}"')
+    dot.edge("memmap", "ram", 'label="one struct page per frame"')
+    dot.raw(f'ramnote [shape=plaintext fontcolor="{dot.ink}" label="{esc(summary)}"];')
+    dot.edge("ram", "ramnote", "style=invis")
+    for j, (name, start, n) in enumerate(info.get("devices", ())):
+        dot.node(f"dev{j}", f"<B>{esc(name)}: pfn {start}..{start + n - 1}</B><BR/>{n} frames, "
+                 f"<I>no struct page</I><BR/>memmap cost 0 B (would be {n * size:,} B)",
+                 f'shape=box style="filled,dashed" fillcolor="{PURPLE}" fontcolor="black"')
+        dot.edge("memmap", f"dev{j}", 'style=dotted label="none" arrowhead=none')
+    legend(dot, bool(diff))
+    return str(dot)
+
+
+def _phys_kind(pfn: int, snap: Snapshot) -> str:
+    page = snap.pages.get(pfn)
+    if page is None:
+        return "free"
+    if page.pgtable:
+        return "pgtable"
+    return "anon" if page.anon else "file" if page.mapping else "reserved" if page.reserved else "kernel"
+
+
+PHYS_FILL = {"free": "#FFFFFF", "pgtable": "#E0E0E0", "anon": GREEN, "file": SKY, "reserved": YELLOW,
+             "kernel": YELLOW}
+
+
+def _ram_grid(snap: Snapshot, ram: int, diff: Diff | None, width: int = 32) -> str:
+    trs = [f'<TR><TD COLSPAN="{width}"><B>RAM pfn 0..{ram - 1}</B> (one cell per frame)</TD></TR>']
+    for base in range(0, ram, width):
+        cells = []
+        for pfn in range(base, min(base + width, ram)):
+            mark = f' BORDER="2" COLOR="{VERMILLION}"' if diff is not None and pfn in diff.pages else ""
+            cells.append(f'<TD BGCOLOR="{PHYS_FILL[_phys_kind(pfn, snap)]}" WIDTH="10" HEIGHT="10"'
+                         f'{mark} TITLE="pfn {pfn}"> </TD>')
+        trs.append("<TR>" + "".join(cells) + "</TR>")
+    return _table(trs, "#FFFFFF")
