@@ -34,6 +34,7 @@ from vmlib.flags import (
     VM_INSERTPAGE,
     VM_IO,
     VM_MAYSHARE,
+    VM_MAYWRITE,
     VM_MIXEDMAP,
     VM_NONLINEAR,
     VM_PFNMAP,
@@ -176,9 +177,19 @@ def insert_page(k, vma, addr: int, page, prot: int) -> int:
         k.decide("insert_page", f"page {page.pfn} is anonymous → -EINVAL", "§5a vm_insert_page")
         return -errno.EINVAL
     mm = vma.vm_mm
+    zero = k.profile.MODERN and k.is_zero_pfn(page.pfn)
+    if zero and not (k.ops.is_cow_mapping(vma.vm_flags) or not vma.vm_flags & (VM_WRITE | VM_MAYWRITE)):
+        k.decide("insert_page", "zero page into a shared writable vma: vm_mixed_zeropage_allowed is "
+                 "false → -EINVAL", "§5b vm_insert_page")
+        return -errno.EINVAL
     if pgtable.lookup(mm, addr) is not None:
         k.decide("insert_page", f"pte at {addr:#x} already present → -EBUSY", "§5a (all)")
         return -errno.EBUSY
+    if zero:
+        k._set_pte(mm, addr, pte_mkspecial(k, mk_pte(page, prot)), "insert_page")
+        k.decide("insert_page", "the zero page: pte_mkspecial, no ref, no mapcount, no rss",
+                 "§5b vm_insert_page")
+        return 0
     k._get_page(page, "insert_page")
     k._rss(mm, "file", +1)
     k._map(page, +1, "page_add_file_rmap")
