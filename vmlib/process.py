@@ -260,6 +260,9 @@ class Process:
         for _ in range(4):
             pte = pgtable.lookup(mm, addr)
             if pte is not None and (pte.write or not write):
+                if not pte.young or (write and not pte.dirty):     # the MMU sets A (and D)
+                    pte = memory.pte_mkyoung(memory.pte_mkdirty(pte) if write else pte)
+                    k._set_pte(mm, addr, pte, "mmu: accessed/dirty bit")
                 return pte
             if pte is not None and k.tracer.on:
                 k.decide("fault", f"{what} to a read-only pte at {addr:#x}: the CPU faults again",
