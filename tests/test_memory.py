@@ -1,0 +1,1170 @@
+"""kernel-facts §1, §4, §5, §6, §7, §8, row by row, on every profile a row applies to.
+
+Each test builds its situation through the public API (drivers in helpers_drivers) and
+checks the outcome: vm_normal_page's answer, counts, rss, pte bits, errnos and the `row` of
+the trace's decision events. Test names carry the table and row; docstrings name the kernel
+function and version followed.
+"""
+
+import errno
+
+import pytest
+from helpers_drivers import (
+    InsertPageDriver,
+    MixedDriver,
+    PageDriver,
+    PfnFaultDriver,
+    RemapDriver,
+    kernel,
+    mark,
+    profiles,
+    rows,
+)
+
+import vmlib
+from vmlib import (
+    PAGE_SIZE,
+    VM_DONTEXPAND,
+    VM_FAULT_NOPAGE,
+    VM_FAULT_SIGBUS,
+    VM_INSERTPAGE,
+    VM_IO,
+    VM_MIXEDMAP,
+    VM_PFNMAP,
+    VM_RESERVED,
+    Pte,
+)
+from vmlib.drivers import DevMem, XipFs
+from vmlib.flags import VM_DONTDUMP
+
+DEV = 1000            # first device pfn (no struct page)
+OLD = ("2.6.25/x86", "2.6.26/x86", "2.6.26/s390", "2.6.27/x86")
+MODERN = ("6.12/x86", "6.12/m68k")
+SPECIAL = ("2.6.26/s390", "2.6.27/x86", "6.12/x86")          # HAVE_PTE_SPECIAL
+MIXED = ("2.6.26/x86", "2.6.26/s390", "2.6.27/x86", "6.12/x86", "6.12/m68k")
+
+
+def setup(profile, ram_pages=256):
+    """A kernel with 64 pages of nvram at DEV, and one process."""
+    k = kernel(profile, ram_pages)
+    dev = k.add_device_memory(DEV, 64, "nvram")
+    return k, dev, k.spawn("P")
+
+
+def devmem(k, p, pfn, npages=1, flags="private", prot="rw"):
+    """Map /dev/mem at pfn; return the address."""
+    return p.mmap(npages * PAGE_SIZE, prot=prot, flags=flags, file=k.open(DevMem(), "rw"),
+                  offset=pfn * PAGE_SIZE)
+
+
+def normal_page(k, p, addr):
+    return k.vm_normal_page(p.find_vma(addr), addr, p.follow_pte(addr))
+
+
+# -- §1a: v2.6.26 without pte special ----------------------------------------------------
+
+@profiles("2.6.26/x86")
+def test_s1a_row1_mixedmap_no_struct_page_is_special(profile):
+    """mm/memory.c vm_normal_page(), v2.6.26, kernel-facts §1a row 1."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(MixedDriver([DEV + 3])))
+    p.read(a, 1)
+    m = mark(k)
+    pte = p.follow_pte(a)
+    assert pte.pfn == DEV + 3 and not pte.special
+    assert normal_page(k, p, a) is None
+    assert rows(k, m) == ["§1a row 1"]
+    assert p.rss == {"anon": 0, "file": 0}
+    k.check()
+
+
+@profiles("2.6.26/x86")
+def test_s1a_row2_mixedmap_valid_pfn_is_refcounted(profile):
+    """mm/memory.c vm_normal_page() and vm_insert_mixed(), v2.6.26, kernel-facts §1a row 2."""
+    k, _dev, p = setup(profile)
+    page = k.alloc_page()
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(MixedDriver([page.pfn])))
+    p.read(a, 1)
+    m = mark(k)
+    assert normal_page(k, p, a) is page
+    assert rows(k, m) == ["§1a row 2"]
+    assert (k.page_count(page), k.page_mapcount(page), p.rss["file"]) == (2, 1, 1)
+    p.exit()
+    assert (k.page_count(page), k.page_mapcount(page)) == (1, 0)
+    k.check()
+
+
+@profiles("2.6.25/x86", "2.6.26/x86")
+def test_s1a_row3_pfnmap_linear_is_special(profile):
+    """mm/memory.c vm_normal_page(), v2.6.26, kernel-facts §1a row 3: a raw pfn of a private
+    PFNMAP is special even though the RAM page behind it has a struct page."""
+    k, _dev, p = setup(profile)
+    page = k.alloc_page()
+    a = devmem(k, p, page.pfn)
+    m = mark(k)
+    assert k.pfn_valid(p.follow_pte(a).pfn)
+    assert normal_page(k, p, a) is None
+    assert rows(k, m) == ["§1a row 3"]
+    assert (k.page_count(page), k.page_mapcount(page)) == (1, 0)
+    k.check()
+
+
+@profiles("2.6.25/x86", "2.6.26/x86")
+def test_s1a_row4_shared_pfnmap_nonlinear_is_special(profile):
+    """mm/memory.c vm_normal_page(), v2.6.26, kernel-facts §1a row 4."""
+    k, _dev, p = setup(profile)
+    pages = [k.alloc_page() for _ in range(2)]
+    a = p.mmap(2 * PAGE_SIZE, flags="shared",
+               file=k.open(RemapDriver(pfns=[pages[1].pfn, pages[0].pfn])))
+    m = mark(k)
+    assert p.follow_pte(a).pfn == pages[1].pfn
+    assert normal_page(k, p, a) is None
+    assert rows(k, m) == ["§1a row 4"]
+    assert [k.page_count(pg) for pg in pages] == [1, 1]
+    k.check()
+
+
+@profiles("2.6.25/x86", "2.6.26/x86")
+def test_s1a_row5_private_pfnmap_cow_page_is_normal(profile):
+    """mm/memory.c vm_normal_page(), v2.6.26, kernel-facts §1a rows 5 and 6: a COWed page in
+    a private PFNMAP breaks the linear rule, so it is treated as an anon page."""
+    k, dev, p = setup(profile)
+    dev.write(0, b"raw")
+    a = devmem(k, p, DEV)
+    p.write(a + 3, b"!")
+    m = mark(k)
+    page = normal_page(k, p, a)
+    assert page is not None and page.anon and page.pfn == p.follow_pte(a).pfn
+    assert rows(k, m) == ["§1a row 5", "§1a row 6"]
+    assert p.read(a, 4) == b"raw!" and dev.read(0, 4) == b"raw\0"
+    k.check()
+
+
+@profiles("2.6.25/x86", "2.6.26/x86")
+def test_s1a_row6_anonymous_page_is_normal(profile):
+    """mm/memory.c vm_normal_page(), v2.6.26, kernel-facts §1a row 6."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"x")
+    m = mark(k)
+    page = normal_page(k, p, a)
+    assert page.anon and (k.page_count(page), k.page_mapcount(page)) == (1, 1)
+    assert rows(k, m) == ["§1a row 6"]
+
+
+# -- §1b: with pte special ([B]; x86 from 2.6.27) ----------------------------------------
+
+@profiles("2.6.26/s390", "2.6.27/x86")
+def test_s1b_row1_not_special_is_normal(profile):
+    """mm/memory.c vm_normal_page(), v2.6.26 with pte special, kernel-facts §1b row 1."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"x")
+    m = mark(k)
+    assert not p.follow_pte(a).special
+    assert normal_page(k, p, a).anon
+    assert rows(k, m) == ["§1b row 1"]
+
+
+@profiles("2.6.26/s390", "2.6.27/x86")
+def test_s1b_row2_special_pte_is_special_even_for_ram(profile):
+    """mm/memory.c vm_normal_page()/vm_insert_mixed(), v2.6.26 with pte special,
+    kernel-facts §1b row 2 (and §5a key consequence): a RAM pfn inserted by vm_insert_mixed
+    gets a special, un-refcounted pte."""
+    k, _dev, p = setup(profile)
+    page = k.alloc_page()
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(MixedDriver([page.pfn])))
+    p.read(a, 1)
+    m = mark(k)
+    assert p.follow_pte(a).special
+    assert normal_page(k, p, a) is None
+    assert rows(k, m) == ["§1b row 2"]
+    assert (k.page_count(page), k.page_mapcount(page), p.rss["file"]) == (1, 0, 0)
+    k.check()
+
+
+@profiles("2.6.26/s390", "2.6.27/x86")
+def test_s1b_row2_special_pte_in_plain_vma_is_vm_bug(profile):
+    """mm/memory.c vm_normal_page(), v2.6.26 with pte special, kernel-facts §1b row 2: the
+    debug VM_BUG_ON when a special pte sits in a vma with neither PFNMAP nor MIXEDMAP."""
+    k, _dev, p = setup(profile)
+    a = devmem(k, p, DEV)
+    b = p.mmap(PAGE_SIZE)
+    with pytest.raises(vmlib.KernelBug, match="neither VM_PFNMAP nor VM_MIXEDMAP"):
+        k.vm_normal_page(p.find_vma(b), b, p.follow_pte(a))
+
+
+# -- §1c: modern with pte special -----------------------------------------------------------
+
+@profiles("6.12/x86")
+def test_s1c_row1_normal_pte_above_memmap_is_bad_page_map(profile):
+    """mm/memory.c vm_normal_page(), v6.12, kernel-facts §1c row 1 (print_bad_pte)."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"x")
+    bits = p.follow_pte(a).bits
+    with pytest.raises(vmlib.BadPageMap, match="highest_memmap_pfn"):
+        k.vm_normal_page(p.find_vma(a), a, Pte(DEV, bits))
+
+
+@profiles("6.12/x86")
+def test_s1c_row2_normal_pte_is_normal(profile):
+    """mm/memory.c vm_normal_page(), v6.12, kernel-facts §1c row 2."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"x")
+    m = mark(k)
+    assert normal_page(k, p, a).anon
+    assert rows(k, m) == ["§1c row 2"]
+
+
+@profiles("6.12/x86")
+def test_s1c_row4_special_in_pfnmap_or_mixedmap(profile):
+    """mm/memory.c vm_normal_page(), v6.12, kernel-facts §1c row 4."""
+    k, _dev, p = setup(profile)
+    page = k.alloc_page()
+    a = devmem(k, p, page.pfn)
+    b = p.mmap(PAGE_SIZE, flags="shared", file=k.open(MixedDriver([page.pfn])))
+    p.read(b, 1)
+    m = mark(k)
+    assert p.follow_pte(a).special and p.follow_pte(b).special
+    assert normal_page(k, p, a) is None and normal_page(k, p, b) is None
+    assert rows(k, m) == ["§1c row 4", "§1c row 4"]
+    assert k.page_count(page) == 1
+    k.check()
+
+
+@profiles("6.12/x86")
+def test_s1c_row5_zero_pfn_special(profile):
+    """mm/memory.c vm_normal_page() and do_anonymous_page(), v6.12, kernel-facts §1c row 5."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    assert p.read(a, 2) == b"\0\0"
+    m = mark(k)
+    pte = p.follow_pte(a)
+    assert pte.pfn == k.zero_pfn and pte.special and not pte.write
+    assert normal_page(k, p, a) is None
+    assert rows(k, m) == ["§1c row 5"]
+    k.check()
+
+
+@profiles("6.12/x86")
+def test_s1c_row7_special_pte_elsewhere_is_bad_page_map(profile):
+    """mm/memory.c vm_normal_page(), v6.12, kernel-facts §1c row 7 (print_bad_pte)."""
+    k, _dev, p = setup(profile)
+    a = devmem(k, p, DEV)
+    b = p.mmap(PAGE_SIZE)
+    with pytest.raises(vmlib.BadPageMap, match="neither PFNMAP nor MIXEDMAP"):
+        k.vm_normal_page(p.find_vma(b), b, p.follow_pte(a))
+
+
+# -- §1d: modern without pte special (m68k) -------------------------------------------------
+
+@profiles("6.12/m68k")
+def test_s1d_row1_mixedmap_no_struct_page(profile):
+    """mm/memory.c vm_normal_page(), v6.12 without pte special, kernel-facts §1d row 1."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(MixedDriver([DEV])))
+    p.read(a, 1)
+    m = mark(k)
+    assert normal_page(k, p, a) is None
+    assert rows(k, m) == ["§1d row 1"]
+    k.check()
+
+
+@profiles("6.12/m68k")
+def test_s1d_row2_mixedmap_zero_pfn(profile):
+    """mm/memory.c vm_normal_page() and vmf_insert_mixed(), v6.12 without pte special,
+    kernel-facts §1d row 2: the zero page in a MIXEDMAP is never refcounted."""
+    k, _dev, p = setup(profile)
+    zc = k.page_count(k.zero_page)
+    a = p.mmap(PAGE_SIZE, prot="r", flags="private", file=k.open(MixedDriver([k.zero_pfn])))
+    p.read(a, 1)
+    m = mark(k)
+    assert p.follow_pte(a).pfn == k.zero_pfn
+    assert normal_page(k, p, a) is None
+    assert rows(k, m) == ["§1d row 2"]
+    assert k.page_count(k.zero_page) == zc and k.page_mapcount(k.zero_page) == 0
+    assert p.rss == {"anon": 0, "file": 0}
+    k.check()
+    p.exit()
+    k.check()
+
+
+@profiles("6.12/m68k")
+def test_s1d_row3_mixedmap_valid_pfn(profile):
+    """mm/memory.c vm_normal_page(), v6.12 without pte special, kernel-facts §1d row 3."""
+    k, _dev, p = setup(profile)
+    page = k.alloc_page()
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(MixedDriver([page.pfn])))
+    p.read(a, 1)
+    m = mark(k)
+    assert normal_page(k, p, a) is page
+    assert rows(k, m) == ["§1d row 3"]
+    assert (k.page_count(page), k.page_mapcount(page)) == (2, 1)
+    k.check()
+
+
+@profiles("6.12/m68k")
+def test_s1d_row4_pfnmap_linear(profile):
+    """mm/memory.c vm_normal_page(), v6.12 without pte special, kernel-facts §1d row 4."""
+    k, _dev, p = setup(profile)
+    page = k.alloc_page()
+    a = devmem(k, p, page.pfn)
+    m = mark(k)
+    assert normal_page(k, p, a) is None
+    assert rows(k, m) == ["§1d row 4"]
+
+
+@profiles("6.12/m68k")
+def test_s1d_row5_shared_pfnmap_nonlinear(profile):
+    """mm/memory.c vm_normal_page(), v6.12 without pte special, kernel-facts §1d row 5."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(2 * PAGE_SIZE, flags="shared", file=k.open(RemapDriver(pfns=[DEV + 1, DEV])))
+    m = mark(k)
+    assert normal_page(k, p, a) is None
+    assert rows(k, m) == ["§1d row 5"]
+
+
+@profiles("6.12/m68k")
+def test_s1d_row6_zero_pfn_anywhere(profile):
+    """mm/memory.c vm_normal_page(), v6.12 without pte special, kernel-facts §1d row 6."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    p.read(a, 1)
+    m = mark(k)
+    assert p.follow_pte(a).pfn == k.zero_pfn and not p.follow_pte(a).special
+    assert normal_page(k, p, a) is None
+    assert rows(k, m) == ["§1d row 6"]
+    k.check()
+
+
+@profiles("6.12/m68k")
+def test_s1d_row7_above_memmap_is_bad_page_map(profile):
+    """mm/memory.c vm_normal_page(), v6.12 without pte special, kernel-facts §1d row 7."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"x")
+    with pytest.raises(vmlib.BadPageMap, match="highest_memmap_pfn"):
+        k.vm_normal_page(p.find_vma(a), a, Pte(DEV, p.follow_pte(a).bits))
+
+
+@profiles("6.12/m68k")
+def test_s1d_row8_otherwise_normal(profile):
+    """mm/memory.c vm_normal_page(), v6.12 without pte special, kernel-facts §1d row 8."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"x")
+    m = mark(k)
+    assert normal_page(k, p, a).anon
+    assert rows(k, m) == ["§1d row 8"]
+
+
+# -- §4: remap_pfn_range ----------------------------------------------------------------------
+
+class _HalfRemap(vmlib.Driver):
+    """Remaps only the first page of the vma and records what happened."""
+
+    def mmap(self, k, vma):
+        self.err = k.remap_pfn_range(vma, vma.vm_start, DEV, PAGE_SIZE)
+        self.flags = vma.vm_flags
+        return self.err
+
+
+@profiles()
+def test_s4_row1_cow_vma_must_be_covered_exactly(profile):
+    """mm/memory.c remap_pfn_range(), v2.6.26 / v6.12, kernel-facts §4 row 'COW vma':
+    -EINVAL before any flag is set; the failed mmap leaves no vma."""
+    k, _dev, p = setup(profile)
+    drv = _HalfRemap()
+    with pytest.raises(vmlib.KernelError) as e:
+        p.mmap(2 * PAGE_SIZE, flags="private", file=k.open(drv))
+    assert e.value.errno == errno.EINVAL and drv.err == -errno.EINVAL
+    assert not drv.flags & (VM_PFNMAP | VM_IO)
+    assert p.vmas == []
+    k.check()
+
+
+@profiles()
+def test_s4_row1_cow_vma_gets_vm_pgoff_of_first_pfn(profile):
+    """mm/memory.c remap_pfn_range(), v2.6.26 / v6.12, kernel-facts §4 row 'COW vma':
+    vm_pgoff := first pfn (the mmap offset is overridden)."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(2 * PAGE_SIZE, flags="private", offset=5 * PAGE_SIZE,
+               file=k.open(RemapDriver(DEV + 7)))
+    assert p.find_vma(a).vm_pgoff == DEV + 7
+    assert [p.follow_pte(a + i * PAGE_SIZE).pfn for i in range(2)] == [DEV + 7, DEV + 8]
+    k.check()
+
+
+@profiles()
+def test_s4_row2_non_cow_vma_any_subrange_nonlinear(profile):
+    """mm/memory.c remap_pfn_range(), v2.6.26 / v6.12, kernel-facts §4 row 'non-COW vma':
+    several calls, sub-ranges, non-linear pfns; vm_pgoff untouched."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(3 * PAGE_SIZE, flags="shared", offset=5 * PAGE_SIZE,
+               file=k.open(RemapDriver(pfns=[DEV + 9, DEV + 2])))
+    vma = p.find_vma(a)
+    assert vma.vm_pgoff == 5
+    assert p.follow_pte(a).pfn == DEV + 9 and p.follow_pte(a + PAGE_SIZE).pfn == DEV + 2
+    assert p.follow_pte(a + 2 * PAGE_SIZE) is None
+    k.check()
+
+
+@profiles()
+def test_s4_row3_flags_added(profile):
+    """mm/memory.c remap_pfn_range(), v2.6.26 / v6.12, kernel-facts §4 row 'flags added'."""
+    k, _dev, p = setup(profile)
+    a = devmem(k, p, DEV, flags="shared")
+    fl = p.find_vma(a).vm_flags
+    if k.profile.MODERN:
+        want, absent = VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP, VM_RESERVED
+    else:
+        want, absent = VM_IO | VM_RESERVED | VM_PFNMAP, VM_DONTEXPAND
+    assert fl & want == want and not fl & absent
+
+
+@profiles()
+def test_s4_row4_ptes_written_special_where_the_arch_has_it(profile):
+    """mm/memory.c remap_pte_range(), v2.6.26 / v6.12, kernel-facts §4 row 'ptes written'
+    and §10: pte_mkspecial is a real bit only where HAVE_PTE_SPECIAL."""
+    k, _dev, p = setup(profile)
+    a = devmem(k, p, DEV + 4, npages=3)
+    ptes = [p.follow_pte(a + i * PAGE_SIZE) for i in range(3)]
+    assert [t.pfn for t in ptes] == [DEV + 4, DEV + 5, DEV + 6]
+    assert {t.special for t in ptes} == {profile in SPECIAL}
+    assert not any(t.write for t in ptes)              # private: no write bit
+
+
+class _DoubleRemap(vmlib.Driver):
+    def mmap(self, k, vma):
+        k.remap_pfn_range(vma, vma.vm_start, DEV, PAGE_SIZE)
+        return k.remap_pfn_range(vma, vma.vm_start, DEV + 1, PAGE_SIZE)
+
+
+@profiles()
+def test_s4_row5_existing_pte_is_bug(profile):
+    """mm/memory.c remap_pte_range(), v2.6.26 / v6.12, kernel-facts §4 row 'existing ptes':
+    BUG_ON(!pte_none); the whole mmap is rolled back."""
+    k, _dev, p = setup(profile)
+    before, free = k.snapshot(), k.nr_free_pages()
+    with pytest.raises(vmlib.KernelBug, match="already present"):
+        p.mmap(PAGE_SIZE, flags="shared", file=k.open(_DoubleRemap()))
+    assert k.snapshot() == before and k.nr_free_pages() == free
+    k.check()
+
+
+@profiles()
+def test_s4_row6_no_refcount_mapcount_rss(profile):
+    """mm/memory.c remap_pfn_range(), v2.6.26 / v6.12, kernel-facts §4 row 'refcount /
+    mapcount / rss': remapped RAM pages are not touched."""
+    k, _dev, p = setup(profile)
+    pages = [k.alloc_page() for _ in range(2)]
+    assert pages[1].pfn == pages[0].pfn + 1
+    a = devmem(k, p, pages[0].pfn, npages=2, flags="shared")
+    assert p.read(a, 1) == b"\0"
+    p.write(a + PAGE_SIZE, b"w")
+    assert [(k.page_count(pg), k.page_mapcount(pg)) for pg in pages] == [(1, 0), (1, 0)]
+    assert p.rss == {"anon": 0, "file": 0}
+    m = mark(k)
+    p.munmap(a, 2 * PAGE_SIZE)
+    assert "§8 vm_normal_page == NULL" in rows(k, m)
+    assert [k.page_count(pg) for pg in pages] == [1, 1]
+    k.check()
+
+
+# -- §5a: insertion APIs, v2.6.26 -------------------------------------------------------------
+
+class _Flags(vmlib.Driver):
+    """mmap only sets vm_flags (no fault handler); tests call the insert APIs directly."""
+
+    def __init__(self, flags):
+        self.flags = flags
+
+    def mmap(self, k, vma):
+        vma.vm_flags |= self.flags
+        return 0
+
+
+def _vma(k, p, flags, npages=2, share="shared"):
+    a = p.mmap(npages * PAGE_SIZE, flags=share, file=k.open(_Flags(flags)))
+    return a, p.find_vma(a)
+
+
+@profiles(*OLD)
+def test_s5a_vm_insert_page_outside_vma_efault(profile):
+    """mm/memory.c vm_insert_page(), v2.6.26, kernel-facts §5a: outside the vma → -EFAULT."""
+    k, _dev, p = setup(profile)
+    a, vma = _vma(k, p, 0)
+    assert k.vm_insert_page(vma, a + 2 * PAGE_SIZE, k.alloc_page()) == -errno.EFAULT
+    assert not vma.vm_flags & VM_INSERTPAGE
+
+
+@profiles(*OLD)
+def test_s5a_vm_insert_page_refcount_zero_einval(profile):
+    """mm/memory.c vm_insert_page(), v2.6.26, kernel-facts §5a: page_count 0 → -EINVAL."""
+    k, _dev, p = setup(profile)
+    a, vma = _vma(k, p, 0)
+    free = k.pfn_to_page(k.profile and 250)
+    assert k.page_count(free) == 0
+    assert k.vm_insert_page(vma, a, free) == -errno.EINVAL
+    assert p.follow_pte(a) is None
+
+
+@profiles(*OLD)
+def test_s5a_vm_insert_page_anon_einval(profile):
+    """mm/memory.c insert_page(), v2.6.26, kernel-facts §5a: PageAnon → -EINVAL."""
+    k, _dev, p = setup(profile)
+    a, vma = _vma(k, p, 0)
+    b = p.mmap(PAGE_SIZE)
+    p.write(b, b"x")
+    anon = normal_page(k, p, b)
+    assert k.vm_insert_page(vma, a, anon) == -errno.EINVAL
+    assert p.follow_pte(a) is None and k.page_count(anon) == 1
+    k.check()
+
+
+@profiles(*OLD)
+def test_s5a_vm_insert_page_maps_refcounted_normal_pte(profile):
+    """mm/memory.c vm_insert_page()/insert_page(), v2.6.26, kernel-facts §5a: normal pte,
+    +1 ref, +1 mapcount, file_rss +1, sets VM_INSERTPAGE."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(InsertPageDriver(k, 1)))
+    p.read(a, 1)
+    vma = p.find_vma(a)
+    pte = p.follow_pte(a)
+    page = k.pfn_to_page(pte.pfn)
+    assert not pte.special
+    assert (k.page_count(page), k.page_mapcount(page), p.rss["file"]) == (2, 1, 1)
+    assert vma.vm_flags & VM_INSERTPAGE
+    k.check()
+
+
+@profiles(*OLD)
+@pytest.mark.parametrize("case", ["no_flag", "both_flags", "cow_pfnmap", "mixed_valid_pfn"])
+def test_s5a_vm_insert_pfn_bug_ons(profile, case):
+    """mm/memory.c vm_insert_pfn(), v2.6.26, kernel-facts §5a: the four BUG_ONs (2.6.25 has
+    only the PFNMAP ones); the state is left unchanged."""
+    k, _dev, p = setup(profile)
+    if profile == "2.6.25/x86" and case in ("both_flags", "mixed_valid_pfn"):
+        pytest.skip("2.6.25 has no VM_MIXEDMAP: this BUG_ON does not exist there")
+    flags = {"no_flag": 0, "both_flags": VM_PFNMAP | VM_MIXEDMAP, "cow_pfnmap": VM_PFNMAP,
+             "mixed_valid_pfn": VM_MIXEDMAP}[case]
+    a, vma = _vma(k, p, flags, share="private" if case == "cow_pfnmap" else "shared")
+    pfn = 5 if case == "mixed_valid_pfn" else DEV
+    before = k.snapshot()
+    with pytest.raises(vmlib.KernelBug, match="vm_insert_pfn: BUG_ON"):
+        k.vm_insert_pfn(vma, a, pfn)
+    assert k.snapshot() == before
+
+
+@profiles(*OLD)
+def test_s5a_vm_insert_pfn_special_no_counts(profile):
+    """mm/memory.c vm_insert_pfn()/insert_pfn(), v2.6.26, kernel-facts §5a: outside → -EFAULT;
+    pte_mkspecial(pfn_pte) (a real bit only with pte special); no count, no rss; present →
+    -EBUSY."""
+    k, _dev, p = setup(profile)
+    page = k.alloc_page()
+    a, vma = _vma(k, p, VM_PFNMAP | VM_IO)
+    assert k.vm_insert_pfn(vma, a - PAGE_SIZE, page.pfn) == -errno.EFAULT
+    assert k.vm_insert_pfn(vma, a, page.pfn) == 0
+    pte = p.follow_pte(a)
+    assert pte.pfn == page.pfn and pte.special == (profile in SPECIAL)
+    assert (k.page_count(page), k.page_mapcount(page), p.rss["file"]) == (1, 0, 0)
+    assert k.vm_insert_pfn(vma, a, DEV) == -errno.EBUSY
+    assert p.follow_pte(a).pfn == page.pfn
+    k.check()
+
+
+@profiles("2.6.26/x86", "2.6.26/s390", "2.6.27/x86")
+def test_s5a_vm_insert_mixed(profile):
+    """mm/memory.c vm_insert_mixed(), v2.6.26, kernel-facts §5a: BUG_ON without VM_MIXEDMAP;
+    outside → -EFAULT; RAM refcounted only without pte special; device pfn special;
+    VM_INSERTPAGE not set; present → -EBUSY."""
+    k, _dev, p = setup(profile)
+    a0, plain = _vma(k, p, 0)
+    with pytest.raises(vmlib.KernelBug, match="lacks VM_MIXEDMAP"):
+        k.vm_insert_mixed(plain, a0, DEV)
+    a, vma = _vma(k, p, VM_MIXEDMAP, npages=2)
+    page = k.alloc_page()
+    assert k.vm_insert_mixed(vma, a + 2 * PAGE_SIZE, DEV) == -errno.EFAULT
+    m = mark(k)
+    assert k.vm_insert_mixed(vma, a, page.pfn) == 0
+    assert k.vm_insert_mixed(vma, a + PAGE_SIZE, DEV) == 0
+    assert [r for r in rows(k, m) if r.startswith("§5a vm_insert_mixed")]
+    refcounted = profile == "2.6.26/x86"
+    assert (k.page_count(page), k.page_mapcount(page), p.rss["file"]) == \
+        ((2, 1, 1) if refcounted else (1, 0, 0))
+    assert p.follow_pte(a).special == (not refcounted)
+    assert p.follow_pte(a + PAGE_SIZE).special == (profile in SPECIAL)
+    assert not vma.vm_flags & VM_INSERTPAGE
+    assert k.vm_insert_mixed(vma, a, DEV + 1) == -errno.EBUSY
+    k.check()
+
+
+@profiles("2.6.25/x86")
+def test_s5a_vm_insert_mixed_absent_before_the_series(profile):
+    """kernel-facts §5a / DESIGN.md §4: 2.6.25 has no vm_insert_mixed."""
+    k, _dev, p = setup(profile)
+    a, vma = _vma(k, p, VM_PFNMAP)
+    with pytest.raises(vmlib.MissingFeature, match="2.6.26"):
+        k.vm_insert_mixed(vma, a, DEV)
+
+
+# -- §5b: insertion APIs, v6.12 -----------------------------------------------------------------
+
+@profiles(*MODERN)
+def test_s5b_vmf_insert_pfn(profile):
+    """mm/memory.c vmf_insert_pfn(), v6.12, kernel-facts §5b: BUG_ON on a COW PFNMAP; outside
+    → VM_FAULT_SIGBUS; special pte (where the arch has the bit), no counts; an existing pte
+    → VM_FAULT_NOPAGE and nothing changes."""
+    k, _dev, p = setup(profile)
+    ac, cow = _vma(k, p, VM_PFNMAP, share="private")
+    with pytest.raises(vmlib.KernelBug, match="COW"):
+        k.vmf_insert_pfn(cow, ac, DEV)
+    a, vma = _vma(k, p, VM_PFNMAP | VM_IO)
+    assert k.vmf_insert_pfn(vma, a + 2 * PAGE_SIZE, DEV) == VM_FAULT_SIGBUS
+    assert k.vmf_insert_pfn(vma, a, DEV) == VM_FAULT_NOPAGE
+    assert p.follow_pte(a).special == (profile == "6.12/x86")
+    assert k.vmf_insert_pfn(vma, a, DEV + 1) == VM_FAULT_NOPAGE
+    assert p.follow_pte(a).pfn == DEV
+    k.check()
+
+
+@profiles(*MODERN)
+def test_s5b_vmf_insert_mixed(profile):
+    """mm/memory.c vmf_insert_mixed()/vm_mixed_ok(), v6.12, kernel-facts §5b: not MIXEDMAP and
+    not the zero pfn → SIGBUS; a RAM pfn is refcounted only without pte special."""
+    k, _dev, p = setup(profile)
+    a0, plain = _vma(k, p, 0)
+    assert k.vmf_insert_mixed(plain, a0, DEV) == VM_FAULT_SIGBUS
+    assert p.follow_pte(a0) is None
+    a, vma = _vma(k, p, VM_MIXEDMAP)
+    page = k.alloc_page()
+    assert k.vmf_insert_mixed(vma, a, page.pfn) == VM_FAULT_NOPAGE
+    refcounted = profile == "6.12/m68k"
+    assert (k.page_count(page), k.page_mapcount(page)) == ((2, 1) if refcounted else (1, 0))
+    assert p.follow_pte(a).special == (not refcounted)
+    k.check()
+
+
+@profiles(*MODERN)
+def test_s5b_vm_insert_page_sets_mixedmap(profile):
+    """mm/memory.c vm_insert_page(), v6.12, kernel-facts §5b: sets VM_MIXEDMAP; BUG on a
+    PFNMAP vma; refcount 0 or anon → -EINVAL; else +1 ref, +1 mapcount, file rss +1."""
+    k, _dev, p = setup(profile)
+    ap, pfnmap = _vma(k, p, VM_PFNMAP)
+    with pytest.raises(vmlib.KernelBug, match="VM_PFNMAP"):
+        k.vm_insert_page(pfnmap, ap, k.alloc_page())
+    a, vma = _vma(k, p, 0)
+    assert k.vm_insert_page(vma, a, k.pfn_to_page(250)) == -errno.EINVAL
+    assert vma.vm_flags & VM_MIXEDMAP
+    page = k.alloc_page()
+    assert k.vm_insert_page(vma, a, page) == 0
+    assert not p.follow_pte(a).special
+    assert (k.page_count(page), k.page_mapcount(page), p.rss["file"]) == (2, 1, 1)
+    k.check()
+
+
+# -- §6a: missing pte ------------------------------------------------------------------------
+
+@profiles()
+def test_s6a_anonymous_read_fault(profile):
+    """mm/memory.c do_anonymous_page(), v2.6.26 / v6.12, kernel-facts §6a 'anonymous vma,
+    read': 2.6 allocates a zeroed page; 6.12 maps the zero page read-only."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    free = k.nr_free_pages()
+    assert p.read(a, 8) == bytes(8)
+    pte = p.follow_pte(a)
+    if k.profile.MODERN:
+        assert pte.pfn == k.zero_pfn and not pte.write
+        assert pte.special == (profile == "6.12/x86")
+        assert p.rss["anon"] == 0 and k.page_mapcount(k.zero_page) == 0
+        assert "§6a anonymous read (6.12)" in rows(k)
+    else:
+        page = k.pfn_to_page(pte.pfn)
+        assert page.anon and pte.write and pte.dirty
+        assert (k.page_count(page), k.page_mapcount(page), p.rss["anon"]) == (1, 1, 1)
+        assert "§6a anonymous read (2.6.26)" in rows(k)
+        assert k.nr_free_pages() < free
+    k.check()
+
+
+@profiles()
+def test_s6a_anonymous_write_fault(profile):
+    """mm/memory.c do_anonymous_page(), v2.6.26 / v6.12, kernel-facts §6a 'anonymous vma,
+    write fault'."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"w")
+    pte = p.follow_pte(a)
+    page = k.pfn_to_page(pte.pfn)
+    assert pte.write and pte.dirty and page.anon
+    assert (k.page_count(page), k.page_mapcount(page), p.rss["anon"]) == (1, 1, 1)
+    assert "§6a anonymous write" in rows(k)
+
+
+@profiles()
+def test_s6a_file_read_maps_driver_page(profile):
+    """mm/memory.c __do_fault(), v2.6.26 (do_read_fault/finish_fault v6.12), kernel-facts §6a
+    'file vma, ->fault returns a page, read': file rmap +1, file_rss +1, the fault's
+    reference kept by the mapping."""
+    k, _dev, p = setup(profile)
+    drv = PageDriver(k, 1)
+    page = drv.pages[0]
+    a = p.mmap(PAGE_SIZE, flags="private", file=k.open(drv))
+    p.read(a, 1)
+    assert p.follow_pte(a).pfn == page.pfn and not p.follow_pte(a).write
+    assert (k.page_count(page), k.page_mapcount(page), p.rss["file"]) == (2, 1, 1)
+    assert "§6a file read" in rows(k)
+    k.check()
+
+
+@profiles()
+def test_s6a_private_write_early_cow(profile):
+    """mm/memory.c __do_fault(), v2.6.26 (do_cow_fault v6.12), kernel-facts §6a 'file vma,
+    private write': a new anon page, copied; the file page's reference dropped."""
+    k, _dev, p = setup(profile)
+    drv = PageDriver(k, 1)
+    page = drv.pages[0]
+    f = k.open(drv)
+    q = k.spawn("Q")
+    b = q.mmap(PAGE_SIZE, flags="shared", file=f)
+    q.write(b, b"file")
+    a = p.mmap(PAGE_SIZE, flags="private", file=f)
+    p.write(a + 4, b"!")
+    new = k.pfn_to_page(p.follow_pte(a).pfn)
+    assert new.anon and new is not page
+    assert p.read(a, 5) == b"file!" and q.read(b, 5) == b"file\0"
+    assert (k.page_count(page), k.page_mapcount(page)) == (2, 1)      # only Q maps it
+    assert p.rss == {"anon": 1, "file": 0}
+    assert "§6a private write" in rows(k)
+    k.check()
+
+
+@profiles()
+def test_s6a_shared_write_maps_file_page_writable(profile):
+    """mm/memory.c __do_fault(), v2.6.26 (do_shared_fault v6.12), kernel-facts §6a 'file vma,
+    shared write'."""
+    k, _dev, p = setup(profile)
+    drv = PageDriver(k, 1)
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(drv))
+    p.write(a, b"s")
+    pte = p.follow_pte(a)
+    assert pte.pfn == drv.pages[0].pfn and pte.write and pte.dirty
+    assert p.rss == {"anon": 0, "file": 1}
+    assert "§6a shared write" in rows(k)
+
+
+@profiles(*MIXED)
+def test_s6a_nopage_no_early_cow_then_double_fault(profile):
+    """mm/memory.c __do_fault() and do_wp_page(), v2.6.26 / v6.12, kernel-facts §6a
+    'VM_FAULT_NOPAGE' and the double-fault rule: a private write to a MIXEDMAP gets a
+    read-only pte from the handler, then a second fault copies."""
+    k, dev, p = setup(profile)
+    dev.write(0, b"dev")
+    a = p.mmap(PAGE_SIZE, flags="private", file=k.open(MixedDriver([DEV])))
+    m = mark(k)
+    p.write(a + 3, b"+")
+    r = rows(k, m)
+    assert r.index("§6a NOPAGE") < r.index("§6a double fault")
+    assert "§6a private write" not in r
+    assert [x for x in r if "§6b" in x]
+    page = k.pfn_to_page(p.follow_pte(a).pfn)
+    assert page.anon and p.rss == {"anon": 1, "file": 0}
+    assert p.read(a, 4) == b"dev+" and dev.read(0, 4) == b"dev\0"
+    k.check()
+
+
+@profiles()
+def test_s6a_driver_without_fault(profile):
+    """mm/memory.c handle_pte_fault(), v2.6.26 / do_fault() v6.12: touching an empty pte of a
+    file vma whose driver has no ->fault: 2.6 falls through to do_anonymous_page, 6.12
+    returns VM_FAULT_SIGBUS (DESIGN.md §3 "does what the version does")."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(2 * PAGE_SIZE, flags="private", file=k.open(_HalfRemap.__base__()))
+    if k.profile.MODERN:
+        before = k.snapshot()
+        with pytest.raises(vmlib.BusError, match="SIGBUS"):
+            p.read(a, 1)
+        assert k.snapshot() == before
+    else:
+        p.read(a, 1)
+        assert k.pfn_to_page(p.follow_pte(a).pfn).anon
+    k.check()
+
+
+# -- §6b: do_wp_page ---------------------------------------------------------------------------
+
+class _ReadOnlyRemap(vmlib.Driver):
+    """Shared PFNMAP of DEV remapped without the write bit (as dirty accounting would)."""
+
+    def mmap(self, k, vma):
+        return k.remap_pfn_range(vma, vma.vm_start, DEV, PAGE_SIZE, vma.vm_page_prot & ~0x2)
+
+
+@profiles()
+def test_s6b_row1_no_page_shared_writable_reuse(profile):
+    """mm/memory.c do_wp_page(), v2.6.26 row 1 (251b97f552) / v6.12 wp_pfn_shared,
+    kernel-facts §6b: a raw pfn in a shared writable mapping mapped read-only is made
+    writable in place."""
+    k, dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(_ReadOnlyRemap()))
+    assert not p.follow_pte(a).write
+    m = mark(k)
+    p.write(a, b"in place")
+    pte = p.follow_pte(a)
+    assert pte.pfn == DEV and pte.write and pte.dirty
+    assert dev.read(0, 8) == b"in place"
+    want = "§6b 6.12" if k.profile.MODERN else "§6b v2.6.26 row 1"
+    assert want in rows(k, m)
+    assert p.rss == {"anon": 0, "file": 0}
+    k.check()
+
+
+@profiles()
+def test_s6b_row2_no_page_private_copy_from_user_address(profile):
+    """mm/memory.c do_wp_page()/cow_user_page(), v2.6.26 row 2 / v6.12 wp_page_copy,
+    kernel-facts §6b: private raw pfn → copy through the user address; anon_rss +1 only."""
+    k, dev, p = setup(profile)
+    dev.write(10, b"abc")
+    a = devmem(k, p, DEV)
+    m = mark(k)
+    p.write(a, b"Z")
+    assert "§6b copy without struct page" in rows(k, m)
+    assert p.read(a, 13)[10:] == b"abc" and dev.read(0, 1) == b"\0"
+    assert p.rss == {"anon": 1, "file": 0}
+    k.check()
+
+
+@profiles(*OLD)
+def test_s6b_row3_anon_reuse_by_mapcount_ignores_gup_refs(profile):
+    """mm/memory.c do_wp_page()/can_share_swap_page(), v2.6.26, kernel-facts §6b row 3:
+    mapcount 1 → reuse even with an extra (gup) reference; mapcount 2 → copy."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"1")
+    c = p.fork()
+    c.exit()                                  # mapcount back to 1, pte read-only
+    page = normal_page(k, p, a)
+    [got] = p.get_user_pages(a, 1)
+    assert got is page and k.page_count(page) == 2 and not p.follow_pte(a).write
+    m = mark(k)
+    p.write(a, b"2")
+    assert "§6b v2.6.26 row 3" in rows(k, m) and p.follow_pte(a).pfn == page.pfn
+    k.put_page(got)
+    c = p.fork()
+    m = mark(k)
+    c.write(a, b"3")
+    assert "§6b v2.6.26 row 3" in rows(k, m) and c.follow_pte(a).pfn != page.pfn
+    assert p.read(a, 1) == b"2" and c.read(a, 1) == b"3"
+    k.check()
+
+
+@profiles(*OLD)
+def test_s6b_row4_file_page_shared_writable_reuse(profile):
+    """mm/memory.c do_wp_page(), v2.6.26, kernel-facts §6b row 4."""
+    k, _dev, p = setup(profile)
+    drv = PageDriver(k, 1, readonly_prot=True)
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(drv))
+    p.read(a, 1)
+    assert not p.follow_pte(a).write
+    m = mark(k)
+    p.write(a, b"f")
+    assert "§6b v2.6.26 row 4" in rows(k, m)
+    assert p.follow_pte(a).pfn == drv.pages[0].pfn and p.follow_pte(a).write
+    k.check()
+
+
+@profiles(*OLD)
+def test_s6b_row5_file_page_private_copy(profile):
+    """mm/memory.c do_wp_page(), v2.6.26, kernel-facts §6b row 5: old page mapcount -1,
+    ref -1; file_rss -1, anon_rss +1."""
+    k, _dev, p = setup(profile)
+    drv = PageDriver(k, 1)
+    page = drv.pages[0]
+    a = p.mmap(PAGE_SIZE, flags="private", file=k.open(drv))
+    p.read(a, 1)
+    assert (k.page_count(page), k.page_mapcount(page), p.rss["file"]) == (2, 1, 1)
+    m = mark(k)
+    p.write(a, b"c")
+    assert "§6b v2.6.26 row 5" in rows(k, m)
+    assert (k.page_count(page), k.page_mapcount(page)) == (1, 0)
+    assert p.rss == {"anon": 1, "file": 0}
+    k.check()
+
+
+@profiles(*MODERN)
+def test_s6b_612_anon_exclusive_reuse_even_with_gup_ref(profile):
+    """mm/memory.c do_wp_page(), v6.12, kernel-facts §6b 'anon page, PageAnonExclusive'."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE, prot="r")
+    p2 = p.mmap(PAGE_SIZE)
+    p.write(p2, b"e")
+    page = normal_page(k, p, p2)
+    assert page.exclusive
+    [got] = p.get_user_pages(p2, 1)
+    assert got is page and a
+    p.write(p2, b"f")
+    assert p.follow_pte(p2).pfn == page.pfn
+    k.put_page(got)
+    k.check()
+
+
+@profiles(*MODERN)
+def test_s6b_612_anon_not_exclusive_refcount_decides(profile):
+    """mm/memory.c do_wp_page()/wp_can_reuse_anon_folio(), v6.12, kernel-facts §6b: a
+    non-exclusive anon page is reused iff refcount == 1 (a gup reference forces a copy,
+    unlike 2.6.26)."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"1")
+    p.fork().exit()
+    page = normal_page(k, p, a)
+    assert not page.exclusive and k.page_count(page) == 1
+    [got] = p.get_user_pages(a, 1)
+    m = mark(k)
+    p.write(a, b"2")
+    assert p.follow_pte(a).pfn != page.pfn               # refcount 2 → copy
+    assert got.pfn == page.pfn and k.page_count(page) == 1
+    k.put_page(got)
+    b = p.mmap(PAGE_SIZE)
+    p.write(b, b"1")
+    p.fork().exit()
+    page_b = normal_page(k, p, b)
+    m = mark(k)
+    p.write(b, b"2")
+    assert p.follow_pte(b).pfn == page_b.pfn and page_b.exclusive   # refcount 1 → reuse
+    assert "§6b 6.12" in rows(k, m)
+    k.check()
+
+
+@profiles(*MODERN)
+def test_s6b_612_zero_pfn_gets_zeroed_page(profile):
+    """mm/memory.c wp_page_copy(), v6.12, kernel-facts §6b: the zero pfn is replaced by a
+    freshly zeroed page, not copied."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    p.read(a, 1)
+    m = mark(k)
+    p.write(a + 1, b"z")
+    assert "§6b 6.12 zero pfn" in rows(k, m)
+    assert p.read(a, 2) == b"\0z" and p.rss["anon"] == 1
+    k.check()
+
+
+@profiles(*MODERN)
+def test_s6b_612_page_shared_and_file_private(profile):
+    """mm/memory.c wp_page_shared()/wp_page_copy(), v6.12, kernel-facts §6b: a file page in
+    a shared vma is reused; in a private vma it is copied."""
+    k, _dev, p = setup(profile)
+    drv = PageDriver(k, 1, readonly_prot=True)
+    f = k.open(drv)
+    a = p.mmap(PAGE_SIZE, flags="shared", file=f)
+    b = p.mmap(PAGE_SIZE, flags="private", file=f)
+    p.read(a, 1)
+    p.read(b, 1)
+    p.write(a, b"S")
+    assert p.follow_pte(a).pfn == drv.pages[0].pfn
+    p.write(b + 1, b"P")
+    assert p.follow_pte(b).pfn != drv.pages[0].pfn
+    assert p.read(b, 2) == b"SP" and p.read(a, 2) == b"S\0"
+    assert p.rss == {"anon": 1, "file": 1}
+    k.check()
+
+
+# -- §7: fork ------------------------------------------------------------------------------------
+
+@profiles()
+def test_s7_pfnmap_vma_is_copied(profile):
+    """mm/memory.c copy_page_range(), v2.6.26 / vma_needs_copy() v6.12, kernel-facts §7:
+    a VM_PFNMAP vma's ptes are copied; raw pfns get no counts."""
+    k, _dev, p = setup(profile)
+    page = k.alloc_page()
+    a = devmem(k, p, page.pfn, flags="shared")
+    c = p.fork()
+    assert c.follow_pte(a).pfn == page.pfn
+    assert (k.page_count(page), k.page_mapcount(page)) == (1, 0)
+    assert c.rss == {"anon": 0, "file": 0}
+    k.check()
+
+
+@profiles(*OLD)
+def test_s7_insertpage_vma_is_copied(profile):
+    """mm/memory.c copy_page_range(), v2.6.26, kernel-facts §7: VM_INSERTPAGE → copied; each
+    normal page +1 ref +1 mapcount, child file rss +1."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(InsertPageDriver(k, 1)))
+    p.read(a, 1)
+    page = normal_page(k, p, a)
+    c = p.fork()
+    assert c.follow_pte(a).pfn == page.pfn
+    assert (k.page_count(page), k.page_mapcount(page), c.rss["file"]) == (3, 2, 1)
+    k.check()
+
+
+@profiles(*MIXED)
+def test_s7_mixedmap_without_anon_vma(profile):
+    """mm/memory.c copy_page_range(), v2.6.26 / vma_needs_copy() v6.12, kernel-facts §7:
+    VM_MIXEDMAP is not in 2.6.26's list (the child refaults); 6.12 always copies it."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(MixedDriver([DEV])))
+    p.read(a, 1)
+    m = mark(k)
+    c = p.fork()
+    if k.profile.MODERN:
+        assert c.follow_pte(a).pfn == DEV and "§7 v6.12" in rows(k, m)
+    else:
+        assert c.follow_pte(a) is None and "§7 v2.6.26" in rows(k, m)
+        c.read(a, 1)
+        assert c.follow_pte(a).pfn == DEV
+    k.check()
+
+
+@profiles()
+def test_s7_anon_vma_copied_cow_write_protects_both(profile):
+    """mm/memory.c copy_one_pte(), v2.6.26 / copy_present_ptes() v6.12, kernel-facts §7 per
+    pte: COW mapping → parent and child write-protected; child pte old; +1 ref +1 mapcount;
+    child anon rss +1."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"x")
+    page = normal_page(k, p, a)
+    c = p.fork()
+    assert not p.follow_pte(a).write and not c.follow_pte(a).write
+    assert p.follow_pte(a).young and not c.follow_pte(a).young
+    assert (k.page_count(page), k.page_mapcount(page), c.rss["anon"]) == (2, 2, 1)
+    assert "§7 per pte" in rows(k)
+    k.check()
+
+
+@profiles()
+def test_s7_shared_child_pte_clean_and_old(profile):
+    """mm/memory.c copy_one_pte(), v2.6.26 / copy_present_ptes() v6.12, kernel-facts §7:
+    VM_SHARED → child pte clean; always old; the parent's stays dirty and writable."""
+    k, _dev, p = setup(profile)
+    a = devmem(k, p, DEV, flags="shared")
+    p.write(a, b"d")
+    assert p.follow_pte(a).dirty and p.follow_pte(a).young
+    c = p.fork()
+    cp = c.follow_pte(a)
+    assert not cp.dirty and not cp.young and cp.write
+    assert p.follow_pte(a).dirty and p.follow_pte(a).write
+
+
+@profiles(*MODERN)
+def test_s7_612_pinned_exclusive_page_copied_at_fork(profile):
+    """mm/memory.c copy_present_page(), v6.12, kernel-facts §7: a maybe-DMA-pinned exclusive
+    anon page gives the child an immediate copy; the parent pte is left untouched."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"pin")
+    page = normal_page(k, p, a)
+    [pinned] = p.pin_user_pages(a, 1)
+    assert pinned is page and k.page_count(page) == 1 + 1024
+    c = p.fork()
+    assert p.follow_pte(a).write and p.follow_pte(a).pfn == page.pfn
+    assert c.follow_pte(a).pfn != page.pfn and c.read(a, 3) == b"pin"
+    assert k.page_mapcount(page) == 1
+    assert "§7 v6.12 pinned" in rows(k)
+    k.check()
+
+
+@profiles(*MODERN)
+def test_s7_612_plain_file_vma_skipped(profile):
+    """mm/memory.c vma_needs_copy(), v6.12, kernel-facts §7: no anon_vma and neither PFNMAP
+    nor MIXEDMAP → skipped; the child refaults."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE, flags="shared")           # shmem
+    p.write(a, b"s")
+    c = p.fork()
+    assert c.follow_pte(a) is None and c.read(a, 1) == b"s"
+    k.check()
+
+
+# -- §8: zap ------------------------------------------------------------------------------------
+
+@profiles()
+def test_s8_special_pte_cleared_nothing_else(profile):
+    """mm/memory.c zap_pte_range(), v2.6.26 / zap_present_ptes() v6.12, kernel-facts §8 row
+    'vm_normal_page == NULL'."""
+    k, _dev, p = setup(profile)
+    page = k.alloc_page()
+    a = devmem(k, p, page.pfn, flags="shared")
+    m = mark(k)
+    p.munmap(a, PAGE_SIZE)
+    assert "§8 vm_normal_page == NULL" in rows(k, m)
+    assert (k.page_count(page), k.page_mapcount(page)) == (1, 0)
+    assert p.follow_pte(a) is None
+    k.check()
+
+
+@profiles()
+def test_s8_anon_page_freed(profile):
+    """mm/memory.c zap_pte_range(), v2.6.26 / v6.12, kernel-facts §8 row 'anon page':
+    anon_rss -1, mapcount -1, ref -1, freed at 0."""
+    k, _dev, p = setup(profile)
+    free0 = k.nr_free_pages()
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"a")
+    page = normal_page(k, p, a)
+    [ref] = p.get_user_pages(a, 1)
+    m = mark(k)
+    p.munmap(a, PAGE_SIZE)
+    assert "§8 anon page" in rows(k, m)
+    assert (k.page_count(page), k.page_mapcount(page), p.rss["anon"]) == (1, 0, 0)
+    k.put_page(ref)
+    assert k.page_count(page) == 0 and k.nr_free_pages() == free0
+    k.check()
+
+
+@profiles()
+def test_s8_file_page_dirty_carried_to_page(profile):
+    """mm/memory.c zap_pte_range(), v2.6.26 / v6.12, kernel-facts §8 row 'file page': file_rss
+    -1, dirty pte → set_page_dirty, mapcount -1, ref -1."""
+    k, _dev, p = setup(profile)
+    drv = PageDriver(k, 1)
+    page = drv.pages[0]
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(drv))
+    p.write(a, b"d")
+    assert not page.dirty
+    m = mark(k)
+    p.munmap(a, PAGE_SIZE)
+    assert "§8 file page" in rows(k, m)
+    assert page.dirty and (k.page_count(page), k.page_mapcount(page)) == (1, 0)
+    assert p.rss == {"anon": 0, "file": 0}
+    k.check()
+
+
+@profiles(*MIXED)
+def test_s8_truncate_skips_private_anon_clears_special(profile):
+    """mm/memory.c unmap_mapping_range() with details (zap_details), v2.6.26 / v6.12,
+    kernel-facts §8 row 'truncate/invalidate': a COWed private page survives, a pte of the
+    file's own block is cleared (XipFs move_to_pagecache)."""
+    k, dev, p = setup(profile)
+    xip = XipFs(k, backing=dev)
+    f = xip.create("f", b"A" * PAGE_SIZE + b"B" * PAGE_SIZE)
+    a = p.mmap(2 * PAGE_SIZE, flags="private", file=f)
+    p.read(a, 1)
+    p.write(a + PAGE_SIZE, b"b")
+    anon = normal_page(k, p, a + PAGE_SIZE)
+    xip.move_to_pagecache(f, 0)
+    xip.move_to_pagecache(f, 1)
+    assert p.follow_pte(a) is None
+    assert p.follow_pte(a + PAGE_SIZE).pfn == anon.pfn
+    assert p.read(a, 2) == b"AA" and p.read(a + PAGE_SIZE, 2) == b"bB"
+    k.check()
+
+
+@profiles("2.6.27/x86", "6.12/x86", "6.12/m68k")
+def test_s6b_pfnmap_fault_handler_shared_reuse(profile):
+    """mm/memory.c do_wp_page(), v2.6.27 / wp_pfn_shared() v6.12, kernel-facts §6b row 1 with
+    a PFNMAP filled from ->fault by vm_insert_pfn (2.6.27 on; ->nopfn before)."""
+    k, dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(PfnFaultDriver([DEV], readonly_prot=True)))
+    p.write(a, b"fb")
+    pte = p.follow_pte(a)
+    assert pte.pfn == DEV and pte.write and dev.read(0, 2) == b"fb"
+    assert p.rss == {"anon": 0, "file": 0}
+    k.check()
