@@ -540,14 +540,13 @@ def test_s5a_vm_insert_page_maps_refcounted_normal_pte(profile):
     k.check()
 
 
-@profiles(*OLD)
-@pytest.mark.parametrize("case", ["no_flag", "both_flags", "cow_pfnmap", "mixed_valid_pfn"])
+@pytest.mark.parametrize("profile,case", [
+    (prof, case) for prof in OLD for case in ("no_flag", "both_flags", "cow_pfnmap", "mixed_valid_pfn")
+    if prof != "2.6.25/x86" or case in ("no_flag", "cow_pfnmap")])     # 2.6.25: no VM_MIXEDMAP
 def test_s5a_vm_insert_pfn_bug_ons(profile, case):
     """mm/memory.c vm_insert_pfn(), v2.6.26, kernel-facts §5a: the four BUG_ONs (2.6.25 has
     only the PFNMAP ones); the state is left unchanged."""
     k, _dev, p = setup(profile)
-    if profile == "2.6.25/x86" and case in ("both_flags", "mixed_valid_pfn"):
-        pytest.skip("2.6.25 has no VM_MIXEDMAP: this BUG_ON does not exist there")
     flags = {"no_flag": 0, "both_flags": VM_PFNMAP | VM_MIXEDMAP, "cow_pfnmap": VM_PFNMAP,
              "mixed_valid_pfn": VM_MIXEDMAP}[case]
     a, vma = _vma(k, p, flags, share="private" if case == "cow_pfnmap" else "shared")
