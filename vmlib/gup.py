@@ -57,8 +57,10 @@ def follow_page(k, vma, addr: int, write: bool, pin: bool):
     modern = k.profile.MODERN
     if pte is None:
         anon = vma.vm_ops is None or vma.vm_ops.fault is None
-        if not modern and not write and anon and not vma.vm_flags & (VM_LOCKED | VM_SHARED):
-            k.decide("follow_page", f"{addr:#x}: no pte, read of an anonymous vma → FOLL_ANON: "
+        no_table = pgtable.pte_table(vma.vm_mm.pgd, addr) is None       # pte table absent
+        if (not modern and not write and anon and no_table
+                and not vma.vm_flags & (VM_LOCKED | VM_SHARED)):
+            k.decide("follow_page", f"{addr:#x}: no page table, read of an anonymous vma → FOLL_ANON: "
                      f"the ZERO_PAGE with a reference, not mapped", "§9b zero pfn (2.6.26)")
             _grab(k, k.zero_page, pin, "follow_page")
             return k.zero_page
