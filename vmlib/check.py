@@ -76,16 +76,6 @@ def check(k) -> None:
                 if not table.page.pgtable or table.page._count != 1:
                     raise fail(f"process {pid}: {pgtable.LEVEL_NAMES[level]} table page {table.pfn} "
                                f"is not a live page-table page")
-        cache_refs = Counter()
-        for pid, proc in k.procs.items():
-            for vma in proc.mm.vmas:
-                f = vma.vm_file
-                if f is None:
-                    continue
-                cache = getattr(f.private, "cache", None) or getattr(f.driver, "cache", None)
-                if cache is not None:
-                    for page in cache.pages.values():
-                        cache_refs[page.pfn] = 1
         for pfn, page in k.phys.memmap.items():
             mc = page._mapcount + 1
             if page._count < 0:
@@ -93,9 +83,17 @@ def check(k) -> None:
             if mc != mapped[pfn]:
                 raise fail(f"page {pfn}: mapcount {mc} but {mapped[pfn]} ptes map it (as "
                            f"vm_normal_page sees them)")
-            if page._count < mc + cache_refs[pfn]:
-                raise fail(f"page {pfn}: refcount {page._count} < mapcount {mc} + "
-                           f"{cache_refs[pfn]} page-cache reference(s)")
+            if page._count == 0:
+                continue
+            held = k.held.get(pfn, 0)
+            base = 0 if page.owner in ("anon", "kernel") else 1
+            if page.owner == "pagecache" and page.mapping is None:
+                base = 0
+            if page._count != mc + held + base:
+                who = f"{page.owner} page" if page.owner else "page"
+                raise fail(f"page {pfn}: refcount {page._count} != mapcount {mc} + {held} reference(s) "
+                           f"held by callers (gup, alloc_page) + {base} for its owner ({who}): "
+                           f"a reference was {'leaked' if page._count > mc + held + base else 'dropped twice'}")
         used = sum(1 for p in k.phys.memmap.values() if p._count > 0)
         if used + k.phys.nr_free != k.phys.ram_pages:
             raise fail(f"allocator: {used} pages in use + {k.phys.nr_free} free != "

@@ -42,13 +42,15 @@ def gup_fast_pte_ok(k, pte, write: bool) -> bool:
 
 
 def _grab(k, page, pin: bool, why: str) -> None:
+    """FOLL_GET: +1 reference; FOLL_PIN: +GUP_PIN_COUNTING_BIAS (never on the zero page)."""
+    n = 1
     if pin:
         if k.is_zero_pfn(page.pfn):
             return
-        for _ in range(GUP_PIN_COUNTING_BIAS):
-            k._get_page(page, why)
-    else:
+        n = GUP_PIN_COUNTING_BIAS
+    for _ in range(n):
         k._get_page(page, why)
+    k._hold(page, n)
 
 
 def follow_page(k, vma, addr: int, write: bool, pin: bool):
@@ -158,6 +160,7 @@ def get_user_pages_fast(k, mm, start: int, nr: int, write: bool) -> list:
                          "§9a")
             page = k.pfn_to_page(pte.pfn)
             k._get_page(page, "gup_pte_range")
+            k._hold(page, 1)
             k.decide("gup_pte_range", f"{addr:#x}: page {page.pfn} +1 ref, no lock taken",
                      "§9b fast path")
             pages.append(page)
@@ -181,3 +184,4 @@ def unpin_user_page(k, page) -> None:
                           f"(refcount {page._count} < {GUP_PIN_COUNTING_BIAS})")
     for _ in range(GUP_PIN_COUNTING_BIAS):
         k._put_page(page, "unpin_user_page")
+    k._hold(page, -GUP_PIN_COUNTING_BIAS)

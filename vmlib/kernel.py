@@ -49,6 +49,7 @@ class Kernel:
         self.ops = types.SimpleNamespace(**{name: getattr(gup if name == "gup_fast_pte_ok" else memory,
                                                           name) for name in OVERRIDABLE})
         self.procs: dict[int, object] = {}
+        self.held: dict[int, int] = {}      # pfn -> references held by callers (gup, alloc_page)
         self._next_pid = 1
         self._undo: list | None = None
         self.xip_sparse_page = None
@@ -135,8 +136,9 @@ class Kernel:
         """A kernel-owned RAM page: page_count 1, page_mapcount 0."""
         with self._transaction():
             page = self._alloc_page("kernel")
-        if page is None:
-            raise KernelError(errno.ENOMEM, "alloc_page: out of memory")
+            if page is None:
+                raise KernelError(errno.ENOMEM, "alloc_page: out of memory")
+            self._hold(page, +1)
         return page
 
     def put_page(self, page: Page) -> None:
@@ -145,11 +147,18 @@ class Kernel:
             raise TypeError(f"put_page: expected a Page, got {type(page).__name__}")
         with self._transaction():
             self._put_page(page, "put_page")
+            if self.held.get(page.pfn):
+                self._hold(page, -1)
 
     def get_page(self, page: Page) -> None:
         """Take one more reference on a page."""
         with self._transaction():
             self._get_page(page, "get_page")
+            self._hold(page, +1)
+
+    def _hold(self, page: Page, delta: int) -> None:
+        """Count references held outside the kernel (gup callers, alloc_page users)."""
+        self._set_dict(self.held, page.pfn, self.held.get(page.pfn, 0) + delta or None)
 
     # -- the exercise seam ------------------------------------------------------------------
 
