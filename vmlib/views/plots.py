@@ -72,7 +72,8 @@ class MemmapCost(W.VBox):
     def update(self) -> None:
         args = (self.guests.value, self.image.value, self.page_size.value, self.struct_page.value)
         self.text.value = f'<div class="vmlib-memmap">{summary(*args)}</div>'
+        self.figure = memmap_figure(*args)
         self.out.clear_output(wait=True)
         with self.out:
             from IPython.display import display
-            display(memmap_figure(*args))
+            display(self.figure)

@@ -21,7 +21,7 @@ JUMP = 2000     # farther than this, rebuild the snapshot from a checkpoint inst
 
 
 def _esc(text) -> str:
-    return html.escape(str(text))
+    return html.escape(str(text), quote=False)
 
 
 class Steps:

@@ -1,0 +1,200 @@
+"""Widgets of vmlib.views driven from Python: FaultStepper, Compare, Playground, show_steps, MemmapCost."""
+
+import html
+import os
+import random
+import shutil
+
+import pytest
+
+import vmlib
+from vmlib.views import Compare, FaultStepper, MemmapCost, Playground, memmap_break_even, show_steps
+
+PAGE = vmlib.PAGE_SIZE
+
+
+@pytest.fixture(autouse=True)
+def _need_dot():
+    if shutil.which("dot"):
+        return
+    if os.environ.get("CI"):
+        pytest.fail("Graphviz `dot` is missing (CI is set): apt-get install -y graphviz")
+    pytest.skip("widgets render SVG with Graphviz `dot`, which is not installed")
+
+
+def cow_trace(version="2.6.26", arch="x86"):
+    k = vmlib.Kernel(version, arch, ram_pages=128)
+    t = k.tracer.reset()
+    p = k.spawn("parent")
+    a = p.mmap(4 * PAGE)
+    p.write(a, b"x")
+    p.write(a + PAGE, b"x")
+    c = p.fork()
+    c.write(a, b"y")
+    return k, t
+
+
+def scenario(k):
+    p = k.spawn("parent")
+    a = p.mmap(2 * PAGE)
+    p.write(a, b"x")
+    c = p.fork()
+    c.write(a, b"y")
+
+
+def test_forward_and_back_change_step_event_and_graph():
+    _k, t = cow_trace()
+    s = FaultStepper(t, ops_only=True)
+    ops = t.ops()
+    assert len(s.steps) == len(ops) and s.step == 0
+    seen = [(s.panel.event.value, s.panel.graph.value)]
+    for i in range(1, len(ops)):
+        assert s.forward() == i and s.slider.value == i
+        assert str(t.events[ops[i]]).strip() in s.panel.event.value
+        assert f'data-step="{i}"' in s.panel.graph.value
+        seen.append((s.panel.event.value, s.panel.graph.value))
+    assert len({e for e, _ in seen}) == len(seen) and len({g for _, g in seen}) == len(seen)
+    assert s.forward() == len(ops) - 1, "forward at the end stays on the last step"
+    assert s.back() == len(ops) - 2
+    assert (s.panel.event.value, s.panel.graph.value) == seen[-2]
+    assert s.first() == 0 and s.last() == len(ops) - 1
+    s.slider.value = 1
+    assert s.step == 1 and s.panel.event.value == seen[1][0]
+
+
+def test_counts_that_moved_are_listed():
+    _k, t = cow_trace()
+    s = FaultStepper(t, ops_only=True)
+    s.last()                                  # the child's COW write
+    counts = s.panel.counts.value
+    assert "ref 2→1, map 2→1" in counts and "allocated (ref 1 map 1)" in counts
+
+
+def nonzero(rss: dict) -> dict:
+    """rss without zero counters (a counter stepped back to 0 and one never set read the same)."""
+    return {k: v for k, v in rss.items() if v}
+
+
+def test_incremental_stepping_matches_replay_from_scratch():
+    _k, t = cow_trace()
+    s = FaultStepper(t)
+    rng = random.Random(7)
+    for _ in range(60):
+        i = s.goto(rng.randrange(-3, len(t) + 3))
+        want = t.state_at(s.steps.spans[i][1])
+        got = s.steps._snap
+        assert (got.ptes, got.pages, got.vmas, got.mms) == (want.ptes, want.pages, want.vmas, want.mms)
+        assert nonzero(got.rss) == nonzero(want.rss)
+
+
+def test_every_event_mode_shows_the_current_event():
+    _k, t = cow_trace()
+    s = FaultStepper(t, ops_only=False)
+    assert len(s.steps) == len(t)
+    for i in (3, 4, 5):
+        s.goto(i)
+        assert f"<b>{html.escape(str(t.events[i]), quote=False)}</b>" in s.panel.event.value
+
+
+def test_bad_input_is_a_clear_message():
+    k = vmlib.Kernel()
+    empty = k.tracer.reset()
+    with pytest.raises(ValueError, match="the trace has no events"):
+        FaultStepper(empty)
+    _k, t = cow_trace()
+    with pytest.raises(ValueError, match="unknown theme 'neon'"):
+        FaultStepper(t, theme="neon")
+    with pytest.raises(ValueError, match="unknown graph kind 'tree'"):
+        FaultStepper(t, graph="tree")
+    with pytest.raises(TypeError, match="expected a vmlib Trace"):
+        FaultStepper([1, 2])
+
+
+def test_compare_keeps_both_sides_on_the_same_operation():
+    cmp = Compare(scenario, left={"version": "2.6.26", "arch": "x86"}, right={"version": "2.6.26", "arch": "s390"})
+    assert len(cmp.left) == len(cmp.right) == cmp.n
+    for _ in range(cmp.n + 1):
+        cmp.forward()
+        assert cmp.left.step == cmp.right.step == cmp.step
+    cmp.back()
+    assert cmp.left.step == cmp.right.step == cmp.step == cmp.n - 2
+    cmp.slider.value = 0
+    assert cmp.left.step == cmp.right.step == 0
+    left, right = (p.title.value for p in cmp.panels)
+    assert "2.6.26/x86" in left and "2.6.26/s390" in right
+
+
+def test_compare_with_traces_of_different_lengths_and_a_failing_side():
+    def sc(k):
+        p = k.spawn()
+        p.mmap(PAGE)
+        if k.profile.version == "2.6.25":
+            raise vmlib.MissingFeature("vm_insert_mixed: not in 2.6.25")
+        p.mmap(PAGE)
+    cmp = Compare(sc, left={"version": "2.6.25", "arch": "x86"}, right={"version": "2.6.26", "arch": "x86"})
+    assert len(cmp.left) == 1 and len(cmp.right) == 2
+    cmp.last()
+    assert cmp.step == 1 and cmp.left.step == 0 and cmp.right.step == 1
+    assert "only 1 operations" in cmp.panels[0].note.value and "MissingFeature" in cmp.panels[0].note.value
+    _k, t = cow_trace()
+    cmp = Compare(None, left=t, right=t)
+    cmp.forward()
+    assert cmp.left.step == cmp.right.step == 1
+    with pytest.raises(ValueError, match="recorded no events"):
+        Compare(lambda k: None)
+
+
+def test_playground_operations_and_errors_show_in_the_widget():
+    k = vmlib.Kernel(ram_pages=64)
+    pg = Playground(k)
+    pg.buttons["read"].click()
+    assert "vmlib-error" in pg.message.value and "no process selected" in pg.message.value
+    pg.buttons["spawn"].click()
+    pg.buttons["mmap"].click()
+    assert pg.addr.value.startswith("0x") and "mapped at" in pg.message.value
+    pg.buttons["write"].click()
+    assert "vmlib-ok" in pg.message.value and "do_anonymous_page" in pg.event_log.value
+    assert "<svg" in pg.graph_view.value and "Δ" in pg.graph_view.value
+    before = k.snapshot()
+    pg.addr.value = "0x7000"
+    pg.buttons["write"].click()
+    assert "write failed" in pg.message.value and "Segfault" in pg.message.value
+    assert k.snapshot().pages == before.pages, "a failed operation changes nothing"
+    pg.addr.value = "zzz"
+    pg.buttons["read"].click()
+    assert "is not a number" in pg.message.value
+    pg.addr.value = hex(k.procs[pg.proc.value].vmas[0].vm_start)
+    pg.nbytes.value = 1
+    pg.buttons["gup"].click()
+    assert "got 1 page(s)" in pg.message.value and len(pg.pinned) == 1
+    pfn = pg.pinned[0].pfn
+    assert k.snapshot().pages[pfn].count == 2
+    pg.buttons["put gup pages"].click()
+    assert not pg.pinned and k.snapshot().pages[pfn].count == 1
+    pg.buttons["fork"].click()
+    assert len(k.procs) == 2 and len(pg.proc.options) == 2
+
+
+def test_show_steps_emits_one_output_per_step(monkeypatch):
+    import IPython.display
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj._repr_mimebundle_()))
+    _k, t = cow_trace()
+    show_steps(t, ops_only=True)
+    assert len(shown) == len(t.ops())
+    for i, bundle in enumerate(shown):
+        assert bundle["text/plain"].startswith(f"step {i + 1}/{len(shown)}: ")
+        assert "<svg" in bundle["image/svg+xml"]
+        assert f"step {i + 1}/{len(shown)}" in bundle["image/svg+xml"], "caption inside the SVG"
+
+
+def test_memmap_cost_widget_break_even_follows_the_sliders():
+    m = MemmapCost()
+    assert m.break_even == memmap_break_even(64) and "Break-even: 64 guests" in m.text.value
+    assert "holds here" in m.text.value
+    m.struct_page.value = 32
+    assert m.break_even == 128 and "does not hold" in m.text.value
+    m.page_size.value = 8192
+    assert m.break_even == 256
+    assert "break-even at 256 guests" in m.figure.axes[0].get_title()
+    assert len(m.figure.axes[0].lines) == 3, "image, memmap and the chosen point"
