@@ -519,6 +519,8 @@ def do_linear_fault(k, vma, addr: int, write: bool) -> int:
         page = vmf.page
         if page is None:
             raise KernelBug(f"__do_fault: {vma.vm_ops.name}->fault returned 0 without setting vmf.page")
+        if k.held.get(page.pfn):
+            k._hold(page, -1)      # the reference the driver took (k.get_page) now belongs to the fault
         if write and not vma.vm_flags & VM_SHARED:
             anon_vma_prepare(k, vma)
             new = _new_anon_page(k, vma, "page_add_new_anon_rmap")
