@@ -123,7 +123,7 @@ def execute(nb_path: Path, out_path: Path, timeout: int = 120):
         nb,
         timeout=timeout,
         kernel_name="python3",
-        store_widget_state=False,
+        store_widget_state=True,  # False trips nbclient's output-widget hook on W.Output widgets
         resources={"metadata": {"path": str(nb_path.parent)}},
     )
     try:
@@ -141,7 +141,8 @@ def execute(nb_path: Path, out_path: Path, timeout: int = 120):
 def prepare(nb) -> int:
     """Shape an executed notebook for static slides; return how many widget outputs were dropped.
 
-    Widget outputs need a live kernel and are left out. Tags remove_cell, remove_input and
+    Widget outputs need a live kernel: one that also carries a static text/html version (a
+    Quiz, say) keeps that; the others are left out. Tags remove_cell, remove_input and
     remove_output (nbconvert's names) and JupyterLab's source_hidden/outputs_hidden are honoured.
     """
     dropped = 0
@@ -153,10 +154,20 @@ def prepare(nb) -> int:
             cell.metadata["transient"] = {"remove_source": True}
         if cell.cell_type != "code":
             continue
-        if "remove_output" in tags or hidden.get("outputs_hidden"):
+        vm = cell.metadata.get("vmlib")
+        steps = isinstance(vm, dict) and vm.get("steps")
+        # a steps cell may be collapsed in JupyterLab (its outputs are for the slides)
+        if "remove_output" in tags or (hidden.get("outputs_hidden") and not steps):
             cell.outputs = []
-        kept = [out for out in cell.outputs if WIDGET_VIEW not in out.get("data", {})]
-        dropped += len(cell.outputs) - len(kept)
+        kept = []
+        for out in cell.outputs:
+            data = out.get("data", {})
+            if WIDGET_VIEW in data:
+                if "text/html" not in data:
+                    dropped += 1
+                    continue
+                out["data"] = {"text/html": data["text/html"]}
+            kept.append(out)
         cell.outputs = kept
     nb.metadata.pop("widgets", None)
     return dropped
