@@ -30,7 +30,8 @@ def svg(source: str) -> str:
 
 def inline_svg(source: str) -> str:
     """The SVG without its XML prolog, doctype and comments, for embedding in HTML."""
-    return _PROLOG.sub("", svg(source), count=1)
+    text = _PROLOG.sub("", svg(source), count=1)
+    return text.replace("<svg ", '<svg style="max-width:100%;height:auto" ', 1)
 
 
 def cache_clear() -> None:

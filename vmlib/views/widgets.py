@@ -98,7 +98,9 @@ class Steps:
         out = []
         for pfn, old in sorted(d.pages.items()):
             new = self._snap.pages.get(pfn)
-            if old is None:
+            if old is None and new.pgtable:
+                out.append(f"page {pfn}: allocated as a page table")
+            elif old is None:
                 out.append(f"page {pfn}: allocated (ref {new.count} map {new.mapcount})")
             elif new is None:
                 out.append(f"page {pfn}: freed (was ref {old.count} map {old.mapcount})")
@@ -124,7 +126,7 @@ class Steps:
                 text = f'<span style="color:#D55E00">{text}</span>'
             lines.append(text)
         return (f'<div class="vmlib-event" data-step="{self.step}"><b>{_esc(self.caption())}</b>'
-                f'<pre style="margin:2px 0;font-size:11px;white-space:pre-wrap">{"<br>".join(lines)}</pre></div>')
+                f'<pre style="margin:2px 0;font-size:11px;white-space:pre-wrap;max-height:14em;overflow-y:auto">{"<br>".join(lines)}</pre></div>')
 
     def all_steps(self):
         """Yield (caption, Graph) for every step, from the first; leaves the navigator on the last."""
@@ -174,7 +176,8 @@ class _Panel:
         counts = s.counts()
         self.counts.value = ('<div class="vmlib-counts">' + ("changed: " + "; ".join(map(_esc, counts))
                                                                if counts else "no counts changed") + "</div>")
-        self.graph.value = f'<div class="vmlib-graph" data-step="{s.step}">{s.graph_now().inline_svg()}</div>'
+        self.graph.value = (f'<div class="vmlib-graph" data-step="{s.step}" style="overflow-x:auto;max-width:100%">'
+                            f'{s.graph_now().inline_svg()}</div>')
 
 
 class FaultStepper(W.VBox):
@@ -188,8 +191,8 @@ class FaultStepper(W.VBox):
                                   layout=W.Layout(width="420px"))
         self.play = W.Play(value=0, min=0, max=n - 1, interval=900, description="play")
         W.jslink((self.play, "value"), (self.slider, "value"))
-        self.buttons = [_button("⏮", "first", self.first), _button("◀", "back", self.back),
-                        _button("▶", "forward", self.forward), _button("⏭", "last", self.last)]
+        self.buttons = [_button("« first", "first", self.first), _button("‹ back", "back", self.back),
+                        _button("forward ›", "forward", self.forward), _button("last »", "last", self.last)]
         self.slider.observe(lambda ch: self._show(ch["new"]), names="value")
         controls = W.HBox([*self.buttons, self.play, self.slider])
         super().__init__([controls, self.panel.box])
@@ -295,8 +298,8 @@ class Compare(W.VBox):
         self.play = W.Play(value=0, min=0, max=self.n - 1, interval=1200)
         W.jslink((self.play, "value"), (self.slider, "value"))
         self.slider.observe(lambda ch: self._show(ch["new"]), names="value")
-        buttons = [_button("⏮", "first", self.first), _button("◀", "back", self.back),
-                   _button("▶", "forward", self.forward), _button("⏭", "last", self.last)]
+        buttons = [_button("« first", "first", self.first), _button("‹ back", "back", self.back),
+                   _button("forward ›", "forward", self.forward), _button("last »", "last", self.last)]
         body = W.HBox([p.box for p in self.panels], layout=W.Layout(align_items="flex-start"))
         super().__init__([W.HBox([*buttons, self.play, self.slider]), body])
         self.add_class("vmlib-compare")
@@ -402,7 +405,7 @@ class Playground(W.VBox):
         snap, info = self.k.snapshot(), self.k.trace_info()
         try:
             g = graph_for(self.graph, snap, info, diff, f"{len(self.k.procs)} process(es)", self.theme)
-            self.graph_view.value = f'<div class="vmlib-graph">{g.inline_svg()}</div>'
+            self.graph_view.value = f'<div class="vmlib-graph" style="overflow-x:auto">{g.inline_svg()}</div>'
         except RuntimeError as e:                      # no `dot`: show the reason, keep working
             self.graph_view.value = f'<div class="vmlib-error">{_esc(e)}</div>'
 
