@@ -45,8 +45,8 @@ class Pte(tuple):
     special = property(lambda self: bool(self.bits & _PAGE_SPECIAL))
 
     def flags_str(self) -> str:
-        """The set bits as letters, e.g. 'PWUAD' ('-' for a clear bit is left out)."""
-        return "".join(ch for bit, ch in BIT_NAMES if self.bits & bit)
+        """The set bits as letters joined by '|', e.g. 'P|W|U|A|D' (S = special)."""
+        return "|".join(ch for bit, ch in BIT_NAMES if self.bits & bit)
 
     def __repr__(self):
         return f"Pte(pfn={self.pfn}, {self.flags_str() or '-'})"
