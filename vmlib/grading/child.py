@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import traceback
+import types
 
 from vmlib.grading.suites import Case, as_json, default_run_case, get_suite
 
@@ -37,11 +38,31 @@ def _tripwire(name: str):
     return tripwire
 
 
+def reference_called(name: str):
+    _called.append(name)
+    raise ReferenceCalled(f"{name} is the function you are asked to write; calling it does not count")
+
+
+def _tripped(*args, **kwargs):
+    import sys
+    sys.modules["vmlib.grading.child"].reference_called(sys._getframe().f_code.co_filename)
+
+
 def install_tripwires(spots) -> None:
-    """Replace each "module:attr" with a function that records the call and raises."""
+    """Make each "module:attr" record the call and raise, under every name it is known by.
+
+    The module attribute is replaced, and a plain function also gets the trip-wire's code, so
+    that a reference imported under another name or kept elsewhere (k.ops, another module) trips
+    too. Nothing in this process needs the references: the kernel runs on the clean side.
+    """
+    sys.modules["vmlib.grading.child"] = sys.modules[__name__]     # also when run as __main__
     for spot in spots:
         module, attr = spot.split(":")
-        setattr(importlib.import_module(module), attr, _tripwire(f"{module}.{attr}"))
+        mod = importlib.import_module(module)
+        fn = getattr(mod, attr)
+        if isinstance(fn, types.FunctionType) and not fn.__code__.co_freevars:
+            fn.__code__ = _tripped.__code__.replace(co_filename=f"{module}.{attr}", co_name=attr)
+        setattr(mod, attr, _tripwire(f"{module}.{attr}"))
 
 
 def _no_exit(status=0):

@@ -78,6 +78,8 @@ def run_check(check: dict, cell_timeout: float = 5.0) -> dict:
         raise ValueError(f"{suite.id}: unknown check() parameters {sorted(unknown)}; allowed: {suite.params}")
     if set(check["bind"]) != set(suite.names):
         raise ValueError(f"{suite.id}: check() needs {', '.join(suite.names)}, got {', '.join(check['bind'])}")
+    if suite.grade is not None:      # simulator suites ask the child questions, round by round
+        return suite.grade(suite, params, lambda cases: run_child(suite, check, cases, cell_timeout))
     cases = suite.make_cases(params)
     events, ended = run_child(suite, check, cases, cell_timeout)
     setup = next((e["setup"] for e in events if "setup" in e), {"errors": [], "missing": {}})

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # assignment prefix -> module that registers its suites
-_MODULES = {"ps1": "vmlib.grading.ps1", "ps7": "vmlib.grading.ps7"}
+_MODULES = {f"ps{n}": f"vmlib.grading.ps{n}" for n in range(1, 8)}
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Suite:
     run_case: Callable[[dict, Case], Any] | None = None  # student side; default: call fn(*args)
     compare: Callable[[Case, Any], str | None] | None = None  # None if equal, else the divergence
     params: tuple[str, ...] = field(default=("cases", "seed"))
+    grade: Callable[[Suite, dict, Callable], dict] | None = None  # clean side: own verdict (sim suites)
 
 
 _REGISTRY: dict[str, Suite] = {}

@@ -1,0 +1,115 @@
+"""ps2 pfnmap: vm_normal_page of 2.6.25 (VM_PFNMAP: the linear rule, the not-COW rule) and
+remap_pfn_range's check on a COW vma (kernel-facts §1a rows 3-6, §4).
+
+Graded by the simulator: the student's function is plugged into the kernel with k.override and
+the scenarios below run on the clean side (vmlib.grading.sim).
+"""
+
+from __future__ import annotations
+
+import random
+
+from vmlib.flags import PAGE_SHIFT
+from vmlib.grading.sim import BASE, DEV_PFN, Scenario, mapping, play_ops, random_ops, register_sim, scenario
+from vmlib.mm import Driver
+
+PRELUDE = (
+    "import errno\n"
+    "from vmlib.flags import PAGE_SHIFT, VM_PFNMAP, VM_SHARED, VM_MAYWRITE, VM_WRITE, is_cow_mapping\n"
+)
+P = "2.6.25/x86"
+COW_OPS = [("parent", "write", 1), ("parent", "read", 0), ("parent", "fork", "child"), ("child", "write", 2),
+           ("child", "write", 1), ("child", "read", 0), ("child", "exit", None), ("parent", "munmap", 1),
+           ("parent", "exit", None)]
+SHARED_OPS = [("parent", "read", 0), ("parent", "write", 1), ("parent", "fork", "child"), ("child", "read", 2),
+              ("child", "exit", None), ("parent", "exit", None)]
+KINDS = [("devmem-dev", "private"), ("devmem-ram", "private"), ("devmem-dev", "shared"), ("devmem-ram", "shared"),
+         ("fb-ram", "shared"), ("fb-dev", "shared"), ("anon", "private")]
+WORDS = {"devmem-dev": "/dev/mem of device memory", "devmem-ram": "/dev/mem of kernel RAM",
+         "fb-ram": "framebuffer on RAM (->nopfn)", "fb-dev": "framebuffer on device memory (->nopfn)",
+         "anon": "anonymous memory"}
+
+
+def normal_page_scenarios(params: dict) -> list[Scenario]:
+    """Visible: four classic mappings; hidden: seeded operation sequences on every kind of mapping."""
+    if params.get("cases") != "hidden":
+        return [scenario("private /dev/mem of device memory: write, fork, child writes, exits", P, "devmem-dev", 4,
+                         "private", COW_OPS),
+                scenario("private /dev/mem of kernel RAM: write, fork, child writes, exits", P, "devmem-ram", 4,
+                         "private", COW_OPS),
+                scenario("shared framebuffer on RAM: touch, fork, child exits", P, "fb-ram", 4, "shared",
+                         SHARED_OPS),
+                scenario("anonymous memory: write, fork, copy-on-write, exit", P, "anon", 4, "private", COW_OPS)]
+    rng = random.Random(params.get("seed", 0))
+    out = []
+    for i in range(14):
+        kind, flags = KINDS[i % len(KINDS)]
+        profile = rng.choice(("2.6.25/x86", "2.6.25/powerpc", "2.6.26/x86"))
+        npages = rng.randrange(2, 6)
+        ops = random_ops(rng, npages, n=rng.randrange(5, 10), gup=("gup", "gupw"))
+        out.append(scenario(f"{flags} {WORDS[kind]}, {npages} pages, sequence {i + 1}", profile, kind, npages,
+                            flags, ops))
+    return out
+
+
+register_sim("ps2.vm_normal_page", ("vm_normal_page",), normal_page_scenarios,
+             ("vmlib.memory:vm_normal_page",), PRELUDE)
+
+
+class PartRemap(Driver):
+    """A driver whose mmap remaps only pages [first, first + n) of the vma to device pfns."""
+
+    name = "partremap"
+
+    def __init__(self, first: int, n: int):
+        self.first, self.n = first, n
+
+    def mmap(self, k, vma) -> int:
+        if self.first + self.n > vma.npages:
+            self.n = vma.npages - self.first
+        start = vma.vm_start + (self.first << PAGE_SHIFT)
+        return k.remap_pfn_range(vma, start, DEV_PFN + vma.vm_pgoff + self.first, self.n << PAGE_SHIFT)
+
+
+def partial(name: str, profile: str, npages: int, flags: str, first: int, n: int, ops: list) -> Scenario:
+    """Map a PartRemap driver remapping [first, first + n) of an npages vma, then perform ops."""
+    version, arch = profile.split("/")
+
+    def run(w):
+        k = w.k
+        k.add_device_memory(DEV_PFN, 32, "nvram")
+        p = k.spawn("parent")
+        f = k.open(PartRemap(first, n), "rw")
+        w.step(f"parent: mmap {flags}, {npages} pages; the driver remaps pages {first}..{first + n - 1}",
+               lambda: p.mmap(npages << PAGE_SHIFT, "rw", flags, file=f, addr=BASE))
+        play_ops(w, {"parent": p}, ops)
+    return Scenario(name, version, arch, run)
+
+
+def remap_scenarios(params: dict) -> list[Scenario]:
+    """Visible: whole and partial remaps of private and shared vmas; hidden: seeded sizes and ranges."""
+    touch = [("parent", "read", 1), ("parent", "fork", "child"), ("child", "read", 1), ("child", "exit", None)]
+    if params.get("cases") != "hidden":
+        return [scenario("private /dev/mem, the whole vma", P, "devmem-dev", 4, "private", COW_OPS),
+                partial("private mapping, the driver remaps pages 1-2 of 4", P, 4, "private", 1, 2, touch),
+                partial("shared mapping, the driver remaps pages 1-2 of 4", P, 4, "shared", 1, 2, touch),
+                partial("private mapping, the driver remaps all 3 pages itself", P, 3, "private", 0, 3, touch)]
+    rng = random.Random(params.get("seed", 0))
+    out = []
+    for i in range(12):
+        npages = rng.randrange(2, 7)
+        first = rng.choice((0, 0, rng.randrange(npages)))
+        n = rng.choice((npages - first, rng.randrange(1, npages - first + 1)))
+        flags = ("private", "shared")[i % 2]
+        profile = rng.choice(("2.6.25/x86", "2.6.26/x86", "2.6.26/s390"))
+        ops = [("parent", "read", first), ("parent", "write", first), ("parent", "fork", "child"),
+               ("child", "read", first), ("child", "exit", None), ("parent", "exit", None)]
+        out.append(partial(f"{flags}, pages {first}..{first + n - 1} of {npages} remapped (#{i + 1})", profile, npages, flags,
+                           first, n, ops))
+    return out
+
+
+register_sim("ps2.remap_pfn_range_check", ("remap_pfn_range_check",), remap_scenarios,
+             ("vmlib.memory:remap_pfn_range_check",), PRELUDE)
+
+__all__ = ["PRELUDE", "mapping"]

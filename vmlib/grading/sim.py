@@ -1,0 +1,591 @@
+"""Simulator-graded suites: the student's function decides inside a kernel that runs on the clean side.
+
+The scenarios (mmap /dev/mem, fork, write, exit, ...) run in the clean runner, never in the
+student's process. Each time the kernel asks one of the overridden decision functions
+(`k.override(vm_normal_page=...)`), the question is written down as plain data: the world (profile,
+RAM, device memory), the vma, the address, the pte, the struct page behind it. The student's
+function answers those questions in the child process (vmlib.grading.child), on stand-ins
+(SimKernel, SimVma, SimPage) rebuilt from that data; only the answers come back, as JSON.
+The runner then replays each scenario with the student's answers plugged in, asks again for
+questions it had not seen (a wrong answer leads the kernel somewhere new), and compares step by
+step with a run of the reference: the first call whose answer differs, and the first step whose
+outcome or state (k.snapshot(), k.check()) differs, which is where the wrong answer shows its
+consequence (BadPageState, BadPageMap, KernelBug, InvariantError).
+
+A student function must be a function of its arguments (no state kept between calls).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vmlib.errors import BadPageMap, InvariantError, VmError
+from vmlib.flags import PAGE_SHIFT, PAGE_SIZE, flag_names, is_cow_mapping
+from vmlib.grading.suites import Case, Suite, register
+from vmlib.profiles import make_profile
+from vmlib.pte import Pte
+
+MAX_ROUNDS = 5           # child processes per check: asking again for questions a wrong answer raised
+
+
+# ---- questions as data ------------------------------------------------------------------------
+
+def world_of(k) -> dict:
+    """The facts about a kernel a decision function may ask: profile, RAM, device memory."""
+    return {"version": k.profile.version, "arch": k.profile.arch, "ram_pages": k.phys.ram_pages,
+            "zero_pfn": k.zero_pfn, "devices": [[d.name, d.start_pfn, d.npages] for d in k.phys.devices]}
+
+
+def _vma(vma) -> dict:
+    return {"vm_start": vma.vm_start, "vm_end": vma.vm_end, "vm_flags": vma.vm_flags, "vm_pgoff": vma.vm_pgoff}
+
+
+def _pte(pte) -> dict | None:
+    return None if pte is None else {"pfn": pte.pfn, "bits": pte.bits}
+
+
+def _page(k, pfn) -> dict | None:
+    """The struct page of pfn as data, or None if the pfn has none."""
+    if pfn is None or not k.pfn_valid(pfn):
+        return None
+    p = k.phys.page(pfn)
+    return {"pfn": pfn, "count": p._count, "mapcount": p._mapcount + 1, "anon": p.anon,
+            "exclusive": p.exclusive, "reserved": p.reserved,
+            "mapping": p.mapping.name if p.mapping is not None else None, "index": p.index}
+
+
+def encode_call(fn: str, k, args: tuple) -> dict:
+    """The question `fn(k, *args)` as JSON data (what the student's function will be shown)."""
+    q = {"fn": fn, "world": world_of(k)}
+    if fn == "vm_normal_page":
+        vma, addr, pte = args
+        q.update(vma=_vma(vma), addr=addr, pte=_pte(pte), page=_page(k, pte.pfn))
+    elif fn == "remap_pfn_range_check":
+        vma, addr, end = args
+        q.update(vma=_vma(vma), addr=addr, end=end)
+    elif fn == "insert_mixed_decision":
+        vma, pfn = args
+        q.update(vma=_vma(vma), pfn=pfn, page=_page(k, pfn))
+    elif fn == "do_wp_page_decision":
+        vma, page, pte = args
+        q.update(vma=_vma(vma), pte=_pte(pte), page=None if page is None else _page(k, page.pfn))
+    elif fn == "gup_fast_pte_ok":
+        pte, write = args
+        q.update(pte=_pte(pte), write=bool(write), page=_page(k, pte.pfn if pte else None))
+    else:
+        raise ValueError(f"no question format for {fn!r}")
+    return q
+
+
+def key_of(q: dict) -> str:
+    return json.dumps(q, sort_keys=True)
+
+
+# ---- stand-ins the student's function sees (student side) ---------------------------------------
+
+class SimPage:
+    """A struct page as data: pfn, refcount (_count), _mapcount (-1 = unmapped), anon, ..."""
+
+    def __init__(self, pfn, count=None, mapcount=None, anon=False, exclusive=False, reserved=False,
+                 mapping=None, index=None):
+        self.pfn, self.anon, self.exclusive, self.reserved = pfn, anon, exclusive, reserved
+        self._count = count
+        self._mapcount = None if mapcount is None else mapcount - 1
+        self.mapping, self.index = mapping, index
+
+    def __repr__(self):
+        return f"<page {self.pfn}>"
+
+
+class SimVma:
+    """A vma as data: vm_start, vm_end, vm_flags, vm_pgoff, linear_pgoff(addr)."""
+
+    def __init__(self, vm_start, vm_end, vm_flags, vm_pgoff):
+        self.vm_start, self.vm_end, self.vm_flags, self.vm_pgoff = vm_start, vm_end, vm_flags, vm_pgoff
+
+    @property
+    def npages(self) -> int:
+        return (self.vm_end - self.vm_start) >> PAGE_SHIFT
+
+    def linear_pgoff(self, addr: int) -> int:
+        """vm_pgoff + page offset of addr in the vma (the linear rule)."""
+        return self.vm_pgoff + ((addr - self.vm_start) >> PAGE_SHIFT)
+
+    def __repr__(self):
+        return f"<vma {self.vm_start:#x}-{self.vm_end:#x} {flag_names(self.vm_flags)} pgoff={self.vm_pgoff:#x}>"
+
+
+class SimKernel:
+    """The kernel as a decision function may ask it: profile, pfn_valid, pfn_to_page, ..."""
+
+    def __init__(self, world: dict, pages: list):
+        self.profile = make_profile(world["version"], world["arch"])
+        self.zero_pfn = world["zero_pfn"]
+        self._ram = world["ram_pages"]
+        self._devices = world["devices"]
+        self._pages = {p["pfn"]: p for p in pages if p}
+
+    def pfn_valid(self, pfn: int) -> bool:
+        """True iff pfn has a struct page (it is RAM)."""
+        return isinstance(pfn, int) and 0 <= pfn < self._ram
+
+    def pfn_to_page(self, pfn: int) -> SimPage:
+        """The struct page of pfn; BadPageMap if there is none (device memory)."""
+        if not self.pfn_valid(pfn):
+            dev = next((d for d in self._devices if d[1] <= pfn < d[1] + d[2]), None)
+            what = f"device memory {dev[0]!r}" if dev else "no memory at all"
+            raise BadPageMap(f"pfn_to_page: pfn {pfn} has no struct page (pfn_valid is false: {what})")
+        info = self._pages.get(pfn, {"pfn": pfn})
+        return SimPage(**info)
+
+    def page_count(self, page) -> int:
+        return page._count
+
+    def page_mapcount(self, page) -> int:
+        return page._mapcount + 1
+
+    def is_zero_pfn(self, pfn: int) -> bool:
+        return pfn == self.zero_pfn
+
+    def is_cow_mapping(self, vm_flags: int) -> bool:
+        return is_cow_mapping(vm_flags)
+
+
+def _sim_args(q: dict) -> tuple:
+    k = SimKernel(q["world"], [q.get("page")])
+    vma = SimVma(**q["vma"]) if "vma" in q else None
+    pte = Pte(q["pte"]["pfn"], q["pte"]["bits"]) if q.get("pte") else None
+    fn = q["fn"]
+    if fn == "vm_normal_page":
+        return k, vma, q["addr"], pte
+    if fn == "remap_pfn_range_check":
+        return k, vma, q["addr"], q["end"]
+    if fn == "insert_mixed_decision":
+        return k, vma, q["pfn"]
+    if fn == "do_wp_page_decision":
+        return k, vma, SimPage(**q["page"]) if q["page"] else None, pte
+    return k, pte, q["write"]
+
+
+def _answer(fn: str, result):
+    """The student's result as JSON; TypeError saying what to return when it has the wrong shape."""
+    if fn == "vm_normal_page":
+        if result is None:
+            return None
+        if isinstance(getattr(result, "pfn", None), int):
+            return {"page": result.pfn}
+        raise TypeError(f"vm_normal_page must return a page (from k.pfn_to_page) or None, got {result!r}")
+    if fn == "remap_pfn_range_check":
+        if isinstance(result, int) and not isinstance(result, bool):
+            return result
+        raise TypeError(f"remap_pfn_range_check must return 0 or a negative errno, got {result!r}")
+    if fn == "insert_mixed_decision":
+        if result in ("page", "pfn"):
+            return result
+        raise TypeError(f"insert_mixed_decision must return \"page\" or \"pfn\", got {result!r}")
+    if fn == "do_wp_page_decision":
+        way = result[0] if isinstance(result, tuple) and result else result
+        if way in ("reuse", "copy"):
+            return way
+        raise TypeError(f"do_wp_page_decision must return \"reuse\" or \"copy\", got {result!r}")
+    if isinstance(result, bool):
+        return result
+    raise TypeError(f"gup_fast_pte_ok must return True or False, got {result!r}")
+
+
+def call_student(bound: dict, case: Case):
+    """Student side: answer one question with the student's function (Suite.run_case)."""
+    q = case.args[0]
+    return _answer(q["fn"], bound[case.fn](*_sim_args(q)))
+
+
+# ---- scenarios (clean side) ---------------------------------------------------------------------
+
+class StudentFailed(Exception):
+    """The student's function could not answer (raised, called the reference, was missing)."""
+
+
+class StopScenario(Exception):
+    pass
+
+
+@dataclass
+class Scenario:
+    """A named run: `play(w)` builds a world on w.k and performs steps with w.step(text, thunk)."""
+
+    name: str
+    version: str
+    arch: str
+    play: Callable
+    ram_pages: int = 64
+
+
+class World:
+    """One run of a scenario: the kernel, its steps and every question its deciders were asked."""
+
+    def __init__(self, sc: Scenario, overrides: dict):
+        from vmlib.kernel import Kernel
+        self.k = Kernel(sc.version, sc.arch, ram_pages=sc.ram_pages)
+        self.overrides = overrides
+        self.steps: list[tuple[str, str, dict]] = []     # (text, outcome, state)
+        self.calls: list[dict] = []
+        self.text = "setting up"
+
+    def step(self, text: str, thunk: Callable):
+        """Perform one step; record its outcome, k.check() and the state after it."""
+        self.text = text
+        value, outcome = None, "ok"
+        try:
+            with self.k.override(**self.overrides):
+                value = thunk()
+        except StudentFailed as e:
+            self.steps.append((text, f"stopped: {e}", {}))
+            raise StopScenario() from None
+        except VmError as e:
+            outcome = f"{type(e).__name__}: {e}"
+        except (TypeError, AttributeError):
+            outcome = "not run: an earlier step failed"
+        if outcome == "ok" and isinstance(value, (int, bool, str)) and not isinstance(value, bool):
+            outcome = f"returned {value:#x}" if isinstance(value, int) and value > 4096 else f"returned {value!r}"
+        if isinstance(value, list):
+            outcome = f"returned {len(value)} page(s)"
+        try:
+            self.k.check()
+        except InvariantError as e:
+            outcome += f"; then k.check() fails: {e}"
+        self.steps.append((text, outcome, state_of(self.k)))
+        return value
+
+
+def state_of(k) -> dict:
+    """The visible state as comparable data: page counts, ptes (by process name), rss."""
+    snap = k.snapshot()
+    state = {}
+    for pfn, info in snap.pages.items():
+        if not info.pgtable:
+            state[f"page {pfn}"] = f"refcount {info.count}, mapcount {info.mapcount}"
+    names = snap.mms
+    for (pid, addr), pte in snap.ptes.items():
+        state[f"{names[pid]}'s pte at {addr:#x}"] = "none" if pte is None else f"pfn {pte.pfn} {pte.flags_str()}"
+    for pid, runs in snap.runs.items():
+        for r in runs:
+            state[f"{names[pid]}'s linear run at {r.start:#x}"] = f"pfns {r.pfn0}.. {Pte(r.pfn0, r.bits).flags_str()}"
+    for (pid, kind), n in snap.rss.items():
+        state[f"{names[pid]}'s {kind}_rss"] = str(n)
+    return state
+
+
+def _reference(fn: str) -> Callable:
+    from vmlib import gup, memory
+    return getattr(gup if fn == "gup_fast_pte_ok" else memory, fn)
+
+
+def ask_reference(k, fn: str, args: tuple):
+    """(answer as JSON, kernel-facts row) of the reference on the real objects; the trace is left as it was."""
+    tr = k.tracer
+    mark, quiet = len(tr.trace.events), tr._quiet
+    tr._quiet = 0
+    try:
+        try:
+            result = _reference(fn)(k, *args)
+            answer = _answer(fn, result)
+        except VmError as e:
+            answer = {"raised": f"{type(e).__name__}: {e}"}
+        rows = [e.row for e in tr.trace.events[mark:] if e.kind == "decision" and e.row]
+    finally:
+        tr.trace._truncate(mark)
+        tr._quiet = quiet
+    if fn == "do_wp_page_decision" and "raised" not in answer:
+        rows = [result[1][result[1].rfind("(") + 1:-1]] if "(" in result[1] else rows
+    return answer, rows[-1] if rows else ""
+
+
+def _decode(fn: str, k, answer):
+    """The student's JSON answer as the kernel needs it."""
+    if fn == "vm_normal_page" and answer is not None:
+        return k.pfn_to_page(answer["page"])
+    if fn == "do_wp_page_decision":
+        return answer, "your do_wp_page_decision"
+    return answer
+
+
+def deciders(world: World, fns: tuple, answers: dict | None, unknown: dict) -> dict:
+    """Override functions for `fns`: record each question; answer with `answers` (None: the reference)."""
+    def make(fn):
+        def decide(k, *args):
+            q = encode_call(fn, k, args)
+            key = key_of(q)
+            ref, row = ask_reference(k, fn, args)
+            if answers is None:
+                ans = ref
+            elif key in answers:
+                ans = answers[key]
+            else:
+                unknown[key] = q
+                ans = ref            # a guess, to find the questions after this one; asked next round
+            steps_done = len(world.steps) + 1
+            world.calls.append({"step": steps_done, "text": world.text, "q": q, "ans": ans, "ref": ref,
+                                "row": row, "known": answers is None or key in answers})
+            if isinstance(ans, dict) and "failed" in ans:
+                raise StudentFailed(ans["failed"])
+            if isinstance(ref, dict) and "raised" in ref and ans == ref:
+                raise _reraise(ref["raised"])
+            return _decode(fn, k, ans)
+        return decide
+    return {fn: make(fn) for fn in fns}
+
+
+def _reraise(text: str) -> VmError:
+    from vmlib import errors
+    name, _, msg = text.partition(": ")
+    return getattr(errors, name, VmError)(msg)
+
+
+def play(sc: Scenario, fns: tuple, answers: dict | None, unknown: dict) -> World:
+    """Run scenario `sc` with `fns` decided by `answers` (None: by the reference)."""
+    w = World(sc, {})
+    w.overrides = deciders(w, fns, answers, unknown)
+    try:
+        sc.play(w)
+    except StopScenario:
+        pass
+    return w
+
+
+# ---- judging ----------------------------------------------------------------------------------
+
+def describe(q: dict) -> str:
+    """A question in words: 'a special pte (pfn 70001, PWUAS) at 0x40001000 in a VM_MIXEDMAP vma'."""
+    w = q["world"]
+
+    def pfn_words(pfn):
+        if 0 <= pfn < w["ram_pages"]:
+            return f"pfn {pfn}, RAM" + (", the zero page" if pfn == w["zero_pfn"] else "")
+        dev = next((d for d in w["devices"] if d[1] <= pfn < d[1] + d[2]), None)
+        return f"pfn {pfn}, device memory {dev[0]!r} with no struct page" if dev else f"pfn {pfn}, no memory"
+
+    def vma_words(v):
+        kinds = [n for n, bit in (("VM_PFNMAP", 0x400), ("VM_MIXEDMAP", 0x10000000)) if v["vm_flags"] & bit]
+        kind = "|".join(kinds) or "plain"
+        cow = "COW" if is_cow_mapping(v["vm_flags"]) else "not COW"
+        return (f"a {kind} vma [{v['vm_start']:#x}, {v['vm_end']:#x}) ({cow}, vm_pgoff {v['vm_pgoff']:#x}, "
+                f"vm_flags {flag_names(v['vm_flags'])})")
+
+    def pte_words(p):
+        if p is None:
+            return "no pte"
+        pte = Pte(p["pfn"], p["bits"])
+        kind = "special pte" if pte.special else "pte"
+        return f"a {kind} ({pfn_words(pte.pfn)}; bits {pte.flags_str()})"
+
+    fn = q["fn"]
+    if fn == "vm_normal_page":
+        v = q["vma"]
+        lin = v["vm_pgoff"] + ((q["addr"] - v["vm_start"]) >> PAGE_SHIFT)
+        linear = "linear: pfn == vm_pgoff + offset" if lin == q["pte"]["pfn"] else f"not linear: vm_pgoff + offset = {lin}"
+        return f"{pte_words(q['pte'])} at {q['addr']:#x} ({linear}) in {vma_words(v)}"
+    if fn == "remap_pfn_range_check":
+        return f"[{q['addr']:#x}, {q['end']:#x}) of {vma_words(q['vma'])}"
+    if fn == "insert_mixed_decision":
+        return f"{pfn_words(q['pfn'])} into {vma_words(q['vma'])} on {w['version']}/{w['arch']}"
+    if fn == "do_wp_page_decision":
+        p = q["page"]
+        page = ("no struct page (vm_normal_page said special)" if p is None else
+                f"{'an anonymous' if p['anon'] else 'a file'} page {p['pfn']} with refcount {p['count']} "
+                f"and mapcount {p['mapcount']}")
+        return f"a write to {pte_words(q['pte'])}: {page}, in {vma_words(q['vma'])}"
+    return f"a {'write' if q['write'] else 'read'} gup_fast of {pte_words(q['pte'])} on {w['version']}/{w['arch']}"
+
+
+def show(fn: str, ans) -> str:
+    if isinstance(ans, dict) and "failed" in ans:
+        return ans["failed"]
+    if isinstance(ans, dict) and "raised" in ans:
+        return f"raises {ans['raised']}"
+    if fn == "vm_normal_page":
+        return "NULL (special)" if ans is None else f"page {ans['page']}"
+    if fn == "remap_pfn_range_check":
+        return "0" if ans == 0 else {-22: "-EINVAL"}.get(ans, str(ans))
+    return repr(ans)
+
+
+def _state_diff(got: dict, ref: dict) -> str:
+    keys = [k for k in list(ref) + [k for k in got if k not in ref] if got.get(k) != ref.get(k)]
+    parts = [f"{k}: {got.get(k, 'none')} (kernel: {ref.get(k, 'none')})" for k in keys[:3]]
+    return "; ".join(parts) + (f"; and {len(keys) - 3} more differences" if len(keys) > 3 else "")
+
+
+def judge_scenario(sc: Scenario, ref: World, got: World) -> str | None:
+    """None if the runs agree; else the first diverging call and the first step it shows in."""
+    first = next((c for c in got.calls if c["ans"] != c["ref"]), None)
+    bad_step = None
+    for i, (text, outcome, state) in enumerate(got.steps):
+        _, routcome, rstate = ref.steps[i] if i < len(ref.steps) else (text, "(no such step)", {})
+        if outcome != routcome:
+            bad_step = f"step {i + 1} ({text}): {outcome} (kernel: {routcome})"
+            if outcome.startswith("stopped: "):
+                bad_step = None
+            break
+        if state != rstate:
+            bad_step = f"step {i + 1} ({text}): {_state_diff(state, rstate)}"
+            break
+    if first is None and bad_step is None:
+        return None
+    parts = [f"scenario '{sc.name}' ({sc.version}/{sc.arch})"]
+    if first is not None:
+        fn = first["q"]["fn"]
+        row = f" (kernel-facts {first['row']})" if first["row"] else ""
+        verb = "" if isinstance(first["ans"], dict) and "failed" in first["ans"] else "returned "
+        parts.append(f"step {first['step']} ({first['text']}): for {describe(first['q'])}, your {fn} "
+                     f"{verb}{show(fn, first['ans'])}; the kernel returns {show(fn, first['ref'])}{row}")
+    if bad_step is not None:
+        parts.append(f"consequence: {bad_step}")
+    return "; ".join(parts) if first is None else parts[0] + " " + "; ".join(parts[1:])
+
+
+# ---- the grade hook the runner calls --------------------------------------------------------------
+
+def _event_answer(fn: str, event: dict | None, ended: str):
+    if event is None:
+        what = "did not finish in time (an endless loop?)" if ended == "timeout" else "ended the grading process"
+        return {"failed": f"{what}"}
+    if "result" in event:
+        return event["result"]
+    if "missing" in event:
+        return {"failed": f"is not defined ({event['missing']}): run the cell that defines it"}
+    if "reference" in event:
+        return {"failed": f"called {event['reference']}, the reference you are asked to write; this does not count"}
+    return {"failed": f"{event['raised']}"}
+
+
+def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask) -> dict:
+    """Play every scenario with the reference and with the student's answers; the verdict."""
+    from vmlib.grading.runner import verdict
+    refs = [play(sc, fns, None, {}) for sc in scenarios]
+    for sc, w in zip(scenarios, refs):
+        bad = [s for s in w.steps if s[1].startswith(("not run", "stopped"))]
+        if bad:
+            raise RuntimeError(f"{suite.id}: scenario {sc.name!r} does not run with the reference: {bad[0]}")
+    pending = {key_of(c["q"]): c["q"] for w in refs for c in w.calls}
+    answers: dict = {}
+    errors: list[str] = []
+    runs = refs
+    for _ in range(MAX_ROUNDS):
+        if not pending:
+            break
+        items = sorted(pending.items())
+        cases = [Case("question", q["fn"], [q]) for _, q in items]
+        events, ended = ask(cases)
+        setup = next((e["setup"] for e in events if "setup" in e), {"errors": [], "missing": {}})
+        errors = setup["errors"]
+        by_case = {e["i"]: e for e in events if "i" in e}
+        for i, (key, q) in enumerate(items):
+            answers[key] = _event_answer(q["fn"], by_case.get(i), ended)
+        pending = {}
+        runs = [play(sc, fns, answers, pending) for sc in scenarios]
+    failures = []
+    for sc, ref, got in zip(scenarios, refs, runs):
+        problem = judge_scenario(sc, ref, got)
+        if problem:
+            failures.append(problem)
+    cases = [Case(sc.name, fns[0], []) for sc in scenarios]
+    v = verdict(suite, cases, failures, errors)
+    v["text"] = v["text"].replace(" cases agree with the kernel", " scenarios agree with the kernel")
+    return v
+
+
+def register_sim(suite_id: str, fns: tuple, make_scenarios: Callable[[dict], list[Scenario]],
+                 tripwires: tuple, prelude: str = "") -> Suite:
+    """Register a simulator-graded suite whose student functions are `fns` (override names)."""
+    def grade_hook(suite, params, ask):
+        return grade(suite, make_scenarios(params), fns, ask)
+
+    return register(Suite(suite_id, fns, lambda params: [], prelude=prelude, tripwires=tripwires,
+                          run_case=call_student, grade=grade_hook))
+
+
+# ---- building blocks for scenarios ----------------------------------------------------------------
+
+BASE = 0x40000000          # where every scenario maps its first mapping (MAP_FIXED)
+DEV_PFN = 0x10000          # device memory ("nvram") starts here: no struct pages
+
+
+def mapping(w, kind: str, npages: int, flags: str = "private", who: str = "parent"):
+    """Map `npages` of `kind` at BASE in a new process `who`; return the process.
+
+    kind: "anon", "devmem-dev", "devmem-ram" (/dev/mem of device memory, or of RAM the kernel uses),
+    "fb-ram", "fb-dev" (a framebuffer filled on demand), "xip-dev", "xip-ram" (an XIP file).
+    """
+    from vmlib.drivers import DevMem, FbDev, XipFs
+    k = w.k
+    dev = k.add_device_memory(DEV_PFN, 32, "nvram") if kind.endswith("-dev") else None
+    p = k.spawn(who)
+    file, offset = None, 0
+    if kind.startswith("devmem"):
+        first = DEV_PFN if dev else min(k.alloc_page().pfn for _ in range(npages))   # kernel RAM
+        file, offset = k.open(DevMem(), "rw"), first << PAGE_SHIFT
+    elif kind.startswith("fb"):
+        file = k.open(FbDev(k, npages, backing=dev or "ram"), "rw")
+    elif kind.startswith("xip"):
+        fs = XipFs(k, backing=dev or "ram")
+        fs.create("image", bytes(range(1, npages + 1)) * 8, size=npages << PAGE_SHIFT)
+        file = fs.open("image", "rw")
+    what = f"mmap {kind} {flags}, {npages} pages at {BASE:#x}"
+    w.step(f"{who}: {what}", lambda: p.mmap(npages << PAGE_SHIFT, "rw", flags, file=file, offset=offset,
+                                            addr=BASE))
+    return p
+
+
+def play_ops(w, procs: dict, ops: list) -> None:
+    """Perform ops: (who, "read"|"write"|"gup"|"gupw"|"gupfast"|"gupfastw", page), (who, "fork", child),
+    (who, "munmap", page), (who, "exit", None)."""
+    for who, op, arg in ops:
+        p = procs.get(who)
+        addr = BASE + ((arg or 0) << PAGE_SHIFT) if isinstance(arg, int) else BASE
+        if op == "fork":
+            procs[arg] = w.step(f"{who}: fork → {arg}", lambda p=p, c=arg: p.fork(c))
+        elif op == "read":
+            w.step(f"{who}: read {addr:#x}", lambda p=p, a=addr: p.read(a, 1))
+        elif op == "write":
+            data = who[0].encode()
+            w.step(f"{who}: write {addr:#x}", lambda p=p, a=addr, d=data: p.write(a, d))
+        elif op.startswith("gup"):
+            write = op.endswith("w")
+            fast = op.startswith("gupfast")
+            name = f"get_user_pages{'_fast' if fast else ''}({addr:#x}, 1, {'write' if write else 'read'})"
+            w.step(f"{who}: {name}", lambda p=p, a=addr, f=fast, wr=write:
+                   (p.get_user_pages_fast if f else p.get_user_pages)(a, 1, write=wr))
+        elif op == "munmap":
+            w.step(f"{who}: munmap {addr:#x}", lambda p=p, a=addr: p.munmap(a, PAGE_SIZE))
+        elif op == "exit":
+            w.step(f"{who}: exit", lambda p=p: p.exit())
+        else:
+            raise ValueError(f"unknown op {op!r}")
+
+
+def scenario(name: str, profile: str, kind: str, npages: int, flags: str, ops: list) -> Scenario:
+    """A scenario: map `kind` in "parent", then perform `ops` (see play_ops)."""
+    version, arch = profile.split("/")
+
+    def run(w):
+        procs = {"parent": mapping(w, kind, npages, flags)}
+        play_ops(w, procs, ops)
+    return Scenario(name, version, arch, run)
+
+
+def random_ops(rng, npages: int, n: int = 8, gup: tuple = ()) -> list:
+    """A seeded sequence: parent touches pages, forks, both touch pages, the child exits, parent unmaps."""
+    ops, who = [], ["parent"]
+    fork_at = rng.randrange(1, n - 2)
+    for i in range(n):
+        if i == fork_at:
+            ops.append(("parent", "fork", "child"))
+            who.append("child")
+        kind = rng.choice(("read", "write", "write") + gup)
+        ops.append((rng.choice(who), kind, rng.randrange(npages)))
+    ops.append(("child", "exit", None))
+    ops.append(("parent", "munmap", rng.randrange(npages)))
+    ops.append(("parent", "exit", None))
+    return ops
