@@ -234,6 +234,9 @@ class Kernel:
     def spawn(self, name: str | None = None):
         """A new process with an empty mm."""
         from vmlib.process import Process
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"spawn: name must be a string, got {type(name).__name__}")
+        self.tracer.emit("op", "kernel", f"spawn({name!r})" if name else "spawn()")
         with self._transaction():
             return Process._create(self, name)
 

@@ -87,6 +87,8 @@ class Process:
         k._set_dict(k.procs, pid, proc)
         k.tracer.emit("state", "mm_alloc", f"process {pid} ({name})", "", ("mm", pid, None, name))
         k.tracer.emit("state", "mm_alloc", "", "", ("vmas", pid, None, ()))
+        for kind in ("anon", "file"):
+            k.tracer.emit("state", "mm_alloc", "", "", ("rss", (pid, kind), None, 0))
         return proc
 
     def _op(self, text) -> None:
