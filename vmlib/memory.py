@@ -507,6 +507,7 @@ def do_linear_fault(k, vma, addr: int, write: bool) -> int:
                         "driver fills ptes on demand through ->nopfn, not ->fault (->fault with "
                         "vm_insert_pfn for PFNMAP arrived with 2.6.27)")
     with k.call("__do_fault", f"{vma.vm_ops.name}->fault pgoff {vmf.pgoff}"):
+        held = dict(k.held)
         ret = vma.vm_ops.fault(k, vma, vmf)
         if not isinstance(ret, int):
             raise TypeError(f"{type(vma.vm_ops).__name__}.fault must return VM_FAULT_* bits (an int), "
@@ -519,7 +520,7 @@ def do_linear_fault(k, vma, addr: int, write: bool) -> int:
         page = vmf.page
         if page is None:
             raise KernelBug(f"__do_fault: {vma.vm_ops.name}->fault returned 0 without setting vmf.page")
-        if k.held.get(page.pfn):
+        if k.held.get(page.pfn, 0) > held.get(page.pfn, 0):
             k._hold(page, -1)      # the reference the driver took (k.get_page) now belongs to the fault
         if write and not vma.vm_flags & VM_SHARED:
             anon_vma_prepare(k, vma)
