@@ -463,12 +463,12 @@ class Kernel:
     def _set_vmas(self, mm, vmas: list) -> None:
         old_infos = mm.vma_infos()
         self._log(setattr, mm, "vmas", mm.vmas)
+        for v in vmas:                      # new pieces first, so a split vma's file never
+            if not v.live:                  # looks unmapped (shmem would drop its pages)
+                self._set_live(v, True)
         for v in mm.vmas:
             if v not in vmas:
                 self._set_live(v, False)
-        for v in vmas:
-            if not v.live:
-                self._set_live(v, True)
         mm.vmas = vmas
         self._vmas_changed(mm, old_infos)
 
