@@ -1167,3 +1167,19 @@ def test_s6b_pfnmap_fault_handler_shared_reuse(profile):
     assert pte.pfn == DEV and pte.write and dev.read(0, 2) == b"fb"
     assert p.rss == {"anon": 0, "file": 0}
     k.check()
+
+
+@profiles()
+def test_s8_partial_munmap_of_shmem_keeps_the_rest(profile):
+    """mm/mmap.c do_munmap()/split_vma() with mm/memory.c zap_pte_range(), v2.6.26 / v6.12,
+    kernel-facts §8 'file page': unmapping part of a shared anonymous mapping zaps only that
+    part; the pages of the rest stay in shmem (a forked child refaults them)."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(2 * PAGE_SIZE, flags="shared")
+    p.write(a + PAGE_SIZE, b"keep")
+    p.munmap(a, PAGE_SIZE)
+    c = p.fork()
+    assert c.read(a + PAGE_SIZE, 4) == b"keep"
+    c.write(a + PAGE_SIZE, b"both")
+    assert p.read(a + PAGE_SIZE, 4) == b"both"
+    k.check()
