@@ -313,6 +313,8 @@ class Process:
             k._log(setattr, self, "alive", True)
             self.alive = False
             k.tracer.emit("state", "exit_mmap", "", "", ("vmas", self.pid, (), None))
+            for kind, n in mm.rss.items():
+                k.tracer.emit("state", "exit_mmap", "", "", ("rss", (self.pid, kind), n, None))
             k.tracer.emit("state", "exit_mmap", f"process {self.pid} is gone", "",
                           ("mm", self.pid, self.name, None))
 
