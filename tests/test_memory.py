@@ -1183,3 +1183,14 @@ def test_s8_partial_munmap_of_shmem_keeps_the_rest(profile):
     c.write(a + PAGE_SIZE, b"both")
     assert p.read(a + PAGE_SIZE, 4) == b"both"
     k.check()
+
+
+@profiles("2.6.25/x86", "2.6.26/x86", "2.6.26/s390", "2.6.27/x86")
+def test_s1a_row6_s1b_row1_debug_vm_bug_on_without_struct_page(profile):
+    """mm/memory.c vm_normal_page(), v2.6.26 with CONFIG_DEBUG_VM, kernel-facts §1a row 6 /
+    §1b row 1: a normal pte of a plain vma that maps a pfn with no struct page is a VM_BUG_ON."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"x")
+    with pytest.raises(vmlib.KernelBug, match=r"VM_BUG_ON\(!pfn_valid"):
+        k.vm_normal_page(p.find_vma(a), a, Pte(DEV, p.follow_pte(a).bits))
