@@ -387,22 +387,32 @@ class Kernel:
         self._set_page_field(page, "pgtable", True)
         return PageTable(level, page)
 
-    def _set_pte(self, mm, addr: int, pte, why: str = "set_pte_at") -> None:
-        """set_pte_at / pte_clear: the only place a pte table is written (pte None = clear)."""
+    def pte_alloc(self, mm, addr: int) -> bool:
+        """pud_alloc/pmd_alloc/pte_alloc: build the tables down to addr's pte table.
+        False when RAM is exhausted (the callers return -ENOMEM or VM_FAULT_OOM)."""
         table = mm.pgd
         for level in (4, 3, 2):
             idx = (addr >> pgtable.SHIFT[level]) & 511
             nxt = table.entries.get(idx)
             if nxt is None:
-                if pte is None and not mm.runs:
-                    return
                 nxt = self._alloc_pgtable(level - 1)
                 if nxt is None:
-                    raise KernelError(errno.ENOMEM, f"{why}: out of memory for a page-table page")
+                    return False
                 self._log(table.entries.pop, idx)
                 table.entries[idx] = nxt
                 self._update_run_tables(mm)
             table = nxt
+        return True
+
+    def _set_pte(self, mm, addr: int, pte, why: str = "set_pte_at") -> None:
+        """set_pte_at / pte_clear: the only place a pte table is written (pte None = clear)."""
+        table = pgtable.pte_table(mm.pgd, addr)
+        if table is None:
+            if pte is None and not mm.runs:
+                return
+            if not self.pte_alloc(mm, addr):
+                raise KernelError(errno.ENOMEM, f"{why}: out of memory for a page-table page")
+            table = pgtable.pte_table(mm.pgd, addr)
         idx = (addr >> 12) & 511
         had = idx in table.entries
         old = table.entries.get(idx)

@@ -182,6 +182,9 @@ def insert_page(k, vma, addr: int, page, prot: int) -> int:
         k.decide("insert_page", "zero page into a shared writable vma: vm_mixed_zeropage_allowed is "
                  "false → -EINVAL", "§5b vm_insert_page")
         return -errno.EINVAL
+    if not k.pte_alloc(mm, addr):
+        k.decide("insert_page", "no memory for the page table → -ENOMEM", "§5a (all)")
+        return -errno.ENOMEM
     if pgtable.lookup(mm, addr) is not None:
         k.decide("insert_page", f"pte at {addr:#x} already present → -EBUSY", "§5a (all)")
         return -errno.EBUSY
@@ -202,6 +205,9 @@ def insert_page(k, vma, addr: int, page, prot: int) -> int:
 def insert_pfn(k, vma, addr: int, pfn: int, prot: int) -> int:
     """Map a raw pfn with a special pte, touching no struct page (insert_pfn, §5a)."""
     mm = vma.vm_mm
+    if not k.pte_alloc(mm, addr):
+        k.decide("insert_pfn", "no memory for the page table → -ENOMEM", "§5a (all)")
+        return -errno.ENOMEM
     if pgtable.lookup(mm, addr) is not None:
         if k.profile.MODERN:
             k.decide("insert_pfn", f"pte at {addr:#x} already present → nothing changes (NOPAGE)",
@@ -411,6 +417,9 @@ def handle_mm_fault(k, vma, addr: int, write: bool) -> int:
     mm = vma.vm_mm
     pte = pgtable.lookup(mm, addr)
     if pte is None:
+        if not k.pte_alloc(mm, addr):
+            k.decide("handle_mm_fault", "no memory for the page tables → VM_FAULT_OOM", "§6a")
+            return VM_FAULT_OOM
         ops = vma.vm_ops
         if ops is not None and ops.fault is not None:
             return do_linear_fault(k, vma, addr, write)
