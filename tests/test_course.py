@@ -48,10 +48,10 @@ def parse_claims(text: str) -> list[dict]:
             break
         if not line.startswith("| `"):
             continue
-        cols = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        cols = [c.strip().replace("\\|", "|") for c in line.strip().strip("|").split(" | ")]
         if len(cols) != 5:
             raise ValueError(f"claims table row needs 5 columns (id | claim | lesson | cell | check), "
-                             f"got {len(cols)}: {line!r}; a '|' inside a column breaks the row")
+                             f"got {len(cols)}: {line!r}; write a '|' inside a column as '\\|'")
         link = re.search(r"\]\(([^)]+\.ipynb)\)", cols[2])
         rows.append({"id": cols[0].strip("`"), "claim": cols[1],
                      "notebook": link.group(1) if link else cols[2],
