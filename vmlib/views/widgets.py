@@ -180,7 +180,27 @@ class _Panel:
                             f'{s.graph_now().inline_svg()}</div>')
 
 
-class FaultStepper(W.VBox):
+class _Navigation:
+    """first / back / forward / last / goto for a widget with _show(i), step and len()."""
+
+    def goto(self, i: int) -> int:
+        self._show(i)
+        return self.step
+
+    def forward(self) -> int:
+        return self.goto(self.step + 1)
+
+    def back(self) -> int:
+        return self.goto(self.step - 1)
+
+    def first(self) -> int:
+        return self.goto(0)
+
+    def last(self) -> int:
+        return self.goto(len(self) - 1)
+
+
+class FaultStepper(_Navigation, W.VBox):
     """Step a trace forwards and backwards: buttons, play, slider, event, graph with its diff."""
 
     def __init__(self, trace, ops_only: bool = False, graph="fork", theme: str = "auto"):
@@ -209,21 +229,8 @@ class FaultStepper(W.VBox):
         if self.slider.value != self.steps.step:
             self.slider.value = self.steps.step
 
-    def goto(self, i: int) -> int:
-        self._show(i)
-        return self.step
-
-    def forward(self) -> int:
-        return self.goto(self.step + 1)
-
-    def back(self) -> int:
-        return self.goto(self.step - 1)
-
-    def first(self) -> int:
-        return self.goto(0)
-
-    def last(self) -> int:
-        return self.goto(len(self.steps) - 1)
+    def __len__(self) -> int:
+        return len(self.steps)
 
     def graph(self):
         """The Graph currently shown."""
@@ -261,7 +268,7 @@ def run_scenario(scenario, side: dict, kernel_kwargs: dict):
     return t, ""
 
 
-class Compare(W.VBox):
+class Compare(_Navigation, W.VBox):
     """One scenario on two kernels (or two ready traces), shown side by side, stepping together
     by operation. A side dict's keys go to Kernel(); 'label' titles it, 'param' is passed to a
     two-argument scenario(k, param) (e.g. a PFNMAP versus a MIXEDMAP driver)."""
@@ -321,21 +328,8 @@ class Compare(W.VBox):
         if self.slider.value != self.step:
             self.slider.value = self.step
 
-    def goto(self, i: int) -> int:
-        self._show(i)
-        return self.step
-
-    def forward(self) -> int:
-        return self.goto(self.step + 1)
-
-    def back(self) -> int:
-        return self.goto(self.step - 1)
-
-    def first(self) -> int:
-        return self.goto(0)
-
-    def last(self) -> int:
-        return self.goto(self.n - 1)
+    def __len__(self) -> int:
+        return self.n
 
 
 # -- Playground --------------------------------------------------------------------------
