@@ -3,7 +3,8 @@
     python bench/grading.py [--n 30]
 
 Submissions are the planted ones of tests/fixtures/submissions (right, wrong and tampering, the
-endless loops left out), cycled over ps1 and ps7 until there are N of them.
+endless loops left out), taken in turn from every assignment (ps1 and ps7, and the
+simulator-graded ps2-ps6) until there are N of them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=30, help="number of submissions (30)")
     n = parser.parse_args().n
-    pool = [(name, p) for name, make in plants.PLANTS.items() for p in make() if p.student != "t_loop"]
+    by_name = {name: [p for p in make() if p.student != "t_loop"] for name, make in plants.PLANTS.items()}
+    pool = [pair for row in itertools.zip_longest(*[[(a, p) for p in ps] for a, ps in by_name.items()])
+            for pair in row if pair]
     with tempfile.TemporaryDirectory(prefix="vmlib-bench-") as tmp:
         subs = Path(tmp) / "submissions"
         for i, (name, plant) in enumerate(itertools.islice(itertools.cycle(pool), n)):
@@ -41,6 +44,8 @@ def main() -> int:
     if proc.returncode != 0:
         print(proc.stderr[-3000:], file=sys.stderr)
         return 1
+    names = sorted({name for name, _ in itertools.islice(itertools.cycle(pool), n)})
+    print(f"assignments: {', '.join(names)}")
     print(f"autograded {n} submissions (autograde + feedback + grades.csv) in {elapsed:.1f} s "
           f"({elapsed / n:.2f} s each); target < 180 s")
     return 0

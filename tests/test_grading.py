@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html as html_lib
 import json
 import os
 import subprocess
@@ -103,15 +104,27 @@ def test_exercises_are_current(tmp_path):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """Autograde every planted submission of every assignment in one run of tools/grade.py."""
+    """Autograde every planted submission of every assignment: two runs of tools/grade.py side by side
+    (one per core), each on its own course directory; returns (plants, {assignment: course})."""
     tmp = tmp_path_factory.mktemp("grading")
-    subs = plants.write_all(tmp / "submissions")
-    course = tmp / "course"
-    cmd = [sys.executable, str(ROOT / "tools" / "grade.py"), "--course", str(course), "autograde",
-           str(tmp / "submissions"), "--timeout", "5"]
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    return subs, course
+    subs = plants.write_all(tmp / "all")
+    groups = [ASSIGNMENTS[0::2], ASSIGNMENTS[1::2]]
+    procs, courses = [], {}
+    for g, names in enumerate(groups):
+        folder = tmp / f"submissions{g}"
+        for name in names:
+            for plant in subs[name]:
+                dest = folder / plant.student / name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                (tmp / "all" / plant.student / name).rename(dest)
+            courses[name] = tmp / f"course{g}"
+        cmd = [sys.executable, str(ROOT / "tools" / "grade.py"), "--course", str(tmp / f"course{g}"), "autograde",
+               str(folder), "--timeout", "5"]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for proc in procs:
+        out, err = proc.communicate()
+        assert proc.returncode == 0, out + err[-3000:]
+    return subs, courses
 
 
 def _scores(course: Path, name: str, student: str) -> dict[str, tuple[float, float]]:
@@ -124,7 +137,8 @@ def _scores(course: Path, name: str, student: str) -> dict[str, tuple[float, flo
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_round_trip_scores(graded, name):
-    subs, course = graded
+    subs, courses = graded
+    course = courses[name]
     wrong = [p for p in subs[name] if p.student.startswith("w_")]
     assert len(wrong) >= 2
     for plant in subs[name]:
@@ -139,9 +153,10 @@ def test_round_trip_scores(graded, name):
 
 @pytest.mark.slow
 def test_grades_csv_feedback_and_no_stderr(graded):
-    subs, course = graded
-    rows = list(csv.DictReader((course / "grades.csv").open()))
+    subs, courses = graded
     for name, ps in subs.items():
+        course = courses[name]
+        rows = list(csv.DictReader((course / "grades.csv").open()))
         graded_students = {r["student_id"] for r in rows if r["assignment"] == name}
         assert {p.student for p in ps} <= graded_students
         for p in ps:
@@ -151,10 +166,20 @@ def test_grades_csv_feedback_and_no_stderr(graded):
             for c in nb["cells"]:
                 if c["metadata"].get("nbgrader", {}).get("grade") and c["cell_type"] == "code":
                     assert not [o for o in c["outputs"] if o.get("name") == "stderr"], (p.student, c["source"])
-    html = (course / "feedback" / "w_cow_maywrite" / "ps1_memmap" / "ps1_memmap.html").read_text()
+
+    def feedback(student: str, name: str) -> str:
+        return html_lib.unescape((courses[name] / "feedback" / student / name / f"{name}.html").read_text())
+
+    html = feedback("w_cow_maywrite", "ps1_memmap")
     assert "case 4 (MAP_SHARED, fd opened read-write" in html and "the kernel says False" in html
-    html = (course / "feedback" / "w_framebuffer" / "ps7_design" / "ps7_design.html").read_text()
-    assert "you chose MIXEDMAP; the kernel needs PFNMAP" in html
+    assert "you chose MIXEDMAP; the kernel needs PFNMAP" in feedback("w_framebuffer", "ps7_design")
+    html = feedback("w_no_cow_rule", "ps2_pfnmap")
+    assert "scenario 'shared framebuffer on RAM: touch, fork, child exits'" in html
+    assert "your vm_normal_page returned page" in html and "kernel-facts §1a row 4" in html
+    html = feedback("w_gup_fast_special", "ps5_special")
+    assert "your gup_fast_pte_ok returned True" in html and "BadPageMap: pfn_to_page" in html
+    html = feedback("t_calls_reference", "ps2_pfnmap")
+    assert "called vmlib.memory.vm_normal_page, the reference you are asked to write" in html
 
 
 def test_selfcheck_command_on_release_and_solution():
@@ -167,3 +192,74 @@ def test_selfcheck_command_on_release_and_solution():
                           text=True, env=env)
     assert bad.returncode == 1 and "visible checks: 0 of 5 points" in bad.stdout
     assert good.returncode == 0 and "visible checks: 12 of 12 points" in good.stdout
+
+
+# ---- simulator-graded suites (ps2-ps6), without nbgrader -------------------------------------
+
+def _sim(suite: str, cell: str, name: str, **params) -> dict:
+    [v] = run_clean([{"suite": suite, "params": params, "cells": [cell], "bind": {name: {"name": name}}}])
+    return v
+
+
+def test_sim_feedback_names_scenario_step_and_consequence():
+    v = _sim("ps2.vm_normal_page", plants.NP_NO_LINEAR, "vm_normal_page")
+    assert not v["passed"] and v["failed"] == 2
+    first = v["first"]
+    assert first.startswith("scenario 'private /dev/mem of device memory: write, fork, child writes, exits' "
+                            "(2.6.25/x86) step 2 (parent: write 0x40001000): for a pte (pfn 65537, device memory")
+    assert "your vm_normal_page raised BadPageMap: pfn_to_page: pfn 65537 has no struct page" in first
+    assert "the kernel returns NULL (special) (kernel-facts §1a row 3)" in first
+    ram = v["text"].split("also: ")[1]
+    assert "your vm_normal_page returned page" in ram
+    assert "consequence: step 2 (parent: write 0x40001000): BadPageState: page_remove_rmap: mapcount" in ram
+
+
+def test_sim_consequence_in_the_kernel_is_bad_page_map():
+    v = _sim("ps5.gup_fast_pte_ok", plants.GF_IGNORES_SPECIAL, "gup_fast_pte_ok")
+    assert "consequence: step 3 (parent: get_user_pages_fast(0x40000000, 1, write)): BadPageMap: pfn_to_page: " \
+           "pfn 65536 has no struct page" in v["first"]
+    assert "(kernel: KernelError: get_user_pages: page at 0x40000000 cannot be taken (-EFAULT))" in v["first"]
+
+
+def test_sim_reference_under_another_name_trips():
+    for cell in (plants.NP_CALLS_REF, plants.NP_CALLS_REF_INSIDE):
+        v = _sim("ps2.vm_normal_page", cell, "vm_normal_page")
+        assert v["failed"] == v["cases"] and "called vmlib.memory.vm_normal_page" in v["first"]
+    v = _sim("ps3.insert_mixed_decision", plants.IM_CALLS_REF, "insert_mixed_decision")
+    assert v["failed"] == v["cases"] and "called vmlib.memory.insert_mixed_decision" in v["first"]
+
+
+def test_sim_reference_is_computed_in_a_clean_process(monkeypatch):
+    import vmlib.memory
+    wrong = {}
+    exec(plants.NP_NO_COW_RULE, {"VM_PFNMAP": vmlib.flags.VM_PFNMAP}, wrong)  # noqa: S102
+    monkeypatch.setattr(vmlib.memory, "vm_normal_page", wrong["vm_normal_page"])
+    assert not _sim("ps2.vm_normal_page", plants.NP_NO_COW_RULE, "vm_normal_page")["passed"]
+    assert not _sim("ps2.vm_normal_page", plants.NP_MONKEY, "vm_normal_page")["passed"]
+
+
+def test_sim_right_answers_pass_hidden_seeds():
+    for name, suite, cell in (("ps2_pfnmap", "ps2.vm_normal_page", "normal_page"),
+                              ("ps5_special", "ps5.gup_fast_pte_ok", "gup_fast")):
+        fn = suite.split(".")[1]
+        for seed in (1, 2):
+            v = _sim(suite, plants.answers(name)[cell], fn, cases="hidden", seed=seed)
+            assert v["passed"], v["text"]
+
+
+@pytest.mark.parametrize("name", ["ps2_pfnmap", "ps3_mixedmap", "ps4_cow", "ps5_special"])
+def test_sim_notebook_setup_gives_what_the_grader_gives(name):
+    import importlib
+    prelude = importlib.import_module(f"vmlib.grading.{name.split('_')[0]}").PRELUDE
+    nb = plants.load(ROOT / "solutions" / name / f"{name}.ipynb")
+    assert plants.src(plants.cell(nb, "setup")).startswith(prelude)
+
+
+def test_ps6_notebook_shows_the_graded_sequences():
+    from vmlib.grading.ps6 import describe
+    nb = plants.load(ROOT / "solutions" / "ps6_predict" / "ps6_predict.ipynb")
+    text = "".join(plants.src(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+    seeds = [c["params"]["seed"] for _, checks in checking_cells(nb) for c in checks]
+    assert sorted(set(seeds)) == [1, 2, 4]
+    for seed in set(seeds):
+        assert describe(seed) in text, f"the notebook does not show sequence {seed}: regenerate it"
