@@ -198,3 +198,29 @@ def test_memmap_cost_widget_break_even_follows_the_sliders():
     assert m.break_even == 256
     assert "break-even at 256 guests" in m.figure.axes[0].get_title()
     assert len(m.figure.axes[0].lines) == 3, "image, memmap and the chosen point"
+
+def test_playground_munmap_and_exit_and_their_errors():
+    k = vmlib.Kernel(ram_pages=64)
+    pg = Playground(k)
+    pg.buttons["spawn"].click()
+    pg.buttons["mmap"].click()
+    start = int(pg.addr.value, 16)
+    pg.buttons["write"].click()
+    pg.addr.value = hex(start + 0x123)
+    pg.buttons["munmap"].click()
+    assert "vmlib-error" in pg.message.value and "page-aligned" in pg.message.value
+    pg.addr.value = "0x7000"
+    pg.buttons["munmap"].click()
+    assert "nothing is mapped" in pg.message.value
+    pg.addr.value = hex(start)
+    pg.pages.value = 1
+    pg.buttons["munmap"].click()
+    assert "vmlib-ok" in pg.message.value
+    assert k.procs[pg.proc.value].find_vma(start).vm_start > start, "the first page is gone"
+    k.check()
+    pid = pg.proc.value
+    pg.buttons["exit"].click()
+    assert pid not in k.procs and "vmlib-ok" in pg.message.value
+    pg.buttons["read"].click()
+    assert "vmlib-error" in pg.message.value
+    k.check()
