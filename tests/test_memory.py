@@ -1194,3 +1194,38 @@ def test_s1a_row6_s1b_row1_debug_vm_bug_on_without_struct_page(profile):
     p.write(a, b"x")
     with pytest.raises(vmlib.KernelBug, match=r"VM_BUG_ON\(!pfn_valid"):
         k.vm_normal_page(p.find_vma(a), a, Pte(DEV, p.follow_pte(a).bits))
+
+
+class _WriteNotify(vmlib.Driver):
+    """A MIXEDMAP driver that asks for write notification (vma_wants_writenotify)."""
+
+    name = "writenotify"
+    writenotify = True
+
+    def mmap(self, k, vma) -> int:
+        vma.vm_flags |= VM_MIXEDMAP
+        return 0
+
+    def fault(self, k, vma, vmf) -> int:
+        k.vm_insert_mixed(vma, vmf.address, DEV + vmf.pgoff)
+        return VM_FAULT_NOPAGE
+
+
+@profiles(*MIXED)
+def test_s6b_writenotify_shared_write_reuses_raw_pfn(profile):
+    """mm/mmap.c mmap_region() vma_wants_writenotify and mm/memory.c do_wp_page(), v2.6.26
+    (251b97f552) and 6.12 wp_pfn_shared, kernel-facts §6b v2.6.26 row 1: a shared writable
+    mapping that wants write notification starts with read-only ptes; the first write to a raw
+    pfn faults into do_wp_page, which reuses it (makes it writable), copying nothing."""
+    k, dev, p = setup(profile)
+    a = p.mmap(2 * PAGE_SIZE, flags="shared", file=k.open(_WriteNotify(), "rw"))
+    p.read(a, 1)
+    assert not p.follow_pte(a).write
+    since = mark(k)
+    p.write(a, b"w")
+    pte = p.follow_pte(a)
+    assert pte.pfn == DEV and pte.write and pte.dirty
+    assert dev.read(0, 1) == b"w", "the write went to the device itself"
+    assert any(r.startswith("§6b") for r in rows(k, since))
+    assert p.rss == {"anon": 0, "file": 0}
+    k.check()

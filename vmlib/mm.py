@@ -135,6 +135,8 @@ class Driver:
         return 0
 
     fault = None                     # a Driver without fault(): see handle_mm_fault
+    writenotify = False              # True: shared writable mappings start with read-only ptes, so
+                                     # the first write goes through do_wp_page (dirty accounting)
     nopfn = None                     # 2.6.25/2.6.26 only: nopfn(k, vma, address) -> pfn, or
                                      # memory.NOPFN_SIGBUS / NOPFN_OOM
 

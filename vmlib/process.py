@@ -25,6 +25,7 @@ from vmlib.flags import (
     VM_WRITE,
 )
 from vmlib.mm import File, MmStruct, VmArea
+from vmlib.pte import _PAGE_RW
 
 TASK_UNMAPPED_BASE = 0x40000000
 TASK_SIZE = 0x7FFFFFFFF000
@@ -164,7 +165,10 @@ class Process:
                                     f"{err!r}")
                 if err:
                     raise KernelError(err, f"mmap: {file.driver.name}->mmap refused the mapping")
-                vma.__dict__["vm_page_prot"] = vma.vm_page_prot
+                if file.driver.writenotify and vma.vm_flags & VM_SHARED and vma.vm_flags & VM_WRITE:
+                    vma.__dict__["vm_page_prot"] = vma.vm_page_prot & ~_PAGE_RW
+                    k.decide("mmap_region", "vma_wants_writenotify: shared writable, but ptes start "
+                             "read-only so the first write faults (dirty accounting)", "§6b v2.6.26 row 1")
             k._set_vmas(mm, sorted(mm.vmas + [vma], key=lambda v: v.vm_start))
             return addr
 
