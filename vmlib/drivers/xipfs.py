@@ -64,6 +64,11 @@ class XipInode:
 class XipFs(Driver):
     """`XipFs(k, backing=dev)` on device memory, or `backing="ram"` for a RAM disk (brd)."""
 
+    # The block device's backing_dev_info accounts dirty pages, so vma_wants_writenotify is true
+    # for shared writable XIP mappings: their ptes start read-only and the first write goes
+    # through do_wp_page, which makes a raw pfn writable in place (251b97f552, kernel-facts §6b).
+    writenotify = True
+
     def __init__(self, k, backing="ram", name: str = "xipfs", readonly: bool = False):
         if backing != "ram" and not hasattr(backing, "start_pfn"):
             raise TypeError(f"XipFs: backing is 'ram' or a DeviceMemory from k.add_device_memory(), "
