@@ -38,17 +38,20 @@ def wp_scenarios(params: dict) -> list[Scenario]:
                 scenario("private XIP file on device memory: read then write, fork, writes", P, "xip-dev", 2,
                          "private", FILE_OPS),
                 scenario("private /dev/mem of device memory: write, fork, writes", P, "devmem-dev", 2, "private",
-                         FORK_OPS)]
+                         FORK_OPS),
+                scenario("shared XIP file on device memory (write notification): read, write, fork, writes", P,
+                         "xip-dev", 2, "shared", FILE_OPS)]
     rng = random.Random(params.get("seed", 0))
     out = []
-    kinds = ["anon", "xip-ram", "xip-dev", "devmem-dev", "devmem-ram"]
-    for i in range(15):
+    kinds = ["anon", "xip-ram", "xip-dev", "devmem-dev", "devmem-ram", "xip-dev"]
+    for i in range(18):
         kind = kinds[i % len(kinds)]
+        flags = "shared" if i % len(kinds) == 5 else "private"
         npages = rng.randrange(1, 4)
         ops = random_ops(rng, npages, n=rng.randrange(6, 11), gup=("gupw", "write") if kind == "anon" else ())
         profile = rng.choice(("2.6.26/x86", "2.6.26/s390", "2.6.27/x86"))
-        out.append(scenario(f"private {WORDS[kind]}, {npages} pages, sequence {i + 1}", profile, kind, npages,
-                            "private", ops))
+        out.append(scenario(f"{flags} {WORDS[kind]}, {npages} pages, sequence {i + 1}", profile, kind, npages,
+                            flags, ops))
     return out
 
 
@@ -65,7 +68,9 @@ def modern_scenarios(params: dict) -> list[Scenario]:
                 scenario("6.12: anonymous memory held by get_user_pages, then fork and writes", m, "anon", 1,
                          "private", GUP_OPS),
                 scenario("6.12: private XIP file on device memory: read then write, fork, writes", m, "xip-dev", 2,
-                         "private", FILE_OPS)]
+                         "private", FILE_OPS),
+                scenario("6.12: shared XIP file on device memory (write notification): writes, fork", m, "xip-dev",
+                         2, "shared", FILE_OPS)]
     rng = random.Random(params.get("seed", 0))
     out = []
     kinds = ["anon", "xip-ram", "xip-dev", "devmem-dev", "anon"]
