@@ -379,11 +379,18 @@ def remap_pfn_range(k, vma, addr: int, pfn: int, size: int, prot: int) -> int:
         if npages > RUN_MIN:
             for a, _ in pgtable.explicit_ptes(mm, addr, end):     # masks left by earlier zaps
                 k._set_pte(mm, a, None, fn)
+            old_runs = mm.runs
             k._set_runs(mm, tuple(sorted(mm.runs + (Run(addr, end, pfn, template.bits),))))
             if k.nr_free_pages() < 0:
-                raise KernelError(errno.ENOMEM, f"{fn}: out of memory for page tables")
+                k._set_runs(mm, old_runs)
+                k.decide(fn, "no memory for the page tables → -ENOMEM", "§4")
+                return -errno.ENOMEM
         else:
             for i in range(npages):
+                if not k.pte_alloc(mm, addr + (i << PAGE_SHIFT)):
+                    zap_page_range(k, vma, addr, addr + (i << PAGE_SHIFT))
+                    k.decide(fn, "no memory for a page table → -ENOMEM (the partial range is zapped)", "§4")
+                    return -errno.ENOMEM
                 k._set_pte(mm, addr + (i << PAGE_SHIFT), Pte(pfn + i, template.bits), fn)
         k.decide(fn, f"{npages} ptes → pfns {pfn}..{pfn + npages - 1}"
                  f"{' (special)' if template.special else ''}; no refcount, mapcount or rss touched",
