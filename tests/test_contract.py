@@ -143,3 +143,14 @@ def test_contract_override_seam():
     p.fork()
     assert seen == [a]                       # restored after the block
     k.check()
+
+
+def test_source_quotes_the_model():
+    """vmlib.source gives lessons the model's own code (STYLE: quote code, do not copy it)."""
+    text = vmlib.source("vm_normal_page")
+    assert text.startswith("def vm_normal_page(k, vma, addr: int, pte: Pte)") and "§1a row 3" in text
+    assert "class XipFs" in vmlib.source("XipFs")
+    with pytest.raises(ValueError, match="no function 'nope'"):
+        vmlib.source("nope")
+    with pytest.raises(ValueError, match="function name"):
+        vmlib.source("not a name")
