@@ -67,7 +67,9 @@ def test_process_graph_has_the_levels_and_only_populated_paths(forked):
     assert {f"mm{p.pid}", f"pgd{p.pid}"} <= set(ns)
     assert sum(n.startswith("pud") for n in ns) == 1 and sum(n.startswith("pmd") for n in ns) == 1
     assert sum(n.startswith("pt") for n in ns) == 1
-    assert f"pte table</B> {a:#x}" in src
+    assert f"for {a:#x}" in src and "pte table</B> @pfn" in src, "the pte table names its frame and range"
+    pgd_pfn = k.snapshot().tables[(p.pid, 4, 0)]
+    assert f"<B>pgd</B> @pfn {pgd_pfn}" in src
     assert "rss: anon 8 file 0" in src
     assert "legend" in ns
     assert not any(n.startswith("mm") and n != f"mm{p.pid}" for n in ns), "only the asked process"

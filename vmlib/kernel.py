@@ -259,6 +259,8 @@ class Kernel:
                     snap.ptes[(pid, addr)] = pte
             for kind, n in mm.rss.items():
                 snap.rss[(pid, kind)] = n
+            for level, base, table in pgtable.all_tables(mm):
+                snap.tables[(pid, level, base)] = table.pfn
         for pfn, page in self.phys.memmap.items():
             info = _page_info(page)
             if info is not None:
@@ -400,9 +402,16 @@ class Kernel:
                     return False
                 self._log(table.entries.pop, idx)
                 table.entries[idx] = nxt
+                self._table_delta(mm, level - 1, addr, None, nxt.pfn)
                 self._update_run_tables(mm)
             table = nxt
         return True
+
+    def _table_delta(self, mm, level: int, addr: int, old, new) -> None:
+        """Trace a page-table page appearing or going: ("table", (pid, level, base), old, new)."""
+        if self.tracer.enabled:
+            base = addr & ~((1 << (pgtable.SHIFT[level] + 9)) - 1) if level < 4 else 0
+            self.tracer.emit("state", "pgtable", "", "", ("table", (mm.id, level, base), old, new))
 
     def _set_pte(self, mm, addr: int, pte, why: str = "set_pte_at") -> None:
         """set_pte_at / pte_clear: the only place a pte table is written (pte None = clear)."""
@@ -430,16 +439,18 @@ class Kernel:
 
     def _free_empty_tables(self, mm) -> None:
         """Free page-table pages that map nothing any more (after a zap)."""
-        def prune(table: PageTable) -> None:
+        def prune(table: PageTable, base: int) -> None:
             for idx, child in list(table.entries.items()):
+                child_base = base | (idx << pgtable.SHIFT[table.level])
                 if child.level > 1:
-                    prune(child)
+                    prune(child, child_base)
                 if child.entries:
                     continue
                 self._log(table.entries.__setitem__, idx, child)
                 del table.entries[idx]
+                self._table_delta(mm, child.level, child_base, child.pfn, None)
                 self._unmap_pgtable_page(child.page)
-        prune(mm.pgd)
+        prune(mm.pgd, 0)
         self._update_run_tables(mm)
 
     def _unmap_pgtable_page(self, page: Page) -> None:

@@ -90,6 +90,7 @@ class Process:
         k.tracer.emit("state", "mm_alloc", "", "", ("vmas", pid, None, ()))
         for kind in ("anon", "file"):
             k.tracer.emit("state", "mm_alloc", "", "", ("rss", (pid, kind), None, 0))
+        k._table_delta(proc.mm, 4, 0, None, pgd.pfn)
         return proc
 
     def _op(self, text) -> None:
@@ -309,6 +310,7 @@ class Process:
                 memory.zap_page_range(k, v, v.vm_start, v.vm_end)
             k._set_vmas(mm, [])
             k._free_empty_tables(mm)
+            k._table_delta(mm, 4, 0, mm.pgd.pfn, None)
             k._put_page(mm.pgd.page, "pgd_free")
             k._log(setattr, mm, "dead", False)
             mm.dead = True

@@ -14,6 +14,7 @@ Delta kinds (all values are plain, immutable data):
   ("rss",   (mm_id, "anon"|"file"), old int, new int)
   ("vmas",  mm_id, old tuple[VmaInfo], new tuple[VmaInfo])
   ("mm",    mm_id, old str|None, new str|None)      a process appears or goes away
+  ("table", (mm_id, level, base), old pfn|None, new pfn|None)   a page-table page comes or goes
 """
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ def describe(delta) -> str:
         return f"P{key} linear runs: {len(old or ())} → {len(new or ())}"
     if what == "mm":
         return f"process {key}: {'created' if new else 'gone'}"
+    if what == "table":
+        name = {4: "pgd", 3: "pud", 2: "pmd", 1: "pte"}[key[1]]
+        return (f"P{key[0]} {name} table for {key[2]:#x}: "
+                f"{'new at pfn ' + str(new) if new is not None else 'freed (pfn ' + str(old) + ')'}")
     return str(delta)
 
 
@@ -109,17 +114,18 @@ class Snapshot:
     runs: dict = field(default_factory=dict)     # mm_id -> tuple[Run]
     pages: dict = field(default_factory=dict)    # pfn -> PageInfo (allocated frames only)
     rss: dict = field(default_factory=dict)      # (mm_id, kind) -> int
+    tables: dict = field(default_factory=dict)   # (mm_id, level 4..1, base address) -> pfn
 
     def copy(self) -> Snapshot:
         return Snapshot(dict(self.mms), dict(self.vmas), dict(self.ptes), dict(self.runs),
-                        dict(self.pages), dict(self.rss))
+                        dict(self.pages), dict(self.rss), dict(self.tables))
 
     def apply(self, delta: tuple, forward: bool = True) -> None:
         """Apply a delta (or undo it when forward is False)."""
         what, key, old, new = delta
         value = new if forward else old
         table = {"pte": self.ptes, "runs": self.runs, "page": self.pages, "rss": self.rss,
-                 "vmas": self.vmas, "mm": self.mms}[what]
+                 "vmas": self.vmas, "mm": self.mms, "table": self.tables}[what]
         if value is None and what != "pte" or value is None and what == "pte" and not self._in_run(key):
             table.pop(key, None)
         else:

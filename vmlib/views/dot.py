@@ -55,8 +55,10 @@ class Diff:
     vmas: dict = field(default_factory=dict)     # pid -> old tuple
     runs: dict = field(default_factory=dict)     # pid -> old tuple
     mms: dict = field(default_factory=dict)      # pid -> old name|None
+    tables: dict = field(default_factory=dict)   # (pid, level, base) -> old pfn|None
 
-    TABLES: ClassVar[dict] = {"pte": "ptes", "page": "pages", "rss": "rss", "vmas": "vmas", "runs": "runs", "mm": "mms"}
+    TABLES: ClassVar[dict] = {"pte": "ptes", "page": "pages", "rss": "rss", "vmas": "vmas", "runs": "runs",
+                              "mm": "mms", "table": "tables"}
 
     @classmethod
     def from_deltas(cls, deltas) -> Diff:
@@ -73,7 +75,7 @@ class Diff:
         for key in set(old.ptes) | set(new.ptes):
             if old.pte(*key) != new.pte(*key):
                 d.ptes[key] = old.pte(*key)
-        for name in ("pages", "rss", "vmas", "runs", "mms"):
+        for name in ("pages", "rss", "vmas", "runs", "mms", "tables"):
             a, b = getattr(old, name), getattr(new, name)
             for key in set(a) | set(b):
                 if a.get(key) != b.get(key):
@@ -81,13 +83,13 @@ class Diff:
         return d
 
     def __bool__(self):
-        return any((self.ptes, self.pages, self.rss, self.vmas, self.runs, self.mms))
+        return any((self.ptes, self.pages, self.rss, self.vmas, self.runs, self.mms, self.tables))
 
     def prune(self, snap: Snapshot) -> Diff:
         """Drop keys whose value ended where it started (nothing visible moved)."""
         d = Diff()
         d.ptes = {k: v for k, v in self.ptes.items() if snap.pte(*k) != v}
-        for name in ("pages", "rss", "vmas", "runs", "mms"):
+        for name in ("pages", "rss", "vmas", "runs", "mms", "tables"):
             now = getattr(snap, name)
             getattr(d, name).update({k: v for k, v in getattr(self, name).items() if now.get(k) != v})
         return d
@@ -381,8 +383,9 @@ def row_label(r: Row) -> str:
     return text
 
 
-def _pte_table_label(base: int, rows: list[tuple[str, Row]]) -> str:
-    head = _td(f"<B>pte table</B> {base:#x}", extra=' COLSPAN="5"')
+def _pte_table_label(base: int, rows: list[tuple[str, Row]], pfn=None) -> str:
+    where = f" @pfn {pfn}" if pfn is not None else ""
+    head = _td(f"<B>pte table</B>{esc(where)} for {base:#x}", extra=' COLSPAN="5"')
     trs = [f"<TR>{head}</TR>", "<TR><TD>entries</TD><TD>P</TD><TD>W</TD><TD>D</TD><TD>S</TD></TR>"]
     for port, r in rows:
         bg = ORANGE if r.bits.special and r.kind != "removed" else ""
@@ -392,8 +395,10 @@ def _pte_table_label(base: int, rows: list[tuple[str, Row]]) -> str:
     return _table(trs, FILL["table"])
 
 
-def _index_table(name: str, entries: list[tuple[str, str]]) -> str:
-    trs = [f"<TR><TD><B>{esc(name)}</B></TD></TR>"]
+def _index_table(name: str, entries: list[tuple[str, str]], pfn=None, changed: bool = False) -> str:
+    where = f" @pfn {pfn}" if pfn is not None else ""
+    border = f' COLOR="{VERMILLION}" BORDER="3"' if changed else ""
+    trs = [f"<TR><TD{border}><B>{esc(name)}</B>{esc(where)}</TD></TR>"]
     trs += [f"<TR>{_td(esc(text), port=port)}</TR>" for port, text in entries]
     return _table(trs, FILL["table"])
 
@@ -449,21 +454,32 @@ def _draw_mm(dot: Dot, snap, pid: int, rows: list[Row], diff, frames: dict) -> N
     for r in rows:
         i4, i3, i2 = r.addr >> 39 & 511, r.addr >> 30 & 511, r.addr >> 21 & 511
         tree.setdefault(i4, {}).setdefault(i3, {}).setdefault(i2, []).append(r)
+    def tpfn(level: int, base: int):
+        return snap.tables.get((pid, level, base))
+
+    def tnew(level: int, base: int) -> bool:
+        return bool(diff and (pid, level, base) in diff.tables)
+
     pgd = f"pgd{pid}"
-    dot.node(pgd, _index_table("pgd", [(f"e{i4}", f"[{i4}]") for i4 in sorted(tree)]))
+    dot.node(pgd, _index_table("pgd", [(f"e{i4}", f"[{i4}]") for i4 in sorted(tree)], tpfn(4, 0), tnew(4, 0)))
     dot.edge(f"mm{pid}", pgd)
     for i4, puds in sorted(tree.items()):
         pud = f"pud{pid}_{i4}"
-        dot.node(pud, _index_table("pud", [(f"e{i3}", f"[{i3}]") for i3 in sorted(puds)]))
+        b4 = i4 << 39
+        dot.node(pud, _index_table("pud", [(f"e{i3}", f"[{i3}]") for i3 in sorted(puds)], tpfn(3, b4),
+                                   tnew(3, b4)))
         dot.edge(f"{pgd}:e{i4}:e", pud)
         for i3, pmds in sorted(puds.items()):
             pmd = f"pmd{pid}_{i4}_{i3}"
-            dot.node(pmd, _index_table("pmd", [(f"e{i2}", f"[{i2}]") for i2 in sorted(pmds)]))
+            b3 = (i4 << 39) | (i3 << 30)
+            dot.node(pmd, _index_table("pmd", [(f"e{i2}", f"[{i2}]") for i2 in sorted(pmds)], tpfn(2, b3),
+                                       tnew(2, b3)))
             dot.edge(f"{pud}:e{i3}:e", pmd)
             for i2, trows in sorted(pmds.items()):
                 pt = f"pt{pid}_{i4}_{i3}_{i2}"
                 ported = [(f"r{j}", r) for j, r in enumerate(trows)]
-                dot.node(pt, _pte_table_label((i4 << 39) | (i3 << 30) | (i2 << 21), ported))
+                b2 = (i4 << 39) | (i3 << 30) | (i2 << 21)
+                dot.node(pt, _pte_table_label(b2, ported, tpfn(1, b2)))
                 dot.edge(f"{pmd}:e{i2}:e", pt)
                 for port, r in ported:
                     frames.setdefault(r.frame, (r.pfns, r.n if r.kind != "repeat" else 1))
