@@ -59,45 +59,21 @@ class RemapDriver(vmlib.Driver):
         return 0
 
 
-class PfnFaultDriver(vmlib.Driver):
-    """A PFNMAP whose ptes are filled by vm_insert_pfn (vmf_insert_pfn on 6.12) from fault."""
-
-    name = "pfnfault"
-
-    def __init__(self, pfns: list[int], readonly_prot: bool = False):
-        self.pfns = pfns
-        self.readonly_prot = readonly_prot
-
-    def mmap(self, k, vma) -> int:
-        vma.vm_flags |= VM_PFNMAP | VM_IO
-        if self.readonly_prot:
-            vma.vm_page_prot &= ~_PTE_RW
-        return 0
-
-    def fault(self, k, vma, vmf) -> int:
-        if vmf.pgoff >= len(self.pfns):
-            return VM_FAULT_SIGBUS
-        if k.profile.MODERN:
-            return k.vmf_insert_pfn(vma, vmf.address, self.pfns[vmf.pgoff])
-        err = k.vm_insert_pfn(vma, vmf.address, self.pfns[vmf.pgoff])
-        return VM_FAULT_OOM if err == -errno.ENOMEM else VM_FAULT_NOPAGE
-
-
-class MixedDriver(vmlib.Driver):
-    """A VM_MIXEDMAP whose fault maps pfns[pgoff] with vm_insert_mixed (RAM or device pfns).
+class _OnDemandDriver(vmlib.Driver):
+    """Fills ptes from fault with pfns[pgoff]; subclasses name the vma flag and the insert call.
 
     readonly_prot: clear the write bit of vm_page_prot in mmap (as dirty accounting does),
     so a shared writable mapping takes a write-protect fault on the first write.
     """
 
-    name = "mixeddev"
+    vm_flag = 0
 
     def __init__(self, pfns: list[int], readonly_prot: bool = False):
         self.pfns = pfns
         self.readonly_prot = readonly_prot
 
     def mmap(self, k, vma) -> int:
-        vma.vm_flags |= VM_MIXEDMAP
+        vma.vm_flags |= self.vm_flag
         if self.readonly_prot:
             vma.vm_page_prot &= ~_PTE_RW
         return 0
@@ -105,10 +81,37 @@ class MixedDriver(vmlib.Driver):
     def fault(self, k, vma, vmf) -> int:
         if vmf.pgoff >= len(self.pfns):
             return VM_FAULT_SIGBUS
+        pfn = self.pfns[vmf.pgoff]
         if k.profile.MODERN:
-            return k.vmf_insert_mixed(vma, vmf.address, self.pfns[vmf.pgoff])
-        err = k.vm_insert_mixed(vma, vmf.address, self.pfns[vmf.pgoff])
+            return self.vmf_insert(k, vma, vmf.address, pfn)
+        err = self.insert(k, vma, vmf.address, pfn)
         return VM_FAULT_OOM if err == -errno.ENOMEM else VM_FAULT_NOPAGE
+
+
+class PfnFaultDriver(_OnDemandDriver):
+    """A PFNMAP whose ptes are filled by vm_insert_pfn (vmf_insert_pfn on 6.12) from fault."""
+
+    name = "pfnfault"
+    vm_flag = VM_PFNMAP | VM_IO
+
+    def insert(self, k, vma, addr, pfn):
+        return k.vm_insert_pfn(vma, addr, pfn)
+
+    def vmf_insert(self, k, vma, addr, pfn):
+        return k.vmf_insert_pfn(vma, addr, pfn)
+
+
+class MixedDriver(_OnDemandDriver):
+    """A VM_MIXEDMAP whose fault maps pfns[pgoff] with vm_insert_mixed (RAM or device pfns)."""
+
+    name = "mixeddev"
+    vm_flag = VM_MIXEDMAP
+
+    def insert(self, k, vma, addr, pfn):
+        return k.vm_insert_mixed(vma, addr, pfn)
+
+    def vmf_insert(self, k, vma, addr, pfn):
+        return k.vmf_insert_mixed(vma, addr, pfn)
 
 
 class PageDriver(vmlib.Driver):
