@@ -215,7 +215,7 @@ def wait_for_step(page, steps, index: int) -> None:
             f"el => {{ const v = ({VISIBLE_STEPS})(el); "
             f"return v.length === 1 && v[0][0] === {index} && v[0][1] === 1; }}",
             arg=handle,
-            timeout=5000,
+            timeout=15000,
         )
     except Exception:  # noqa: BLE001 - report what was visible instead of a bare timeout
         pytest.fail(f"expected only step {index} visible, saw {page.evaluate(VISIBLE_STEPS, handle)}")
@@ -248,8 +248,8 @@ def test_deck_works_offline(browser, nb_path):
     nb = nbformat.read(str(slides.BUILD / "executed" / nb_path.name), as_version=4)
 
     page, problems = open_deck(browser, deck)
-    page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=15000)
-    page.wait_for_function("window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0", timeout=15000)
+    page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=45000)
+    page.wait_for_function("window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0", timeout=45000)
     assert page.evaluate("Reveal.getTotalSlides()") == expected_slides(nb)
     page.wait_for_timeout(300)  # let the first slide settle for the screenshot
     page.screenshot(path=str(SHOTS / f"{nb_path.stem}.png"))
@@ -279,8 +279,8 @@ def test_deck_works_offline(browser, nb_path):
 def test_fixture_has_math_notes_and_steps(browser):
     deck = built(FIXTURE)
     page, problems = open_deck(browser, deck)
-    page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=15000)
-    page.wait_for_function("window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0", timeout=15000)
+    page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=45000)
+    page.wait_for_function("window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0", timeout=45000)
     assert page.locator(".MathJax_CHTML").count() >= 2, "MathJax did not typeset $..$ and $$..$$"
     page.evaluate("Reveal.slide(0, 0)")
     assert "SPEAKER-NOTE" in page.evaluate("Reveal.getSlideNotes()")
@@ -296,6 +296,6 @@ def test_index_links_every_deck(browser):
     links = page.locator("a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
     assert sorted(links) == sorted(p.name for p in deck.parent.glob("*.slides.html"))
     page.click(f"a[href='{deck.name}']")
-    page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=15000)
+    page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=45000)
     assert browser.network == [] and problems == []
     page.close()

@@ -97,7 +97,7 @@ def run_all(page) -> None:
         if "jp-CodeCell" in (cells.nth(i).get_attribute("class") or ""):
             prompt = cells.nth(i).locator(".jp-InputPrompt")
             page.wait_for_function("e => /\\[\\d+\\]/.test(e.textContent)", arg=prompt.element_handle(),
-                                   timeout=30000)
+                                   timeout=90000)
 
 
 def set_theme(page, name: str) -> None:
@@ -116,11 +116,11 @@ def test_fault_stepper_in_jupyterlab(lab):
         try:
             page = ctx.new_page()
             page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=30000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=30000)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90000)
             run_all(page)
             try:
-                page.wait_for_selector(".vmlib-stepper .vmlib-graph svg", timeout=30000)
+                page.wait_for_selector(".vmlib-stepper .vmlib-graph svg", timeout=90000)
             except Exception:  # noqa: BLE001 - report what was visible instead of a bare timeout
                 page.screenshot(path=str(BUILD / "views_failure.png"))
                 outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
@@ -133,8 +133,8 @@ def test_fault_stepper_in_jupyterlab(lab):
             forward = page.locator(".vmlib-stepper button[title='forward']")
             for i in range(1, 4):
                 forward.click()
-                page.wait_for_selector(f".vmlib-stepper .vmlib-event[data-step='{i}']", timeout=10000)
-                page.wait_for_selector(f".vmlib-stepper .vmlib-graph[data-step='{i}'] svg", timeout=10000)
+                page.wait_for_selector(f".vmlib-stepper .vmlib-event[data-step='{i}']", timeout=30000)
+                page.wait_for_selector(f".vmlib-stepper .vmlib-graph[data-step='{i}'] svg", timeout=30000)
                 new_step, new_text, new_svg = stepper_state(page)
                 assert new_step == str(i)
                 assert new_text != text and new_svg != svg, f"forward click {i} changed nothing"
@@ -144,7 +144,7 @@ def test_fault_stepper_in_jupyterlab(lab):
             page.locator(".vmlib-stepper").first.scroll_into_view_if_needed()
             page.screenshot(path=str(BUILD / "views_light.png"))
             set_theme(page, "JupyterLab Dark")
-            page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=10000)
+            page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=30000)
             page.wait_for_timeout(500)  # let the theme's colours settle before the screenshot
             page.locator(".vmlib-stepper").first.scroll_into_view_if_needed()
             page.screenshot(path=str(BUILD / "views_dark.png"))
