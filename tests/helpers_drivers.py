@@ -59,6 +59,17 @@ class RemapDriver(vmlib.Driver):
         return 0
 
 
+class FlagsDriver(vmlib.Driver):
+    """mmap only sets vm_flags (no fault handler); tests call the insert APIs directly."""
+
+    def __init__(self, flags):
+        self.flags = flags
+
+    def mmap(self, k, vma):
+        vma.vm_flags |= self.flags
+        return 0
+
+
 class _OnDemandDriver(vmlib.Driver):
     """Fills ptes from fault with pfns[pgoff]; subclasses name the vma flag and the insert call.
 

@@ -5,22 +5,13 @@ check()-clean. A -errno return (kernel behaviour) is tested where the facade rai
 from types import SimpleNamespace
 
 import pytest
-from helpers_drivers import kernel
+from helpers_drivers import FlagsDriver, kernel
 
 import vmlib
 from vmlib import PAGE_SIZE, VM_IO, VM_PFNMAP
 from vmlib.drivers import DevMem, FbDev, XipFs
 
 DEV = 1000
-
-
-class _Flags(vmlib.Driver):
-    def __init__(self, flags):
-        self.flags = flags
-
-    def mmap(self, k, vma):
-        vma.vm_flags |= self.flags
-        return 0
 
 
 class _HalfRemap(vmlib.Driver):
@@ -46,11 +37,11 @@ def _exited(w):
 
 
 def _cow_pfnmap(w):
-    w.v = w.p.find_vma(w.p.mmap(PAGE_SIZE, flags="private", file=w.k.open(_Flags(VM_PFNMAP | VM_IO))))
+    w.v = w.p.find_vma(w.p.mmap(PAGE_SIZE, flags="private", file=w.k.open(FlagsDriver(VM_PFNMAP | VM_IO))))
 
 
 def _plain_vma(w):
-    w.v = w.p.find_vma(w.p.mmap(PAGE_SIZE, flags="shared", file=w.k.open(_Flags(0))))
+    w.v = w.p.find_vma(w.p.mmap(PAGE_SIZE, flags="shared", file=w.k.open(FlagsDriver(0))))
 
 
 def _xip(w):
@@ -215,7 +206,7 @@ def test_returned_errno_keeps_kernel_side_effects():
     """A -errno return is kernel behaviour, not an exception: vm_insert_pfn's -EBUSY leaves the
     existing pte; remap_pfn_range's -EINVAL on a COW vma happens before any flag is set."""
     w = world()
-    v = w.p.find_vma(w.p.mmap(PAGE_SIZE, flags="shared", file=w.k.open(_Flags(VM_PFNMAP | VM_IO))))
+    v = w.p.find_vma(w.p.mmap(PAGE_SIZE, flags="shared", file=w.k.open(FlagsDriver(VM_PFNMAP | VM_IO))))
     assert w.k.vm_insert_pfn(v, v.vm_start, DEV) == 0
     assert w.k.vm_insert_pfn(v, v.vm_start, DEV + 1) == -16
     assert w.p.follow_pte(v.vm_start).pfn == DEV

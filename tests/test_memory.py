@@ -10,6 +10,7 @@ import errno
 
 import pytest
 from helpers_drivers import (
+    FlagsDriver,
     InsertPageDriver,
     MixedDriver,
     PageDriver,
@@ -475,19 +476,8 @@ def test_s4_row6_no_refcount_mapcount_rss(profile):
 
 # -- §5a: insertion APIs, v2.6.26 -------------------------------------------------------------
 
-class _Flags(vmlib.Driver):
-    """mmap only sets vm_flags (no fault handler); tests call the insert APIs directly."""
-
-    def __init__(self, flags):
-        self.flags = flags
-
-    def mmap(self, k, vma):
-        vma.vm_flags |= self.flags
-        return 0
-
-
 def _vma(k, p, flags, npages=2, share="shared"):
-    a = p.mmap(npages * PAGE_SIZE, flags=share, file=k.open(_Flags(flags)))
+    a = p.mmap(npages * PAGE_SIZE, flags=share, file=k.open(FlagsDriver(flags)))
     return a, p.find_vma(a)
 
 

@@ -7,7 +7,6 @@ from collections import Counter
 from vmlib import memory, pgtable
 from vmlib.errors import InvariantError, VmError
 from vmlib.flags import PAGE_SHIFT, VM_PFNMAP, is_cow_mapping
-from vmlib.pte import Pte
 
 
 def _ptes_of(mm, vma):
@@ -100,4 +99,4 @@ def check(k) -> None:
                        f"{k.phys.ram_pages} RAM pages")
 
 
-__all__ = ["Pte", "check"]
+__all__ = ["check"]

@@ -15,7 +15,6 @@ from operator import attrgetter
 
 from vmlib import gup, memory, pgtable
 from vmlib.errors import BadPageMap, BadPageState, KernelError, MissingFeature
-from vmlib.flags import PAGE_SIZE, is_cow_mapping
 from vmlib.page import DeviceMemory, Page, PhysMem
 from vmlib.pgtable import PageTable
 from vmlib.profiles import make_profile
@@ -449,12 +448,9 @@ class Kernel:
                 self._log(table.entries.__setitem__, idx, child)
                 del table.entries[idx]
                 self._table_delta(mm, child.level, child_base, child.pfn, None)
-                self._unmap_pgtable_page(child.page)
+                self._put_page(child.page, "free_pgtables")
         prune(mm.pgd, 0)
         self._update_run_tables(mm)
-
-    def _unmap_pgtable_page(self, page: Page) -> None:
-        self._put_page(page, "free_pgtables")
 
     def _set_runs(self, mm, runs: tuple) -> None:
         old = mm.runs
@@ -610,8 +606,4 @@ class _Transaction:
         return False
 
 
-def is_cow(k: Kernel, vma) -> bool:
-    return k.ops.is_cow_mapping(vma.vm_flags)
-
-
-__all__ = ["PAGE_SIZE", "Kernel", "is_cow_mapping"]
+__all__ = ["Kernel"]

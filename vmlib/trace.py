@@ -191,10 +191,6 @@ class Trace:
         if d is not None:
             snap.apply(d, forward)
 
-    def changes(self, i: int) -> list[Event]:
-        """The state-changing events of step i's top-level operation (for diffs)."""
-        return [e for e in self.events[: i + 1] if e.delta is not None][-1:]
-
     def ops(self) -> list[int]:
         """Indexes of the top-level operation events."""
         return [e.seq for e in self.events if e.kind == "op"]
