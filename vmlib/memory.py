@@ -487,7 +487,7 @@ def HAS_NOPFN(k) -> bool:
 
 
 def do_no_pfn(k, vma, addr: int, write: bool) -> int:
-    """The legacy ->nopfn path of 2.6.25/2.6.26 (kernel-facts §5a, last paragraph).
+    """The legacy ->nopfn path of 2.6.25/2.6.26 (kernel-facts §5a row 5, §6a row 8).
 
     The driver returns a pfn and the kernel installs it with a plain pfn_pte: the pte is not
     made special, even on s390, where vm_normal_page trusts the special bit.

@@ -54,7 +54,7 @@ def make_profile(version: str, arch: str, sizeof_struct_page: int | None = None)
     modern = version == "6.12"
     if sizeof_struct_page is None:
         if arch == "m68k":
-            sizeof_struct_page = 32          # a 32-bit arch (kernel-facts §12: 32-40 B)
+            sizeof_struct_page = 32          # a 32-bit arch (kernel-facts §12 row 1)
         else:
             sizeof_struct_page = 64 if modern else 56
     if not isinstance(sizeof_struct_page, int) or sizeof_struct_page <= 0:

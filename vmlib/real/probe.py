@@ -1,6 +1,6 @@
 """Read-only probes of the live Linux kernel: pagemap, kpagecount, kpageflags, smaps.
 
-Follows the /proc interfaces as kernel-facts §13 describes them for 6.12 and 6.18. Every
+Follows the /proc interfaces as kernel-facts §13 describes them for 6.12 (later kernels were not read). Every
 file is opened read-only; nothing is ever written to /proc. The /proc root is injectable
 (`Probe(proc="/tmp/fakeproc")`) so tests can replay what a non-root user, a kernel without
 kpagecount or a kernel that reports differently would show.
