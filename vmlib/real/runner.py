@@ -63,10 +63,13 @@ def _kernel_config(path: str) -> dict:
 
 
 def run_live(scenario: sc.Scenario | str, proc: str = "/proc", platform: str | None = None,
-             timeout: float = 60.0, as_user: int | None = None) -> dict:
+             timeout: float = 60.0, as_user: int | None = None, fallback: bool = False) -> dict:
     """Run `scenario` on this kernel; off Linux return the recorded run (world 'recorded').
 
     as_user=uid runs the scenario processes without root (to see what a normal user sees).
+    A run this machine does not permit (a packet socket without CAP_NET_RAW and without user
+    namespaces) has 'blocked' set to the reason; fallback=True returns the recorded run
+    instead, with that reason in its notes.
 
     The result always has 'world', 'scenario', 'env', 'capabilities', 'steps', 'notes' and
     'error' (None or a message); it never raises for a kernel that cannot show something.
@@ -78,11 +81,18 @@ def run_live(scenario: sc.Scenario | str, proc: str = "/proc", platform: str | N
         return recorded_run(scenario, reason=caps.missing[0])
     run = {"world": "live", "scenario": sc.to_dict(scenario), "env": environment(probe),
            "notes": [f"run as uid {as_user}, not root"] if as_user is not None else []}
-    run.update(_spawn_worker(scenario, proc, timeout, as_user))
+    worker = _spawn_worker(scenario, proc, timeout, as_user)
+    run["notes"] += worker.pop("notes", [])
+    run.update(worker)
     run.setdefault("capabilities", caps.as_dict())      # the worker's own, if it got that far
     run["notes"] += run["capabilities"].get("missing", [])
+    if run.get("blocked"):
+        run["notes"].append(f"cannot run here: {run['blocked']}")
     run.setdefault("steps", [])
     run.setdefault("error", None)
+    if fallback and run.get("blocked"):
+        return recorded_run(scenario, reason=f"this machine cannot run {scenario.name!r} live: "
+                                             f"{run['blocked']}; showing the recorded run instead")
     return run
 
 
