@@ -38,6 +38,7 @@ CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 COMPARED_VMFLAGS = ("rd", "wr", "ex", "sh", "mr", "mw", "ms", "pf", "io", "dc", "de", "mm")
 STEP_TIMEOUT = 10.0          # seconds a scenario process may take for one command
 IDLE_TIMEOUT = 60.0          # a scenario process with no command for this long exits by itself
+ALLOW_USERNS = True          # without CAP_NET_RAW, try a new user+network namespace for a ring
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -207,6 +208,10 @@ def packet_socket() -> tuple[socket.socket, str]:
         return socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0), ""
     except PermissionError:
         pass
+    if not ALLOW_USERNS:
+        raise NotPermitted("socket(AF_PACKET, SOCK_RAW) failed with EPERM: a packet socket needs "
+                           "CAP_NET_RAW (run as root), and this run was told not to try a user "
+                           "namespace, so the ring scenarios cannot run here")
     if _libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
         err = os.strerror(ctypes.get_errno())
         raise NotPermitted(
@@ -425,7 +430,9 @@ def run_scenario(scenario: sc.Scenario, probe: Probe) -> dict:
 
 
 def main() -> None:
+    global ALLOW_USERNS
     req = json.loads(sys.stdin.read())
+    ALLOW_USERNS = req.get("userns", True)
     try:
         if req.get("as_user") is not None:     # drop root before anything is opened
             os.setgroups([])
