@@ -20,12 +20,14 @@ import pytest
 import vmlib
 from vmlib import PAGE_SIZE, VM_MIXEDMAP
 from vmlib import scenarios as sc
-from vmlib.drivers import PacketRing
+from vmlib.drivers import IoUringRing, PacketRing
 from vmlib.real import compare, label_frames, run_live, simulate, text_table, worker
 from vmlib.real.runner import RECORDED_DIR, recorded_run, recorded_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 RING = [s for s in sc.SCENARIOS if "ring" in s.tags]
+PACKET = [s for s in RING if "io_uring" not in s.tags]
+URING = [s for s in RING if "io_uring" in s.tags]
 
 
 def _live_or_skip():
@@ -100,12 +102,32 @@ def test_packet_ring_bad_size():
     k = vmlib.Kernel(version="6.12", arch="x86", ram_pages=64)
     with pytest.raises(ValueError, match="nblocks must be an int in 1..64"):
         PacketRing(k, 0)
+    with pytest.raises(ValueError, match="npages must be an int in 1..64"):
+        IoUringRing(k, 65)
+
+
+def test_io_uring_mmap_sets_dontexpand_and_vm_insert_pages_sets_mixedmap():
+    """io_uring_mmap (io_uring/memmap.c v6.12): VM_DONTEXPAND, then vm_insert_pages."""
+    from vmlib.flags import smaps_flags
+    k = vmlib.Kernel(version="6.12", arch="x86", ram_pages=64)
+    drv = IoUringRing(k, 1)
+    p = k.spawn("app")
+    f = k.open(drv, mode="rw")
+    with pytest.raises(vmlib.KernelError):
+        p.mmap(PAGE_SIZE, prot="rw", flags="shared", file=f, offset=0x8000000)   # not modelled
+    a = p.mmap(PAGE_SIZE, prot="rw", flags="shared", file=f)
+    assert smaps_flags(p.find_vma(a).vm_flags) == "rd wr sh mr mw me ms de mm"
+    c = p.fork()
+    assert c.follow_pte(a).pfn == drv.pages[0].pfn and k.page_mapcount(drv.pages[0]) == 2
+    k.check()
 
 
 # ------------------------------------------------------------------ the scenario vocabulary
 
 def test_ring_scenarios_exist_and_describe():
-    assert len(RING) >= 5
+    assert len(PACKET) >= 5 and len(URING) >= 2
+    assert sc.describe(sc.MmapRing("q", 1, kind="io_uring")) == ("parent: mmap q = io_uring SQ ring, "
+                                                                "1 page(s), rw shared")
     assert sc.describe(sc.MmapRing("r")) == ("parent: mmap r = packet socket RX ring, 4 block(s) "
                                              "of 4 KiB, rw shared")
     assert sc.mappings(sc.get("ring_fork")) == {"r": 4}
@@ -116,6 +138,8 @@ def test_ring_scenarios_exist_and_describe():
     ([sc.MmapRing("r", npages=65)], "a ring has 1..64 blocks"),
     ([sc.MmapRing("r"), sc.Mmap("r")], "mapping 'r' already exists"),
     ([sc.MmapRing("r"), sc.Read("r", 4)], "outside 'r'"),
+    ([sc.MmapRing("r", kind="perf")], "kind must be one of"),
+    ([sc.MmapRing("q", npages=2, kind="io_uring")], "npages must be 1"),
 ])
 def test_bad_ring_scenarios_are_rejected(steps, words):
     with pytest.raises(ValueError, match=words.replace(".", r"\.")):
@@ -126,10 +150,11 @@ def test_bad_ring_scenarios_are_rejected(steps, words):
 def test_ring_scenario_simulates_as_its_expectation_says(s):
     run = label_frames(simulate(s))
     assert run["error"] is None
-    first = run["steps"][0]["procs"]["parent"]["r"]
-    assert [p["vmflags"] for p in first] == ["rd wr sh mr mw ms mm"] * 4
+    (first,) = run["steps"][0]["procs"]["parent"].values()
+    flags = "rd wr sh mr mw ms de mm" if s in URING else "rd wr sh mr mw ms mm"
+    assert [p["vmflags"] for p in first] == [flags] * len(first)
     assert all(p["present"] and p["kpagecount"] == 1 for p in first)
-    assert len({p["frame"] for p in first}) == 4
+    assert len({p["frame"] for p in first}) == len(first) == (1 if s in URING else 4)
 
 
 # ------------------------------------------------------------------ the live kernel
@@ -163,6 +188,17 @@ def test_live_ring_as_a_normal_user():
     cmp = compare(run, simulate("ring_fork"))
     assert {"frame", "kpagecount", "MMAP"} <= set(cmp["unavailable"])
     assert cmp["agree"], text_table(cmp)              # presence, bits 56/61, VmFlags agree
+
+
+def test_live_io_uring_ring_needs_no_privilege():
+    """A normal user maps an io_uring SQ ring directly: presence, bits 56/61, VmFlags agree."""
+    _live_or_skip()
+    run = run_live("uring_fork_child_write", as_user=65534)
+    assert run["error"] is None and not run.get("blocked")
+    assert not any("namespace" in n for n in run["notes"])
+    cmp = compare(run, simulate("uring_fork_child_write"))
+    assert cmp["agree"], text_table(cmp)
+    assert "frame" in cmp["unavailable"] and "vmflags" not in cmp["unavailable"]
 
 
 def test_live_ring_without_cap_net_raw_is_blocked_not_compared():

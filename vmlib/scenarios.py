@@ -29,16 +29,19 @@ class Mmap:
 
 @dataclass(frozen=True)
 class MmapRing:
-    """`who` opens a packet socket with a TPACKET_V2 receive ring of `npages` 4 KiB blocks and
-    mmaps the whole ring MAP_SHARED, read-write, as mapping `name`.
+    """`who` mmaps a kernel ring MAP_SHARED, read-write, as mapping `name`.
 
-    The socket's driver (packet_mmap) inserts every ring page with vm_insert_page at mmap
-    time, which makes the vma VM_MIXEDMAP. Live, the socket needs CAP_NET_RAW; it is bound to
-    no protocol, so no packet ever arrives in the ring.
+    kind 'packet': a packet socket with a TPACKET_V2 receive ring of `npages` 4 KiB blocks;
+    its driver (packet_mmap) inserts every page with vm_insert_page at mmap time, which makes
+    the vma VM_MIXEDMAP. Live, the socket needs CAP_NET_RAW; it is bound to no protocol, so no
+    packet ever arrives. kind 'io_uring': the SQ ring of an io_uring with 4 entries (one page,
+    npages must be 1), mapped by io_uring_mmap with vm_insert_pages; no privilege needed, and
+    nothing is ever submitted.
     """
 
     name: str
     npages: int = 4
+    kind: str = "packet"
     who: str = "parent"
 
 
@@ -99,6 +102,7 @@ class LookSpecial:
 STEP_TYPES = {cls.__name__: cls for cls in (Mmap, MmapRing, Read, Write, Fork, Munmap, Exit, LookSpecial)}
 Step = Mmap | MmapRing | Read | Write | Fork | Munmap | Exit | LookSpecial
 RING_MAX_PAGES = 64
+RING_KINDS = ("packet", "io_uring")
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,8 @@ def describe(step) -> str:
     """One line for a step, e.g. 'child: write b'x' to a[1]'."""
     if isinstance(step, Mmap):
         return f"{step.who}: mmap {step.name} = {step.npages} page(s) {step.prot} {step.flags} anonymous"
+    if isinstance(step, MmapRing) and step.kind == "io_uring":
+        return f"{step.who}: mmap {step.name} = io_uring SQ ring, {step.npages} page(s), rw shared"
     if isinstance(step, MmapRing):
         return (f"{step.who}: mmap {step.name} = packet socket RX ring, {step.npages} block(s) of "
                 "4 KiB, rw shared")
@@ -181,9 +187,14 @@ def _check_mmap(where: str, step: Mmap, maps: dict) -> None:
 
 
 def _check_ring(where: str, step: MmapRing, maps: dict) -> None:
-    """ValueError unless the MmapRing step has a fresh name and 1..RING_MAX_PAGES blocks."""
+    """ValueError unless the MmapRing step has a known kind, a fresh name and a valid size."""
+    if step.kind not in RING_KINDS:
+        raise ValueError(f"{where}: kind must be one of {RING_KINDS}, got {step.kind!r}")
     if step.name in maps:
         raise ValueError(f"{where}: mapping {step.name!r} already exists in {step.who!r}")
+    if step.kind == "io_uring" and step.npages != 1:
+        raise ValueError(f"{where}: an io_uring SQ ring of 4 entries is one page: npages must be 1, "
+                         f"got {step.npages!r}")
     if not isinstance(step.npages, int) or not 1 <= step.npages <= RING_MAX_PAGES:
         raise ValueError(f"{where}: a ring has 1..{RING_MAX_PAGES} blocks (npages), got {step.npages!r}")
 
@@ -366,6 +377,20 @@ SCENARIOS: list[Scenario] = [
        "no page present any more; the pages stay allocated, owned by the socket until it "
        "is closed.",
        tags=("ring",)),
+    # A second one, which needs no privilege at all: an io_uring's submission-queue ring.
+    _s("uring_map", "Set up an io_uring (4 entries) and mmap its SQ ring.",
+       [MmapRing("q", npages=1, kind="io_uring")],
+       "io_uring_mmap sets VM_DONTEXPAND and inserts the ring page with vm_insert_pages: VmFlags "
+       "de mm, the page present at once, an ordinary kernel page mapped once (kpagecount 1, "
+       "bits 56 and 61 set, MMAP, not ANON).",
+       tags=("ring", "io_uring")),
+    _s("uring_fork_child_write", "mmap the SQ ring, fork, the child writes it, the parent reads.",
+       [MmapRing("q", npages=1, kind="io_uring"), Fork(), Write("q", 0, b"c", who="child"),
+        Read("q", 0)],
+       "fork copies the VM_MIXEDMAP pte: one frame, kpagecount 2; the child's write lands in "
+       "it (shared, no COW) and the parent reads b'c'. Nothing is ever submitted, so the "
+       "kernel never looks at the byte.",
+       tags=("ring", "io_uring")),
 ]
 
 

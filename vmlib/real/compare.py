@@ -77,8 +77,9 @@ def _sim_step(k, procs: dict, addrs: dict, sizes: dict, step) -> dict:
         sizes[step.name] = step.npages
         return {}
     if isinstance(step, sc.MmapRing):
-        from vmlib.drivers import PacketRing
-        ring = k.open(PacketRing(k, step.npages), mode="rw")
+        from vmlib.drivers import IoUringRing, PacketRing
+        driver = IoUringRing if step.kind == "io_uring" else PacketRing
+        ring = k.open(driver(k, step.npages), mode="rw")
         addrs[step.name] = p.mmap(step.npages * PAGE_SIZE, prot="rw", flags="shared", file=ring)
         sizes[step.name] = step.npages
         return {}
@@ -200,9 +201,10 @@ VERSION_NOTES = [
     ("copy on write: 6.18 may reuse a large anonymous folio (__wp_can_reuse_large_anon_folio), "
     "6.12 always copies it; the runner maps with MADV_NOHUGEPAGE so every folio here is small."),
     "pagemap bit 58 (guard regions, 6.15+) does not exist in 6.12; no scenario uses guard regions.",
-    ("VmFlags 'me' is not compared: 6.18 treats a socket as a file on a noexec filesystem (mmap "
-     "of a packet socket with PROT_EXEC fails with EPERM), so do_mmap clears VM_MAYEXEC; 6.12's "
-     "sockfs is not noexec (fs/libfs.c init_pseudo sets no SB_I_NOEXEC), so its ring keeps 'me'."),
+    ("VmFlags 'me' is not compared: 6.18 treats sockets and anonymous inodes (io_uring) as files "
+     "on a noexec filesystem (mmap of a packet socket with PROT_EXEC fails with EPERM there), so "
+     "do_mmap clears VM_MAYEXEC; 6.12's sockfs and anon_inodefs are not noexec (fs/libfs.c "
+     "init_pseudo sets no SB_I_NOEXEC), so the same rings keep 'me' on 6.12."),
 ]
 FIXED_NOTES = [
     ("refcounts are not compared: a fresh page can hold an extra reference from a per-CPU LRU "

@@ -13,6 +13,7 @@ on "exit", when its command pipe closes, after an idle timeout, or by SIGKILL in
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 import select
@@ -48,6 +49,9 @@ _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _libc.unshare.argtypes = [ctypes.c_int]
+_libc.syscall.restype = ctypes.c_long
+SYS_io_uring_setup = 425     # the same number on every architecture (generic syscall table)
+IO_URING_PARAMS_SIZE = 120   # sizeof(struct io_uring_params)
 
 
 class NotPermitted(Exception):
@@ -101,6 +105,7 @@ class Actor:
         self.probe = probe
         self.maps: dict[str, dict] = {}
         self.sockets: list[socket.socket] = []     # kept open: a ring lives as long as its socket
+        self.fds: list[int] = []                   # io_uring fds, kept open likewise
 
     def do(self, step) -> dict:
         """Perform one step in this process; the result dict goes back to the coordinator."""
@@ -131,7 +136,10 @@ class Actor:
         return {}
 
     def mmap_ring(self, step: sc.MmapRing) -> dict:
-        """A TPACKET_V2 RX ring of step.npages 4 KiB blocks, mmapped whole, shared, read-write."""
+        """A TPACKET_V2 RX ring of step.npages 4 KiB blocks (or an io_uring SQ ring), mmapped
+        whole, shared, read-write."""
+        if step.kind == "io_uring":
+            return self.mmap_uring(step)
         sock, how = packet_socket()
         self.sockets.append(sock)
         blocks = step.npages
@@ -145,6 +153,24 @@ class Actor:
             raise OSError(ctypes.get_errno(), f"mmap of the packet ring: {os.strerror(ctypes.get_errno())}")
         self.maps[step.name] = {"addr": addr, "npages": blocks, "unmapped": []}
         return {"note": how} if how else {}
+
+    def mmap_uring(self, step: sc.MmapRing) -> dict:
+        """io_uring_setup(4 entries), then mmap its SQ ring (offset IORING_OFF_SQ_RING = 0)."""
+        params = (ctypes.c_uint8 * IO_URING_PARAMS_SIZE)()
+        fd = _libc.syscall(SYS_io_uring_setup, 4, params)
+        if fd < 0:
+            e = ctypes.get_errno()
+            if e == errno.EPERM:
+                raise NotPermitted("io_uring_setup failed with EPERM: io_uring is disabled for "
+                                   "this user (sysctl kernel.io_uring_disabled)")
+            raise OSError(e, f"io_uring_setup: {os.strerror(e)}")
+        self.fds.append(fd)
+        addr = _libc.mmap(None, step.npages * PAGE_SIZE, PROT["rw"], MAP_SHARED, fd, 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), f"mmap of the io_uring SQ ring: "
+                                              f"{os.strerror(ctypes.get_errno())}")
+        self.maps[step.name] = {"addr": addr, "npages": step.npages, "unmapped": []}
+        return {}
 
     def munmap(self, step: sc.Munmap, addr: int) -> dict:
         m = self.maps[step.name]

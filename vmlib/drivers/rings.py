@@ -1,4 +1,6 @@
-"""A packet socket's receive ring (AF_PACKET, TPACKET_V2, PACKET_RX_RING) as a driver.
+"""Kernel rings a program maps: a packet socket's receive ring and an io_uring's SQ ring.
+
+PacketRing (AF_PACKET, TPACKET_V2, PACKET_RX_RING):
 
 Follows net/packet/af_packet.c of v6.12: packet_set_ring() gives the ring one zeroed kernel
 allocation per block (with 4 KiB blocks, one ordinary page each, owned by the socket), and
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import errno
 
-from vmlib.flags import PAGE_SHIFT
+from vmlib.flags import PAGE_SHIFT, VM_DONTEXPAND
 from vmlib.mm import Driver
 
 MAX_BLOCKS = 64
@@ -41,6 +43,36 @@ class PacketRing(Driver):
         if vma.vm_pgoff != 0 or vma.npages != len(self.pages):
             return -errno.EINVAL
         for i, page in enumerate(self.pages):
+            err = k.vm_insert_page(vma, vma.vm_start + (i << PAGE_SHIFT), page)
+            if err:
+                return err
+        return 0
+
+
+class IoUringRing(Driver):
+    """An io_uring instance's submission-queue ring (IORING_OFF_SQ_RING) of `npages` pages.
+
+    Follows io_uring/memmap.c of v6.12: io_uring_setup allocates the rings as zeroed kernel
+    pages; io_uring_mmap at offset IORING_OFF_SQ_RING sets VM_DONTEXPAND and maps the pages
+    with vm_insert_pages, which, like vm_insert_page, makes the vma VM_MIXEDMAP and maps each
+    page refcounted. The model inserts them one by one with vm_insert_page (the same checks and
+    the same ptes). Left out: the CQ ring and SQE offsets, the ring contents, compound
+    allocations of multi-page rings.
+    """
+
+    name = "io_uring"
+
+    def __init__(self, k, npages: int = 1):
+        if not isinstance(npages, int) or not 1 <= npages <= MAX_BLOCKS:
+            raise ValueError(f"IoUringRing: npages must be an int in 1..{MAX_BLOCKS}, got {npages!r}")
+        self.pages = [k.alloc_page() for _ in range(npages)]
+
+    def mmap(self, k, vma) -> int:
+        """io_uring_mmap at offset 0: VM_DONTEXPAND, then min(ring, vma) pages inserted."""
+        if vma.vm_pgoff != 0:
+            return -errno.EINVAL           # other offsets (CQ ring, SQEs) are not modelled
+        vma.vm_flags |= VM_DONTEXPAND
+        for i, page in enumerate(self.pages[:vma.npages]):
             err = k.vm_insert_page(vma, vma.vm_start + (i << PAGE_SHIFT), page)
             if err:
                 return err
