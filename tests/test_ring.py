@@ -161,6 +161,11 @@ def test_ring_scenario_simulates_as_its_expectation_says(s):
 
 @pytest.mark.parametrize("s", RING, ids=lambda s: s.name)
 def test_live_ring_agrees_with_the_simulator(s, live_rings):
+    blocked = live_rings[s.name].get("blocked")
+    if blocked and os.environ.get("CI"):
+        pytest.fail(f"CI runs as root on Linux, but {s.name} cannot run here: {blocked}")
+    if blocked:
+        pytest.skip(f"{s.name} cannot run on this machine: {blocked}")
     cmp = compare(live_rings[s.name], simulate(s))
     assert cmp["agree"], text_table(cmp)
     assert not cmp["unavailable"]                     # everything was compared, nothing n/a

@@ -160,9 +160,11 @@ class Actor:
         fd = _libc.syscall(SYS_io_uring_setup, 4, params)
         if fd < 0:
             e = ctypes.get_errno()
-            if e == errno.EPERM:
-                raise NotPermitted("io_uring_setup failed with EPERM: io_uring is disabled for "
-                                   "this user (sysctl kernel.io_uring_disabled)")
+            if e in (errno.EPERM, errno.ENOSYS):
+                raise NotPermitted(f"io_uring_setup failed with {errno.errorcode[e]}: io_uring is "
+                                   "switched off here (sysctl kernel.io_uring_disabled, a seccomp "
+                                   "filter such as a container's, or a kernel without "
+                                   "CONFIG_IO_URING)")
             raise OSError(e, f"io_uring_setup: {os.strerror(e)}")
         self.fds.append(fd)
         addr = _libc.mmap(None, step.npages * PAGE_SIZE, PROT["rw"], MAP_SHARED, fd, 0)
