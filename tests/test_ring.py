@@ -311,3 +311,17 @@ def test_the_recorded_runs_ship_with_the_package(tmp_path):
     shipped = {p.name for p in (tmp_path / "out" / "vmlib" / "real" / "recorded").glob("*.json")}
     assert shipped == {p.name for p in RECORDED_DIR.glob("*.json")} != set()
     assert set(recorded_runs()["runs"]) >= {s.name for s in RING}
+
+
+def test_a_non_root_view_of_the_recorded_ring_agrees_where_it_can_see():
+    """What a /proc without root shows (pfn 0, no kpagecount/kpageflags): n/a, never a mismatch."""
+    run = copy.deepcopy(recorded_run("ring_fork"))
+    run["capabilities"].update(pfns=False, kpagecount=False, kpageflags=False)
+    for rec in run["steps"]:
+        for maps in rec["procs"].values():
+            for p in maps["r"]:
+                p.update(pfn=None, kpagecount=None, flags=None)
+    cmp = compare(run, simulate("ring_fork"))
+    assert cmp["agree"], text_table(cmp)
+    assert {"frame", "kpagecount", "ANON", "MMAP", "ZERO_PAGE"} == set(cmp["unavailable"])
+    assert "n/a|F1" in text_table(cmp) and "n/a|2" in text_table(cmp)
