@@ -125,9 +125,9 @@ def sim_page(k, p, addr: int) -> dict:
 
 
 def _vmflags(vm_flags: int) -> str:
-    """The compared smaps VmFlags codes of a vma, e.g. 'rd wr sh mr mw ms mm'."""
+    """The smaps VmFlags codes of a vma on the simulator, e.g. 'rd wr sh mr mw me ms mm'."""
     from vmlib.flags import smaps_flags
-    return " ".join(c for c in smaps_flags(vm_flags).split() if c in COMPARED_VMFLAGS)
+    return smaps_flags(vm_flags)
 
 
 def _is_anon(page) -> bool:
@@ -222,6 +222,9 @@ def get_value(obs: dict | None, name: str):
     if name in ("ANON", "MMAP", "ZERO_PAGE"):
         flags = obs.get("flags")
         return None if flags is None else name in flags
+    if name == "vmflags":                   # only the codes both worlds model (COMPARED_VMFLAGS)
+        codes = obs.get("vmflags")
+        return None if codes is None else " ".join(c for c in codes.split() if c in COMPARED_VMFLAGS)
     return obs.get(name)
 
 

@@ -69,9 +69,9 @@ def run_live(scenario: sc.Scenario | str, proc: str = "/proc", platform: str | N
 
     as_user=uid runs the scenario processes without root (to see what a normal user sees).
     Without CAP_NET_RAW a packet ring is made in a new user and network namespace, unless
-    userns=False. A run this machine does not permit (a packet socket without CAP_NET_RAW and without user
-    namespaces) has 'blocked' set to the reason; fallback=True returns the recorded run
-    instead, with that reason in its notes.
+    userns=False. A run this machine does not permit (no packet socket, io_uring switched off)
+    has 'blocked' set to the reason; fallback=True returns the recorded run instead, with that
+    reason in its notes.
 
     The result always has 'world', 'scenario', 'env', 'capabilities', 'steps', 'notes' and
     'error' (None or a message); it never raises for a kernel that cannot show something.

@@ -2,10 +2,11 @@
 
 It reads {"scenario": ..., "proc": ...} as JSON on stdin and prints one JSON run on stdout.
 It is a coordinator only: it forks the scenario's "parent", which performs the steps with real
-anonymous mmap (through libc, so partial munmap and madvise work), real packet-socket rings
-(MmapRing: an AF_PACKET socket bound to no protocol, TPACKET_V2 RX ring, mmap MAP_SHARED),
-real fork and real loads and stores. After every step each live scenario process reads its own /proc/self/pagemap and
-sends the raw entries back through a pipe; the coordinator adds kpagecount and kpageflags.
+anonymous mmap (through libc, so partial munmap and madvise work), real kernel rings (MmapRing:
+a packet socket bound to no protocol with a TPACKET_V2 RX ring, or an io_uring's SQ ring, mmapped
+MAP_SHARED), real fork and real loads and stores. After every step each live scenario process
+reads its own /proc/self/pagemap and smaps and sends the raw entries and VmFlags back through a
+pipe; the coordinator adds kpagecount and kpageflags.
 Nothing is written to /proc or to any process we did not start. Every scenario process exits:
 on "exit", when its command pipe closes, after an idle timeout, or by SIGKILL in cleanup.
 """
@@ -35,8 +36,6 @@ PR_SET_DUMPABLE = 4
 SOL_PACKET, PACKET_RX_RING, PACKET_VERSION, TPACKET_V2 = 263, 5, 10, 1
 RING_FRAME_SIZE = 2048       # two TPACKET_V2 frames per 4 KiB block
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
-# VmFlags codes compared with the simulator (see compare.COMPARED_VMFLAGS for why not all).
-COMPARED_VMFLAGS = ("rd", "wr", "ex", "sh", "mr", "mw", "ms", "pf", "io", "dc", "de", "mm")
 STEP_TIMEOUT = 10.0          # seconds a scenario process may take for one command
 IDLE_TIMEOUT = 60.0          # a scenario process with no command for this long exits by itself
 ALLOW_USERNS = True          # without CAP_NET_RAW, try a new user+network namespace for a ring
@@ -191,7 +190,7 @@ class Actor:
         return out
 
     def observe_vmflags(self) -> dict:
-        """Mapping -> per page the compared smaps VmFlags codes of its vma (None: no vma)."""
+        """Mapping -> per page the smaps VmFlags codes of its vma, e.g. 'rd wr sh mr mw ms mm'."""
         try:
             vmas = self.probe.smaps()
         except OSError:
@@ -202,8 +201,7 @@ class Actor:
             for i in range(m["npages"]):
                 addr = m["addr"] + i * PAGE_SIZE
                 vma = next((v for v in vmas if v["start"] <= addr < v["end"]), None)
-                pages.append(None if vma is None or i in m["unmapped"] else
-                             " ".join(c for c in vma["vmflags"] if c in COMPARED_VMFLAGS))
+                pages.append(None if vma is None or i in m["unmapped"] else " ".join(vma["vmflags"]))
             out[name] = pages
         return out
 
