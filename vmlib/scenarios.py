@@ -28,6 +28,24 @@ class Mmap:
 
 
 @dataclass(frozen=True)
+class MmapRing:
+    """`who` mmaps a kernel ring MAP_SHARED, read-write, as mapping `name`.
+
+    kind 'packet': a packet socket with a TPACKET_V2 receive ring of `npages` 4 KiB blocks;
+    its driver (packet_mmap) inserts every page with vm_insert_page at mmap time, which makes
+    the vma VM_MIXEDMAP. Live, the socket needs CAP_NET_RAW; it is bound to no protocol, so no
+    packet ever arrives. kind 'io_uring': the SQ ring of an io_uring with 4 entries (one page,
+    npages must be 1), mapped by io_uring_mmap with vm_insert_pages; no privilege needed, and
+    nothing is ever submitted.
+    """
+
+    name: str
+    npages: int = 4
+    kind: str = "packet"
+    who: str = "parent"
+
+
+@dataclass(frozen=True)
 class Read:
     """`who` reads one byte at the start of page `page` of mapping `name`."""
 
@@ -81,8 +99,10 @@ class LookSpecial:
     who: str = "parent"
 
 
-STEP_TYPES = {cls.__name__: cls for cls in (Mmap, Read, Write, Fork, Munmap, Exit, LookSpecial)}
-Step = Mmap | Read | Write | Fork | Munmap | Exit | LookSpecial
+STEP_TYPES = {cls.__name__: cls for cls in (Mmap, MmapRing, Read, Write, Fork, Munmap, Exit, LookSpecial)}
+Step = Mmap | MmapRing | Read | Write | Fork | Munmap | Exit | LookSpecial
+RING_MAX_PAGES = 64
+RING_KINDS = ("packet", "io_uring")
 
 
 @dataclass(frozen=True)
@@ -105,6 +125,11 @@ def describe(step) -> str:
     """One line for a step, e.g. 'child: write b'x' to a[1]'."""
     if isinstance(step, Mmap):
         return f"{step.who}: mmap {step.name} = {step.npages} page(s) {step.prot} {step.flags} anonymous"
+    if isinstance(step, MmapRing) and step.kind == "io_uring":
+        return f"{step.who}: mmap {step.name} = io_uring SQ ring, {step.npages} page(s), rw shared"
+    if isinstance(step, MmapRing):
+        return (f"{step.who}: mmap {step.name} = packet socket RX ring, {step.npages} block(s) of "
+                "4 KiB, rw shared")
     if isinstance(step, Read):
         return f"{step.who}: read {step.name}[{step.page}]"
     if isinstance(step, Write):
@@ -128,12 +153,15 @@ def validate(scenario: Scenario) -> None:
     for i, step in enumerate(scenario.steps):
         where = f"scenario {scenario.name!r} step {i} ({type(step).__name__})"
         if type(step).__name__ not in STEP_TYPES:
-            raise TypeError(f"{where}: not a scenario step: {step!r}; use Mmap, Read, Write, Fork, "
-                            "Munmap, Exit or LookSpecial from vmlib.scenarios")
+            raise TypeError(f"{where}: not a scenario step: {step!r}; use Mmap, MmapRing, Read, Write, "
+                            "Fork, Munmap, Exit or LookSpecial from vmlib.scenarios")
         if step.who not in alive:
             raise ValueError(f"{where}: process {step.who!r} does not exist (alive: {sorted(alive)})")
         if isinstance(step, Mmap):
             _check_mmap(where, step, maps[step.who])
+            maps[step.who][step.name] = step.npages
+        elif isinstance(step, MmapRing):
+            _check_ring(where, step, maps[step.who])
             maps[step.who][step.name] = step.npages
         elif isinstance(step, (Read, Write, Munmap)):
             _check_page(where, step, maps[step.who])
@@ -158,6 +186,19 @@ def _check_mmap(where: str, step: Mmap, maps: dict) -> None:
         raise ValueError(f"{where}: flags must be one of {MAP_FLAGS}, got {step.flags!r}")
 
 
+def _check_ring(where: str, step: MmapRing, maps: dict) -> None:
+    """ValueError unless the MmapRing step has a known kind, a fresh name and a valid size."""
+    if step.kind not in RING_KINDS:
+        raise ValueError(f"{where}: kind must be one of {RING_KINDS}, got {step.kind!r}")
+    if step.name in maps:
+        raise ValueError(f"{where}: mapping {step.name!r} already exists in {step.who!r}")
+    if step.kind == "io_uring" and step.npages != 1:
+        raise ValueError(f"{where}: an io_uring SQ ring of 4 entries is one page: npages must be 1, "
+                         f"got {step.npages!r}")
+    if not isinstance(step.npages, int) or not 1 <= step.npages <= RING_MAX_PAGES:
+        raise ValueError(f"{where}: a ring has 1..{RING_MAX_PAGES} blocks (npages), got {step.npages!r}")
+
+
 def _check_page(where: str, step, maps: dict) -> None:
     """ValueError unless step.name is a mapping of step.who and its page range lies inside it."""
     if step.name not in maps:
@@ -180,7 +221,7 @@ def processes(scenario: Scenario) -> list[str]:
 
 def mappings(scenario: Scenario) -> dict[str, int]:
     """Every mapping name the scenario creates -> its size in pages, in order of creation."""
-    return {s.name: s.npages for s in scenario.steps if isinstance(s, Mmap)}
+    return {s.name: s.npages for s in scenario.steps if isinstance(s, (Mmap, MmapRing))}
 
 
 def step_to_dict(step) -> dict:
@@ -292,6 +333,64 @@ SCENARIOS: list[Scenario] = [
        "live kernel only: [vvar] has VmFlags pf io; its ptes are special, so bits 56/61 are 0 "
        "and kpagecount 0. The simulator has no vdso/vvar: not applicable.",
        tags=("live-only",)),
+    # A VM_MIXEDMAP that any Linux machine can make: a packet socket's receive ring.
+    _s("ring_map", "mmap a packet socket's TPACKET_V2 receive ring (4 blocks of 4 KiB).",
+       [MmapRing("r")],
+       "packet_mmap inserts all four pages at mmap time (vm_insert_page), so the vma is "
+       "VM_MIXEDMAP (VmFlags mm) and every page is present before any access: four different "
+       "frames, each an ordinary kernel page (not ANON, MMAP) mapped once: kpagecount 1, "
+       "bits 56 (exclusive) and 61 (file) set, as vm_normal_page returns the page.",
+       tags=("ring",)),
+    _s("ring_read", "Read the first and the last page of the ring.",
+       [MmapRing("r"), Read("r", 0), Read("r", 3)],
+       "no fault and no change: the ptes were there already; the reads see the zeroed ring "
+       "(frame status 0, owned by the kernel).",
+       tags=("ring",)),
+    _s("ring_write", "Write a ring page, then read it back.",
+       [MmapRing("r"), Write("r", 1, b"u"), Read("r", 1)],
+       "the shared pte is writable from mmap on: the write lands in the same frame, no copy, "
+       "kpagecount stays 1.",
+       tags=("ring",)),
+    _s("ring_fork", "Write page 0 of the ring, then fork.",
+       [MmapRing("r"), Write("r", 0, b"p"), Fork()],
+       "fork copies a VM_MIXEDMAP vma's ptes (vma_needs_copy): the child maps the same four "
+       "frames at once, each now kpagecount 2 with bit 56 cleared in both processes.",
+       tags=("ring",)),
+    _s("ring_child_write", "Fork, the child writes a ring page, both read it.",
+       [MmapRing("r"), Fork(), Write("r", 0, b"c", who="child"), Read("r", 0, who="parent"),
+        Read("r", 0, who="child")],
+       "a shared mapping is not COW: the child's write goes to the shared frame, kpagecount "
+       "stays 2 and the parent reads b'c'.",
+       tags=("ring",)),
+    _s("ring_munmap_in_child", "Fork, the child unmaps the middle two pages of the ring.",
+       [MmapRing("r"), Fork(), Munmap("r", page=1, npages=2, who="child")],
+       "the child's pages 1 and 2 are gone; those two frames drop back to kpagecount 1 and "
+       "bit 56 set in the parent; pages 0 and 3 stay shared with kpagecount 2.",
+       tags=("ring",)),
+    _s("ring_child_exit", "Fork, then the child exits.",
+       [MmapRing("r"), Fork(), Exit("child")],
+       "the child's mm is torn down: every ring frame is back to kpagecount 1 and exclusive "
+       "in the parent; the socket still owns the pages.",
+       tags=("ring",)),
+    _s("ring_munmap", "Unmap the whole ring.",
+       [MmapRing("r"), Munmap("r")],
+       "no page present any more; the pages stay allocated, owned by the socket until it "
+       "is closed.",
+       tags=("ring",)),
+    # A second one, which needs no privilege at all: an io_uring's submission-queue ring.
+    _s("uring_map", "Set up an io_uring (4 entries) and mmap its SQ ring.",
+       [MmapRing("q", npages=1, kind="io_uring")],
+       "io_uring_mmap sets VM_DONTEXPAND and inserts the ring page with vm_insert_pages: VmFlags "
+       "de mm, the page present at once, an ordinary kernel page mapped once (kpagecount 1, "
+       "bits 56 and 61 set, MMAP, not ANON).",
+       tags=("ring", "io_uring")),
+    _s("uring_fork_child_write", "mmap the SQ ring, fork, the child writes it, the parent reads.",
+       [MmapRing("q", npages=1, kind="io_uring"), Fork(), Write("q", 0, b"c", who="child"),
+        Read("q", 0)],
+       "fork copies the VM_MIXEDMAP pte: one frame, kpagecount 2; the child's write lands in "
+       "it (shared, no COW) and the parent reads b'c'. Nothing is ever submitted, so the "
+       "kernel never looks at the byte.",
+       tags=("ring", "io_uring")),
 ]
 
 

@@ -6,6 +6,10 @@
 
 Only the standard library is used. Nothing is written to /proc or to any process the runner
 did not start. Off Linux, run_live returns a run recorded on a Linux machine, labelled so.
+
+Root is needed for frame numbers (pagemap pfns) and /proc/kpagecount and /proc/kpageflags;
+without it those observables are reported as not visible. The packet-ring scenarios need
+CAP_NET_RAW (or a user namespace of the runner's own); io_uring rings need nothing.
 """
 
 from vmlib.real.compare import compare, label_frames, simulate

@@ -18,8 +18,13 @@ import itertools
 from vmlib import scenarios as sc
 
 PAGE_SIZE = 4096
-OBSERVABLES = ("present", "frame", "exclusive", "file_shared", "kpagecount", "ANON", "MMAP", "ZERO_PAGE")
+OBSERVABLES = ("present", "frame", "exclusive", "file_shared", "kpagecount", "ANON", "MMAP", "ZERO_PAGE",
+               "vmflags")
 SIM_VERSION = "6.12"
+# smaps VmFlags codes compared: the ones the simulator models. Left out: 'me' (VM_MAYEXEC
+# depends on whether the file's filesystem is noexec, which differs between 6.12 and 6.18 for
+# sockets, see VERSION_NOTES), 'ac' (VM_ACCOUNT), 'nh' and the other hints the model lacks.
+COMPARED_VMFLAGS = ("rd", "wr", "ex", "sh", "mr", "mw", "ms", "pf", "io", "dc", "de", "mm")
 
 
 # ---------------------------------------------------------------- the simulator side
@@ -58,7 +63,7 @@ def simulate(scenario: sc.Scenario | str, version: str = SIM_VERSION, ram_pages:
 
 def _track_names(known: dict, step) -> None:
     """Keep `known` (process -> mapping names) in step with Mmap and Fork."""
-    if isinstance(step, sc.Mmap):
+    if isinstance(step, (sc.Mmap, sc.MmapRing)):
         known[step.who].append(step.name)
     elif isinstance(step, sc.Fork):
         known[step.child] = list(known[step.who])
@@ -69,6 +74,13 @@ def _sim_step(k, procs: dict, addrs: dict, sizes: dict, step) -> dict:
     p = procs.get(step.who)
     if isinstance(step, sc.Mmap):
         addrs[step.name] = p.mmap(step.npages * PAGE_SIZE, prot=step.prot, flags=step.flags)
+        sizes[step.name] = step.npages
+        return {}
+    if isinstance(step, sc.MmapRing):
+        from vmlib.drivers import IoUringRing, PacketRing
+        driver = IoUringRing if step.kind == "io_uring" else PacketRing
+        ring = k.open(driver(k, step.npages), mode="rw")
+        addrs[step.name] = p.mmap(step.npages * PAGE_SIZE, prot="rw", flags="shared", file=ring)
         sizes[step.name] = step.npages
         return {}
     if isinstance(step, sc.Read):
@@ -96,18 +108,26 @@ def sim_page(k, p, addr: int) -> dict:
     """What pagemap, kpagecount and kpageflags of a 6.12 kernel show for `addr` in process p."""
     vma = p.find_vma(addr)
     if vma is None or not vma.vm_start <= addr < vma.vm_end:
-        return {"present": False, "mapped": False}
+        return {"present": False, "mapped": False, "vmflags": None}
+    vmflags = _vmflags(vma.vm_flags)
     pte = p.follow_pte(addr)
     if pte is None or not pte.present:
         return {"present": False, "pfn": None, "exclusive": False, "file_shared": False,
-                "kpagecount": None, "flags": None}
+                "kpagecount": None, "flags": None, "vmflags": vmflags}
     page = k.vm_normal_page(vma, addr, pte)
-    obs = {"present": True, "pfn": pte.pfn, "exclusive": False, "file_shared": False}
+    obs = {"present": True, "pfn": pte.pfn, "exclusive": False, "file_shared": False,
+           "vmflags": vmflags}
     if page is not None:                        # bits 56 and 61 come from vm_normal_page
         obs["exclusive"] = k.page_mapcount(page) == 1
         obs["file_shared"] = not _is_anon(page)
     obs["kpagecount"], obs["flags"] = _kpage(k, pte.pfn)
     return obs
+
+
+def _vmflags(vm_flags: int) -> str:
+    """The smaps VmFlags codes of a vma on the simulator, e.g. 'rd wr sh mr mw me ms mm'."""
+    from vmlib.flags import smaps_flags
+    return smaps_flags(vm_flags)
 
 
 def _is_anon(page) -> bool:
@@ -181,6 +201,10 @@ VERSION_NOTES = [
     ("copy on write: 6.18 may reuse a large anonymous folio (__wp_can_reuse_large_anon_folio), "
     "6.12 always copies it; the runner maps with MADV_NOHUGEPAGE so every folio here is small."),
     "pagemap bit 58 (guard regions, 6.15+) does not exist in 6.12; no scenario uses guard regions.",
+    ("VmFlags 'me' is not compared: 6.18 treats sockets and anonymous inodes (io_uring) as files "
+     "on a noexec filesystem (mmap of a packet socket with PROT_EXEC fails with EPERM there), so "
+     "do_mmap clears VM_MAYEXEC; 6.12's sockfs and anon_inodefs are not noexec (fs/libfs.c "
+     "init_pseudo sets no SB_I_NOEXEC), so the same rings keep 'me' on 6.12."),
 ]
 FIXED_NOTES = [
     ("refcounts are not compared: a fresh page can hold an extra reference from a per-CPU LRU "
@@ -198,6 +222,9 @@ def get_value(obs: dict | None, name: str):
     if name in ("ANON", "MMAP", "ZERO_PAGE"):
         flags = obs.get("flags")
         return None if flags is None else name in flags
+    if name == "vmflags":                   # only the codes both worlds model (COMPARED_VMFLAGS)
+        codes = obs.get("vmflags")
+        return None if codes is None else " ".join(c for c in codes.split() if c in COMPARED_VMFLAGS)
     return obs.get(name)
 
 
@@ -208,10 +235,11 @@ def compare(live: dict, sim: dict) -> dict:
            "label": live.get("label"), "rows": [], "steps": [], "mismatches": [],
            "notes": _notes(live, sim), "unavailable": _unavailable(live)}
     lsteps, ssteps = live.get("steps", []), sim.get("steps", [])
-    out["one_sided"] = not lsteps or not ssteps      # one world did not run at all
+    out["blocked"] = live.get("blocked")
+    out["one_sided"] = not lsteps or not ssteps or bool(out["blocked"])   # one world did not run
     if out["one_sided"]:
-        world = "simulator" if lsteps else "live"
-        err = (sim if lsteps else live).get("error") or "no steps recorded"
+        world = "simulator" if lsteps and not out["blocked"] else "live"
+        err = out["blocked"] or (sim if world == "simulator" else live).get("error") or "no steps recorded"
         _mismatch(out, 0, None, None, None, "run", None, None,
                   f"the {world} world did not run, so nothing could be compared: {err}")
     for i in range(max(len(lsteps), len(ssteps))):
@@ -252,7 +280,17 @@ def _unavailable(live: dict) -> dict:
     if caps and not caps.get("kpageflags", True):
         for f in ("ANON", "MMAP", "ZERO_PAGE"):
             why[f] = "/proc/kpageflags unreadable or missing"
+    if caps and not caps.get("smaps", True):
+        why["vmflags"] = "/proc/self/smaps unreadable or missing"
+    elif live.get("steps") and not _has_vmflags(live):
+        why["vmflags"] = "this run did not record VmFlags (recorded before they were observed)"
     return why
+
+
+def _has_vmflags(run: dict) -> bool:
+    """True if any page observation of the run carries a 'vmflags' key."""
+    return any("vmflags" in obs for rec in run.get("steps", []) for pages in _all_pages(rec)
+               for obs in pages)
 
 
 def _compare_step(i: int, lrec: dict, srec: dict, out: dict) -> dict:
@@ -297,6 +335,8 @@ def _compare_page(i, pname, mname, j, lo, so, live, out) -> dict:
             status = "mismatch"
         elif name in out["unavailable"] and lv is None:
             status = "n/a"
+        elif name == "vmflags":
+            status = "same" if lv == sv else "mismatch"     # a vma exists with or without ptes
         elif not get_value(lo, "present") and not get_value(so, "present") and name != "present":
             status = "same"             # nothing to see on either side
         else:

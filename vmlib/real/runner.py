@@ -63,10 +63,15 @@ def _kernel_config(path: str) -> dict:
 
 
 def run_live(scenario: sc.Scenario | str, proc: str = "/proc", platform: str | None = None,
-             timeout: float = 60.0, as_user: int | None = None) -> dict:
+             timeout: float = 60.0, as_user: int | None = None, fallback: bool = False,
+             userns: bool = True) -> dict:
     """Run `scenario` on this kernel; off Linux return the recorded run (world 'recorded').
 
     as_user=uid runs the scenario processes without root (to see what a normal user sees).
+    Without CAP_NET_RAW a packet ring is made in a new user and network namespace, unless
+    userns=False. A run this machine does not permit (no packet socket, io_uring switched off)
+    has 'blocked' set to the reason; fallback=True returns the recorded run instead, with that
+    reason in its notes.
 
     The result always has 'world', 'scenario', 'env', 'capabilities', 'steps', 'notes' and
     'error' (None or a message); it never raises for a kernel that cannot show something.
@@ -78,15 +83,23 @@ def run_live(scenario: sc.Scenario | str, proc: str = "/proc", platform: str | N
         return recorded_run(scenario, reason=caps.missing[0])
     run = {"world": "live", "scenario": sc.to_dict(scenario), "env": environment(probe),
            "notes": [f"run as uid {as_user}, not root"] if as_user is not None else []}
-    run.update(_spawn_worker(scenario, proc, timeout, as_user))
+    worker = _spawn_worker(scenario, proc, timeout, as_user, userns)
+    run["notes"] += worker.pop("notes", [])
+    run.update(worker)
     run.setdefault("capabilities", caps.as_dict())      # the worker's own, if it got that far
     run["notes"] += run["capabilities"].get("missing", [])
+    if run.get("blocked"):
+        run["notes"].append(f"cannot run here: {run['blocked']}")
     run.setdefault("steps", [])
     run.setdefault("error", None)
+    if fallback and run.get("blocked"):
+        return recorded_run(scenario, reason=f"this machine cannot run {scenario.name!r} live: "
+                                             f"{run['blocked']}; showing the recorded run instead")
     return run
 
 
-def _spawn_worker(scenario: sc.Scenario, proc: str, timeout: float, as_user: int | None) -> dict:
+def _spawn_worker(scenario: sc.Scenario, proc: str, timeout: float, as_user: int | None,
+                  userns: bool = True) -> dict:
     """Run the worker in a new session; kill the session on timeout. Returns its JSON."""
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
@@ -95,7 +108,7 @@ def _spawn_worker(scenario: sc.Scenario, proc: str, timeout: float, as_user: int
                          start_new_session=True, env=env)
     try:
         out, err = p.communicate(json.dumps({"scenario": sc.to_dict(scenario), "proc": proc,
-                                            "as_user": as_user}),
+                                            "as_user": as_user, "userns": userns}),
                                  timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(p.pid, signal.SIGKILL)
@@ -139,9 +152,9 @@ def record(path: Path | None = None) -> Path:
 
 
 def recorded_runs() -> dict:
-    """The newest recorded file in vmlib/real/recorded/ as loaded JSON; {} if there is none."""
-    files = sorted(RECORDED_DIR.glob("*.json"))
-    return json.loads(files[-1].read_text()) if files else {}
+    """The newest recording in vmlib/real/recorded/ (by its env date) as loaded JSON; {} if none."""
+    loaded = [json.loads(f.read_text()) for f in sorted(RECORDED_DIR.glob("*.json"))]
+    return max(loaded, key=lambda d: (d.get("env") or {}).get("date", ""), default={})
 
 
 def recorded_run(scenario: sc.Scenario | str, reason: str = "") -> dict:

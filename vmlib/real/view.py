@@ -11,7 +11,8 @@ import html
 from vmlib.real.compare import OBSERVABLES
 
 HEAD = {"present": "present", "frame": "frame", "exclusive": "excl(56)", "file_shared": "file(61)",
-        "kpagecount": "kpagecount", "ANON": "ANON", "MMAP": "MMAP", "ZERO_PAGE": "ZERO"}
+        "kpagecount": "kpagecount", "ANON": "ANON", "MMAP": "MMAP", "ZERO_PAGE": "ZERO",
+        "vmflags": "VmFlags"}
 
 
 def fmt(v) -> str:
@@ -40,6 +41,8 @@ def title(cmp: dict) -> str:
     s = cmp.get("scenario") or {}
     world = cmp.get("label") or f"{cmp.get('live_world') or 'live'} kernel"
     verdict = "agree" if cmp.get("agree") else f"{len(cmp.get('mismatches', []))} mismatch(es)"
+    if cmp.get("blocked"):
+        verdict = "not compared: this machine cannot run it live (see below)"
     if cmp.get("unavailable"):
         verdict += f" ({len(cmp['unavailable'])} observable(s) not visible here, see below)"
     return f"{s.get('name', '?')}: {world} vs simulator 6.12 - {verdict}"

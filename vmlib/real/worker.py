@@ -2,9 +2,11 @@
 
 It reads {"scenario": ..., "proc": ...} as JSON on stdin and prints one JSON run on stdout.
 It is a coordinator only: it forks the scenario's "parent", which performs the steps with real
-anonymous mmap (through libc, so partial munmap and madvise work), real fork and real loads
-and stores. After every step each live scenario process reads its own /proc/self/pagemap and
-sends the raw entries back through a pipe; the coordinator adds kpagecount and kpageflags.
+anonymous mmap (through libc, so partial munmap and madvise work), real kernel rings (MmapRing:
+a packet socket bound to no protocol with a TPACKET_V2 RX ring, or an io_uring's SQ ring, mmapped
+MAP_SHARED), real fork and real loads and stores. After every step each live scenario process
+reads its own /proc/self/pagemap and smaps and sends the raw entries and VmFlags back through a
+pipe; the coordinator adds kpagecount and kpageflags.
 Nothing is written to /proc or to any process we did not start. Every scenario process exits:
 on "exit", when its command pipe closes, after an idle timeout, or by SIGKILL in cleanup.
 """
@@ -12,10 +14,12 @@ on "exit", when its command pipe closes, after an idle timeout, or by SIGKILL in
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 import select
 import signal
+import socket
 import struct
 import sys
 import time
@@ -29,8 +33,12 @@ MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS = 0x01, 0x02, 0x20
 MADV_NOHUGEPAGE = 15
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_DUMPABLE = 4
+SOL_PACKET, PACKET_RX_RING, PACKET_VERSION, TPACKET_V2 = 263, 5, 10, 1
+RING_FRAME_SIZE = 2048       # two TPACKET_V2 frames per 4 KiB block
+CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 STEP_TIMEOUT = 10.0          # seconds a scenario process may take for one command
 IDLE_TIMEOUT = 60.0          # a scenario process with no command for this long exits by itself
+ALLOW_USERNS = True          # without CAP_NET_RAW, try a new user+network namespace for a ring
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -39,6 +47,14 @@ _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.syscall.restype = ctypes.c_long
+SYS_io_uring_setup = 425     # the same number on every architecture (generic syscall table)
+IO_URING_PARAMS_SIZE = 120   # sizeof(struct io_uring_params)
+
+
+class NotPermitted(Exception):
+    """This machine does not let the runner do a step (a permission, not a kernel behaviour)."""
 
 
 # ---------------------------------------------------------------- messages over pipes
@@ -87,11 +103,15 @@ class Actor:
     def __init__(self, probe: Probe):
         self.probe = probe
         self.maps: dict[str, dict] = {}
+        self.sockets: list[socket.socket] = []     # kept open: a ring lives as long as its socket
+        self.fds: list[int] = []                   # io_uring fds, kept open likewise
 
     def do(self, step) -> dict:
         """Perform one step in this process; the result dict goes back to the coordinator."""
         if isinstance(step, sc.Mmap):
             return self.mmap(step)
+        if isinstance(step, sc.MmapRing):
+            return self.mmap_ring(step)
         addr = self.maps[step.name]["addr"] + step.page * PAGE_SIZE if hasattr(step, "name") else 0
         if isinstance(step, sc.Read):
             return {"data": ctypes.string_at(addr, 1).hex()}
@@ -114,6 +134,45 @@ class Actor:
         self.maps[step.name] = {"addr": addr, "npages": step.npages, "unmapped": []}
         return {}
 
+    def mmap_ring(self, step: sc.MmapRing) -> dict:
+        """A TPACKET_V2 RX ring of step.npages 4 KiB blocks (or an io_uring SQ ring), mmapped
+        whole, shared, read-write."""
+        if step.kind == "io_uring":
+            return self.mmap_uring(step)
+        sock, how = packet_socket()
+        self.sockets.append(sock)
+        blocks = step.npages
+        sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+        sock.setsockopt(SOL_PACKET, PACKET_RX_RING,
+                        struct.pack("4I", PAGE_SIZE, blocks, RING_FRAME_SIZE,
+                                    blocks * PAGE_SIZE // RING_FRAME_SIZE))
+        size = blocks * PAGE_SIZE
+        addr = _libc.mmap(None, size, PROT["rw"], MAP_SHARED, sock.fileno(), 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), f"mmap of the packet ring: {os.strerror(ctypes.get_errno())}")
+        self.maps[step.name] = {"addr": addr, "npages": blocks, "unmapped": []}
+        return {"note": how} if how else {}
+
+    def mmap_uring(self, step: sc.MmapRing) -> dict:
+        """io_uring_setup(4 entries), then mmap its SQ ring (offset IORING_OFF_SQ_RING = 0)."""
+        params = (ctypes.c_uint8 * IO_URING_PARAMS_SIZE)()
+        fd = _libc.syscall(SYS_io_uring_setup, 4, params)
+        if fd < 0:
+            e = ctypes.get_errno()
+            if e in (errno.EPERM, errno.ENOSYS):
+                raise NotPermitted(f"io_uring_setup failed with {errno.errorcode[e]}: io_uring is "
+                                   "switched off here (sysctl kernel.io_uring_disabled, a seccomp "
+                                   "filter such as a container's, or a kernel without "
+                                   "CONFIG_IO_URING)")
+            raise OSError(e, f"io_uring_setup: {os.strerror(e)}")
+        self.fds.append(fd)
+        addr = _libc.mmap(None, step.npages * PAGE_SIZE, PROT["rw"], MAP_SHARED, fd, 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), f"mmap of the io_uring SQ ring: "
+                                              f"{os.strerror(ctypes.get_errno())}")
+        self.maps[step.name] = {"addr": addr, "npages": step.npages, "unmapped": []}
+        return {}
+
     def munmap(self, step: sc.Munmap, addr: int) -> dict:
         m = self.maps[step.name]
         n = m["npages"] - step.page if step.npages is None else step.npages
@@ -128,6 +187,22 @@ class Actor:
         for name, m in self.maps.items():
             entries = self.probe.pagemap(m["addr"], m["npages"])
             out[name] = [None if i in m["unmapped"] else e for i, e in enumerate(entries)]
+        return out
+
+    def observe_vmflags(self) -> dict:
+        """Mapping -> per page the smaps VmFlags codes of its vma, e.g. 'rd wr sh mr mw ms mm'."""
+        try:
+            vmas = self.probe.smaps()
+        except OSError:
+            return {}
+        out = {}
+        for name, m in self.maps.items():
+            pages = []
+            for i in range(m["npages"]):
+                addr = m["addr"] + i * PAGE_SIZE
+                vma = next((v for v in vmas if v["start"] <= addr < v["end"]), None)
+                pages.append(None if vma is None or i in m["unmapped"] else " ".join(vma["vmflags"]))
+            out[name] = pages
         return out
 
     def look_special(self) -> list[dict]:
@@ -146,6 +221,37 @@ class Actor:
                 entries, vma["error"] = [], str(e)
             found.append({**vma, "special_codes": codes, "entries": entries})
         return found
+
+
+def packet_socket() -> tuple[socket.socket, str]:
+    """An AF_PACKET raw socket bound to no protocol (it never receives a packet), and a note.
+
+    A packet socket needs CAP_NET_RAW. Without it, a normal user can usually still get one in
+    a new user and network namespace of its own (unshare, no root and nothing written to
+    /proc); the note says so. NotPermitted if neither works.
+    """
+    try:
+        return socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0), ""
+    except PermissionError:
+        pass
+    if not ALLOW_USERNS:
+        raise NotPermitted("socket(AF_PACKET, SOCK_RAW) failed with EPERM: a packet socket needs "
+                           "CAP_NET_RAW (run as root), and this run was told not to try a user "
+                           "namespace, so the ring scenarios cannot run here")
+    if _libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
+        err = os.strerror(ctypes.get_errno())
+        raise NotPermitted(
+            "socket(AF_PACKET, SOCK_RAW) failed with EPERM: a packet socket needs CAP_NET_RAW "
+            f"(run as root), and a new user namespace was refused too ({err}), so the ring "
+            "scenarios cannot run on this machine") from None
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    except PermissionError:
+        raise NotPermitted("socket(AF_PACKET, SOCK_RAW) failed with EPERM even in a new user and "
+                           "network namespace: a packet socket needs CAP_NET_RAW (run as "
+                           "root)") from None
+    return sock, ("no CAP_NET_RAW here: the ring was made in a new user and network namespace "
+                  "(unshare), where this process has it; the memory manager is the same")
 
 
 def serve(name: str, fds: dict, probe: Probe, actor: Actor | None = None) -> None:
@@ -169,7 +275,7 @@ def answer(actor: Actor, msg: dict, fds: dict, probe: Probe) -> dict:
     """Run one command; errors come back as {'ok': False, 'error': ...}, never as a crash."""
     try:
         if msg["op"] == "observe":
-            return {"ok": True, "maps": actor.observe()}
+            return {"ok": True, "maps": actor.observe(), "vmflags": actor.observe_vmflags()}
         step = sc.step_from_dict(msg["step"])
         if isinstance(step, sc.Fork):
             pid = os.fork()
@@ -178,7 +284,8 @@ def answer(actor: Actor, msg: dict, fds: dict, probe: Probe) -> dict:
             return {"ok": True, "pid": pid, "maps": actor.maps}
         return {"ok": True, **actor.do(step)}
     except Exception as e:  # noqa: BLE001 - reported to the coordinator, never lost
-        return {"ok": False, "error": f"{type(e).__name__}: {e}"}
+        return {"ok": False, "error": f"{type(e).__name__}: {e}",
+                "not_permitted": isinstance(e, NotPermitted)}
 
 
 # ---------------------------------------------------------------- the coordinator
@@ -199,6 +306,7 @@ class Coordinator:
         self.pids: dict[str, int] = {}
         self.pidfds: dict[str, int] = {}
         self.alive: list[str] = []
+        self.blocked: str | None = None    # why this machine cannot run the scenario, if so
 
     def start(self) -> None:
         pid = os.fork()
@@ -244,6 +352,8 @@ class Coordinator:
             return self.exit(step.who)
         reply = self.ask(step.who, {"op": "step", "step": sc.step_to_dict(step)})
         if not reply.pop("ok"):
+            if reply.get("not_permitted"):
+                self.blocked = reply["error"].split(": ", 1)[-1]
             raise RuntimeError(reply["error"])
         if isinstance(step, sc.Fork):
             self._track(step.child, reply.pop("pid"))
@@ -274,14 +384,17 @@ class Coordinator:
             if not reply.get("ok"):
                 out[name] = {"error": reply.get("error")}
                 continue
-            out[name] = {m: [self.page(e) for e in entries] for m, entries in reply["maps"].items()}
+            flags = reply.get("vmflags") or {}
+            out[name] = {m: [self.page(e, (flags.get(m) or [None] * len(entries))[j])
+                             for j, e in enumerate(entries)] for m, entries in reply["maps"].items()}
         return out
 
-    def page(self, entry: int | None) -> dict:
-        """One page observation from a raw pagemap entry plus kpagecount and kpageflags."""
+    def page(self, entry: int | None, vmflags: str | None = None) -> dict:
+        """One page observation: a raw pagemap entry, kpagecount, kpageflags, the vma's VmFlags."""
         if entry is None:
-            return {"present": False, "mapped": False}
+            return {"present": False, "mapped": False, "vmflags": None}
         obs = decode_pagemap(entry)
+        obs["vmflags"] = vmflags
         obs["kpagecount"] = obs["flags"] = None
         if obs["present"] and obs["pfn"] is not None:
             if self.caps.kpagecount:
@@ -336,11 +449,16 @@ def run_scenario(scenario: sc.Scenario, probe: Probe) -> dict:
         out["error"] = f"{type(e).__name__}: {e}"
     finally:
         co.cleanup()
+    if co.blocked:
+        out["blocked"] = co.blocked
+    out["notes"] = [r["result"]["note"] for r in out["steps"] if (r.get("result") or {}).get("note")]
     return out
 
 
 def main() -> None:
+    global ALLOW_USERNS
     req = json.loads(sys.stdin.read())
+    ALLOW_USERNS = req.get("userns", True)
     try:
         if req.get("as_user") is not None:     # drop root before anything is opened
             os.setgroups([])
