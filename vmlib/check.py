@@ -129,7 +129,7 @@ def check(k) -> None:
         if reserved != k.phys.reserved_pgtables:
             raise fail(f"allocator: {k.phys.reserved_pgtables} page-table pages reserved for linear "
                        f"runs, but the live processes account for {reserved}")
-        used = sum(1 for p in k.phys.memmap.values() if p._count > 0)
+        used = sum(1 for pfn, p in k.phys.memmap.items() if p._count > 0 and pfn < k.phys.ram_pages)
         if used + k.phys.nr_free != k.phys.ram_pages:
             raise fail(f"allocator: {used} pages in use + {k.phys.nr_free} free != "
                        f"{k.phys.ram_pages} RAM pages")

@@ -50,7 +50,7 @@ def _check_len(length, fn: str) -> int:
     if not isinstance(length, int) or isinstance(length, bool):
         raise TypeError(f"{fn}: length must be an int (bytes), got {type(length).__name__}")
     if length <= 0:
-        raise ValueError(f"{fn}: length must be positive, got {length}")
+        raise ValueError(f"{fn}: length must be positive, got {length} (the kernel returns -EINVAL)")
     return (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
 
 
@@ -185,16 +185,24 @@ class Process:
             raise KernelError(errno.ENOMEM, f"get_unmapped_area: no room for {length:#x} bytes")
         return addr
 
-    def munmap(self, addr: int, length: int) -> None:
-        """Unmap [addr, addr+length): split vmas at the edges, zap, free page tables."""
+    def munmap(self, addr: int, length: int) -> int:
+        """Unmap [addr, addr+length): split vmas at the edges, zap, free page tables; return 0.
+
+        Follows mm/mmap.c do_munmap(), v2.6.26: a misaligned address or a zero length is
+        -EINVAL (here ValueError); a range where nothing is mapped returns 0 and changes nothing."""
         _check_aligned(addr, "munmap")
         length = _check_len(length, "munmap")
-        if not any(v.vm_start < addr + length and addr < v.vm_end for v in self.mm.vmas):
-            raise ValueError(f"munmap: nothing is mapped in [{addr:#x}, {addr + length:#x}) "
-                             f"(the kernel would return 0 and do nothing; this is probably a mistake)")
+        if addr + length > TASK_SIZE:
+            raise ValueError(f"munmap: [{addr:#x}, {addr + length:#x}) goes past the end of user "
+                             f"space ({TASK_SIZE:#x}; do_munmap returns -EINVAL)")
         self._op(f"munmap({addr:#x}, {length:#x})")
+        if not any(v.vm_start < addr + length and addr < v.vm_end for v in self.mm.vmas):
+            self.kernel.decide("do_munmap", f"no vma overlaps [{addr:#x}, {addr + length:#x}) → "
+                               f"returns 0, nothing changes", "§8")
+            return 0
         with self.kernel._transaction():
             self._do_munmap(addr, length)
+        return 0
 
     def _do_munmap(self, start: int, length: int) -> None:
         k, mm = self.kernel, self.mm
