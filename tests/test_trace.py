@@ -91,3 +91,22 @@ def test_rolled_back_operation_leaves_no_state_deltas(profile):
     assert trace.state_at(len(trace.events) - 1) == before
     p.write(a, b"ok")
     assert trace.state_at(len(trace.events) - 1) == k.snapshot()
+
+
+@profiles()
+def test_decisions_show_their_row_once(profile):
+    """A decision's kernel-facts row is printed once, as its row: the COW decision of
+    do_wp_page and fork's vma_needs_copy do not repeat it inside the text."""
+    version, arch = profile.split("/")
+    k = vmlib.Kernel(version=version, arch=arch, ram_pages=64)
+    p = k.spawn()
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"x")
+    c = p.fork()
+    c.write(a, b"y")
+    found = [e for e in k.trace.events if e.kind == "decision"
+             and e.func in ("do_wp_page", "copy_page_range")]
+    assert {e.func for e in found} == {"do_wp_page", "copy_page_range"}
+    for e in found:
+        assert e.row.startswith("§") and "§" not in e.text, str(e)
+        assert str(e).count(e.row) == 1, str(e)
