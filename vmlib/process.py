@@ -360,7 +360,10 @@ class Process:
             return gup.get_user_pages(self.kernel, self.mm, addr, nr, bool(write))
 
     def get_user_pages_fast(self, addr: int, nr: int, write: bool = False) -> list:
-        """Like get_user_pages; may return fewer pages; the trace says where it fell back."""
+        """Like get_user_pages; may return fewer pages; the trace says where it fell back.
+
+        2.6.25 and 2.6.26 have no get_user_pages_fast (2.6.27 added it): there this runs what
+        callers did instead, down_read(mmap_sem) + get_user_pages, and the trace says so."""
         self._check_gup(addr, nr, "get_user_pages_fast")
         self._op(f"get_user_pages_fast({addr:#x}, {nr}, write={write})")
         with self.kernel._transaction():
