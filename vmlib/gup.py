@@ -8,12 +8,13 @@ Faithfulness ledger
   -EFAULT; follow_page faults in missing or read-only ptes and retries; a pte that
   vm_normal_page calls special gives -EFAULT (2.6.26) or -EEXIST (6.12); FOLL_ANON (a read of
   an anonymous-like vma before 6.12) hands out the ZERO_PAGE without mapping it: where no page
-  table exists (2.6.25), or also where the pte is none (2.6.26 and 2.6.27, 89f5b7da2a). There is
-  no get_user_pages_fast before 2.6.27: on those profiles the call stands for what callers did,
-  down_read(mmap_sem) and get_user_pages, and the trace says so. The fast path, where the profile has one, walks
-  ptes without the vma and stops at the first pte that is absent, read-only for a write, or
-  special; the rest go to the slow path; pages already taken are kept, and a failing slow
-  path returns the partial list. FOLL_PIN adds GUP_PIN_COUNTING_BIAS (1024) on 6.12.
+  table exists (2.6.25), or also where the pte is none (2.6.26 and 2.6.27, 89f5b7da2a). There
+  is no get_user_pages_fast before 2.6.27: on those profiles the call stands for what callers
+  did, down_read(mmap_sem) and get_user_pages, and the trace says so. The fast path, where the
+  profile has one, walks ptes without the vma and stops at the first pte that is absent,
+  read-only for a write, or special; the rest go to the slow path; pages already taken are
+  kept, and a failing slow path returns the partial list. FOLL_PIN adds GUP_PIN_COUNTING_BIAS
+  (1024) on 6.12.
 - simplified: no FOLL_FORCE, no hugetlb, no long-term pin unsharing, no interrupts to disable.
 """
 
@@ -64,7 +65,7 @@ def foll_anon(k, vma, write: bool) -> bool:
         return False
     if vma.vm_ops is not None and vma.vm_ops.fault is not None:
         return False
-    excluded = VM_LOCKED if k.profile.version == "2.6.25" else VM_LOCKED | VM_SHARED
+    excluded = VM_LOCKED | (VM_SHARED if k.profile.USE_ZERO_PAGE else 0)
     return not vma.vm_flags & excluded
 
 

@@ -43,6 +43,8 @@ class Profile:
     HAVE_GUP_FAST_API: bool         # get_user_pages_fast() exists at all (21cc199baa, 2.6.27 on)
     FOLL_ANON_PTE_NONE: bool        # follow_page hands out ZERO_PAGE for a none pte too, not only
                                     # for a missing table (89f5b7da2a, 2.6.26 and 2.6.27)
+    USE_ZERO_PAGE: bool             # use_zero_page() gates FOLL_ANON and leaves out VM_SHARED
+                                    # vmas (672ca28e30, 2.6.26 and 2.6.27)
     sizeof_struct_page: int         # bytes of one struct page (kernel-facts §12)
 
     @property
@@ -75,5 +77,6 @@ def make_profile(version: str, arch: str, sizeof_struct_page: int | None = None)
         HAVE_NOPFN=version in ("2.6.25", "2.6.26"),
         HAVE_GUP_FAST_API=version not in ("2.6.25", "2.6.26"),
         FOLL_ANON_PTE_NONE=version in ("2.6.26", "2.6.27"),
+        USE_ZERO_PAGE=version in ("2.6.26", "2.6.27"),
         sizeof_struct_page=sizeof_struct_page,
     )
