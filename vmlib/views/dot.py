@@ -161,7 +161,8 @@ def frame_label(pfns: tuple, n: int, snap: Snapshot, info: dict, diff: Diff | No
     page = snap.pages.get(pfn)
     changed = False
     if page is not None:
-        what = {"anon": "anon", "zero": "zero page", "kernel": "reserved" if page.reserved else "kernel"}.get(
+        what = {"anon": "anon", "zero": "zero page", "kernel": "reserved" if page.reserved else "kernel",
+                "device": f"device {device_of(pfn, info)}, struct page made by its driver"}.get(
             kind, f"file {page.mapping}")
         counts = page_text(page)
         if diff is not None and pfn in diff.pages and diff.pages[pfn] != page:
