@@ -6,7 +6,7 @@ Test names carry the table and row; docstrings name the kernel function and vers
 import errno
 
 import pytest
-from helpers_drivers import MixedDriver, kernel, mark, profiles, rows
+from helpers_drivers import FlagsDriver, MixedDriver, kernel, mark, profiles, rows
 
 import vmlib
 from vmlib import PAGE_SIZE
@@ -105,6 +105,25 @@ def test_s9c_no_lockless_walk_uses_get_user_pages(profile):
     assert len(pages) == 2 and all(k.page_count(pg) == 2 for pg in pages)
     assert "§9c" in rows(k, m) and "§9b fast path" not in rows(k, m)
     assert len(calls(k, m, "get_user_pages")) == 1
+
+
+@profiles("2.6.25/x86", "2.6.26/x86", "2.6.26/s390")
+def test_s9c_no_gup_fast_api_before_2_6_27(profile):
+    """include/linux/mm.h, v2.6.26: no get_user_pages_fast (21cc199baa added it in 2.6.27),
+    kernel-facts §9c. The call is kept for the course, and stands for what callers did:
+    down_read(mmap_sem) + get_user_pages; the trace says so and shows no get_user_pages_fast."""
+    k, _dev, p = setup(profile)
+    a = anon_pages(p, 2)
+    m = mark(k)
+    pages = p.get_user_pages_fast(a, 2)
+    assert [pg.pfn for pg in pages] == [p.follow_pte(a + i * PAGE_SIZE).pfn for i in range(2)]
+    assert not calls(k, m, "get_user_pages_fast")
+    assert len(calls(k, m, "down_read(mmap_sem); get_user_pages")) == 1
+    assert len(calls(k, m, "get_user_pages")) == 1
+    assert "has no get_user_pages_fast" in k.trace.text(m) and "§9c" in rows(k, m)
+    for pg in pages:
+        k.put_page(pg)
+    k.check()
 
 
 @profiles(*FAST)
@@ -235,17 +254,48 @@ def test_s9b_foll_anon_zero_page_without_page_table(profile):
     k.check()
 
 
-@profiles(*OLD)
-def test_s9b_foll_anon_not_when_the_pte_table_exists(profile):
-    """mm/memory.c follow_page(), v2.6.26, kernel-facts §9b 'no page table': FOLL_ANON only
-    applies when a page-table level is missing; an empty pte in an existing table faults a
-    page in."""
+@profiles("2.6.26/x86", "2.6.26/s390", "2.6.27/x86")
+def test_s9b_foll_anon_none_pte_in_existing_table_gives_zero_page(profile):
+    """mm/memory.c follow_page() 'no_page:' falling through to 'no_page_table:', v2.6.26 and
+    v2.6.27 (89f5b7da2a), kernel-facts §9b: a none pte in an existing table is treated like a
+    missing table: a read gup gets the ZERO_PAGE with a reference; nothing is faulted in, the
+    pte stays none and rss does not change."""
     k, _dev, p = setup(profile)
     a = p.mmap(2 * PAGE_SIZE)
     p.write(a, b"x")                                  # builds the pte table
+    zc, free, rss = k.page_count(k.zero_page), k.nr_free_pages(), p.rss
+    m = mark(k)
+    [pg] = p.get_user_pages(a + PAGE_SIZE, 1)
+    assert pg is k.zero_page and k.page_count(k.zero_page) == zc + 1
+    assert p.follow_pte(a + PAGE_SIZE) is None and p.rss == rss and k.nr_free_pages() == free
+    assert "none pte" in k.trace.text(m) and "§9b zero pfn (2.6.26)" in rows(k, m)
+    k.put_page(pg)
+    k.check()
+
+
+@profiles("2.6.25/x86")
+def test_s9b_2_6_25_foll_anon_only_without_page_table(profile):
+    """mm/memory.c follow_page(), v2.6.25, kernel-facts §9b: before 89f5b7da2a a none pte in an
+    existing table returned NULL, so get_user_pages faulted a real page in."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(2 * PAGE_SIZE)
+    p.write(a, b"x")
     [pg] = p.get_user_pages(a + PAGE_SIZE, 1)
     assert pg is not k.zero_page and pg.anon
     assert p.follow_pte(a + PAGE_SIZE).pfn == pg.pfn and p.rss["anon"] == 2
+    k.put_page(pg)
+    k.check()
+
+
+@pytest.mark.parametrize("profile,zero", [("2.6.25/x86", True), ("2.6.26/x86", False)])
+def test_s9b_foll_anon_and_vm_shared(profile, zero):
+    """mm/memory.c get_user_pages(), v2.6.25 (FOLL_ANON unless VM_LOCKED) and use_zero_page(),
+    v2.6.26 (672ca28e30: also not for VM_SHARED): a read gup of a shared vma without ->fault."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(FlagsDriver(0)))
+    [pg] = p.get_user_pages(a, 1)
+    assert (pg is k.zero_page) == zero
+    assert (p.follow_pte(a) is None) == zero
     k.put_page(pg)
     k.check()
 

@@ -1146,10 +1146,10 @@ def test_s8_truncate_skips_private_anon_clears_special(profile):
     k.check()
 
 
-@profiles("2.6.27/x86", "6.12/x86", "6.12/m68k")
+@profiles("2.6.26/x86", "2.6.26/s390", "2.6.27/x86", "6.12/x86", "6.12/m68k")
 def test_s6b_pfnmap_fault_handler_shared_reuse(profile):
-    """mm/memory.c do_wp_page(), v2.6.27 / wp_pfn_shared() v6.12, kernel-facts §6b row 1 with
-    a PFNMAP filled from ->fault by vm_insert_pfn (2.6.27 on; ->nopfn before)."""
+    """mm/memory.c do_wp_page(), v2.6.26 / wp_pfn_shared() v6.12, kernel-facts §6b row 1 with
+    a PFNMAP filled from ->fault by vm_insert_pfn (allowed from 2.6.26, 42172d751b)."""
     k, dev, p = setup(profile)
     a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(PfnFaultDriver([DEV], readonly_prot=True)))
     p.write(a, b"fb")
@@ -1218,4 +1218,218 @@ def test_s6b_writenotify_shared_write_reuses_raw_pfn(profile):
     assert dev.read(0, 1) == b"w", "the write went to the device itself"
     assert any(r.startswith("§6b") for r in rows(k, since))
     assert p.rss == {"anon": 0, "file": 0}
+    k.check()
+
+
+# -- §5a: ->fault and ->nopfn on a VM_PFNMAP vma, by version -----------------------------------
+
+@profiles("2.6.25/x86")
+def test_s5a_2_6_25_do_fault_bugs_on_pfnmap(profile):
+    """mm/memory.c __do_fault(), v2.6.25, kernel-facts §5a: BUG_ON(vma->vm_flags & VM_PFNMAP),
+    so a PFNMAP driver with ->fault brings the kernel down (the fault is undone here)."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(PfnFaultDriver([DEV])))
+    before = k.snapshot()
+    with pytest.raises(vmlib.KernelBug, match=r"__do_fault: BUG_ON\(vma->vm_flags & VM_PFNMAP\)"):
+        p.read(a, 1)
+    assert k.snapshot() == before
+    k.check()
+
+
+@profiles("2.6.26/x86", "2.6.26/s390")
+def test_s5a_2_6_26_pfnmap_fault_with_vm_insert_pfn(profile):
+    """mm/memory.c __do_fault(), v2.6.26 (42172d751b "mm: allow pfnmap ->fault()s" removed the
+    BUG_ON), kernel-facts §5a: a PFNMAP driver's ->fault inserts a raw pfn with vm_insert_pfn
+    and returns VM_FAULT_NOPAGE; the pte is special on s390, plain on x86; no counts move."""
+    k, dev, p = setup(profile)
+    dev.write(0, b"raw")
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(PfnFaultDriver([DEV])))
+    m = mark(k)
+    assert p.read(a, 3) == b"raw"
+    pte = p.follow_pte(a)
+    assert pte.pfn == DEV and pte.special == (profile == "2.6.26/s390")
+    assert p.rss == {"anon": 0, "file": 0}
+    assert "§5a" in rows(k, m) and "§6a NOPAGE" in rows(k, m)
+    assert "42172d751b" in k.trace.text(m)
+    k.check()
+
+
+@profiles("2.6.25/x86", "2.6.26/x86", "2.6.26/s390", "2.6.27/x86", "6.12/x86")
+def test_s5a_fbdev_fills_a_shared_pfnmap_per_version(profile):
+    """FbDev (modelled on mspec/spufs), kernel-facts §5a: ->nopfn on 2.6.25 (mm/memory.c
+    do_no_pfn(), v2.6.25: plain pfn_pte); ->fault + vm_insert_pfn from 2.6.26 (special pte on
+    s390 in 2.6.26, on x86 from 2.6.27); driver RAM is never refcounted through the mapping."""
+    from vmlib.drivers import FbDev
+    k, _dev, p = setup(profile)
+    fb = FbDev(k, 2)
+    ram = k.pfn_to_page(fb.pfns[0])
+    a = p.mmap(2 * PAGE_SIZE, flags="shared", file=k.open(fb))
+    m = mark(k)
+    p.write(a, b"fb")
+    funcs = {e.func for e in k.trace.events[m:] if e.kind == "call"}
+    assert ("do_no_pfn" in funcs) == (profile == "2.6.25/x86")
+    assert ("__do_fault" in funcs) == (profile != "2.6.25/x86")
+    pte = p.follow_pte(a)
+    assert pte.pfn == ram.pfn and pte.special == k.profile.HAVE_PTE_SPECIAL
+    assert (k.page_count(ram), k.page_mapcount(ram)) == (1, 0) and p.rss == {"anon": 0, "file": 0}
+    c = p.fork()
+    assert c.read(a, 2) == b"fb"
+    c.exit()
+    assert k.page_count(ram) == 1
+    k.check()
+
+
+@profiles("2.6.25/x86", "2.6.26/s390")
+def test_s5a_nopfn_driver_on_2_6_25_and_2_6_26(profile):
+    """mm/memory.c handle_pte_fault()/do_no_pfn(), v2.6.25 and v2.6.26, kernel-facts §5a: a
+    driver with only ->nopfn still faults in on both, and the pte is never made special. On
+    2.6.26/s390 vm_normal_page trusts the special bit, so the first zap of that pte hits
+    VM_BUG_ON(!pfn_valid) (CONFIG_DEBUG_VM): one reason ->fault + vm_insert_pfn replaced
+    ->nopfn (no s390 driver used ->nopfn)."""
+
+    class NopfnOnly(vmlib.Driver):
+        name = "nopfn-only"
+
+        def mmap(self, k, vma):
+            vma.vm_flags |= VM_PFNMAP | VM_IO
+            return 0
+
+        def nopfn(self, k, vma, address):
+            return DEV
+
+    k, dev, p = setup(profile)
+    dev.write(0, b"np")
+    a = p.mmap(PAGE_SIZE, flags="shared", file=k.open(NopfnOnly()))
+    m = mark(k)
+    assert p.read(a, 2) == b"np"
+    assert not p.follow_pte(a).special and "§5a nopfn" in rows(k, m)
+    if profile == "2.6.26/s390":
+        before = k.snapshot()
+        with pytest.raises(vmlib.KernelBug, match=r"VM_BUG_ON\(!pfn_valid"):
+            p.exit()
+        assert k.snapshot() == before
+        with pytest.raises(vmlib.InvariantError, match="vm_normal_page"):
+            k.check()
+    else:
+        k.check()
+        p.exit()
+        k.check()
+
+
+@profiles("2.6.25/x86")
+def test_s11a_2_6_25_xip_on_device_memory_pays_a_memmap(profile):
+    """mm/filemap_xip.c xip_file_mmap()/xip_file_fault() and arch/s390/mm/vmem.c
+    add_shared_memory(), v2.6.25, kernel-facts §11a/§12: xip_file_mmap never refuses; XIP maps
+    through struct pages, which the block driver made for the whole segment. So the segment
+    becomes pfn_valid, memmap_bytes() grows by its pages x sizeof(struct page), and a mapped
+    block is an ordinary refcounted page (file rss, mapcount, COW copies on a private write)."""
+    k, dev, p = setup(profile)
+    before = k.memmap_bytes()
+    assert not k.pfn_valid(DEV)
+    xip = XipFs(k, backing=dev)
+    assert k.memmap_bytes() == before + dev.npages * k.profile.sizeof_struct_page
+    assert k.pfn_valid(DEV) and k.pfn_valid(DEV + dev.npages - 1) and dev.has_memmap
+    f = xip.create("elf", b"ELF", size=2 * PAGE_SIZE)
+    a = p.mmap(2 * PAGE_SIZE, prot="rw", flags="private", file=f)
+    assert p.read(a, 3) == b"ELF"
+    block = k.pfn_to_page(p.follow_pte(a).pfn)
+    assert DEV <= block.pfn < DEV + dev.npages
+    assert (k.page_count(block), k.page_mapcount(block), p.rss["file"]) == (2, 1, 1)
+    assert normal_page(k, p, a) is block
+    p.write(a, b"elf")
+    assert p.follow_pte(a).pfn != block.pfn and xip.read(f, 0, 3) == b"ELF"
+    assert (k.page_count(block), k.page_mapcount(block)) == (1, 0)
+    k.check()
+    p.exit()
+    k.check()
+
+
+@profiles()
+def test_s8_munmap_of_nothing_returns_0_and_changes_nothing(profile):
+    """mm/mmap.c do_munmap(), v2.6.26, kernel-facts §8: no vma overlaps the range → return 0,
+    nothing changes (only a misaligned start or a zero length is -EINVAL)."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"x")
+    before, free = k.snapshot(), k.nr_free_pages()
+    assert p.munmap(a + 16 * PAGE_SIZE, 4 * PAGE_SIZE) == 0
+    assert k.snapshot() == before and k.nr_free_pages() == free
+    assert p.munmap(a, PAGE_SIZE) == 0 and p.find_vma(a) is None
+    k.check()
+
+
+LONG = 80             # pages: longer than memory.RUN_MIN, so remap_pfn_range records a linear run
+
+
+@profiles()
+@pytest.mark.parametrize("how", ["munmap", "munmap-cow-page", "exit", "fork-exit"])
+def test_s8_long_private_remap_with_cow_frees_everything(profile, how):
+    """mm/memory.c zap_pte_range() and mm/mmap.c free_pgtables(), v2.6.26 / v6.12, kernel-facts
+    §4 and §8: a private /dev/mem mapping longer than 64 pages with one COWed page is counted
+    once per pte by check(); after munmap or exit every page-table page and the COW copy are
+    freed again."""
+    from vmlib.memory import RUN_MIN
+    assert LONG > RUN_MIN
+    k, _dev, p = setup(profile, ram_pages=512)
+    dev = k.add_device_memory(5000, 2 * LONG, "bigdev")
+    free = k.nr_free_pages()
+    a = devmem(k, p, 5000, LONG)
+    p.write(a + 5 * PAGE_SIZE, b"cow")
+    cow = normal_page(k, p, a + 5 * PAGE_SIZE)
+    assert cow.anon and p.rss == {"anon": 1, "file": 0}
+    k.check()
+    if how == "fork-exit":
+        c = p.fork()
+        assert c.read(a + 5 * PAGE_SIZE, 3) == b"cow" and k.page_mapcount(cow) == 2
+        k.check()
+        c.exit()
+        k.check()
+        p.exit()
+    elif how == "munmap":
+        p.munmap(a, LONG * PAGE_SIZE)
+    elif how == "munmap-cow-page":
+        p.munmap(a + 5 * PAGE_SIZE, PAGE_SIZE)
+        k.check()
+        assert p.read(a + 6 * PAGE_SIZE, 1) == bytes(1)
+        p.munmap(a, LONG * PAGE_SIZE)
+    else:
+        p.exit()
+    k.check()
+    pgd = 0 if how in ("exit", "fork-exit") else 1
+    assert k.nr_free_pages() == free + (1 - pgd), "page-table pages or the COW page leaked"
+    assert dev.read(5 * PAGE_SIZE, 3) == bytes(3)
+
+
+@profiles("2.6.26/x86", "6.12/x86")
+def test_check_catches_a_leaked_page_table(profile):
+    """k.check() (kernel-facts §8): a page-table page under no vma is a leak, as is an empty
+    entry left outside any linear run."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"x")
+    p.munmap(a, PAGE_SIZE)
+    k.check()
+    with k._transaction():
+        k.pte_alloc(p.mm, a)                  # what a zap that forgot free_pgtables leaves
+    with pytest.raises(vmlib.InvariantError, match="leaked"):
+        k.check()
+
+
+@profiles("6.12/x86", "6.12/m68k")
+def test_s9b_612_unpin_user_page(profile):
+    """mm/gup.c unpin_user_page()/gup_put_folio(), v6.12, kernel-facts §9b: a FOLL_PIN is
+    released by dropping GUP_PIN_COUNTING_BIAS references; the zero page is never pinned."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(2 * PAGE_SIZE)
+    p.write(a, b"x")
+    p.read(a + PAGE_SIZE, 1)
+    [pg] = p.pin_user_pages(a, 1)
+    assert k.page_count(pg) == 1 + 1024
+    k.unpin_user_page(pg)
+    assert k.page_count(pg) == 1 and not k.held
+    zc = k.page_count(k.zero_page)
+    [z] = p.pin_user_pages(a + PAGE_SIZE, 1)
+    assert z is k.zero_page
+    k.unpin_user_page(z)
+    assert k.page_count(k.zero_page) == zc
     k.check()

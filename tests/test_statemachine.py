@@ -1,6 +1,12 @@
 """A hypothesis state machine over mmap/read/write/fork/munmap/exit/gup/put_page, per profile.
 
-After every step k.check() must hold, and every read must match a plain reference model:
+Mappings: anonymous, /dev/mem (short, and longer than RUN_MIN pages so that remap_pfn_range
+records a linear run), remapped PFNMAP, an on-demand PFNMAP (FbDev), MIXEDMAP, XipFs on device
+memory (on 2.6.25 the segment is given a memmap). After every step k.check() must hold, and
+at the end, once every process has exited and every held reference is dropped, every RAM frame
+is free again except the ones their owners keep (the zero page, driver RAM, XIP's sparse page).
+
+Every read must match a plain reference model:
 each virtual page of each process either views a backing cell (device page, XipFs file page,
 driver RAM page, shared-anonymous page) or holds private bytes (anonymous memory, or a
 private page after its first write). Fork copies private bytes and keeps backing views;
@@ -15,11 +21,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 import vmlib
 from vmlib import PAGE_SIZE
-from vmlib.drivers import DevMem, XipFs
+from vmlib.drivers import DevMem, FbDev, XipFs
+from vmlib.memory import RUN_MIN
 
 DEVMEM, PFNMAP, MIXED, XIP = 1000, 1016, 1032, 2000      # device pfn ranges (16 pages each)
+LONG, LONG_PAGES = 3000, RUN_MIN + 8                     # a /dev/mem mapping kept as a linear run
 XIP_PAGES = 4
-KINDS = ("anon", "devmem", "xip", "pfnmap", "mixed")
+KINDS = ("anon", "devmem", "xip", "pfnmap", "mixed", "long", "fb")
 
 
 def make_machine(profile: str):
@@ -32,17 +40,17 @@ def make_machine(profile: str):
             super().__init__()
             k = self.k = vmlib.Kernel(version=version, arch=arch, ram_pages=400, trace=False)
             self.dev = k.add_device_memory(DEVMEM, 48, "nvram")
-            if k.profile.HAVE_VM_MIXEDMAP:
-                self.xdev = k.add_device_memory(XIP, 16, "xipdev")
-                self.xip = XipFs(k, backing=self.xdev)
-            else:
-                self.xip = XipFs(k, backing="ram")
+            self.ldev = k.add_device_memory(LONG, LONG_PAGES + 8, "longdev")
+            self.xdev = k.add_device_memory(XIP, 16, "xipdev")
+            self.xip = XipFs(k, backing=self.xdev)        # 2.6.25: the segment gets a memmap
             init = bytes(range(1, 256)) * 17
             self.xfile = self.xip.create("f", init[:XIP_PAGES * PAGE_SIZE - 5000],
                                          size=XIP_PAGES * PAGE_SIZE)
             self.ram = [k.alloc_page(), k.alloc_page()]
             self.mixed_pfns = [self.ram[0].pfn, MIXED, self.ram[1].pfn, MIXED + 1]
             self.mixed = MixedDriver(self.mixed_pfns) if k.profile.HAVE_VM_MIXEDMAP else None
+            self.fb = FbDev(k, 3)                         # ->nopfn on 2.6.25, ->fault later
+            self.kept = 1 + len(self.ram) + len(self.fb.pfns)   # zero page + driver RAM
             # the model: cells of backing memory, and per process page -> [shared, cell, private]
             self.cells: dict = {}
             for i in range(XIP_PAGES):
@@ -127,6 +135,22 @@ def make_machine(profile: str):
                     drv = RemapDriver(pfn0=pfns[0])
                 a = p.mmap(npages * PAGE_SIZE, prot=prot, flags=flags, file=k.open(drv))
                 keys = [("dev", pfn) for pfn in pfns]
+            elif kind == "long":
+                first = data.draw(st.integers(0, 8))
+                a = p.mmap(LONG_PAGES * PAGE_SIZE, prot=prot, flags=flags, file=k.open(DevMem()),
+                           offset=(LONG + first) * PAGE_SIZE)
+                npages = LONG_PAGES
+                keys = [("long", LONG + first + i) for i in range(npages)]
+            elif kind == "fb":
+                npages = min(npages, len(self.fb.pfns))
+                if not shared:                  # as mspec/spufs: no private on-demand PFNMAP
+                    before = k.snapshot()
+                    with pytest.raises(vmlib.KernelError, match="refused"):
+                        p.mmap(npages * PAGE_SIZE, prot=prot, flags=flags, file=k.open(self.fb))
+                    assert k.snapshot() == before
+                    return
+                a = p.mmap(npages * PAGE_SIZE, prot=prot, flags=flags, file=k.open(self.fb))
+                keys = [("ram", pfn) for pfn in self.fb.pfns[:npages]]
             else:
                 if self.mixed is None:
                     return                                   # 2.6.25: no VM_MIXEDMAP
@@ -249,6 +273,8 @@ def make_machine(profile: str):
             kind = key[0]
             if kind == "dev":
                 got = self.dev.read((key[1] - DEVMEM) * PAGE_SIZE, PAGE_SIZE)
+            elif kind == "long":
+                got = self.ldev.read((key[1] - LONG) * PAGE_SIZE, PAGE_SIZE)
             elif kind == "xip":
                 got = self.xip.read(self.xfile, key[1] * PAGE_SIZE, PAGE_SIZE)
             elif kind == "ram":
@@ -260,6 +286,22 @@ def make_machine(profile: str):
         @invariant()
         def kernel_invariants(self):
             self.k.check()
+
+        def teardown(self):
+            """Every process exits and every held reference is dropped: then every RAM frame is
+            free again except the zero page, the drivers' own RAM and XIP's sparse page."""
+            k = self.k
+            for pid in sorted(self.procs):
+                self.procs.pop(pid).exit()
+                k.check()
+            while self.held:
+                k.put_page(self.held.pop())
+            k.check()
+            kept = self.kept + (k.xip_sparse_page is not None)
+            left = {pfn: p.owner for pfn, p in k.phys.memmap.items()
+                    if p._count > 0 and pfn < k.phys.ram_pages}
+            assert len(left) == kept, f"RAM frames still in use after every process exited: {left}"
+            assert k.nr_free_pages() == k.phys.ram_pages - kept and k.phys.reserved_pgtables == 0
 
     Machine.__name__ = f"Machine_{profile.replace('/', '_').replace('.', '_')}"
     return Machine

@@ -24,13 +24,13 @@ def scenario(k):
     yield
     p.write(d, b"cow")
     yield
+    x = XipFs(k, backing=dev)             # 2.6.25: the device is given a memmap (page deltas)
+    f = x.create("f", b"xip", size=2 * PAGE_SIZE)
+    m = p.mmap(2 * PAGE_SIZE, flags="shared", file=f)
+    yield
+    p.read(m + PAGE_SIZE, 1)
+    yield
     if k.profile.HAVE_VM_MIXEDMAP:
-        x = XipFs(k, backing=dev)
-        f = x.create("f", b"xip", size=2 * PAGE_SIZE)
-        m = p.mmap(2 * PAGE_SIZE, flags="shared", file=f)
-        yield
-        p.read(m + PAGE_SIZE, 1)
-        yield
         r = p.mmap(PAGE_SIZE, flags="shared", file=k.open(MixedDriver([k.alloc_page().pfn])))
         p.read(r, 1)
         yield
@@ -91,3 +91,22 @@ def test_rolled_back_operation_leaves_no_state_deltas(profile):
     assert trace.state_at(len(trace.events) - 1) == before
     p.write(a, b"ok")
     assert trace.state_at(len(trace.events) - 1) == k.snapshot()
+
+
+@profiles()
+def test_decisions_show_their_row_once(profile):
+    """A decision's kernel-facts row is printed once, as its row: the COW decision of
+    do_wp_page and fork's vma_needs_copy do not repeat it inside the text."""
+    version, arch = profile.split("/")
+    k = vmlib.Kernel(version=version, arch=arch, ram_pages=64)
+    p = k.spawn()
+    a = p.mmap(PAGE_SIZE)
+    p.write(a, b"x")
+    c = p.fork()
+    c.write(a, b"y")
+    found = [e for e in k.trace.events if e.kind == "decision"
+             and e.func in ("do_wp_page", "copy_page_range")]
+    assert {e.func for e in found} == {"do_wp_page", "copy_page_range"}
+    for e in found:
+        assert e.row.startswith("§") and "§" not in e.text, str(e)
+        assert str(e).count(e.row) == 1, str(e)

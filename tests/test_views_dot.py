@@ -155,6 +155,23 @@ def test_phys_graph_shows_memmap_cost_and_device_without_struct_pages():
     assert src.count('WIDTH="10" HEIGHT="10"') == 100, "one cell per RAM frame"
 
 
+def test_phys_graph_counts_a_memmap_given_to_device_memory():
+    """2.6.25 XIP on device memory: the segment's struct pages appear in the memmap cost."""
+    from vmlib.drivers import XipFs
+    k = vmlib.Kernel("2.6.25", "s390", ram_pages=100)
+    dcss = k.add_device_memory(1000, 16, "dcss")
+    xip = XipFs(k, backing=dcss)
+    src = phys_graph(k).source
+    assert k.memmap_bytes() == 116 * 56 and f"= {k.memmap_bytes():,} B" in src
+    assert "116 struct pages" in src
+    ns = nodes(src)
+    assert "given struct pages" in ns["dev0"] and f"memmap cost {16 * 56:,} B" in ns["dev0"]
+    p = k.spawn()
+    a = p.mmap(PAGE, prot="r", flags="shared", file=xip.create("f", b"ELF"))
+    p.read(a, 1)
+    assert "struct page made by its driver" in process_graph(k, p.pid).source
+
+
 def test_step_diff_highlights_new_rows_counts_and_removed_edges(forked):
     k, t, p, c, a = forked
     n0 = len(t)

@@ -10,10 +10,15 @@ from vmlib.flags import PAGE_SHIFT, VM_PFNMAP, is_cow_mapping
 
 
 def _ptes_of(mm, vma):
-    """(addr, pte) for every present pte inside vma, runs expanded up to RUN_EXPAND pages."""
-    for addr, pte in pgtable.explicit_ptes(mm, vma.vm_start, vma.vm_end):
+    """(addr, pte) once for every present pte inside vma, runs expanded up to RUN_EXPAND pages.
+
+    An explicit entry inside a run (a COWed page, or an empty entry masking the run) stands for
+    that address: the run's own pte there is not counted again."""
+    explicit = pgtable.explicit_ptes(mm, vma.vm_start, vma.vm_end)
+    for addr, pte in explicit:
         if pte is not None:
             yield addr, pte
+    taken = {addr for addr, _ in explicit}
     for r in mm.runs:
         lo, hi = max(r.start, vma.vm_start), min(r.end, vma.vm_end)
         if lo >= hi:
@@ -22,15 +27,41 @@ def _ptes_of(mm, vma):
         idx = range(n) if n <= memory.RUN_EXPAND else (0, n - 1)
         for i in idx:
             addr = lo + (i << PAGE_SHIFT)
-            pte = pgtable.lookup(mm, addr)
-            if pte is not None:
-                yield addr, pte
+            if addr not in taken:
+                yield addr, pgtable.run_pte((r,), addr)
+
+
+def _check_tables(k, pid, mm, fail) -> set:
+    """Every page-table page of mm is live, covers part of some vma, and no empty entry is left
+    outside a linear run (free_pgtables frees what munmap and exit leave unused). Returns the
+    pfns of mm's tables."""
+    pfns = set()
+    for level, base, table in pgtable.all_tables(mm):
+        pfns.add(table.pfn)
+        if not table.page.pgtable or table.page._count != 1:
+            raise fail(f"process {pid}: {pgtable.LEVEL_NAMES[level]} table page {table.pfn} "
+                       f"is not a live page-table page")
+        if level < 4:
+            end = base + (1 << (pgtable.SHIFT[level] + 9))
+            if not any(v.vm_start < end and base < v.vm_end for v in mm.vmas):
+                raise fail(f"process {pid}: {pgtable.LEVEL_NAMES[level]} table page {table.pfn} "
+                           f"for {base:#x}-{end:#x} is leaked: no vma lies in its range")
+    for addr, pte in pgtable.explicit_ptes(mm, 0, 1 << 48):
+        if pte is None and not pgtable.in_run(mm, addr):
+            raise fail(f"process {pid}: an empty pte entry at {addr:#x} masks no linear run "
+                       f"(left behind by a zap; it keeps its page-table page allocated)")
+    if mm.run_tables != pgtable.run_only_tables(mm):
+        raise fail(f"process {pid}: {mm.run_tables} page-table pages reserved for linear runs, "
+                   f"but the runs need {pgtable.run_only_tables(mm)}")
+    return pfns
 
 
 def check(k) -> None:
     """Raise InvariantError for the first broken rule (see the rules below)."""
     fail = InvariantError
     mapped = Counter()
+    tables: set = set()
+    reserved = 0
     with k.quiet():
         for pid, proc in k.procs.items():
             mm = proc.mm
@@ -71,10 +102,8 @@ def check(k) -> None:
             for r in mm.runs:
                 if mm.vma_at(r.start) is None or mm.vma_at(r.end - 1) is None:
                     raise fail(f"process {pid}: linear run {r.start:#x}-{r.end:#x} lies outside vmas")
-            for level, _base, table in pgtable.all_tables(mm):
-                if not table.page.pgtable or table.page._count != 1:
-                    raise fail(f"process {pid}: {pgtable.LEVEL_NAMES[level]} table page {table.pfn} "
-                               f"is not a live page-table page")
+            tables |= _check_tables(k, pid, mm, fail)
+            reserved += mm.run_tables
         for pfn, page in k.phys.memmap.items():
             mc = page._mapcount + 1
             if page._count < 0:
@@ -93,7 +122,14 @@ def check(k) -> None:
                 raise fail(f"page {pfn}: refcount {page._count} != mapcount {mc} + {held} reference(s) "
                            f"held by callers (gup, alloc_page) + {base} for its owner ({who}): "
                            f"a reference was {'leaked' if page._count > mc + held + base else 'dropped twice'}")
-        used = sum(1 for p in k.phys.memmap.values() if p._count > 0)
+        for pfn, page in k.phys.memmap.items():
+            if page.pgtable and page._count > 0 and pfn not in tables:
+                raise fail(f"page {pfn} is a page-table page that no process's page tables use: "
+                           f"it was leaked (never freed by free_pgtables)")
+        if reserved != k.phys.reserved_pgtables:
+            raise fail(f"allocator: {k.phys.reserved_pgtables} page-table pages reserved for linear "
+                       f"runs, but the live processes account for {reserved}")
+        used = sum(1 for pfn, p in k.phys.memmap.items() if p._count > 0 and pfn < k.phys.ram_pages)
         if used + k.phys.nr_free != k.phys.ram_pages:
             raise fail(f"allocator: {used} pages in use + {k.phys.nr_free} free != "
                        f"{k.phys.ram_pages} RAM pages")

@@ -6,11 +6,15 @@ get_user_pages_fast(), v2.6.27; mm/gup.c __get_user_pages()/gup_fast_pte_range()
 Faithfulness ledger
 - exact: the slow path refuses VM_IO/VM_PFNMAP vmas and unwritable or unreadable ones with
   -EFAULT; follow_page faults in missing or read-only ptes and retries; a pte that
-  vm_normal_page calls special gives -EFAULT (2.6.26) or -EEXIST (6.12); 2.6.26's FOLL_ANON
-  hands out the ZERO_PAGE without mapping it. The fast path, where the profile has one, walks
-  ptes without the vma and stops at the first pte that is absent, read-only for a write, or
-  special; the rest go to the slow path; pages already taken are kept, and a failing slow
-  path returns the partial list. FOLL_PIN adds GUP_PIN_COUNTING_BIAS (1024) on 6.12.
+  vm_normal_page calls special gives -EFAULT (2.6.26) or -EEXIST (6.12); FOLL_ANON (a read of
+  an anonymous-like vma before 6.12) hands out the ZERO_PAGE without mapping it: where no page
+  table exists (2.6.25), or also where the pte is none (2.6.26 and 2.6.27, 89f5b7da2a). There
+  is no get_user_pages_fast before 2.6.27: on those profiles the call stands for what callers
+  did, down_read(mmap_sem) and get_user_pages, and the trace says so. The fast path, where the
+  profile has one, walks ptes without the vma and stops at the first pte that is absent,
+  read-only for a write, or special; the rest go to the slow path; pages already taken are
+  kept, and a failing slow path returns the partial list. FOLL_PIN adds GUP_PIN_COUNTING_BIAS
+  (1024) on 6.12.
 - simplified: no FOLL_FORCE, no hugetlb, no long-term pin unsharing, no interrupts to disable.
 """
 
@@ -53,17 +57,31 @@ def _grab(k, page, pin: bool, why: str) -> None:
     k._hold(page, n)
 
 
+def foll_anon(k, vma, write: bool) -> bool:
+    """Does get_user_pages pass FOLL_ANON for this vma? (mm/memory.c get_user_pages, v2.6.25;
+    use_zero_page(), v2.6.26/v2.6.27, which also excludes VM_SHARED, 672ca28e30). A read of a
+    vma without a ->fault handler that is not VM_LOCKED; 6.12 has no FOLL_ANON."""
+    if k.profile.MODERN or write:
+        return False
+    if vma.vm_ops is not None and vma.vm_ops.fault is not None:
+        return False
+    excluded = VM_LOCKED | (VM_SHARED if k.profile.USE_ZERO_PAGE else 0)
+    return not vma.vm_flags & excluded
+
+
 def follow_page(k, vma, addr: int, write: bool, pin: bool):
-    """The page at addr with a reference taken, None if a fault is needed, or -errno."""
+    """The page at addr with a reference taken, None if a fault is needed, or -errno.
+
+    Follows mm/memory.c follow_page(), v2.6.25 / v2.6.26 / v2.6.27, and mm/gup.c
+    follow_page_pte(), v6.12 (kernel-facts §9b)."""
     pte = pgtable.lookup(vma.vm_mm, addr)
     modern = k.profile.MODERN
     if pte is None:
-        anon = vma.vm_ops is None or vma.vm_ops.fault is None
         no_table = pgtable.pte_table(vma.vm_mm.pgd, addr) is None       # pte table absent
-        if (not modern and not write and anon and no_table
-                and not vma.vm_flags & (VM_LOCKED | VM_SHARED)):
-            k.decide("follow_page", f"{addr:#x}: no page table, read of an anonymous vma → FOLL_ANON: "
-                     f"the ZERO_PAGE with a reference, not mapped", "§9b zero pfn (2.6.26)")
+        if foll_anon(k, vma, write) and (no_table or k.profile.FOLL_ANON_PTE_NONE):
+            where = "no page table" if no_table else "none pte"
+            k.decide("follow_page", f"{addr:#x}: {where}, read with FOLL_ANON → the ZERO_PAGE with a "
+                     f"reference, not mapped; nothing is faulted in", "§9b zero pfn (2.6.26)")
             _grab(k, k.zero_page, pin, "follow_page")
             return k.zero_page
         return None
@@ -133,10 +151,18 @@ def get_user_pages(k, mm, start: int, nr: int, write: bool, pin: bool = False) -
 def get_user_pages_fast(k, mm, start: int, nr: int, write: bool) -> list:
     """Lockless walk where the profile has one; falls back to get_user_pages (§9)."""
     prof = k.profile
+    if not prof.HAVE_GUP_FAST_API:
+        with k.call("down_read(mmap_sem); get_user_pages",
+                    f"{start:#x}, {nr} pages, {'write' if write else 'read'}"):
+            k.decide("get_user_pages_fast", f"{prof.version} has no get_user_pages_fast (it arrived "
+                     "in 2.6.27): a caller took down_read(&mm->mmap_sem) and called get_user_pages, "
+                     "which is what runs here", "§9c")
+            return get_user_pages(k, mm, start, nr, write)
     with k.call("get_user_pages_fast", f"{start:#x}, {nr} pages, {'write' if write else 'read'}"):
         if not prof.HAVE_GUP_FAST:
-            k.decide("get_user_pages_fast", f"no lockless walk on {prof.name}: the generic version "
-                     "is get_user_pages under mmap_sem", "§9c")
+            why = ("the generic get_user_pages_fast (912985dce4) is get_user_pages under mmap_sem"
+                   if not prof.MODERN else "without pte_special the pte-level fast walk takes nothing")
+            k.decide("get_user_pages_fast", f"no lockless walk on {prof.name}: {why}", "§9c")
             return get_user_pages(k, mm, start, nr, write)
         pages: list = []
         for i in range(nr):
@@ -175,13 +201,21 @@ def pin_user_pages(k, mm, start: int, nr: int, write: bool) -> list:
 
 
 def unpin_user_page(k, page) -> None:
+    """Release one FOLL_PIN: GUP_PIN_COUNTING_BIAS references; the zero page is never pinned.
+
+    Follows mm/gup.c unpin_user_page()/gup_put_folio(), v6.12 (small folios only)."""
     if not k.profile.MODERN:
-        raise MissingFeature("unpin_user_page: FOLL_PIN arrived in 5.6; choose version='6.12'")
+        raise MissingFeature("unpin_user_page: FOLL_PIN arrived in 5.6; choose version='6.12' "
+                             "(before it, a get_user_pages reference is released with k.put_page)")
     if k.is_zero_pfn(page.pfn):
+        k.decide("unpin_user_page", "the zero page: never pinned, nothing to release", "§9b")
         return
-    if page._count < GUP_PIN_COUNTING_BIAS:
-        raise KernelError(errno.EINVAL, f"unpin_user_page: page {page.pfn} is not pinned "
-                          f"(refcount {page._count} < {GUP_PIN_COUNTING_BIAS})")
+    if k.held.get(page.pfn, 0) < GUP_PIN_COUNTING_BIAS:
+        raise ValueError(f"unpin_user_page: page {page.pfn} is not pinned (callers hold "
+                         f"{k.held.get(page.pfn, 0)} reference(s), a pin is {GUP_PIN_COUNTING_BIAS}); "
+                         f"release a get_user_pages reference with k.put_page")
     for _ in range(GUP_PIN_COUNTING_BIAS):
         k._put_page(page, "unpin_user_page")
     k._hold(page, -GUP_PIN_COUNTING_BIAS)
+    k.decide("unpin_user_page", f"page {page.pfn}: -{GUP_PIN_COUNTING_BIAS} references "
+             f"(refcount {page._count})", "§9b")

@@ -94,8 +94,10 @@ class Kernel:
         return pfn == self.zero_page.pfn
 
     def memmap_bytes(self) -> int:
-        """What the memmap costs: RAM pages x sizeof(struct page); device memory costs nothing."""
-        return self.phys.ram_pages * self.profile.sizeof_struct_page
+        """What the memmap costs: struct pages x sizeof(struct page) of the profile. Every RAM
+        frame has one; device memory costs nothing unless it was given a memmap
+        (add_shared_memory)."""
+        return self.phys.memmap_pages() * self.profile.sizeof_struct_page
 
     def nr_free_pages(self) -> int:
         return self.phys.nr_free - self.phys.reserved_pgtables
@@ -108,7 +110,8 @@ class Kernel:
     def trace_info(self) -> dict:
         return {"profile": self.profile, "ram_pages": self.phys.ram_pages,
                 "zero_pfn": self.zero_page.pfn,
-                "devices": [(d.name, d.start_pfn, d.npages) for d in self.phys.devices]}
+                "devices": [(d.name, d.start_pfn, d.npages) for d in self.phys.devices],
+                "memmapped": [d.name for d in self.phys.memmapped]}
 
     # -- physical memory --------------------------------------------------------------------
 
@@ -131,6 +134,45 @@ class Kernel:
         self.tracer.trace.info = self.trace_info()
         return dev
 
+    def add_shared_memory(self, dev: DeviceMemory) -> None:
+        """Give device memory a memmap: one struct page per pfn, refcount 1 and PageReserved.
+
+        Follows arch/s390/mm/vmem.c add_shared_memory(), v2.6.25, which initialised struct
+        pages for a DCSS segment when it was loaded. XIP in 2.6.25 maps memory only through
+        struct pages (get_xip_page), so XipFs on device memory calls this on 2.6.25: the pfns
+        become pfn_valid, memmap_bytes() grows by npages x sizeof(struct page), and the blocks
+        are mapped as ordinary refcounted pages (kernel-facts §11a, §12).
+        """
+        if not isinstance(dev, DeviceMemory) or dev not in self.phys.devices:
+            raise TypeError(f"add_shared_memory: expected a DeviceMemory from this kernel's "
+                            f"add_device_memory(), got {dev!r}")
+        if dev.has_memmap:
+            raise ValueError(f"add_shared_memory: {dev.name!r} has a memmap already")
+        for proc in self.procs.values():
+            for addr, pte in pgtable.explicit_ptes(proc.mm, 0, 1 << 48):
+                if pte is not None and dev.start_pfn <= pte.pfn < dev.end_pfn:
+                    raise ValueError(f"add_shared_memory: {proc.name} maps pfn {pte.pfn} of "
+                                     f"{dev.name!r} at {addr:#x} already; a driver makes the memmap "
+                                     f"when it loads the segment, before anything maps it")
+            for r in proc.mm.runs:
+                last = r.pfn0 + ((r.end - r.start) >> pgtable.SHIFT[1]) - 1
+                if r.pfn0 < dev.end_pfn and dev.start_pfn <= last:
+                    raise ValueError(f"add_shared_memory: {proc.name} maps {dev.name!r} already "
+                                     f"(a linear run at {r.start:#x}); make the memmap first")
+        with self._transaction():
+            self._log(setattr, dev, "has_memmap", False)
+            dev.has_memmap = True
+            self._log(self.phys.memmapped.remove, dev)
+            self.phys.memmapped.append(dev)
+            for pfn in range(dev.start_pfn, dev.end_pfn):
+                page = self.phys.page(pfn)
+                self._log(self._restore_page, page, self._page_fields(page))
+                page._count = 1                   # init_page_count
+                page.reserved = True              # SetPageReserved
+                page.owner = "memmap of " + dev.name
+                self._page_delta(page, None)
+        self.tracer.trace.info = self.trace_info()
+
     def alloc_page(self) -> Page:
         """A kernel-owned RAM page: page_count 1, page_mapcount 0."""
         with self._transaction():
@@ -148,6 +190,15 @@ class Kernel:
             self._put_page(page, "put_page")
             if self.held.get(page.pfn):
                 self._hold(page, -1)
+
+    def unpin_user_page(self, page: Page) -> None:
+        """Release a page pinned by Process.pin_user_pages (6.12 FOLL_PIN: -1024 references).
+
+        MissingFeature before 6.12; ValueError for a page that is not pinned (state unchanged)."""
+        if not isinstance(page, Page):
+            raise TypeError(f"unpin_user_page: expected a Page, got {type(page).__name__}")
+        with self._transaction(), self.call("unpin_user_page", f"page {page.pfn}"):
+            gup.unpin_user_page(self, page)
 
     def get_page(self, page: Page) -> None:
         """Take one more reference on a page."""

@@ -1,7 +1,8 @@
 """mm/memory.c: vm_normal_page, the insert APIs, remap_pfn_range, faults, COW, fork copy, zap.
 
 Follows mm/memory.c of v2.6.26 (rows [A] and [B] of kernel-facts) with profile branches for
-2.6.25 (no VM_MIXEDMAP), 2.6.27 (same code, x86/powerpc gain pte_special) and 6.12 ([M]).
+2.6.25 (no VM_MIXEDMAP; __do_fault BUGs on VM_PFNMAP), 2.6.27 (same code, x86/powerpc gain
+pte_special, ->nopfn gone) and 6.12 ([M]).
 
 Faithfulness ledger
 - exact: the decision tables of kernel-facts §1 (vm_normal_page), §4 (remap_pfn_range), §5
@@ -430,7 +431,7 @@ def handle_mm_fault(k, vma, addr: int, write: bool) -> int:
         ops = vma.vm_ops
         if ops is not None and ops.fault is not None:
             return do_linear_fault(k, vma, addr, write)
-        if ops is not None and HAS_NOPFN(k) and getattr(ops, "nopfn", None) is not None:
+        if ops is not None and k.profile.HAVE_NOPFN and getattr(ops, "nopfn", None) is not None:
             return do_no_pfn(k, vma, addr, write)
         if ops is not None and k.profile.MODERN:
             k.decide("do_fault", "file vma without a ->fault handler → VM_FAULT_SIGBUS", "§6a")
@@ -481,16 +482,12 @@ def do_anonymous_page(k, vma, addr: int, write: bool) -> int:
         return 0
 
 
-def HAS_NOPFN(k) -> bool:
-    """->nopfn exists up to 2.6.26 (removed in 2.6.27 in favour of ->fault + vm_insert_pfn)."""
-    return k.profile.version in ("2.6.25", "2.6.26")
-
-
 def do_no_pfn(k, vma, addr: int, write: bool) -> int:
-    """The legacy ->nopfn path of 2.6.25/2.6.26 (kernel-facts §5a row 5, §6a row 8).
+    """The legacy ->nopfn path of 2.6.25/2.6.26 (kernel-facts §5a row 5, §6a row 8); 2.6.27 removed ->nopfn.
 
-    The driver returns a pfn and the kernel installs it with a plain pfn_pte: the pte is not
-    made special, even on s390, where vm_normal_page trusts the special bit.
+    Follows mm/memory.c do_no_pfn(), v2.6.26. The driver returns a pfn and the kernel installs
+    it with a plain pfn_pte: the pte is not made special, even on s390, where vm_normal_page
+    trusts the special bit (so a nopfn driver there would get its pfns treated as normal pages).
     """
     with k.call("do_no_pfn", f"{vma.vm_ops.name}->nopfn at {addr:#x}"):
         flags = vma.vm_flags
@@ -515,14 +512,23 @@ def do_no_pfn(k, vma, addr: int, write: bool) -> int:
 
 
 def do_linear_fault(k, vma, addr: int, write: bool) -> int:
-    """__do_fault: ask the driver for the page, map it, or COW it early for private writes."""
+    """__do_fault: ask the driver for the page, map it, or COW it early for private writes.
+
+    Follows mm/memory.c __do_fault(), v2.6.26 (do_read_fault/do_cow_fault/do_shared_fault in
+    6.12). v2.6.25 refuses a VM_PFNMAP vma here with a BUG_ON; 42172d751b, merged for 2.6.26,
+    removed it, so from 2.6.26 a PFNMAP driver may fill ptes from ->fault with vm_insert_pfn
+    and return VM_FAULT_NOPAGE (kernel-facts §5a).
+    """
     mm = vma.vm_mm
     vmf = Vmf(addr, vma.linear_pgoff(addr), write)
-    if HAS_NOPFN(k) and vma.vm_flags & VM_PFNMAP:
-        raise KernelBug("__do_fault: BUG_ON(vma->vm_flags & VM_PFNMAP): up to 2.6.26 a VM_PFNMAP "
-                        "driver fills ptes on demand through ->nopfn, not ->fault (->fault with "
-                        "vm_insert_pfn for PFNMAP arrived with 2.6.27)")
+    if vma.vm_flags & VM_PFNMAP and not k.profile.PFNMAP_FAULT:
+        raise KernelBug("__do_fault: BUG_ON(vma->vm_flags & VM_PFNMAP): in 2.6.25 a VM_PFNMAP "
+                        "driver fills ptes on demand only through ->nopfn, not ->fault (commit "
+                        "42172d751b lifted this in 2.6.26)")
     with k.call("__do_fault", f"{vma.vm_ops.name}->fault pgoff {vmf.pgoff}"):
+        if vma.vm_flags & VM_PFNMAP:
+            k.decide("__do_fault", "VM_PFNMAP vma with a ->fault handler: allowed since 2.6.26 "
+                     "(42172d751b); the handler inserts raw pfns itself", "§5a")
         held = dict(k.held)
         ret = vma.vm_ops.fault(k, vma, vmf)
         if not isinstance(ret, int):
@@ -595,6 +601,15 @@ def do_wp_page_decision(k, vma, page, pte: Pte) -> tuple[str, str]:
     return "copy", "file page in a private vma → copy (§6b v2.6.26 row 5)"
 
 
+def _split_row(why, default: str) -> tuple[str, str]:
+    """('reason', '§row') from a reason ending in '(§row)'; the row is shown once, as the row."""
+    why = str(why)
+    cut = why.rfind(" (§")
+    if cut < 0 or not why.endswith(")"):
+        return why, default
+    return why[:cut], why[cut + 2:-1]
+
+
 def do_wp_page(k, vma, addr: int, pte: Pte) -> int:
     """Write to a present read-only pte: reuse the page or copy it (§6b).
 
@@ -613,7 +628,8 @@ def do_wp_page(k, vma, addr: int, pte: Pte) -> int:
     with k.call("do_wp_page", f"write to read-only pte at {addr:#x} (pfn {pte.pfn})"):
         page = k.ops.vm_normal_page(k, vma, addr, pte)
         way, why = k.ops.do_wp_page_decision(k, vma, page, pte)
-        k.decide("do_wp_page", f"{way}: {why}", why[why.rfind("(") + 1:-1] if "(" in why else "§6b")
+        text, row = _split_row(why, "§6b")
+        k.decide("do_wp_page", f"{way}: {text}", row)
         if way == "reuse":
             if page is not None and page.anon and k.profile.MODERN and not page.exclusive:
                 k._set_page_field(page, "exclusive", True)
@@ -680,7 +696,7 @@ def copy_page_range(k, dst_vma, src_vma) -> None:
     src_mm, dst_mm = src_vma.vm_mm, dst_vma.vm_mm
     with k.call("copy_page_range", f"{src_vma.vm_start:#x}-{src_vma.vm_end:#x}"):
         copy, why = vma_needs_copy(k, src_vma)
-        k.decide("copy_page_range", why, why[why.rfind("(") + 1:-1])
+        k.decide("copy_page_range", *_split_row(why, "§7"))
         if not copy:
             return
         cow = k.ops.is_cow_mapping(src_vma.vm_flags)
@@ -795,6 +811,9 @@ def zap_page_range(k, vma, start: int, end: int) -> None:
                      f"else to do", "§8 vm_normal_page == NULL")
         if runs:
             k._set_runs(mm, pgtable.trim_runs(mm.runs, start, end))
+            for addr, pte in pgtable.explicit_ptes(mm, start, end):
+                if pte is None:              # an entry that masked the run: nothing left to mask
+                    k._set_pte(mm, addr, None, "zap_pte_range")
         k._free_empty_tables(mm)
 
 

@@ -2,7 +2,8 @@
 
 Faithfulness ledger
 - exact: RAM pfns 0..ram_pages-1 each have a struct page (pfn_valid true); device memory added
-  with add_device_memory has none (pfn_valid false), as for s390 DCSS in 2.6.26 (§11a);
+  with add_device_memory has none (pfn_valid false), as for s390 DCSS in 2.6.26 (§11a), until
+  a driver gives it a memmap (Kernel.add_shared_memory, as s390 did for DCSS in 2.6.25);
   `_count` is the refcount and `_mapcount` is kept -1-based as in the kernel; the zero page is
   a reserved RAM page; memmap cost = RAM pages x sizeof(struct page) of the profile (§12).
 - simplified: struct pages are created lazily and frame contents are stored only once written,
@@ -62,6 +63,7 @@ class DeviceMemory:
         self.start_pfn = start_pfn
         self.npages = npages
         self.name = name
+        self.has_memmap = False    # True once a driver made struct pages for it (2.6.25 DCSS)
 
     @property
     def end_pfn(self) -> int:
@@ -89,7 +91,8 @@ class DeviceMemory:
         return self.phys.read_bytes(self.start_pfn * PAGE_SIZE + offset, n)
 
     def __repr__(self):
-        return f"DeviceMemory({self.name!r}, pfns {self.start_pfn}..{self.end_pfn - 1}, no struct page)"
+        pages = "with a memmap" if self.has_memmap else "no struct page"
+        return f"DeviceMemory({self.name!r}, pfns {self.start_pfn}..{self.end_pfn - 1}, {pages})"
 
 
 class PhysMem:
@@ -104,9 +107,16 @@ class PhysMem:
         self._free: list[int] = []     # freed pfns, a min-heap
         self.nr_free = ram_pages
         self.reserved_pgtables = 0     # page-table pages counted for linear runs, not built
+        self.memmapped: list[DeviceMemory] = []   # device ranges that were given struct pages
 
     def pfn_valid(self, pfn: int) -> bool:
-        return 0 <= pfn < self.ram_pages
+        if 0 <= pfn < self.ram_pages:
+            return True
+        return any(d.start_pfn <= pfn < d.end_pfn for d in self.memmapped)
+
+    def memmap_pages(self) -> int:
+        """How many struct pages exist: one per RAM frame and per memmapped device frame."""
+        return self.ram_pages + sum(d.npages for d in self.memmapped)
 
     def page(self, pfn: int) -> Page:
         """The struct page of a RAM pfn (created on first use)."""

@@ -50,7 +50,7 @@ def _check_len(length, fn: str) -> int:
     if not isinstance(length, int) or isinstance(length, bool):
         raise TypeError(f"{fn}: length must be an int (bytes), got {type(length).__name__}")
     if length <= 0:
-        raise ValueError(f"{fn}: length must be positive, got {length}")
+        raise ValueError(f"{fn}: length must be positive, got {length} (the kernel returns -EINVAL)")
     return (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
 
 
@@ -185,16 +185,24 @@ class Process:
             raise KernelError(errno.ENOMEM, f"get_unmapped_area: no room for {length:#x} bytes")
         return addr
 
-    def munmap(self, addr: int, length: int) -> None:
-        """Unmap [addr, addr+length): split vmas at the edges, zap, free page tables."""
+    def munmap(self, addr: int, length: int) -> int:
+        """Unmap [addr, addr+length): split vmas at the edges, zap, free page tables; return 0.
+
+        Follows mm/mmap.c do_munmap(), v2.6.26: a misaligned address or a zero length is
+        -EINVAL (here ValueError); a range where nothing is mapped returns 0 and changes nothing."""
         _check_aligned(addr, "munmap")
         length = _check_len(length, "munmap")
-        if not any(v.vm_start < addr + length and addr < v.vm_end for v in self.mm.vmas):
-            raise ValueError(f"munmap: nothing is mapped in [{addr:#x}, {addr + length:#x}) "
-                             f"(the kernel would return 0 and do nothing; this is probably a mistake)")
+        if addr + length > TASK_SIZE:
+            raise ValueError(f"munmap: [{addr:#x}, {addr + length:#x}) goes past the end of user "
+                             f"space ({TASK_SIZE:#x}; do_munmap returns -EINVAL)")
         self._op(f"munmap({addr:#x}, {length:#x})")
+        if not any(v.vm_start < addr + length and addr < v.vm_end for v in self.mm.vmas):
+            self.kernel.decide("do_munmap", f"no vma overlaps [{addr:#x}, {addr + length:#x}) → "
+                               f"returns 0, nothing changes", "§8")
+            return 0
         with self.kernel._transaction():
             self._do_munmap(addr, length)
+        return 0
 
     def _do_munmap(self, start: int, length: int) -> None:
         k, mm = self.kernel, self.mm
@@ -352,7 +360,10 @@ class Process:
             return gup.get_user_pages(self.kernel, self.mm, addr, nr, bool(write))
 
     def get_user_pages_fast(self, addr: int, nr: int, write: bool = False) -> list:
-        """Like get_user_pages; may return fewer pages; the trace says where it fell back."""
+        """Like get_user_pages; may return fewer pages; the trace says where it fell back.
+
+        2.6.25 and 2.6.26 have no get_user_pages_fast (2.6.27 added it): there this runs what
+        callers did instead, down_read(mmap_sem) + get_user_pages, and the trace says so."""
         self._check_gup(addr, nr, "get_user_pages_fast")
         self._op(f"get_user_pages_fast({addr:#x}, {nr}, write={write})")
         with self.kernel._transaction():

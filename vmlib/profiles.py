@@ -1,4 +1,4 @@
-"""Kernel profiles: version x arch (DESIGN.md §4, kernel-facts §10 and §12).
+"""Kernel profiles: version x arch (DESIGN.md §4, kernel-facts §5a, §9, §10 and §12).
 
 Every behaviour that differs between kernels is one attribute here, named after the kernel
 symbol or behaviour it stands for, so that a student can flip it (`dataclasses.replace`)
@@ -38,6 +38,13 @@ class Profile:
     HAVE_GUP_FAST: bool             # HAVE_GET_USER_PAGES_FAST (2.6.27) / HAVE_GUP_FAST (6.12)
     HAVE_VM_MIXEDMAP: bool          # the 2008 series is merged (2.6.26 on)
     MODERN: bool                    # 6.12 rules: zero page, refcount reuse, vma_needs_copy, ...
+    PFNMAP_FAULT: bool              # __do_fault accepts a VM_PFNMAP vma (42172d751b, 2.6.26 on)
+    HAVE_NOPFN: bool                # vm_operations_struct.nopfn exists (up to 2.6.26)
+    HAVE_GUP_FAST_API: bool         # get_user_pages_fast() exists at all (21cc199baa, 2.6.27 on)
+    FOLL_ANON_PTE_NONE: bool        # follow_page hands out ZERO_PAGE for a none pte too, not only
+                                    # for a missing table (89f5b7da2a, 2.6.26 and 2.6.27)
+    USE_ZERO_PAGE: bool             # use_zero_page() gates FOLL_ANON and leaves out VM_SHARED
+                                    # vmas (672ca28e30, 2.6.26 and 2.6.27)
     sizeof_struct_page: int         # bytes of one struct page (kernel-facts §12)
 
     @property
@@ -66,5 +73,10 @@ def make_profile(version: str, arch: str, sizeof_struct_page: int | None = None)
         HAVE_GUP_FAST=arch in _GUP_FAST[version],
         HAVE_VM_MIXEDMAP=version != "2.6.25",
         MODERN=modern,
+        PFNMAP_FAULT=version != "2.6.25",
+        HAVE_NOPFN=version in ("2.6.25", "2.6.26"),
+        HAVE_GUP_FAST_API=version not in ("2.6.25", "2.6.26"),
+        FOLL_ANON_PTE_NONE=version in ("2.6.26", "2.6.27"),
+        USE_ZERO_PAGE=version in ("2.6.26", "2.6.27"),
         sizeof_struct_page=sizeof_struct_page,
     )

@@ -86,6 +86,8 @@ def describe(delta) -> str:
         return ""
     what, key, old, new = delta
     if what == "pte":
+        if old is None and new is None:
+            return f"pte {key[1]:#x} of P{key[0]}: empty entry dropped (no linear run left to mask)"
         return f"pte {key[1]:#x} of P{key[0]}: {_pte_text(old)} → {_pte_text(new)}"
     if what == "page":
         return f"page {key}: {_page_text(old)} → {_page_text(new)}"

@@ -12,8 +12,12 @@ Faithfulness ledger
 - extension (the seed's "future iterations"): a block can move between the XIP backing and
   the page cache. A block in the page cache is handed to the fault path as vmf->page, so it is
   refcounted, while device blocks stay unrefcounted: one VM_MIXEDMAP mapping holds both.
-- 2.6.25: XIP needed a struct page for every block (get_xip_page), so a filesystem on device
-  memory cannot be mapped; on RAM it maps blocks as ordinary refcounted file pages.
+- 2.6.25 (mm/filemap_xip.c xip_file_mmap()/xip_file_fault(), v2.6.25): XIP maps blocks only
+  through their struct page (get_xip_page), and xip_file_mmap never refuses a mapping. On
+  device memory the block driver pays for that: it gives the segment a memmap when it loads it
+  (s390 add_shared_memory, v2.6.25), so XipFs(k, backing=dev) calls k.add_shared_memory(dev):
+  the segment becomes pfn_valid, memmap_bytes() grows, and blocks are mapped as ordinary
+  refcounted pages, exactly as on RAM. That memmap is the cost the 2008 series removed.
 - 6.12: DAX replaced XIP; this driver keeps the 2.6.26 design (VM_MIXEDMAP, vmf_insert_mixed).
 - simplified: block allocation is a bump allocator with a free list; no journaling, no
   on-disk format; read()/write() are plain copies.
@@ -80,6 +84,8 @@ class XipFs(Driver):
         self.inodes: dict[str, XipInode] = {}
         self._next_block = 0
         self._free_blocks: list[int] = []
+        if self.on_device and not k.profile.HAVE_VM_MIXEDMAP and not backing.has_memmap:
+            k.add_shared_memory(backing)      # 2.6.25: XIP needs struct pages (§11a)
 
     @property
     def on_device(self) -> bool:
@@ -256,13 +262,9 @@ class XipFs(Driver):
     # -- file_operations.mmap and vm_operations.fault ------------------------------------
 
     def mmap(self, k, vma) -> int:
+        """xip_file_mmap: VM_CAN_NONLINEAR, plus VM_MIXEDMAP from 2.6.26; never refuses."""
         if not k.profile.HAVE_VM_MIXEDMAP:
-            if self.on_device:
-                raise KernelError(errno.EINVAL,
-                                  f"xip_file_mmap: on 2.6.25 XIP maps blocks through their struct page "
-                                  f"(get_xip_page), but {self.backing.name!r} is memory with no struct "
-                                  f"page; VM_MIXEDMAP and vm_insert_mixed, which map such pfns, arrive "
-                                  f"in 2.6.26")
+            vma.vm_flags |= VM_CAN_NONLINEAR
             return 0
         vma.vm_flags |= (0 if k.profile.MODERN else VM_CAN_NONLINEAR) | VM_MIXEDMAP
         return 0
@@ -304,7 +306,8 @@ class XipFs(Driver):
             page = k.pfn_to_page(pfn)
             k._get_page(page, "get_xip_page")
             vmf.page = page
-            k.decide("xip_file_fault", f"2.6.25: block {pfn} mapped through its struct page", "§11a")
+            k.decide("xip_file_fault", f"2.6.25: block {pfn} handed out as vmf->page through its "
+                     f"struct page (refcounted like a page-cache page)", "§11a")
             return 0
         k.decide("xip_file_fault", f"block at pfn {pfn} → vm_insert_mixed", "§11a")
         err = k.vm_insert_mixed(vma, vmf.address, pfn)

@@ -26,7 +26,8 @@ SHARED_OPS = [("parent", "read", 0), ("parent", "write", 1), ("parent", "fork", 
 KINDS = [("devmem-dev", "private"), ("devmem-ram", "private"), ("devmem-dev", "shared"), ("devmem-ram", "shared"),
          ("fb-ram", "shared"), ("fb-dev", "shared"), ("anon", "private")]
 WORDS = {"devmem-dev": "/dev/mem of device memory", "devmem-ram": "/dev/mem of kernel RAM",
-         "fb-ram": "framebuffer on RAM (->nopfn)", "fb-dev": "framebuffer on device memory (->nopfn)",
+         "fb-ram": "framebuffer on RAM (->nopfn on 2.6.25, ->fault from 2.6.26)",
+         "fb-dev": "framebuffer on device memory (->nopfn on 2.6.25, ->fault from 2.6.26)",
          "anon": "anonymous memory"}
 
 

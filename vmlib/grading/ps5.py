@@ -33,8 +33,6 @@ def _seeded(params: dict, profiles: tuple, gup: tuple, n: int) -> list[Scenario]
     for i in range(n):
         kind, flags = KINDS[i % len(KINDS)]
         profile = rng.choice(profiles)
-        if kind.startswith("fb") and profile == "2.6.26/s390":
-            profile = "2.6.27/x86"        # no 2.6.26 driver filled special ptes through ->nopfn
         npages = rng.randrange(2, 5)
         ops = random_ops(rng, npages, n=rng.randrange(6, 10), gup=gup)
         out.append(scenario(f"{flags} {WORDS[kind]}, {npages} pages, sequence {i + 1}", profile, kind, npages, flags,

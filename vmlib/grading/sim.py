@@ -516,7 +516,7 @@ def mapping(w, kind: str, npages: int, flags: str = "private", who: str = "paren
     """Map `npages` of `kind` at BASE in a new process `who`; return the process.
 
     kind: "anon", "devmem-dev", "devmem-ram" (/dev/mem of device memory, or of RAM the kernel uses),
-    "fb-ram", "fb-dev" (a framebuffer filled on demand), "xip-dev", "xip-ram" (an XIP file).
+    "fb-ram", "fb-dev" (FbDev: a shared PFNMAP filled on demand, ->nopfn on 2.6.25, ->fault later), "xip-dev", "xip-ram" (an XIP file).
     """
     from vmlib.drivers import DevMem, FbDev, XipFs
     k = w.k

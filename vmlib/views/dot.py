@@ -127,7 +127,7 @@ def check_pids(snap: Snapshot, pids) -> list[int]:
 def frame_kind(pfn: int, snap: Snapshot, info: dict) -> str:
     """'anon', 'file', 'kernel', 'zero', 'device' (no struct page) or 'none' (no memory there)."""
     page = snap.pages.get(pfn)
-    if page is not None:
+    if page is not None and not (pfn >= info.get("ram_pages", 0) and device_of(pfn, info)):
         if pfn == info.get("zero_pfn") and not page.anon:
             return "zero"
         return "anon" if page.anon else "file" if page.mapping else "kernel"
@@ -161,7 +161,8 @@ def frame_label(pfns: tuple, n: int, snap: Snapshot, info: dict, diff: Diff | No
     page = snap.pages.get(pfn)
     changed = False
     if page is not None:
-        what = {"anon": "anon", "zero": "zero page", "kernel": "reserved" if page.reserved else "kernel"}.get(
+        what = {"anon": "anon", "zero": "zero page", "kernel": "reserved" if page.reserved else "kernel",
+                "device": f"device {device_of(pfn, info)}, struct page made by its driver"}.get(
             kind, f"file {page.mapping}")
         counts = page_text(page)
         if diff is not None and pfn in diff.pages and diff.pages[pfn] != page:
@@ -584,8 +585,9 @@ def phys_dot(snap: Snapshot, info: dict, diff: Diff | None = None, title: str = 
     for pfn in range(ram):
         counts[_phys_kind(pfn, snap)] = counts.get(_phys_kind(pfn, snap), 0) + 1
     summary = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
-    dot.node("memmap", f"<B>memmap</B><BR/>{ram} struct pages × {size} B<BR/>= {ram * size:,} B "
-             f"({100 * size / PAGE:.2f} % of RAM)", f'shape=box style="filled" fillcolor="{YELLOW}" fontcolor="black"')
+    extra = sum(n for name, _start, n in info.get("devices", ()) if name in info.get("memmapped", ()))
+    dot.node("memmap", f"<B>memmap</B><BR/>{ram + extra} struct pages × {size} B<BR/>= "
+             f"{(ram + extra) * size:,} B ({100 * size * (ram + extra) / (PAGE * ram):.2f} % of RAM)", f'shape=box style="filled" fillcolor="{YELLOW}" fontcolor="black"')
     dot.node("ram", _ram_grid(snap, ram, diff) if ram <= GRID_MAX else
              f"<B>RAM pfn 0..{ram - 1}</B><BR/>{esc(summary)}",
              "shape=plain" if ram <= GRID_MAX else f'shape=box style=filled fillcolor="{GREEN}"')
@@ -593,6 +595,12 @@ def phys_dot(snap: Snapshot, info: dict, diff: Diff | None = None, title: str = 
     dot.raw(f'ramnote [shape=plaintext fontcolor="{dot.ink}" label="{esc(summary)}"];')
     dot.edge("ram", "ramnote", "style=invis")
     for j, (name, start, n) in enumerate(info.get("devices", ())):
+        if name in info.get("memmapped", ()):
+            dot.node(f"dev{j}", f"<B>{esc(name)}: pfn {start}..{start + n - 1}</B><BR/>{n} frames, "
+                     f"<I>given struct pages by its driver</I><BR/>memmap cost {n * size:,} B",
+                     f'shape=box style="filled" fillcolor="{PURPLE}" fontcolor="black"')
+            dot.edge("memmap", f"dev{j}", 'label="one struct page per frame"')
+            continue
         dot.node(f"dev{j}", f"<B>{esc(name)}: pfn {start}..{start + n - 1}</B><BR/>{n} frames, "
                  f"<I>no struct page</I><BR/>memmap cost 0 B (would be {n * size:,} B)",
                  f'shape=box style="filled,dashed" fillcolor="{PURPLE}" fontcolor="black"')

@@ -107,7 +107,9 @@ class Steps:
             elif (old.count, old.mapcount) != (new.count, new.mapcount):
                 out.append(f"page {pfn}: ref {old.count}→{new.count}, map {old.mapcount}→{new.mapcount}")
         for (pid, kind), old in sorted(d.rss.items()):
-            out.append(f"P{pid} {kind}_rss: {old or 0}→{self._snap.rss.get((pid, kind), 0)}")
+            new = self._snap.rss.get((pid, kind), 0)
+            if (old or 0) != new:                  # a process appearing or going shows 0 → 0
+                out.append(f"P{pid} {kind}_rss: {old or 0}→{new}")
         return out
 
     def event_html(self) -> str:
@@ -449,8 +451,12 @@ class Playground(W.VBox):
             self._refresh(None)
 
     def do_munmap(self):
-        self._run("munmap", lambda: (self._process().munmap(self._address(), self.pages.value * 4096),
-                                     "unmapped")[1])
+        def op():
+            p, addr, n = self._process(), self._address(), self.pages.value * 4096
+            had = any(v.vm_start < addr + n and addr < v.vm_end for v in p.vmas)
+            p.munmap(addr, n)
+            return "unmapped" if had else "returned 0: nothing is mapped there, so nothing changed"
+        self._run("munmap", op)
 
     def do_gup(self):
         def op():
