@@ -153,6 +153,25 @@ def test_s1a_row6_anonymous_page_is_normal(profile):
     assert rows(k, m) == ["§1a row 6"]
 
 
+@profiles("2.6.25/x86", "2.6.26/x86")
+def test_s1a_row8_pfn_without_struct_page_in_a_plain_vma(profile):
+    """mm/memory.c vm_normal_page(), v2.6.25 and v2.6.26, kernel-facts §1a rows 6 and 8: a pte in a
+    vma with neither VM_PFNMAP nor VM_MIXEDMAP that maps a pfn with no struct page. Under
+    CONFIG_DEBUG_VM v2.6.26 stops at VM_BUG_ON(!pfn_valid); v2.6.25 instead prints a bad pte
+    (print_bad_pte) and returns NULL."""
+    k, dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE, prot="rw", flags="private")
+    bad = vmlib.pte.pfn_pte(DEV, 0)
+    before = k.snapshot()
+    if profile == "2.6.25/x86":
+        with pytest.raises(vmlib.BadPageMap, match=r"print_bad_pte.*no struct page"):
+            k.vm_normal_page(p.find_vma(a), a, bad)
+    else:
+        with pytest.raises(vmlib.KernelBug, match=r"VM_BUG_ON\(!pfn_valid"):
+            k.vm_normal_page(p.find_vma(a), a, bad)
+    assert k.snapshot() == before
+
+
 # -- §1b: with pte special ([B]; x86 from 2.6.27) ----------------------------------------
 
 @profiles("2.6.26/s390", "2.6.27/x86")

@@ -164,6 +164,9 @@ def vm_normal_page(k, vma, addr: int, pte: Pte):
         if modern:
             raise BadPageMap(f"{fn}: print_bad_pte: pte at {addr:#x} maps pfn {pfn} above "
                              f"highest_memmap_pfn")
+        if prof.version == "2.6.25":                                    # §1a row 8
+            raise BadPageMap(f"{fn}: print_bad_pte: pte at {addr:#x} maps pfn {pfn}, which has no "
+                             f"struct page (CONFIG_DEBUG_VM; 2.6.25 reports it and returns NULL)")
         raise KernelBug(f"{fn}: VM_BUG_ON(!pfn_valid({pfn})) at {addr:#x}: a normal mapping of a pfn "
                         f"with no struct page (CONFIG_DEBUG_VM)")
     k.decide(fn, f"normal mapping → page {pfn}", "§1d row 8" if modern else "§1a row 6")
