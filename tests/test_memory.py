@@ -153,25 +153,6 @@ def test_s1a_row6_anonymous_page_is_normal(profile):
     assert rows(k, m) == ["§1a row 6"]
 
 
-@profiles("2.6.25/x86", "2.6.26/x86")
-def test_s1a_row8_pfn_without_struct_page_in_a_plain_vma(profile):
-    """mm/memory.c vm_normal_page(), v2.6.25 and v2.6.26, kernel-facts §1a rows 6 and 8: a pte in a
-    vma with neither VM_PFNMAP nor VM_MIXEDMAP that maps a pfn with no struct page. Under
-    CONFIG_DEBUG_VM v2.6.26 stops at VM_BUG_ON(!pfn_valid); v2.6.25 instead prints a bad pte
-    (print_bad_pte) and returns NULL."""
-    k, dev, p = setup(profile)
-    a = p.mmap(PAGE_SIZE, prot="rw", flags="private")
-    bad = vmlib.pte.pfn_pte(DEV, 0)
-    before = k.snapshot()
-    if profile == "2.6.25/x86":
-        with pytest.raises(vmlib.BadPageMap, match=r"print_bad_pte.*no struct page"):
-            k.vm_normal_page(p.find_vma(a), a, bad)
-    else:
-        with pytest.raises(vmlib.KernelBug, match=r"VM_BUG_ON\(!pfn_valid"):
-            k.vm_normal_page(p.find_vma(a), a, bad)
-    assert k.snapshot() == before
-
-
 # -- §1b: with pte special ([B]; x86 from 2.6.27) ----------------------------------------
 
 @profiles("2.6.26/s390", "2.6.27/x86")
@@ -1196,13 +1177,18 @@ def test_s8_partial_munmap_of_shmem_keeps_the_rest(profile):
 
 @profiles("2.6.25/x86", "2.6.26/x86", "2.6.26/s390", "2.6.27/x86")
 def test_s1a_row6_s1b_row1_debug_vm_bug_on_without_struct_page(profile):
-    """mm/memory.c vm_normal_page(), v2.6.26 with CONFIG_DEBUG_VM, kernel-facts §1a row 6 /
-    §1b row 1: a normal pte of a plain vma that maps a pfn with no struct page is a VM_BUG_ON."""
+    """mm/memory.c vm_normal_page(), v2.6.26 and v2.6.27 with CONFIG_DEBUG_VM, kernel-facts §1a
+    row 6 / §1b row 1: a normal pte of a plain vma that maps a pfn with no struct page is a
+    VM_BUG_ON. v2.6.25 (§1a row 8) instead prints a bad pte (print_bad_pte) and returns NULL."""
     k, _dev, p = setup(profile)
     a = p.mmap(PAGE_SIZE)
     p.write(a, b"x")
-    with pytest.raises(vmlib.KernelBug, match=r"VM_BUG_ON\(!pfn_valid"):
+    before = k.snapshot()
+    error, match = ((vmlib.BadPageMap, r"print_bad_pte.*no struct page") if profile == "2.6.25/x86"
+                    else (vmlib.KernelBug, r"VM_BUG_ON\(!pfn_valid"))
+    with pytest.raises(error, match=match):
         k.vm_normal_page(p.find_vma(a), a, Pte(DEV, p.follow_pte(a).bits))
+    assert k.snapshot() == before
 
 
 class _WriteNotify(vmlib.Driver):
