@@ -247,3 +247,17 @@ def test_python_dash_m_and_import_purity():
                           text=True, timeout=60)
     loaded = {m.split(".")[0] for m in json.loads(proc.stdout)}
     assert not loaded & {"ipywidgets", "IPython", "graphviz", "matplotlib", "numpy"}
+
+
+@pytest.mark.parametrize("given, right", [
+    ("b'p'", "p"), ("2 / 1", "2/1"), ("-EFAULT", "EFAULT"), ("3", "3 pages"), ("1 page", "1 page"),
+    ("  Writable   Special ", "writable special"), ('"yes"', "yes"),
+])
+def test_answers_are_compared_loosely(given, right):
+    assert practice.normalise(given) == practice.normalise(right)
+
+
+@pytest.mark.parametrize("given, right", [("2/1", "1/2"), ("p", "q"), ("writable", "writable special"),
+                                          ("EFAULT", "EEXIST"), ("0", "no pte")])
+def test_different_answers_stay_different(given, right):
+    assert practice.normalise(given) != practice.normalise(right)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import errno
 import random
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -181,7 +182,9 @@ class Solution:
 
 def normalise(text) -> str:
     """Compare answers loosely: case, spaces, quotes and a trailing 'pages' do not matter."""
-    t = " ".join(str(text).lower().replace("'", "").replace('"', "").split()).lstrip("-")
+    t = " ".join(str(text).lower().split())
+    t = re.sub(r"^b(['\"])(.)\1$", r"\2", t)               # b'p' is the byte p
+    t = re.sub(r"\s*/\s*", "/", t.replace("'", "").replace('"', "")).lstrip("-")
     return t.removesuffix(" pages").removesuffix(" page")
 
 
