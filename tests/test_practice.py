@@ -47,6 +47,7 @@ def replay(problem):
             fs.write(f, pg * PAGE_SIZE, practice.FILE_BYTE)
     k.tracer.reset()
     procs, addrs, results = {"parent": k.spawn("parent")}, {}, []
+    fallbacks = {}
     for op in problem.ops:
         p = procs[op.who]
         a = addrs.get(op.name, 0) + op.page * PAGE_SIZE
@@ -67,27 +68,44 @@ def replay(problem):
             del procs[op.who]
         else:
             fn = p.get_user_pages if op.kind == "gup" else p.get_user_pages_fast
+            before = [p.follow_pte(a + i * PAGE_SIZE) for i in range(op.npages)]
+            fallbacks[len(results)] = fast_path_stop(k, op, before)
             try:
                 r = fn(a, op.npages, write=op.write)
             except vmlib.KernelError as e:
                 r = e
         results.append(r)
-    return k, procs, addrs, results
+    return k, procs, addrs, results, fallbacks
+
+
+def fast_path_stop(k, op, ptes) -> str:
+    """Where get_user_pages_fast leaves the lockless walk, from the ptes before the call (§9b):
+    at the first pte that is missing, read-only for a write, or special."""
+    if not k.profile.HAVE_GUP_FAST:
+        return "no lockless walk on this profile"
+    for i, pte in enumerate(ptes):
+        if pte is None or (op.write and not pte.write) or pte.special:
+            return f"at {op.name}[{op.page + i}]"
+    return "it never falls back"
 
 
 def expected(problem, q, world) -> str | None:
     """The answer read from the last trace snapshot (None: this file does not recompute it)."""
-    k, procs, addrs, results = world
+    k, procs, addrs, results, fallbacks = world
     snap = k.trace.state_at(len(k.trace) - 1)
     if q.kind == "read":
         return "0" if results[q.step] == b"\0" else results[q.step].decode()
     if q.kind == "gup":
         r = results[q.step]
         return errno.errorcode[r.errno] if isinstance(r, vmlib.KernelError) else f"{len(r)} pages"
-    if q.kind in ("fallback", "normal"):
-        return None
+    if q.kind == "fallback":
+        return fallbacks[q.step]
     addr = addrs[q.name] + q.page * PAGE_SIZE
     pte = snap.pte(procs[q.who].pid, addr)
+    if q.kind == "normal":        # only what holds on every profile: a pfn without struct page is never normal
+        if pte is None or pte.pfn >= practice.RAM_PAGES:
+            return "no pte" if pte is None else "NULL"
+        return None
     if q.kind == "pte":
         return "none" if pte is None else ("writable" if pte.write else "read-only") + (
             " special" if pte.special else "")

@@ -292,12 +292,13 @@ class _Run:
             proc.exit()
             del self.procs[op.who]
             return None
+        if op.kind not in ("gup", "gup_fast"):
+            raise ValueError(f"practice: unknown operation kind {op.kind!r}")
         fn = proc.get_user_pages if op.kind == "gup" else proc.get_user_pages_fast
         try:
             return fn(addr, op.npages, write=op.write)
         except KernelError as e:
             return e
-        raise ValueError(f"practice: unknown operation kind {op.kind!r}")
 
     # -- answers ---------------------------------------------------------------------------
 
