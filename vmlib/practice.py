@@ -310,7 +310,7 @@ class _Run:
         addr = self.addrs[q.name] + q.page * PAGE_SIZE
         pte = proc.follow_pte(addr)
         value, rows = getattr(self, f"_{q.kind}")(q, proc, addr, pte)
-        return Answer(q, value, self._pte_rows(proc, addr) + rows)
+        return Answer(q, value, tuple(dict.fromkeys(self._pte_rows(proc, addr) + rows)))
 
     def _read(self, q: Question) -> str:
         byte = self.results[q.step]
@@ -589,7 +589,8 @@ def _gen_gup(g: _Gen) -> None:
         g.ops.append(Op(r.choice(("gup", "gup_fast", "gup_fast")), "parent", name, start, n,
                         write=r.random() < 0.5))
         g.ask_gup(len(g.ops) - 1)
-    g.ask("counts", "a", who="parent")
+    taken = [op.page for op in g.ops if op.kind.startswith("gup") and op.name == "a"]
+    g.ask("counts", "a", page=taken[0] if taken and r.random() < 0.7 else None, who="parent")
     if len(g.questions) < 4:
         g.ask("pte", "a", who="parent")
 
