@@ -6,7 +6,8 @@ Each notebook is executed (committed notebooks carry no outputs) into build/exec
 exported to build/slides/<name>.slides.html next to a copy of the vendored JavaScript
 (build/slides/vendor/, from tools/slides-vendor.sh) and an index.html listing the decks.
 A code cell with metadata ``"vmlib": {"steps": true}`` shows its outputs one at a time as
-reveal.js fragments; cells with slide_type "notes" become speaker notes (press "s").
+reveal.js fragments. Lecturer notes live in cell metadata ``"vmlib": {"notes": "..."}``, which
+JupyterLab does not show; they (and cells with slide_type "notes") become speaker notes (press "s").
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ def prepare(nb) -> int:
     """
     dropped = 0
     nb.cells = [cell for cell in nb.cells if "remove_cell" not in cell.metadata.get("tags", [])]
+    speaker_notes(nb)
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
         hidden = cell.metadata.get("jupyter", {})
@@ -171,6 +173,18 @@ def prepare(nb) -> int:
         cell.outputs = kept
     nb.metadata.pop("widgets", None)
     return dropped
+
+
+def speaker_notes(nb) -> None:
+    """After each cell with lecturer notes (metadata vmlib.notes) put a notes cell holding them."""
+    cells = []
+    for cell in nb.cells:
+        cells.append(cell)
+        vm = cell.metadata.get("vmlib")
+        notes = vm.get("notes") if isinstance(vm, dict) else None
+        if notes:
+            cells.append(nbformat.v4.new_markdown_cell(notes, metadata={"slideshow": {"slide_type": "notes"}}))
+    nb.cells = cells
 
 
 def mark_steps(nb, resources):

@@ -15,6 +15,7 @@ _LAZY = {
     "fork_graph": "graphs", "graph_for": "graphs", "Diff": "dot",
     "FaultStepper": "widgets", "Compare": "widgets", "Playground": "widgets", "show_steps": "widgets",
     "Steps": "widgets", "MemmapCost": "plots", "memmap_figure": "plots",
+    "Practice": "practice",
 }
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "Graph",
     "MemmapCost",
     "Playground",
+    "Practice",
     "Steps",
     "fork_graph",
     "graph_for",

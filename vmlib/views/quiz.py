@@ -1,8 +1,12 @@
 """Ungraded self-check quizzes with instant feedback, for the lesson notebooks.
 
     from vmlib.views.quiz import Quiz
+    Quiz.from_bank("04-1")           # a lesson's quiz, kept in vmlib.views.quizbank
     Quiz("After fork, what is the page's mapcount?", ["1", "2", "0"], 1,
          "Both processes map it: copy_page_range took a second mapping.")
+
+Lessons use `from_bank`, so the notebook a student opens holds neither the right option nor
+the explanation; a quiz written inline shows its answer index to anyone who reads the cell.
 
 In JupyterLab the quiz is radio buttons, a "check" button and a feedback line. Without a
 browser, `quiz.check(i)` returns the same feedback as a string, and `str(quiz)` (or a static
@@ -55,6 +59,16 @@ class Quiz:
             raise ValueError(f"Quiz: feedback needs one line per option ({len(self.options)}), "
                              f"got {len(feedback)}")
         self.feedback = list(feedback) if feedback is not None else [""] * len(self.options)
+
+    @classmethod
+    def from_bank(cls, qid: str) -> Quiz:
+        """The lesson quiz called `qid` in vmlib.views.quizbank; ValueError listing the ids otherwise."""
+        from vmlib.views.quizbank import QUIZZES
+
+        if qid not in QUIZZES:
+            raise ValueError(f"Quiz.from_bank: no quiz {qid!r}; the bank has {', '.join(sorted(QUIZZES))}")
+        e = QUIZZES[qid]
+        return cls(e.question, e.options, e.answer, e.explanation, e.feedback)
 
     def _index(self, i, name: str = "choice") -> int:
         """`i` if it is a valid option index; a clear TypeError/ValueError otherwise."""
