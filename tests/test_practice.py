@@ -103,7 +103,7 @@ def expected(problem, q, world) -> str | None:
     addr = addrs[q.name] + q.page * PAGE_SIZE
     pte = snap.pte(procs[q.who].pid, addr)
     if q.kind == "normal":        # only what holds on every profile: a pfn without struct page is never normal
-        if pte is None or pte.pfn >= practice.RAM_PAGES:
+        if pte is None or not k.pfn_valid(pte.pfn):
             return "no pte" if pte is None else "NULL"
         return None
     if q.kind == "pte":
@@ -117,12 +117,14 @@ def expected(problem, q, world) -> str | None:
     zero = pte is not None and pte.pfn == k.zero_pfn
     if q.kind == "kind":
         return ("no pte" if pte is None else "the zero page" if zero else
-                "a RAM page" if pte.pfn < practice.RAM_PAGES else "a device pfn (no struct page)")
+                "a RAM page" if pte.pfn < practice.RAM_PAGES else
+                "a device pfn with a struct page (2.6.25 XIP memmap)" if k.pfn_valid(pte.pfn) else
+                "a device pfn (no struct page)")
     if q.kind == "counts":
         if pte is None or zero:
             return "no pte" if pte is None else "zero page"
         info = snap.pages.get(pte.pfn)
-        return "no struct page" if pte.pfn >= practice.RAM_PAGES else f"{info.count}/{info.mapcount}"
+        return "no struct page" if not k.pfn_valid(pte.pfn) else f"{info.count}/{info.mapcount}"
     raise AssertionError(f"unknown question kind {q.kind}")
 
 

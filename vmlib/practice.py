@@ -53,7 +53,8 @@ BUF_BYTE = b"k"                     # what the kernel buffer (RAM) holds
 FILE_BYTE = b"f"                    # what the XIP file holds where it has blocks
 
 PTE_CHOICES = ("none", "read-only", "writable", "read-only special", "writable special")
-KIND_CHOICES = ("no pte", "the zero page", "a device pfn (no struct page)", "a RAM page")
+KIND_CHOICES = ("no pte", "the zero page", "a device pfn (no struct page)",
+                "a device pfn with a struct page (2.6.25 XIP memmap)", "a RAM page")
 SAME_CHOICES = ("yes", "no", "one of them has no pte")
 NORMAL_CHOICES = ("no pte", "a struct page", "NULL")
 COUNTS_HINT = "COUNT/MAPCOUNT (e.g. 2/1), or 'zero page', 'no struct page' or 'no pte'"
@@ -325,7 +326,8 @@ class _Run:
     def _fallback(self, q: Question) -> str:
         base = self.addrs[self.p.ops[q.step].name]
         for e in self._op_events(q.step):
-            if e.func == "get_user_pages_fast" and "no lockless walk" in e.text:
+            if e.func == "get_user_pages_fast" and ("no lockless walk" in e.text
+                                                    or "has no get_user_pages_fast" in e.text):
                 return "no lockless walk on this profile"
             if e.func == "gup_pte_range" and "fall back" in e.text:
                 addr = int(e.text.split(":")[0], 16)
@@ -343,7 +345,9 @@ class _Run:
             return "no pte", ()
         if self.k.is_zero_pfn(pte.pfn):
             return "the zero page", ()
-        return ("a RAM page" if self.k.pfn_valid(pte.pfn) else "a device pfn (no struct page)"), ()
+        if pte.pfn < RAM_PAGES:
+            return "a RAM page", ()
+        return KIND_CHOICES[3 if self.k.pfn_valid(pte.pfn) else 2], ()
 
     def _same(self, q, proc, addr, pte):
         other = self.procs[q.other].follow_pte(addr)
