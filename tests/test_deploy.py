@@ -18,6 +18,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,7 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, missing_tool, require_tool
 
 SETUP = ROOT / "setup.sh"
 STAMP = ROOT / ".venv" / ".setup-stamp"
@@ -166,3 +167,144 @@ def test_student_config_hides_nbgrader_in_a_venv_that_has_it(tmp_path):
         f"control: without the student config nbgrader's panels should be there: {instructor}"
     assert student["formgrader"] == 404, f"formgrader still served to students: {student}"
     assert "@jupyter/nbgrader" in student["disabled"], f"nbgrader's lab plug-ins still on: {student}"
+
+
+# ---------------------------------------------------------------- the class environment (one fresh venv)
+
+BINDER = ROOT / "binder"
+CONSTRAINTS = ROOT / "constraints.txt"
+LESSONS = sorted((ROOT / "course").glob("[0-9][0-9]_*.ipynb"))
+NOT_PINNED = {"pip", "setuptools", "wheel", "vmlib"}      # the venv's own tools and the project itself
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes on disk under PATH, as `du` counts them (each hard-linked file once)."""
+    seen, total = set(), 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            st = os.lstat(os.path.join(dirpath, name))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+def pip(venv: Path, *args: str, cwd: Path = ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the venv's pip quietly; fail the test with pip's output if it fails."""
+    proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", *args],
+                          cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout, check=False)
+    assert proc.returncode == 0, f"pip {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def installed_versions(venv: Path) -> dict[str, str]:
+    """Canonical (lower-case, dashed) name -> version of every distribution in VENV."""
+    listing = json.loads(pip(venv, "list", "--format=json").stdout)
+    return {re.sub(r"[-_.]+", "-", d["name"]).lower(): d["version"] for d in listing}
+
+
+@pytest.fixture(scope="module")
+def class_env(tmp_path_factory) -> dict:
+    """A fresh venv outside the repository with binder/requirements.txt installed, as repo2docker does."""
+    base = tmp_path_factory.mktemp("class-env")
+    assert ROOT not in base.parents, "the class venv must live outside the repository"
+    venv = base / "venv"
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean_env(), timeout=300)
+    pip(venv, "install", "-q", "-r", str(BINDER / "requirements.txt"))
+    seconds = time.monotonic() - start
+    print(f"class venv: pip install -r binder/requirements.txt took {seconds:.0f} s")
+    return {"venv": venv, "python": str(venv / "bin" / "python"), "base": base, "install_seconds": seconds}
+
+
+def test_student_environment_is_small_and_has_no_instructor_or_test_tools(class_env):
+    venv = class_env["venv"]
+    mb = tree_bytes(venv) / 1e6
+    print(f"student environment: {mb:.0f} MB on disk (limit {STUDENT_LIMIT_MB} MB)")
+    assert mb <= STUDENT_LIMIT_MB, f"the student venv takes {mb:.0f} MB, over {STUDENT_LIMIT_MB} MB"
+    installed = set(installed_versions(venv))
+    for tool in ("nbgrader", "pytest", "playwright", "hypothesis", "ruff", "matplotlib"):
+        assert tool not in installed, f"{tool} is in the student environment"
+    lab = subprocess.run([class_env["python"], "-m", "jupyter", "labextension", "list"], env=clean_env(),
+                         capture_output=True, text=True, timeout=120, check=True)
+    listing = lab.stdout + lab.stderr
+    assert "@jupyter-widgets/jupyterlab-manager" in listing and "nbgrader" not in listing, listing
+
+
+def test_class_environment_is_pinned_by_the_constraints(class_env):
+    """Everything installed is in constraints.txt at that version: a class gets one set of versions."""
+    from packaging.utils import canonicalize_name
+    pins = {canonicalize_name(n): v for n, _, v in
+            (ln.split("#")[0].strip().partition("==") for ln in CONSTRAINTS.read_text().splitlines()) if n}
+    loose = [f"{n}=={v}" for n, v in installed_versions(class_env["venv"]).items()
+             if n not in NOT_PINNED and pins.get(n) != v]
+    assert not loose, (f"installed but not pinned (or pinned to another version) in constraints.txt: {loose}; "
+                       f"regenerate it: .venv/bin/python -m tools.constraints")
+
+
+def test_binder_files(class_env):
+    """apt.txt's packages are installed here, postBuild runs, runtime.txt names a supported Python."""
+    if shutil.which("dpkg-query") is None:
+        missing_tool("dpkg-query")
+    for pkg in (BINDER / "apt.txt").read_text().split():
+        probe = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True, check=False)
+        if "install ok installed" not in probe.stdout:
+            missing_tool(pkg)
+    runtime = (BINDER / "runtime.txt").read_text().strip()
+    assert re.fullmatch(r"python-3\.1[0-3]", runtime), runtime
+    assert f"Programming Language :: Python :: {runtime[7:]}" in (ROOT / "pyproject.toml").read_text()
+    assert os.access(BINDER / "postBuild", os.X_OK), "binder/postBuild must be executable"
+    subprocess.run(["bash", str(BINDER / "postBuild")], cwd=ROOT, check=True, timeout=60,
+                   env=clean_env(NB_PYTHON_PREFIX=str(class_env["venv"])))
+    overrides = class_env["venv"] / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    assert json.loads(overrides.read_text()) == json.loads((ROOT / "tools" / "lab-overrides.json").read_text())
+
+
+RUN_NOTEBOOKS = r'''
+"""Run notebooks (argv[2:]) in this interpreter's kernel with cwd argv[1]; print one JSON line each."""
+import json, sys, time
+from concurrent.futures import ProcessPoolExecutor
+
+def run(path):
+    import nbformat
+    from nbclient import NotebookClient
+    nb = nbformat.read(path, as_version=4)
+    first = nbformat.v4.new_code_cell(
+        "import sys as _s, vmlib as _v\n"
+        f"assert _s.prefix == {sys.prefix!r}, _s.prefix\n"
+        "assert _v.__file__.startswith(_s.prefix), _v.__file__")
+    nb.cells.insert(0, first)
+    start = time.monotonic()
+    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": sys.argv[1]}}).execute()
+    bad = [f"{o.ename}: {o.evalue}" if o.output_type == "error" else o.text[:300]
+           for c in nb.cells for o in c.get("outputs", [])
+           if o.output_type == "error" or (o.output_type == "stream" and o.name == "stderr")]
+    return {"notebook": path, "problems": bad, "seconds": round(time.monotonic() - start, 1)}
+
+if __name__ == "__main__":
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        for result in pool.map(run, sys.argv[2:]):
+            print(json.dumps(result), flush=True)
+'''
+
+
+def run_notebooks(python: str, cwd: Path, notebooks: list[Path], tmp: Path) -> list[dict]:
+    """Execute NOTEBOOKS with PYTHON's Jupyter and kernel, working directory CWD; one result each."""
+    script = tmp / "run_notebooks.py"
+    script.write_text(RUN_NOTEBOOKS)
+    proc = subprocess.run([python, str(script), str(cwd), *map(str, notebooks)], cwd=tmp, env=clean_env(),
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, f"the notebook runner failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def test_binder_environment_runs_every_lesson(class_env):
+    """As on Binder: the repository's course/ with the installed (not the checkout's) vmlib."""
+    require_tool("dot")
+    start = time.monotonic()
+    results = run_notebooks(class_env["python"], ROOT / "course", LESSONS, class_env["base"])
+    print(f"all {len(results)} lessons in the class venv: {time.monotonic() - start:.0f} s")
+    assert [Path(r["notebook"]).name for r in results] == [nb.name for nb in LESSONS]
+    broken = {Path(r["notebook"]).name: r["problems"] for r in results if r["problems"]}
+    assert not broken, f"lessons with errors or stderr in the class environment: {broken}"
