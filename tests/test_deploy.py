@@ -28,7 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, missing_tool, require_tool
+from conftest import ROOT, missing_tool, require_module, require_tool
 
 SETUP = ROOT / "setup.sh"
 STAMP = ROOT / ".venv" / ".setup-stamp"
@@ -308,3 +308,87 @@ def test_binder_environment_runs_every_lesson(class_env):
     assert [Path(r["notebook"]).name for r in results] == [nb.name for nb in LESSONS]
     broken = {Path(r["notebook"]).name: r["problems"] for r in results if r["problems"]}
     assert not broken, f"lessons with errors or stderr in the class environment: {broken}"
+
+
+# ---------------------------------------------------------------- the package: wheel and sdist
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory) -> dict:
+    """The sdist and the wheel, built as `python -m build` does (the wheel from the sdist)."""
+    require_module("build")
+    out = tmp_path_factory.mktemp("dist")
+    proc = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], cwd=out,
+                          env=clean_env(), capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, f"python -m build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    (wheel,), (sdist,) = out.glob("*.whl"), out.glob("*.tar.gz")
+    return {"wheel": wheel, "sdist": sdist, "dir": out}
+
+
+def project_files() -> list[str]:
+    """The files of the project: git's list in a checkout, else (an unpacked sdist) what is here."""
+    if (ROOT / ".git").exists() and shutil.which("git"):
+        out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        return [f for f in out.splitlines() if (ROOT / f).is_file()]
+    skip = {".venv", "build", ".pytest_cache", ".ruff_cache", ".hypothesis", "__pycache__"}
+    return [str(p.relative_to(ROOT)) for p in ROOT.rglob("*")
+            if p.is_file() and not skip & set(p.relative_to(ROOT).parts) and ".egg-info" not in str(p)]
+
+
+def test_wheel_has_the_package_data_license_and_metadata(dist):
+    import zipfile
+    with zipfile.ZipFile(dist["wheel"]) as z:
+        names = set(z.namelist())
+        meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    wanted = {f for f in project_files() if f.startswith("vmlib/")}
+    assert any(f.startswith("vmlib/real/recorded/") and f.endswith(".json") for f in wanted)
+    assert wanted <= names, f"files of vmlib/ missing from the wheel: {sorted(wanted - names)}"
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "LICENSE is not in the wheel"
+    assert "License-Expression: MIT" in meta
+    for field in ("Classifier: Intended Audience :: Education", "Classifier: Programming Language :: Python :: 3.13",
+                  "Requires-Python: >=3.10", 'Provides-Extra: course', 'Provides-Extra: grading'):
+        assert field in meta, f"{field!r} not in the wheel's METADATA"
+    assert "Project-URL" not in meta and "Home-page" not in meta, "no project URL until the project has a home"
+
+
+def test_sdist_holds_every_project_file_and_runs_its_tests(dist, tmp_path):
+    import tarfile
+    with tarfile.open(dist["sdist"]) as tar:
+        top = tar.getnames()[0].split("/")[0]
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}   # 3.10.12+, 3.11.4+
+        tar.extractall(tmp_path, **safe)
+    missing = sorted(set(project_files()) - names - {".gitignore"})
+    assert not missing, f"in the repository but not in the sdist (MANIFEST.in): {missing}"
+    tree = tmp_path / top
+    assert os.access(tree / "setup.sh", os.X_OK), "setup.sh lost its executable bit in the sdist"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "tests/test_contract.py", "tests/test_course.py::test_claims_table_is_complete"],
+                          cwd=tree, env=clean_env(PYTHONPATH=str(tree)), capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and str(tree) in subprocess.run(
+        [sys.executable, "-c", "import vmlib; print(vmlib.__file__)"], cwd=tmp_path,
+        env=clean_env(PYTHONPATH=str(tree)), capture_output=True, text=True, check=True).stdout
+
+
+def test_wheel_outside_the_repository_runs_a_lesson_and_the_recorded_comparison(class_env, dist, tmp_path):
+    """The built wheel replaces the class venv's vmlib; from a directory outside the checkout the
+    recorded comparison agrees (asked for, and as a Mac sees it) and lesson 05 runs clean."""
+    require_tool("dot")
+    venv, python = class_env["venv"], class_env["python"]
+    pip(venv, "install", "-q", "--force-reinstall", "--no-deps", str(dist["wheel"]), cwd=tmp_path)
+    pip(venv, "install", "-q", "-c", str(CONSTRAINTS), f"{dist['wheel']}[course]", cwd=tmp_path)
+    where = subprocess.run([python, "-c", "import vmlib; print(vmlib.__file__)"], cwd=tmp_path, env=clean_env(),
+                           capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(venv)) and "site-packages" in where, where
+    fake_mac = "import runpy, sys; sys.platform = 'darwin'; runpy.run_module('vmlib.real', run_name='__main__')"
+    for how, cmd in (("--recorded", [python, "-m", "vmlib.real", "--recorded"]), ("off Linux", [python, "-c", fake_mac])):
+        proc = subprocess.run(cmd, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=300,
+                              check=False)
+        heads = [ln for ln in proc.stdout.splitlines() if " vs simulator " in ln]
+        assert proc.returncode == 0, f"python -m vmlib.real ({how}) says they differ:\n{proc.stdout[-3000:]}{proc.stderr}"
+        assert heads and all(": recorded on Linux " in h and h.endswith(" - agree") for h in heads), heads
+    lesson = tmp_path / "05_vm_pfnmap.ipynb"
+    shutil.copy(ROOT / "course" / lesson.name, lesson)
+    (result,) = run_notebooks(python, tmp_path, [lesson], tmp_path)
+    assert not result["problems"], f"lesson 05 from the wheel: {result['problems']}"
