@@ -3,9 +3,11 @@
     .venv/bin/python -m tools.constraints            # rewrite constraints.txt
     .venv/bin/python -m tools.constraints --check    # exit 1 (saying what differs) if it is stale
 
-The class set is every distribution that `vmlib[course,grading]` pulls in, found by walking the
-installed packages' requirements (environment markers evaluated for this interpreter), pinned
-to the installed version: `pip freeze` filtered to the course. Use it with
+The class set is every distribution that `vmlib[course,grading,hub]` pulls in (the student set,
+nbgrader for an exchange, nbgitpuller for a hub), found by walking the installed packages'
+requirements (environment markers evaluated for this interpreter), pinned to the installed
+version: `pip freeze` filtered to the course. The venv needs those extras first:
+`.venv/bin/pip install -e '.[course,grading,hub]'`. Use the file with
 `pip install -c constraints.txt '.[course]'` (docs/deploy.md).
 """
 
@@ -23,7 +25,7 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "constraints.txt"
 PROJECT = "vmlib"
-EXTRAS = ("course", "grading")
+EXTRAS = ("course", "grading", "hub")
 
 
 def _wanted(req: Requirement, extras: set[str]) -> bool:
@@ -51,7 +53,8 @@ def closure(project: str = PROJECT, extras: tuple[str, ...] = EXTRAS) -> dict[st
             try:
                 pins[key] = metadata.version(req.name)
             except metadata.PackageNotFoundError:
-                raise LookupError(f"{req.name} (needed by {name}) is not installed: run ./setup.sh env first") from None
+                hint = f"pip install -e '.[{','.join(extras)}]'"
+                raise LookupError(f"{req.name} (needed by {name}) is not installed: {hint} first") from None
             new = set(req.extras) - explored.get(key, set())
             if key not in explored or new:
                 explored[key] = explored.get(key, set()) | new
