@@ -393,36 +393,3 @@ def test_wheel_outside_the_repository_runs_a_lesson_and_the_recorded_comparison(
     (result,) = run_notebooks(python, tmp_path, [lesson], tmp_path)
     assert not result["problems"], f"lesson 05 from the wheel: {result['problems']}"
 
-
-# ---------------------------------------------------------------- the nbgrader exchange of docs/deploy.md
-
-def nbgrader_cli(*args: str, cwd: Path) -> str:
-    """Run `nbgrader ARGS` with this venv's nbgrader in CWD; its log, or a test failure showing it."""
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"   # nbgrader runs `alembic`
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=clean_env(PATH=path),
-                          capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout + proc.stderr
-
-
-def test_exchange_round_trip_feeds_tools_grade(tmp_path):
-    """release_assignment, a student's fetch and submit, collect into collected/: the layout that
-    `tools/grade.py autograde` reads (the commands of docs/deploy.md, with temporary folders)."""
-    pytest.importorskip("nbgrader", reason="the developer venv (./setup.sh test) has nbgrader")
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        from grade import assignments, find_submissions
-    finally:
-        sys.path.remove(str(ROOT / "tools"))
-    exchange, course, home = tmp_path / "exchange", tmp_path / "course", tmp_path / "student"
-    home.mkdir()
-    shutil.copytree(ROOT / "exercises" / "ps1_memmap", course / "release" / "ps1_memmap")
-    where = [f"--Exchange.root={exchange}"]
-    nbgrader_cli("release_assignment", "ps1_memmap", f"--CourseDirectory.root={course}", *where, cwd=ROOT)
-    nbgrader_cli("fetch_assignment", "ps1_memmap", "--course=vmlib-mixedmap", *where, cwd=home)
-    assert (home / "ps1_memmap" / "ps1_memmap.ipynb").exists()
-    nbgrader_cli("submit", "ps1_memmap", "--course=vmlib-mixedmap", *where, cwd=home)
-    nbgrader_cli("collect", "ps1_memmap", f"--CourseDirectory.root={course}",
-                 "--CourseDirectory.submitted_directory=collected", *where, cwd=ROOT)
-    found = find_submissions(course / "collected", assignments())
-    assert list(found) == ["ps1_memmap"] and len(found["ps1_memmap"]) == 1, found
