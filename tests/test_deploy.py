@@ -393,3 +393,16 @@ def test_wheel_outside_the_repository_runs_a_lesson_and_the_recorded_comparison(
     (result,) = run_notebooks(python, tmp_path, [lesson], tmp_path)
     assert not result["problems"], f"lesson 05 from the wheel: {result['problems']}"
 
+
+
+def test_vmlib_real_recorded_flag(capsys):
+    """`python -m vmlib.real --recorded` compares the recorded run; with --record it is refused."""
+    from vmlib.real.__main__ import main
+    from vmlib.real.runner import RECORDED_DIR
+    before = sorted(p.name for p in RECORDED_DIR.iterdir())
+    assert main(["--record", "--recorded"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    assert sorted(p.name for p in RECORDED_DIR.iterdir()) == before, "a refused --record wrote a file"
+    assert main(["--recorded", "zero_page_read"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("zero_page_read: recorded on Linux ") and "asked for the recorded run" in out
