@@ -103,12 +103,15 @@ stamped_extras() {  # the extras the stamp records for KEY (nothing when the sta
     fi
 }
 
-has_extras() {  # has_extras HAVE WANT: true when every extra in the list WANT is in HAVE
-    local e want
-    IFS=, read -r -a want <<<"$2"
-    for e in "${want[@]}"; do
+has_extras() {  # has_extras HAVE WANT: true when every extra in the comma list WANT is in HAVE
+    local rest="$2," e   # a string walk, not an array: macOS's bash 3.2 under set -u
+    while [ -n "$rest" ]; do
+        e="${rest%%,*}"
+        rest="${rest#*,}"
+        [ -z "$e" ] && continue
         case ",$1," in *",$e,"*) ;; *) return 1 ;; esac
     done
+    return 0
 }
 
 ensure_venv() {  # create .venv if needed and pip install the project unless the stamp matches
@@ -128,10 +131,11 @@ ensure_venv() {  # create .venv if needed and pip install the project unless the
         || die "pip install failed (see above). Check the network to PyPI, then run again."
     local hash py
     read -r hash py <<<"$key"
-    local e all="$EXTRAS" had
-    IFS=, read -r -a had <<<"$have"
-    for e in "${had[@]}"; do
-        has_extras "$all" "$e" || all="$all,$e"
+    local e all="$EXTRAS" rest="$have,"   # the stamp records what is installed: old and new extras
+    while [ -n "$rest" ]; do
+        e="${rest%%,*}"
+        rest="${rest#*,}"
+        [ -z "$e" ] || has_extras "$all" "$e" || all="$all,$e"
     done
     printf '%s %s %s\n' "$hash" "$all" "$py" >"$STAMP"
 }
