@@ -20,6 +20,7 @@ from pathlib import Path
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,11 +64,27 @@ def closure(project: str = PROJECT, extras: tuple[str, ...] = EXTRAS) -> dict[st
     return pins
 
 
+PYTHONS = ("3.10", "3.11", "3.12", "3.13")      # the versions the project supports
+
+
+def too_new_for(pins: dict[str, str]) -> dict[str, list[str]]:
+    """Python version -> the pinned distributions whose Requires-Python excludes it."""
+    out: dict[str, list[str]] = {}
+    for name in sorted(pins):
+        spec = SpecifierSet(metadata.metadata(name).get("Requires-Python") or "")
+        for py in PYTHONS:
+            if not spec.contains(py + ".99"):
+                out.setdefault(py, []).append(name)
+    return out
+
+
 def render(pins: dict[str, str]) -> str:
     """The text of constraints.txt for PINS."""
     head = (f"# The class set: what vmlib[{','.join(EXTRAS)}] installs, pinned to the versions tested with\n"
             f"# Python {sys.version_info.major}.{sys.version_info.minor}. Regenerate: .venv/bin/python -m tools.constraints\n"
             "# Use: pip install -c constraints.txt '.[course]'   (docs/deploy.md)\n")
+    for py, names in too_new_for(pins).items():
+        head += f"# Not for Python {py}: {', '.join(names)} need a newer one (install without -c there)\n"
     return head + "".join(f"{name}=={version}\n" for name, version in sorted(pins.items()))
 
 
