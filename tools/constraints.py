@@ -22,6 +22,7 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "constraints.txt"
@@ -64,18 +65,14 @@ def closure(project: str = PROJECT, extras: tuple[str, ...] = EXTRAS) -> dict[st
     return pins
 
 
-PYTHONS = ("3.10", "3.11", "3.12", "3.13")      # the versions the project supports
-
-
-def too_new_for(pins: dict[str, str]) -> dict[str, list[str]]:
-    """Python version -> the pinned distributions whose Requires-Python excludes it."""
-    out: dict[str, list[str]] = {}
-    for name in sorted(pins):
-        spec = SpecifierSet(metadata.metadata(name).get("Requires-Python") or "")
-        for py in PYTHONS:
-            if not spec.contains(py + ".99"):
-                out.setdefault(py, []).append(name)
-    return out
+def python_floor(pins: dict[str, str]) -> tuple[str, list[str]]:
+    """The oldest Python every pinned version allows, and the distributions that set it."""
+    specs = {name: SpecifierSet(metadata.metadata(name).get("Requires-Python") or "") for name in pins}
+    bounds = {Version(sp.version) for spec in specs.values() for sp in spec if sp.operator in (">=", ">")}
+    floor = min((v for v in bounds | {Version("3.10")} if all(s.contains(v) for s in specs.values())),
+                default=Version("3.10"))
+    return str(floor), sorted(n for n, spec in specs.items() if any(
+        sp.operator in (">=", ">") and Version(sp.version) == floor for sp in spec))
 
 
 def render(pins: dict[str, str]) -> str:
@@ -83,8 +80,9 @@ def render(pins: dict[str, str]) -> str:
     head = (f"# The class set: what vmlib[{','.join(EXTRAS)}] installs, pinned to the versions tested with\n"
             f"# Python {sys.version_info.major}.{sys.version_info.minor}. Regenerate: .venv/bin/python -m tools.constraints\n"
             "# Use: pip install -c constraints.txt '.[course]'   (docs/deploy.md)\n")
-    for py, names in too_new_for(pins).items():
-        head += f"# Not for Python {py}: {', '.join(names)} need a newer one (install without -c there)\n"
+    floor, names = python_floor(pins)
+    if names:
+        head += f"# Needs Python >= {floor} (set by {', '.join(names)}); on an older Python install without -c\n"
     return head + "".join(f"{name}=={version}\n" for name, version in sorted(pins.items()))
 
 
