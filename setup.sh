@@ -5,23 +5,29 @@
 #   ./setup.sh test [pytest args...]        e.g. ./setup.sh test -x -k gup
 #   ./setup.sh env                          set up only
 #
-# What set-up does: creates .venv (python3 >= 3.10), installs the project with its
-# course, grading and test extras (skipped while pyproject.toml is unchanged), and
+# What set-up does: creates .venv (python3 >= 3.10), installs the project with the
+# extras the verb needs (skipped while pyproject.toml is unchanged and they are there):
+# `lab` only the student set (course), `test` and `env` also grading and test. It
 # installs Graphviz (and for `test` Debian's chromium) with apt-get when it can: as root,
 # or through sudo when sudo needs no password. Otherwise it prints the command to run
 # and goes on; the tests that need those tools then skip (or fail when CI is set).
+# `lab` hides nbgrader's instructor panels unless the grading extra was asked for.
 #
 # Environment knobs:
 #   PYTHON=/path/to/python3.X   the interpreter to build .venv from
 #   SETUP_DRY_RUN=1             do the set-up, then print the final command instead of running it
 #   SETUP_VENV_ONLY=1           skip apt-get and slide vendoring (venv only)
+#   SETUP_EXTRAS=course,grading the extras `lab` installs (instructors: keeps nbgrader's panels)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 VENV="$ROOT/.venv"
 STAMP="$VENV/.setup-stamp"
-EXTRAS="course,grading,test"
+ALL_EXTRAS="course,grading,test"
+STUDENT_EXTRAS="course"
+EXTRAS="$ALL_EXTRAS"   # what this run needs; main() narrows it for `lab`
+STUDENT_CONFIG="$ROOT/tools/student-jupyter"   # Jupyter config that hides nbgrader's panels
 START_NOTEBOOK="course/00_start_here.ipynb"
 
 say() { printf '==> %s\n' "$*"; }
@@ -82,10 +88,30 @@ then run this script again."
     rm -f "$err"
 }
 
-wanted_stamp() {  # what the stamp must say for the venv to count as up to date
-    printf '%s %s %s\n' "$("$VENV/bin/python" -c 'import hashlib, sys
+venv_key() {  # pyproject.toml's hash and the venv's Python: the stamp is valid while both hold
+    printf '%s %s' "$("$VENV/bin/python" -c 'import hashlib
 print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')" \
-        "$EXTRAS" "$("$VENV/bin/python" -V 2>&1 | tr ' ' '-')"
+        "$("$VENV/bin/python" -V 2>&1 | tr ' ' '-')"
+}
+
+stamped_extras() {  # the extras the stamp records for KEY (nothing when the stamp is stale)
+    local key="$1" hash py extras
+    [ -f "$STAMP" ] || return 0
+    read -r hash extras py <"$STAMP" || true
+    if [ "$hash $py" = "$key" ]; then
+        printf '%s' "$extras"
+    fi
+}
+
+has_extras() {  # has_extras HAVE WANT: true when every extra in the comma list WANT is in HAVE
+    local rest="$2," e   # a string walk, not an array: macOS's bash 3.2 under set -u
+    while [ -n "$rest" ]; do
+        e="${rest%%,*}"
+        rest="${rest#*,}"
+        [ -z "$e" ] && continue
+        case ",$1," in *",$e,"*) ;; *) return 1 ;; esac
+    done
+    return 0
 }
 
 ensure_venv() {  # create .venv if needed and pip install the project unless the stamp matches
@@ -93,16 +119,25 @@ ensure_venv() {  # create .venv if needed and pip install the project unless the
         rm -rf "$VENV"
         create_venv
     fi
-    local want
-    want="$(wanted_stamp)"
-    if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
-        say "venv up to date (pyproject.toml unchanged)"
+    local key have
+    key="$(venv_key)"
+    have="$(stamped_extras "$key")"
+    if has_extras "$have" "$EXTRAS"; then
+        say "venv up to date (pyproject.toml unchanged; extras $have)"
         return 0
     fi
     say "installing the project into .venv: pip install -e '.[$EXTRAS]'"
     "$VENV/bin/python" -m pip install --disable-pip-version-check -q -e ".[$EXTRAS]" \
         || die "pip install failed (see above). Check the network to PyPI, then run again."
-    printf '%s\n' "$want" >"$STAMP"
+    local hash py
+    read -r hash py <<<"$key"
+    local e all="$EXTRAS" rest="$have,"   # the stamp records what is installed: old and new extras
+    while [ -n "$rest" ]; do
+        e="${rest%%,*}"
+        rest="${rest#*,}"
+        [ -z "$e" ] || has_extras "$all" "$e" || all="$all,$e"
+    done
+    printf '%s %s %s\n' "$hash" "$all" "$py" >"$STAMP"
 }
 
 # --- system packages ---------------------------------------------------------------
@@ -212,10 +247,19 @@ run() {  # run CMD...: run it (exec it when RUN_EXEC is set), or only print it u
     "$@"
 }
 
+hide_instructor_panels() {  # students: nbgrader's lab panels and server extensions off for this run
+    if has_extras "$EXTRAS" grading; then
+        return 0
+    fi
+    export JUPYTER_CONFIG_PATH="$STUDENT_CONFIG${JUPYTER_CONFIG_PATH:+:$JUPYTER_CONFIG_PATH}"
+    say "student set: nbgrader's instructor panels hidden (JUPYTER_CONFIG_PATH=$JUPYTER_CONFIG_PATH)"
+}
+
 verb_lab() {  # set up and open the course in JupyterLab
     system_setup lab
     write_lab_overrides
     check_widgets
+    hide_instructor_panels
     export JUPYTER_PATH="$VENV/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
     local opts=(--ServerApp.root_dir="$ROOT") RUN_EXEC=1   # exec: Ctrl-C and kill reach jupyter
     if [ "$(id -u)" = 0 ]; then
@@ -247,10 +291,18 @@ verb_test() {  # set up and run the whole test suite; pytest's "no tests collect
     exit "$rc"
 }
 
+check_extras() {  # refuse a SETUP_EXTRAS that lab cannot use, before anything is installed
+    if ! has_extras "$ALL_EXTRAS" "$EXTRAS" || ! has_extras "$EXTRAS" course; then
+        die "SETUP_EXTRAS='$EXTRAS': give a comma-separated list of $ALL_EXTRAS that includes course,
+    e.g. SETUP_EXTRAS=course,grading ./setup.sh lab   (instructors: keeps nbgrader's panels)"
+    fi
+}
+
 main() {
     local verb="${1:-}"
     case "$verb" in
-        lab | test | env) shift ;;
+        lab) shift; EXTRAS="${SETUP_EXTRAS:-$STUDENT_EXTRAS}"; check_extras ;;
+        test | env) shift ;;
         -h | --help | help) usage; exit 0 ;;
         "") usage >&2; exit 2 ;;
         *) usage >&2; die "unknown command '$verb': use lab, test or env" ;;

@@ -1,6 +1,6 @@
 """vmlib.views: page-table graphs, fault-stepping widgets and plots.
 
-The only part of vmlib that imports graphviz, matplotlib, ipywidgets and IPython, each lazily:
+The only part of vmlib that imports graphviz, ipywidgets and IPython, each lazily:
 `from vmlib.views import process_graph` builds DOT text without loading any of them.
 """
 
@@ -14,7 +14,7 @@ _LAZY = {
     "Graph": "graphs", "process_graph": "graphs", "vma_graph": "graphs", "phys_graph": "graphs",
     "fork_graph": "graphs", "graph_for": "graphs", "Diff": "dot",
     "FaultStepper": "widgets", "Compare": "widgets", "Playground": "widgets", "show_steps": "widgets",
-    "Steps": "widgets", "MemmapCost": "plots", "memmap_figure": "plots",
+    "Steps": "widgets", "MemmapCost": "plots", "memmap_svg": "plots",
     "Practice": "practice",
 }
 
@@ -31,7 +31,7 @@ __all__ = [
     "graph_for",
     "memmap_break_even",
     "memmap_cost",
-    "memmap_figure",
+    "memmap_svg",
     "phys_graph",
     "process_graph",
     "show_steps",
