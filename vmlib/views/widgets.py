@@ -41,6 +41,25 @@ class Steps:
         self.step = 0
         self._at = self.spans[0][1]
         self._snap = trace.state_at(self._at)
+        self._layout = None
+
+    @property
+    def layout(self):
+        """The fixed layout of every state of the trace (fork and process graphs), or None."""
+        if self._layout is None and self.graph in ("fork", "process"):
+            from vmlib.views.layout import Layout, Union
+            u = Union.of([(self.trace, self.spans)])
+            pids = None if self.graph == "fork" or not u.mms else [min(u.mms)]
+            self._layout = Layout(u, pids=pids)
+        return self._layout
+
+    def share_layout(self, other: Steps) -> None:
+        """Draw this trace and `other` on one layout (Compare: both sides line up)."""
+        from vmlib.views.layout import Layout, Union
+        if self.graph in ("fork", "process") and other.graph == self.graph:
+            u = Union.of([(self.trace, self.spans), (other.trace, other.spans)])
+            pids = None if self.graph == "fork" or not u.mms else [min(u.mms)]
+            self._layout = other._layout = Layout(u, pids=pids)
 
     @staticmethod
     def _spans(trace, ops_only: bool) -> list[tuple[int, int]]:
@@ -89,8 +108,18 @@ class Steps:
         return f"step {self.step + 1}/{len(self)}: {self.headline()}"
 
     def graph_now(self):
-        """The Graph of the current step with what it changed highlighted."""
-        return graph_for(self.graph, self._snap, self.trace.info, self.diff(), self.caption(), self.theme)
+        """The Graph of the current step with what it changed highlighted (fork and process
+        graphs are drawn on the trace's one layout: nodes stay where they are)."""
+        lay = self.layout
+        if lay is None:
+            return graph_for(self.graph, self._snap, self.trace.info, self.diff(), self.caption(), self.theme)
+        from vmlib.views.dot import mm_graph
+        from vmlib.views.graphs import Graph
+        from vmlib.views.layout import themed
+        snap, info, diff, caption = self._snap.copy(), self.trace.info, self.diff(), self.caption()
+        pids = [p for p in lay.pids if p in snap.mms]
+        return Graph(lambda: mm_graph(snap, info, pids, diff, caption, self.theme), self.graph, caption,
+                     themed(lay.svg(snap, info, diff, caption), self.theme))
 
     def counts(self) -> list[str]:
         """Counts that moved in this step: refcounts, mapcounts, rss."""
