@@ -28,10 +28,10 @@ from vmlib.views import dot as D
 PAGE = 4096
 FONT = 12                       # px; the smallest text in a graph is 11 px
 LINE = 18                       # height of one text row
-CHAR = 0.62 * FONT              # mean width of a character (DejaVu Sans / Helvetica)
+CHAR = 0.56 * FONT              # mean width of a character (DejaVu Sans / Helvetica)
 WIDTH = 960                     # the column a graph is designed for
 GAP = 8
-FRAME_X_GAP = 48                # room for the edges between pte tables and frames
+FRAME_X_GAP = 40                # room for the edges between pte tables and frames
 
 CSS = (
     ".vg{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;font-size:12px}"
@@ -89,6 +89,7 @@ class Union:
     kinds: set = field(default_factory=set)       # frame kinds seen ("anon", "device", ...)
     names: set = field(default_factory=set)       # page-cache and device names seen
     special: bool = False                         # some pte was special
+    sigs: dict = field(default_factory=dict)      # ((pid, addr), step) -> (kind, count, mapcount) then
     info: dict = field(default_factory=dict)
 
     @classmethod
@@ -116,6 +117,7 @@ class Union:
 
     def _note(self, snap: Snapshot, key, step: int) -> None:
         value = snap.pte(*key)
+        self.sigs[(key, step)] = None if value is None else _frame_sig(value.pfn, snap, self.info)
         line = self.ptes.setdefault(key, [])
         if line and line[-1][0] == step:
             line[-1] = (step, value)
@@ -180,6 +182,7 @@ class Row:
     run: tuple | None = None     # (start, n, pfn0, bits) of a run piece
     frame: str = ""              # frame node id for groups and run pieces ("" = per pfn)
     y: float = 0.0
+    lines: int = 1               # 2: the target goes on a second line (narrow column)
 
     @property
     def first(self) -> int:
@@ -218,6 +221,11 @@ def _consistent(ptes) -> bool:
     return _stride([p.pfn for p in ptes]) is not None
 
 
+def _frame_sig(pfn: int, snap: Snapshot, info: dict) -> tuple:
+    page = snap.pages.get(pfn)
+    return D.frame_kind(pfn, snap, info), page and (page.count, page.mapcount, page.mapping)
+
+
 def group_rows(pid: int, addrs: list[int], u: Union, collapse: int) -> list[Row]:
     """Rows of one pte table: consecutive ptes (constant address step) that changed at the same
     steps and were alike at each of them form one row when there are at least `collapse`."""
@@ -244,10 +252,10 @@ def _joins(pid: int, g: list[int], a: int, u: Union) -> bool:
         return False
     if len(g) >= 2 and a - g[-1] != g[1] - g[0]:
         return False
-    for (_s, p0), (_t, p1) in zip(prev, line):
+    for (s, p0), (_t, p1) in zip(prev, line):
         if (p0 is None) != (p1 is None):
             return False
-        if p0 is not None and p0.bits != p1.bits:
+        if p0 is not None and (p0.bits != p1.bits or u.sigs.get(((pid, g[-1]), s)) != u.sigs.get(((pid, a), s))):
             return False
     if len(g) >= 2:           # the pfn step at each change must continue the group's
         first = u.ptes[(pid, g[0])]
@@ -367,8 +375,16 @@ class Layout:
         mm_w = max([text_width("anon rss 9999→9999")] +
                    [text_width(f"P{p} {n}", True) for p in self.pids for n in self.u.mms[p]]) + 12
         lvl_w = text_width("pfn 99999") + 12
-        self.label_w = max([text_width(_row_text_max(r, self.u)) for rows in self.rows.values() for r in rows]
-                           + [text_width("0x7fffffff000 (empty)")]) + 12
+        frame_w = self._frame_width()
+        x_pt0 = 2 + mm_w + 14 + 3 * (lvl_w + 12)
+        budget = width - 4 - frame_w - FRAME_X_GAP - x_pt0 - 4 * 16 - 12    # what fits a 960 px column
+        wants = {r.rid: text_width(_row_text_max(r, self.u)) for rows in self.rows.values() for r in rows}
+        for rows in self.rows.values():
+            for r in rows:
+                r.lines = 2 if wants[r.rid] > budget else 1
+        self.label_w = max([w for w in wants.values() if w <= budget] +
+                           [text_width(_row_text_max(r, self.u, True)) for rows in self.rows.values() for r in rows
+                            if r.lines == 2] + [text_width("0x7fffffff000 (empty)")]) + 16
         x_pgd = 2 + mm_w + 14
         xs = (x_pgd, x_pgd + lvl_w + 12, x_pgd + 2 * (lvl_w + 12))
         x_pt = x_pgd + 3 * (lvl_w + 12)
@@ -403,10 +419,12 @@ class Layout:
                 self.boxes[pmd] = self._level(pmd, x_pmd, y, lvl_w, i2s)
                 for i2 in i2s:
                     rows = self.rows[(pid, i4, i3, i2)]
-                    h = LINE * (2 + max(1, len(rows))) + 4
+                    h = LINE * (2 + max(1, sum(r.lines for r in rows))) + 4
                     self.boxes[f"pt{pid}_{i4}_{i3}_{i2}"] = Box(x_pt, y, self.pt_w, h)
-                    for n, r in enumerate(rows):
-                        r.y = y + LINE * (n + 2) + 2
+                    ry = y + 2 * LINE + 2
+                    for r in rows:
+                        r.y = ry
+                        ry += LINE * r.lines
                     y += h + GAP
                     bottom = max(bottom, y)
                 y = max(y, self.boxes[pmd].y + self.boxes[pmd].h + GAP)
@@ -429,9 +447,12 @@ class Layout:
                     out.setdefault(fid, []).append(r.y + LINE / 2)
         return out
 
+    def _frame_width(self) -> float:
+        return max([120] + [text_width(_frame_text_max(f, self.u), True) + 12 for f in self.frame_ids()])
+
     def _place_frames(self, y_end: float) -> None:
         wanted = self.frame_ids()
-        self.frame_w = max([120] + [text_width(_frame_text_max(f, self.u), True) + 12 for f in wanted])
+        self.frame_w = self._frame_width()
         y = LINE + 10
         for fid in sorted(wanted, key=lambda f: (min(wanted[f]), _fid_pfn(f))):
             h = 2 * LINE + 4
@@ -441,7 +462,7 @@ class Layout:
 
     def _legend_items(self) -> list[tuple[str, str]]:
         kinds = self.u.kinds
-        items = [(D.FILL["mm"], "mm (process)"), ("table", "page table")]
+        items = [("", "legend:"), (D.FILL["mm"], "mm (process)"), ("table", "page table")]
         names = {"anon": "anon page", "file": "file / page cache page", "kernel": "kernel / reserved page",
                  "zero": "zero page", "device": "device memory: no struct page (dashed)",
                  "none": "no memory there (dashed)"}
@@ -564,8 +585,8 @@ class Layout:
             old = next((o for o in olds if o is not None), None)
             if old is not None:
                 parts.append(f'<rect class="hot" x="{b.x + 2:.1f}" y="{r.y + 1:.1f}" width="{b.w - 4:.1f}" '
-                             f'height="{LINE - 2}" fill="none"/>')
-                parts.append(_text(b.x + 6, ty, f"Δ {_addr_text(r)} → none (was pfn {old.pfn})", ""))
+                             f'height="{LINE * r.lines - 2}" fill="none"/>')
+                parts.append(_text(b.x + 6, ty, f"Δ {_addr_text(r)} → none (removed)", ""))
                 self._want(seen, r, [old], True, True, removed=True)
             else:
                 parts.append(_text(b.x + 6, ty, f"{_addr_text(r)} (empty)", "i"))
@@ -574,9 +595,13 @@ class Layout:
             parts.append(f'<rect x="{xb + 48:.1f}" y="{r.y:.1f}" width="16" height="{LINE}" fill="{D.ORANGE}"/>')
         if changed:
             parts.append(f'<rect class="hot" x="{b.x + 2:.1f}" y="{r.y + 1:.1f}" width="{b.w - 4:.1f}" '
-                         f'height="{LINE - 2}" fill="none"/>')
-        text = f"{'Δ ' if changed else ''}{_addr_text(r)} → {_pfn_text(r, ptes)}"
-        parts.append(_text(b.x + 6, ty, text, "b" if changed else ""))
+                         f'height="{LINE * r.lines - 2}" fill="none"/>')
+        head = f"{'Δ ' if changed else ''}{_addr_text(r)}"
+        if r.lines == 2:
+            parts.append(_text(b.x + 6, ty, head, "b" if changed else ""))
+            parts.append(_text(b.x + 6, ty + LINE, f"  → {_pfn_text(r, ptes)}", "b" if changed else ""))
+        else:
+            parts.append(_text(b.x + 6, ty, f"{head} → {_pfn_text(r, ptes)}", "b" if changed else ""))
         for j, name in enumerate(("present", "write", "dirty", "special")):
             on = getattr(now, name)
             parts.append(_text(xb + 16 * j + 4, ty, "PWDS"[j] if on else "·",
@@ -655,20 +680,27 @@ def _pfn_text(r: Row, ptes) -> str:
     return f"pfn {first}..{last}" if step == 1 else f"pfn {first}, {ptes[1].pfn}, …"
 
 
-def _row_text_max(r: Row, u: Union) -> str:
-    """The longest label the row can get (for its width)."""
-    pfn = max(u.pfns | {r.run[2] + r.n if r.run else 0}, default=0)
-    target = f"pfn {pfn}" if r.n == 1 else f"pfn {pfn}, {pfn}, …"
-    return max(f"Δ {_addr_text(r)} → {target}", f"Δ {_addr_text(r)} → none (was pfn {pfn})", key=len)
+def _row_text_max(r: Row, u: Union, split: bool = False) -> str:
+    """The longest label the row can get (for its width); split: the longer of its two lines."""
+    if r.run:
+        targets = [_pfn_text(r, [])]
+    else:
+        lines = [u.ptes[(r.pid, a)] for a in r.addrs]
+        targets = [_pfn_text(r, [line[i][1] for line in lines]) for i in range(len(lines[0]))
+                   if lines[0][i][1] is not None]
+    if split:
+        return max([f"Δ {_addr_text(r)}"] + [f"  → {t}" for t in targets], key=len)
+    return max([f"Δ {_addr_text(r)} → {t}" for t in targets] + [f"Δ {_addr_text(r)} → none (removed)"], key=len)
 
 
 def _frame_text_max(fid: str, u: Union) -> str:
     pfn = _fid_pfn(fid)
     n = int(fid.split("_")[1]) if "_" in fid else 1
-    head = f"pfn {pfn}..{pfn + n}" if n > 1 else f"pfn {pfn}"
-    name = max(u.names | {"zero page"}, key=len)
-    return max(f"Δ {n} frames: {head} file {name}" if n > 1 else f"Δ {head} file {name}",
-               "ref 99→99 map 99→99" + (" each" if n > 1 else ""), "device: no struct page", key=len)
+    head = f"pfn {pfn}..{pfn + n} ×{n}" if n > 1 else f"pfn {pfn}"
+    what = max([f"file {name}" for name in u.names] + ["reserved"] + (["zero page"] if "zero" in u.kinds else []),
+               key=len)
+    return max(f"Δ {head} {what}", "ref 99→99 map 99→99" + (" each" if n > 1 else ""), "device: no struct page",
+               key=len)
 
 
 def _frame_lines(fid: str, refs, snap: Snapshot, info: dict, diff) -> tuple[list[str], str, bool]:
@@ -683,21 +715,35 @@ def _frame_lines(fid: str, refs, snap: Snapshot, info: dict, diff) -> tuple[list
     pfn = pfns[0]
     kind = D.frame_kind(pfn, snap, info)
     n = len(pfns)
-    head = f"pfn {pfn}" if n == 1 else f"{n} frames: pfn {pfn}..{pfns[-1]}"
+    head = f"pfn {pfn}" if n == 1 else f"pfn {pfn}..{pfns[-1]} ×{n}"
     page = snap.pages.get(pfn)
     hot = bool(diff and any(p in diff.pages for p in pfns))
     if page is not None:
         what = {"anon": "anon", "zero": "zero page", "kernel": "reserved" if page.reserved else "kernel"}.get(
             kind, f"file {page.mapping}")
-        old = diff.pages.get(pfn, page) if diff else page
-        counts = (f"ref {D._moved(old and old.count, page.count)} "
-                  f"map {D._moved(old and old.mapcount, page.mapcount)}") if old != page else D.page_text(page)
-        return [f"{'Δ ' if hot else ''}{head} {what}", counts + (" each" if n > 1 else "")], kind, hot
+        return [f"{'Δ ' if hot else ''}{head} {what}", _counts(pfns, snap, diff)], kind, hot
     if kind == "device":
         return [f"{head} {D.device_of(pfn, info)}", "device: no struct page"], kind, hot
     freed = hot and diff.pages.get(pfn) is not None
     return [f"{'Δ ' if hot else ''}{head}", "freed" if freed else
             ("RAM, free" if kind == "kernel" else "no struct page, no memory")], kind, hot
+
+
+def _counts(pfns, snap: Snapshot, diff) -> str:
+    """'ref 2 map 2' (with 'a→b' where the step changed it; 'each' or a range for a group)."""
+    if len(pfns) == 1:
+        page = snap.pages[pfns[0]]
+        old = diff.pages.get(pfns[0], page) if diff else page
+        if old != page:
+            return (f"ref {D._moved(old and old.count, page.count)} "
+                    f"map {D._moved(old and old.mapcount, page.mapcount)}")
+        return D.page_text(page)
+    pages = [snap.pages.get(p) for p in pfns]
+    refs = sorted({p.count for p in pages if p is not None})
+    maps = sorted({p.mapcount for p in pages if p is not None})
+    if len(refs) == 1 and len(maps) == 1:
+        return f"ref {refs[0]} map {maps[0]} each"
+    return f"ref {refs[0]}–{refs[-1]} map {maps[0]}–{maps[-1]}"
 
 
 def _fit(text: str, width: float, bold: bool = False) -> str:
