@@ -20,6 +20,7 @@ vermillion outline and a "Δ", special ptes an orange S cell and a dashed edge.
 from __future__ import annotations
 
 import html
+import itertools
 from dataclasses import dataclass, field
 
 from vmlib.trace import Snapshot
@@ -209,7 +210,7 @@ def _stride(values) -> int | None:
     if len(values) < 2:
         return 0
     s = values[1] - values[0]
-    return s if all(b - a == s for a, b in zip(values, values[1:])) else None
+    return s if all(b - a == s for a, b in itertools.pairwise(values)) else None
 
 
 def _consistent(ptes) -> bool:
@@ -466,9 +467,7 @@ class Layout:
         names = {"anon": "anon page", "file": "file / page cache page", "kernel": "kernel / reserved page",
                  "zero": "zero page", "device": "device memory: no struct page (dashed)",
                  "none": "no memory there (dashed)"}
-        for k in names:
-            if k in kinds:
-                items.append((D.FILL[k], names[k]))
+        items += [(D.FILL[k], name) for k, name in names.items() if k in kinds]
         if self.u.special:
             items.append((D.ORANGE, "special pte (S), dashed edge"))
         items.append(("", "P W D S: present write dirty special"))
@@ -479,9 +478,9 @@ class Layout:
     def svg(self, snap: Snapshot, info: dict, diff: D.Diff | None = None, title: str = "") -> str:
         """The SVG of `snap` on this layout; `diff` (what the step changed) is highlighted."""
         diff = diff.prune(snap) if diff else None
-        out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="vg" viewBox="0 0 {self.width:.0f} '
+        out = [(f'<svg xmlns="http://www.w3.org/2000/svg" class="vg" viewBox="0 0 {self.width:.0f} '
                f'{self.height:.0f}" width="{self.width:.0f}" height="{self.height:.0f}" '
-               f'style="max-width:100%;height:auto" role="img">',
+               f'style="max-width:100%;height:auto" role="img">'),
                f"<title>{esc(title)}</title><style>{CSS}</style>",
                f'<rect class="bg" x="0" y="0" width="{self.width:.0f}" height="{self.height:.0f}"/>',
                _text(4, 4 + FONT, _fit(title, self.width - 8, True), "b")]

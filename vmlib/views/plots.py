@@ -13,7 +13,7 @@ def memmap_figure(guests: int = 100, image_mib: int = 1024, page_size: int = 409
     """A matplotlib Figure: the guests' memmap versus the image, over image sizes 1 MiB..64 GiB."""
     from matplotlib.figure import Figure
     sizes = [1 << k for k in range(17)]                    # MiB
-    fig = Figure(figsize=(6.4, 3.6), facecolor="none")
+    fig = Figure(figsize=(6.4, 3.6), facecolor="white")   # opaque: reads the same on light and dark pages
     ax = fig.add_subplot()
     ax.loglog(sizes, sizes, color="#0072B2", label="image itself")
     cost = [memmap_cost(guests, s * MiB, sizeof_struct_page, page_size) / MiB for s in sizes]
@@ -22,17 +22,22 @@ def memmap_figure(guests: int = 100, image_mib: int = 1024, page_size: int = 409
     ax.plot([image_mib], [here], "o", color="#D55E00")
     ax.set_xlabel("image size (MiB)")
     ax.set_ylabel("MiB")
-    ax.set_facecolor("none")
-    for side in ax.spines.values():
-        side.set_color("#808080")
-    ax.tick_params(colors="#808080")
-    ax.xaxis.label.set_color("#808080")
-    ax.yaxis.label.set_color("#808080")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", fontsize=9)
     n = memmap_break_even(sizeof_struct_page, page_size)
     ax.set_title(f"struct page {sizeof_struct_page} B, page {page_size} B: break-even at {n} guests",
-                 fontsize=9, color="#808080")
+                 fontsize=10, color="#222222")
+    fig.tight_layout()
     return fig
+
+
+def figure_png(fig) -> bytes:
+    """PNG bytes of a Figure built without pyplot (which would otherwise show only its repr)."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return buf.getvalue()
 
 
 def summary(guests: int, image_mib: int, page_size: int, sizeof_struct_page: int) -> str:
@@ -58,11 +63,12 @@ class MemmapCost(W.VBox):
         self.struct_page = W.IntSlider(value=sizeof_struct_page, min=16, max=128, step=8,
                                        description="struct page", continuous_update=False)
         self.text = W.HTML()
-        self.out = W.Output()
+        self.out = W.Image(format="png", layout=W.Layout(max_width="100%", width="640px"))
         for w in (self.guests, self.image, self.page_size, self.struct_page):
             w.observe(lambda _ch: self.update(), names="value")
         super().__init__([W.HBox([self.guests, self.image]), W.HBox([self.page_size, self.struct_page]),
                           self.text, self.out])
+        self.add_class("vmlib-memmap-cost")
         self.update()
 
     @property
@@ -73,7 +79,19 @@ class MemmapCost(W.VBox):
         args = (self.guests.value, self.image.value, self.page_size.value, self.struct_page.value)
         self.text.value = f'<div class="vmlib-memmap">{summary(*args)}</div>'
         self.figure = memmap_figure(*args)
-        self.out.clear_output(wait=True)
-        with self.out:
-            from IPython.display import display
-            display(self.figure)
+        self.png = figure_png(self.figure)
+        self.out.value = self.png
+
+    def static_html(self) -> str:
+        """The summary and the plot as plain HTML (slides and exports without a kernel)."""
+        import base64
+        data = base64.b64encode(self.png).decode()
+        return (f'{self.text.value}<img class="vmlib-memmap-plot" alt="memmap cost plot" style="max-width:100%" '
+                f'src="data:image/png;base64,{data}">')
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """The widget for JupyterLab, with static HTML for exports and slides."""
+        bundle = super()._repr_mimebundle_(include=include, exclude=exclude)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        data["text/html"] = self.static_html()
+        return bundle
