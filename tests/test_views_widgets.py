@@ -1,9 +1,7 @@
 """Widgets of vmlib.views driven from Python: FaultStepper, Compare, Playground, show_steps, MemmapCost."""
 
 import html
-import os
 import random
-import shutil
 
 import pytest
 
@@ -11,15 +9,6 @@ import vmlib
 from vmlib.views import Compare, FaultStepper, MemmapCost, Playground, memmap_break_even, show_steps
 
 PAGE = vmlib.PAGE_SIZE
-
-
-@pytest.fixture(autouse=True)
-def _need_dot():
-    if shutil.which("dot"):
-        return
-    if os.environ.get("CI"):
-        pytest.fail("Graphviz `dot` is missing (CI is set): apt-get install -y graphviz")
-    pytest.skip("widgets render SVG with Graphviz `dot`, which is not installed")
 
 
 def cow_trace(version="2.6.26", arch="x86"):

@@ -378,7 +378,7 @@ class Layout:
         lvl_w = text_width("pfn 99999") + 12
         frame_w = self._frame_width()
         x_pt0 = 2 + mm_w + 14 + 3 * (lvl_w + 12)
-        budget = width - 4 - frame_w - FRAME_X_GAP - x_pt0 - 4 * 16 - 12    # what fits a 960 px column
+        budget = width - 8 - frame_w - FRAME_X_GAP - x_pt0 - 4 * 16 - 16    # what fits a 960 px column
         wants = {r.rid: text_width(_row_text_max(r, self.u)) for rows in self.rows.values() for r in rows}
         for rows in self.rows.values():
             for r in rows:
@@ -696,8 +696,9 @@ def _frame_text_max(fid: str, u: Union) -> str:
     pfn = _fid_pfn(fid)
     n = int(fid.split("_")[1]) if "_" in fid else 1
     head = f"pfn {pfn}..{pfn + n} ×{n}" if n > 1 else f"pfn {pfn}"
-    what = max([f"file {name}" for name in u.names] + ["reserved"] + (["zero page"] if "zero" in u.kinds else []),
-               key=len)
+    kinds = {"anon": ["anon"], "file": [f"file {name}" for name in u.names], "kernel": ["reserved", "kernel"],
+             "zero": ["zero page"], "device": [max(u.names, key=len)]}
+    what = max([w for k in u.kinds for w in kinds.get(k, [])] + [""], key=len)
     return max(f"Δ {head} {what}", "ref 99→99 map 99→99" + (" each" if n > 1 else ""), "device: no struct page",
                key=len)
 

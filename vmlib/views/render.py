@@ -4,9 +4,13 @@ Graphviz's `dot` program (the `graphviz` package); both imported lazily, results
 from __future__ import annotations
 
 import html
+import os
 import platform
 import re
 import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
 from functools import lru_cache
 
 _PROLOG = re.compile(r"^<\?xml[^>]*>\s*(<!DOCTYPE[^>]*>\s*)?(<!--.*?-->\s*)*", re.DOTALL)
@@ -48,12 +52,37 @@ def svg(source: str) -> str:
     """The SVG text of a DOT graph (the same text is rendered once); NoRenderer when nothing can."""
     if have_pygraphviz():
         import pygraphviz
-        return pygraphviz.AGraph(string=source).draw(format="svg", prog="dot").decode()
+        with _quiet_fontconfig():
+            return pygraphviz.AGraph(string=source).draw(format="svg", prog="dot").decode()
     if have_dot():
         import graphviz
         return graphviz.pipe("dot", "svg", source.encode(), quiet=True).decode()
     raise NoRenderer(f"drawing this graph needs Graphviz: install {install_hint()}, then restart the kernel. "
                      "The DOT text is in .source; the lesson goes on without the picture.")
+
+
+@contextmanager
+def _quiet_fontconfig():
+    """Hold back what the bundled C libraries write to file descriptor 2 during a render, and
+    pass on all of it except Fontconfig's warnings about the system's newer config files (stderr
+    in a notebook cell reads as an error, and nbgrader scores it as one)."""
+    try:
+        saved = os.dup(2)
+    except OSError:                      # no fd 2 (some embedded interpreters): nothing to hide
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            rest = [line for line in tmp.read().decode(errors="replace").splitlines()
+                    if line.strip() and not line.startswith("Fontconfig warning")]
+    if rest:
+        sys.stderr.write("\n".join(rest) + "\n")
 
 
 def inline_svg(source: str) -> str:
