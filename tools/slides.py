@@ -142,35 +142,65 @@ def prepare(nb) -> int:
     """Shape an executed notebook for static slides; return how many widget outputs were dropped.
 
     Widget outputs need a live kernel: one that also carries a static text/html version (a
-    Quiz, say) keeps that; the others are left out. Tags remove_cell, remove_input and
-    remove_output (nbconvert's names) and JupyterLab's source_hidden/outputs_hidden are honoured.
+    Quiz, MemmapCost) keeps that; the others are left out, and a code cell left with nothing to
+    show (a FaultStepper, whose steps the next cell shows as fragments) leaves the deck, passing
+    its slide start to the next cell. Tags remove_cell, remove_input and remove_output
+    (nbconvert's names) and JupyterLab's source_hidden/outputs_hidden are honoured, except that
+    speaker notes (hidden from students in the notebook) keep their text.
     """
     dropped = 0
     nb.cells = [cell for cell in nb.cells if "remove_cell" not in cell.metadata.get("tags", [])]
+    keep = []
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
         hidden = cell.metadata.get("jupyter", {})
-        if "remove_input" in tags or hidden.get("source_hidden"):
+        notes = cell.metadata.get("slideshow", {}).get("slide_type") == "notes"
+        if "remove_input" in tags or (hidden.get("source_hidden") and not notes):
             cell.metadata["transient"] = {"remove_source": True}
-        if cell.cell_type != "code":
-            continue
-        vm = cell.metadata.get("vmlib")
-        steps = isinstance(vm, dict) and vm.get("steps")
-        # a steps cell may be collapsed in JupyterLab (its outputs are for the slides)
-        if "remove_output" in tags or (hidden.get("outputs_hidden") and not steps):
-            cell.outputs = []
-        kept = []
-        for out in cell.outputs:
-            data = out.get("data", {})
-            if WIDGET_VIEW in data:
-                if "text/html" not in data:
-                    dropped += 1
-                    continue
-                out["data"] = {"text/html": data["text/html"]}
-            kept.append(out)
-        cell.outputs = kept
+        if cell.cell_type == "code":
+            lost = _static_outputs(cell, tags, hidden)
+            dropped += lost
+            if lost and not cell.outputs:
+                _pass_slide_start(cell, nb.cells, len(keep))
+                continue
+        keep.append(cell)
+    nb.cells = keep
     nb.metadata.pop("widgets", None)
     return dropped
+
+
+def _static_outputs(cell, tags, hidden) -> int:
+    """Keep a code cell's outputs that need no kernel; return how many widget outputs went."""
+    vm = cell.metadata.get("vmlib")
+    steps = isinstance(vm, dict) and vm.get("steps")
+    # a steps cell may be collapsed in JupyterLab (its outputs are for the slides)
+    if "remove_output" in tags or (hidden.get("outputs_hidden") and not steps):
+        cell.outputs = []
+    kept, lost = [], 0
+    for out in cell.outputs:
+        data = out.get("data", {})
+        if WIDGET_VIEW in data:
+            if "text/html" not in data:
+                lost += 1
+                continue
+            out["data"] = {"text/html": data["text/html"]}
+        kept.append(out)
+    cell.outputs = kept
+    return lost
+
+
+def _pass_slide_start(cell, cells, index) -> None:
+    """A slide or subslide that starts at a dropped cell starts at the next shown cell instead."""
+    kind = cell.metadata.get("slideshow", {}).get("slide_type")
+    if kind not in ("slide", "subslide"):
+        return
+    for nxt in cells[cells.index(cell) + 1:]:
+        show = nxt.metadata.setdefault("slideshow", {})
+        if show.get("slide_type") in ("skip", "notes"):
+            continue
+        if show.get("slide_type") in ("-", "fragment", None) or (kind == "slide" and show["slide_type"] == "subslide"):
+            show["slide_type"] = kind
+        return
 
 
 def mark_steps(nb, resources):
@@ -203,7 +233,7 @@ def make_exporter():
         reveal_url_prefix=REVEAL,
         reveal_theme=THEME,
         reveal_transition="none",
-        reveal_scroll=True,  # a slide taller than the screen scrolls instead of being cut off
+        reveal_scroll=False,  # the template scales a slide that is too big to fit instead
         require_js_url=REQUIRE_JS,
         jquery_url=JQUERY,
         mathjax_url=MATHJAX,
