@@ -173,7 +173,7 @@ class StepOutput:
         self.caption, self.graph = caption, graph
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return {"text/html": f'<div class="vmlib-step">{self.graph.html()}</div>', "text/plain": self.caption}
+        return {"text/html": f'<div class="vmlib-step-picture">{self.graph.html()}</div>', "text/plain": self.caption}
 
 
 def show_steps(trace, ops_only: bool = True, graph="fork", theme: str = "auto") -> None:
