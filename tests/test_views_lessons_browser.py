@@ -34,14 +34,19 @@ MIN_TEXT_PX = 11
 
 @pytest.fixture(scope="module")
 def lab():
+    yield from serve_course()
+
+
+def serve_course():
     """(base url, token) of a JupyterLab serving a copy of course/; all its state in a temp dir."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         root, settings = tmp / "root", tmp / "app-settings"
         shutil.copytree(ROOT / "course", root)
         settings.mkdir()
-        (settings / "overrides.json").write_text(json.dumps({
-            "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}))
+        (settings / "overrides.json").write_text(json.dumps({   # every cell in the DOM, laid out
+            "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+            "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}}))
         port, token = free_port(), secrets.token_hex(16)
         env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
                "JUPYTER_DATA_DIR": str(tmp / "data"), "PYTHONPATH": str(ROOT), "HOME": str(tmp)}
@@ -66,6 +71,10 @@ def lab():
 
 @pytest.fixture(scope="module")
 def page(lab):
+    yield from open_browser()
+
+
+def open_browser():
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
         ctx = pw.chromium.launch_persistent_context(profile, executable_path=find_chromium(), headless=True,
@@ -82,13 +91,32 @@ def run_lesson(page, lab, name: str) -> None:
     page.goto(f"{base}/lab/tree/{name}?token={token}&reset")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90000)
+    page.wait_for_timeout(1000)
+    select_kernel(page)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
-    page.wait_for_function(
-        """() => { const p = Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt'));
-                   return p.length > 0 && p.every(e => /\\[\\d+\\]/.test(e.textContent)); }""", timeout=180000)
+    page.wait_for_timeout(1000)
+    select_kernel(page)
+    try:
+        page.wait_for_function(
+            """() => { const p = Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt'));
+                       return p.length > 0 && p.every(e => /\\[\\d+\\]/.test(e.textContent)); }""", timeout=180000)
+    except Exception:  # noqa: BLE001 - say which lesson and what the prompts show
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"failed_{name}.png"))
+        prompts = page.evaluate("Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputPrompt'))"
+                                ".map(e => e.textContent)")
+        pytest.fail(f"{name}: not every cell ran (prompts {prompts}); screenshot build/views/failed_{name}.png")
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90000)
     page.wait_for_timeout(500)          # widgets render after their cell's reply
+
+
+def select_kernel(page) -> None:
+    """Answer JupyterLab's "Select Kernel" dialog (it asks when a kernel was shut down) with Python 3."""
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count():
+        dialog.locator("button.jp-mod-accept").first.click()
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90000)
 
 
 GRAPH_WIDTHS = """() => Array.from(document.querySelectorAll('.jp-OutputArea-output')).flatMap(out => {

@@ -32,6 +32,7 @@ LINE = 18                       # height of one text row
 CHAR = 0.56 * FONT              # mean width of a character (DejaVu Sans / Helvetica)
 WIDTH = 960                     # the column a graph is designed for
 GAP = 8
+BIT = 18                        # width of one P/W/D/S cell
 FRAME_X_GAP = 40                # room for the edges between pte tables and frames
 
 CSS = (
@@ -378,7 +379,7 @@ class Layout:
         lvl_w = text_width("pfn 99999") + 12
         frame_w = self._frame_width()
         x_pt0 = 2 + mm_w + 14 + 3 * (lvl_w + 12)
-        budget = width - 8 - frame_w - FRAME_X_GAP - x_pt0 - 4 * 16 - 16    # what fits a 960 px column
+        budget = width - 8 - frame_w - FRAME_X_GAP - x_pt0 - 4 * BIT - 16    # what fits a 960 px column
         wants = {r.rid: text_width(_row_text_max(r, self.u)) for rows in self.rows.values() for r in rows}
         for rows in self.rows.values():
             for r in rows:
@@ -389,7 +390,7 @@ class Layout:
         x_pgd = 2 + mm_w + 14
         xs = (x_pgd, x_pgd + lvl_w + 12, x_pgd + 2 * (lvl_w + 12))
         x_pt = x_pgd + 3 * (lvl_w + 12)
-        self.pt_w = max(self.label_w + 4 * 16, text_width("pte table @pfn 99999", True) + 12)
+        self.pt_w = max(self.label_w + 4 * BIT, text_width("pte table @pfn 99999", True) + 12)
         self.x_frames = x_pt + self.pt_w + FRAME_X_GAP
         y = LINE + 10                                 # below the title
         for pid in self.pids:
@@ -567,7 +568,7 @@ class Layout:
                  _text(b.x + 5, b.y + 15, f"pte table{where}", "b"),
                  _text(b.x + 5, b.y + 15 + LINE, f"entries from {base:#x}", "s")]
         for j, letter in enumerate("PWDS"):
-            parts.append(_text(xb + 16 * j + 4, b.y + 15 + LINE, letter, "s b"))
+            parts.append(_text(xb + BIT * j + 4, b.y + 15 + LINE, letter, "s b"))
         for r, ptes in rows:
             parts.append(f'<line class="sep" x1="{b.x:.1f}" y1="{r.y:.1f}" x2="{b.x + b.w:.1f}" y2="{r.y:.1f}"/>')
             parts.append(self._row(r, ptes, diff, xb, b, seen))
@@ -591,7 +592,7 @@ class Layout:
                 parts.append(_text(b.x + 6, ty, f"{_addr_text(r)} (empty)", "i"))
             return "".join(parts)
         if now.special:
-            parts.append(f'<rect x="{xb + 48:.1f}" y="{r.y:.1f}" width="16" height="{LINE}" fill="{D.ORANGE}"/>')
+            parts.append(f'<rect x="{xb + 3 * BIT:.1f}" y="{r.y:.1f}" width="{BIT}" height="{LINE}" fill="{D.ORANGE}"/>')
         if changed:
             parts.append(f'<rect class="hot" x="{b.x + 2:.1f}" y="{r.y + 1:.1f}" width="{b.w - 4:.1f}" '
                          f'height="{LINE * r.lines - 2}" fill="none"/>')
@@ -603,7 +604,7 @@ class Layout:
             parts.append(_text(b.x + 6, ty, f"{head} → {_pfn_text(r, ptes)}", "b" if changed else ""))
         for j, name in enumerate(("present", "write", "dirty", "special")):
             on = getattr(now, name)
-            parts.append(_text(xb + 16 * j + 4, ty, "PWDS"[j] if on else "·",
+            parts.append(_text(xb + BIT * j + 4, ty, "PWDS"[j] if on else "·",
                                ("k b" if name == "special" else "b") if on else ""))
         self._want(seen, r, ptes, bool(changed), now.special)
         return "".join(parts)
@@ -734,6 +735,8 @@ def _counts(pfns, snap: Snapshot, diff) -> str:
     if len(pfns) == 1:
         page = snap.pages[pfns[0]]
         old = diff.pages.get(pfns[0], page) if diff else page
+        if old is None:
+            return f"new: {D.page_text(page)}"
         if old != page:
             return (f"ref {D._moved(old and old.count, page.count)} "
                     f"map {D._moved(old and old.mapcount, page.mapcount)}")
