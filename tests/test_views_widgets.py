@@ -152,15 +152,18 @@ def test_playground_operations_and_errors_show_in_the_widget():
     pg.buttons["read"].click()
     assert "vmlib-error" in pg.message.value and "no process selected" in pg.message.value
     pg.buttons["spawn"].click()
+    assert "spawn: P1" in pg.message.value and "&lt;Process" not in pg.message.value, "a process by name"
     pg.buttons["mmap"].click()
     assert pg.addr.value.startswith("0x") and "mapped at" in pg.message.value
     pg.buttons["write"].click()
     assert "vmlib-ok" in pg.message.value and "do_anonymous_page" in pg.event_log.value
     assert "<svg" in pg.graph_view.value and "Δ" in pg.graph_view.value
+    assert "word-break:normal" in pg.event_log.value, "log lines break between words"
     before = k.snapshot()
     pg.addr.value = "0x7000"
     pg.buttons["write"].click()
     assert "write failed" in pg.message.value and "Segfault" in pg.message.value
+    assert pg.event_log.value == "", "the last operation's log does not stay under an error"
     assert k.snapshot().pages == before.pages, "a failed operation changes nothing"
     pg.addr.value = "zzz"
     pg.buttons["read"].click()
@@ -175,6 +178,9 @@ def test_playground_operations_and_errors_show_in_the_widget():
     assert not pg.pinned and k.snapshot().pages[pfn].count == 1
     pg.buttons["fork"].click()
     assert len(k.procs) == 2 and len(pg.proc.options) == 2
+    assert "fork: P2" in pg.message.value
+    assert all(w.style.description_width == "initial" for w in (pg.flags, pg.prot, pg.offset, pg.pages)), \
+        "labels such as 'flags' are not cut"
 
 
 def test_show_steps_emits_one_output_per_step(monkeypatch):
