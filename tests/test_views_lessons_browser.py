@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, find_chromium
-from test_views_browser import CHROMIUM_ARGS, free_port, set_theme, wait_for_server
+from test_views_browser import CHROMIUM_ARGS, free_port, select_kernel, set_theme, wait_for_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -109,14 +109,6 @@ def run_lesson(page, lab, name: str) -> None:
         pytest.fail(f"{name}: not every cell ran (prompts {prompts}); screenshot build/views/failed_{name}.png")
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90000)
     page.wait_for_timeout(500)          # widgets render after their cell's reply
-
-
-def select_kernel(page) -> None:
-    """Answer JupyterLab's "Select Kernel" dialog (it asks when a kernel was shut down) with Python 3."""
-    dialog = page.locator(".jp-Dialog")
-    if dialog.count():
-        dialog.locator("button.jp-mod-accept").first.click()
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90000)
 
 
 GRAPH_WIDTHS = """() => Array.from(document.querySelectorAll('.jp-OutputArea-output')).flatMap(out => {

@@ -490,7 +490,7 @@ class Layout:
             if pid in snap.mms:
                 self._draw_mm(out, snap, pid, diff, seen)
         self._draw_frames(out, snap, info, diff, seen)
-        self._draw_legend(out)
+        self._draw_legend(out, diff is not None)
         out.append("</svg>")
         return "".join(out)
 
@@ -629,11 +629,13 @@ class Layout:
                 _edge(out, tb.x + tb.w, r.y + LINE / 2, b, hot_edge, dashed or removed,
                       f"×{r.n}" if r.n > 1 and not r.frame else "")
 
-    def _draw_legend(self, out) -> None:
+    def _draw_legend(self, out, with_diff: bool) -> None:
         y = self.legend_y
         for line in self.legend_lines:
             x = 4.0
             for swatch, label in line:
+                if swatch == "hot" and not with_diff:
+                    continue
                 if swatch:
                     cls = ' class="hot"' if swatch == "hot" else ' class="box"' if swatch == "table" else ""
                     fill = "none" if swatch == "hot" else "" if swatch == "table" else swatch
