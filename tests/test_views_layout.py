@@ -168,3 +168,17 @@ def test_union_sees_every_step():
     assert set(u.mms) == {1, 2} and u.kinds == {"anon"}
     assert all(line[0][0] <= line[-1][0] for line in u.ptes.values())
     assert Layout(u).width <= WIDTH
+
+
+def test_a_linear_run_that_appears_or_goes_is_marked_as_changed():
+    k = vmlib.Kernel("2.6.26", "x86", ram_pages=64)
+    k.add_device_memory(1000, 8, "nvram")
+    t = k.tracer.reset()
+    p = k.spawn()
+    a = p.mmap(8 * PAGE, flags="shared", file=k.open(DevMem(), "rw"), offset=1000 * PAGE)
+    p.munmap(a, 8 * PAGE)
+    s = FaultStepper(t, ops_only=True)
+    s.goto(1)
+    assert "Δ 0x" in s.panel.graph.value and "pfn 1000..1007" in s.panel.graph.value
+    s.last()
+    assert "→ none (removed)" in s.panel.graph.value

@@ -178,6 +178,22 @@ def check_stepper(page, name: str) -> int:
     return steps
 
 
+def check_playground(page, name: str) -> None:
+    """Labels are whole, and spawn, mmap, write show a result, a log and a graph."""
+    pg = page.locator(".vmlib-playground").first
+    pg.scroll_into_view_if_needed()
+    cut = pg.locator(".widget-label").evaluate_all(
+        "ls => ls.filter(l => l.scrollWidth > l.clientWidth + 1).map(l => l.textContent)")
+    assert not cut, f"{name}: Playground labels cut: {cut}"
+    for button in ("spawn", "mmap", "write"):
+        pg.locator("button", has_text=button).first.click()
+        page.wait_for_function("([el, b]) => (el.querySelector('.vmlib-ok') || {}).textContent?.startsWith(b)",
+                               arg=[pg.element_handle(), button], timeout=15000)
+    assert "P1" in pg.locator(".vmlib-ok").inner_text() or "wrote" in pg.locator(".vmlib-ok").inner_text()
+    assert pg.locator(".vmlib-log").count() and pg.locator(".vmlib-graph svg").count()
+    page.screenshot(path=str(SHOTS / f"{name}_playground_light.png"))
+
+
 def check_compare(page, name: str) -> None:
     cmp = page.locator(".vmlib-compare").first
     left = cmp.locator(".vmlib-side-left").evaluate(NODE_PLACES.replace("el.querySelector('.vmlib-graph svg')",
@@ -209,12 +225,16 @@ def test_every_lesson_reads_in_jupyterlab(page, lab):
             img = page.locator(".vmlib-memmap-cost img").first
             assert img.evaluate("i => i.naturalWidth") > 100, f"{name}: MemmapCost shows no plot"
             checked["memmap"] += 1
+        if page.locator(".vmlib-playground").count():
+            check_playground(page, name)
+            checked["playground"] = 1
         first = page.locator(".vmlib-stepper, .vmlib-compare, .vmlib-graph-static").first
         if first.count():
             first.scroll_into_view_if_needed()
             page.screenshot(path=str(SHOTS / f"{name}_light.png"))
     assert checked["stepper"] >= 8 and checked["compare"] >= 2 and checked["memmap"] == 1, checked
     assert checked["five steps"] >= 5, "no stepper was followed over five steps"
+    assert checked.get("playground"), "no lesson has a Playground"
     set_theme(page, "JupyterLab Dark")
     page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=30000)
     page.wait_for_timeout(500)

@@ -197,13 +197,24 @@ class Row:
     def ptes(self, snap: Snapshot) -> list:
         """The current ptes of this row (None where absent)."""
         if self.run:
-            start, n, pfn0, bits = self.run
-            if not any(r.start <= start < r.end and r.pfn0 + (start - r.start) // PAGE == pfn0
-                       for r in snap.runs.get(self.pid, ())):
-                return [None]
-            from vmlib.pte import Pte
-            return [Pte(pfn0, bits), Pte(pfn0 + n - 1, bits)] if n > 1 else [Pte(pfn0, bits)]
+            return self.run_ptes(snap.runs.get(self.pid, ()))
         return [snap.pte(self.pid, a) for a in self.addrs]
+
+    def run_ptes(self, runs) -> list:
+        """A run piece's first (and last) pte when `runs` cover it, else [None]."""
+        start, n, pfn0, bits = self.run
+        if not any(r.start <= start < r.end and r.pfn0 + (start - r.start) // PAGE == pfn0 for r in runs or ()):
+            return [None]
+        from vmlib.pte import Pte
+        return [Pte(pfn0, bits), Pte(pfn0 + n - 1, bits)] if n > 1 else [Pte(pfn0, bits)]
+
+    def olds(self, diff) -> list:
+        """What the step changed in this row: the old ptes (None for an entry that was empty)."""
+        if diff is None:
+            return []
+        if self.run:
+            return self.run_ptes(diff.runs[self.pid]) if self.pid in diff.runs else []
+        return [diff.ptes[(self.pid, a)] for a in self.addrs if (self.pid, a) in diff.ptes]
 
 
 def _stride(values) -> int | None:
@@ -512,7 +523,10 @@ class Layout:
                        for k, rs in present.items())
 
         def table_at(level, base):
-            return snap.tables.get((pid, level, base))
+            """The table's pfn; 'freed' text in the step that freed it (drawn once more); None."""
+            pfn = snap.tables.get((pid, level, base))
+            old = diff.tables.get((pid, level, base)) if diff else None
+            return ("freed", old) if pfn is None and old is not None else pfn
 
         def new(level, base):
             return bool(diff and (pid, level, base) in diff.tables)
@@ -548,8 +562,9 @@ class Layout:
 
     def _index(self, nid: str, name: str, pfn, hot: bool, entries: list[int]) -> str:
         b = self.boxes[nid]
+        where = "" if pfn is None else "freed" if isinstance(pfn, tuple) else f"pfn {pfn}"
         parts = [f'<g data-node="{nid}">{_rect(b, "", hot)}', _text(b.x + 5, b.y + 15, name, "b"),
-                 _text(b.x + 5, b.y + 15 + LINE, f"pfn {pfn}" if pfn is not None else "", "s")]
+                 _text(b.x + 5, b.y + 15 + LINE, _fit(where, b.w - 8), "s")]
         all_entries = sorted(int(k.rsplit(":", 1)[1]) for k in self.ports if k.startswith(nid + ":"))
         for e in all_entries:
             y = self.ports[f"{nid}:{e}"]
@@ -562,7 +577,7 @@ class Layout:
 
     def _pte_table(self, out, nid, base, pfn, hot, rows, diff, seen) -> None:
         b = self.boxes[nid]
-        where = f" @pfn {pfn}" if pfn is not None else ""
+        where = "" if pfn is None else f" freed (was @pfn {pfn[1]})" if isinstance(pfn, tuple) else f" @pfn {pfn}"
         xb = b.x + self.label_w
         parts = [f'<g data-node="{nid}">{_rect(b, "", hot)}',
                  _text(b.x + 5, b.y + 15, f"pte table{where}", "b"),
@@ -576,8 +591,10 @@ class Layout:
         out.append("".join(parts))
 
     def _row(self, r: Row, ptes, diff, xb, b, seen) -> str:
-        changed = [a for a in (r.addrs or (r.run[0],)) if diff and (r.pid, a) in diff.ptes]
-        olds = [diff.ptes[(r.pid, a)] for a in changed]
+        olds = r.olds(diff)
+        if r.run and olds and (olds[0] is None) == (ptes[0] is None):
+            olds = []                                  # the run is as it was
+        changed = olds
         now = ptes[0]
         ty = r.y + LINE / 2 + 4
         parts = []
@@ -586,7 +603,7 @@ class Layout:
             if old is not None:
                 parts.append(f'<rect class="hot" x="{b.x + 2:.1f}" y="{r.y + 1:.1f}" width="{b.w - 4:.1f}" '
                              f'height="{LINE * r.lines - 2}" fill="none"/>')
-                parts.append(_text(b.x + 6, ty, f"Δ {_addr_text(r)} → none (removed)", ""))
+                parts.append(_row_text(b.x + 6, ty, r, f"Δ {_addr_text(r)}", "→ none (removed)", ""))
                 self._want(seen, r, [old], True, True, removed=True)
             else:
                 parts.append(_text(b.x + 6, ty, f"{_addr_text(r)} (empty)", "i"))
@@ -597,11 +614,7 @@ class Layout:
             parts.append(f'<rect class="hot" x="{b.x + 2:.1f}" y="{r.y + 1:.1f}" width="{b.w - 4:.1f}" '
                          f'height="{LINE * r.lines - 2}" fill="none"/>')
         head = f"{'Δ ' if changed else ''}{_addr_text(r)}"
-        if r.lines == 2:
-            parts.append(_text(b.x + 6, ty, head, "b" if changed else ""))
-            parts.append(_text(b.x + 6, ty + LINE, f"  → {_pfn_text(r, ptes)}", "b" if changed else ""))
-        else:
-            parts.append(_text(b.x + 6, ty, f"{head} → {_pfn_text(r, ptes)}", "b" if changed else ""))
+        parts.append(_row_text(b.x + 6, ty, r, head, f"→ {_pfn_text(r, ptes)}", "b" if changed else ""))
         for j, name in enumerate(("present", "write", "dirty", "special")):
             on = getattr(now, name)
             parts.append(_text(xb + BIT * j + 4, ty, "PWDS"[j] if on else "·",
@@ -691,7 +704,7 @@ def _row_text_max(r: Row, u: Union, split: bool = False) -> str:
         targets = [_pfn_text(r, [line[i][1] for line in lines]) for i in range(len(lines[0]))
                    if lines[0][i][1] is not None]
     if split:
-        return max([f"Δ {_addr_text(r)}"] + [f"  → {t}" for t in targets], key=len)
+        return max([f"Δ {_addr_text(r)}", "  → none (removed)"] + [f"  → {t}" for t in targets], key=len)
     return max([f"Δ {_addr_text(r)} → {t}" for t in targets] + [f"Δ {_addr_text(r)} → none (removed)"], key=len)
 
 
@@ -749,6 +762,13 @@ def _counts(pfns, snap: Snapshot, diff) -> str:
     if len(refs) == 1 and len(maps) == 1:
         return f"ref {refs[0]} map {maps[0]} each"
     return f"ref {refs[0]}–{refs[-1]} map {maps[0]}–{maps[-1]}"
+
+
+def _row_text(x: float, y: float, r: Row, head: str, tail: str, cls: str) -> str:
+    """A row's text: 'head tail' on one line, or tail on a second line for a two-line row."""
+    if r.lines == 2:
+        return _text(x, y, head, cls) + _text(x, y + LINE, f"  {tail}", cls)
+    return _text(x, y, f"{head} {tail}", cls)
 
 
 def _fit(text: str, width: float, bold: bool = False) -> str:
