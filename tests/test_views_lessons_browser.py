@@ -91,12 +91,19 @@ def run_lesson(page, lab, name: str) -> None:
     page.goto(f"{base}/lab/tree/{name}?token={token}&reset")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90000)
-    page.wait_for_timeout(1000)
-    select_kernel(page)
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
-    page.wait_for_timeout(1000)
-    select_kernel(page)
+    for _attempt in range(3):              # a kernel still starting on a busy machine may drop the request
+        page.wait_for_timeout(1000)
+        select_kernel(page)
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+        page.wait_for_timeout(1000)
+        select_kernel(page)
+        try:
+            page.wait_for_function("""() => Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputPrompt'))
+                                      .some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))""", timeout=30000)
+            break
+        except Exception:  # noqa: BLE001, S112 - nothing started: ask again
+            continue
     try:
         page.wait_for_function(
             """() => { const p = Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt'));

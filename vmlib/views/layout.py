@@ -20,7 +20,6 @@ vermillion outline and a "Δ", special ptes an orange S cell and a dashed edge.
 from __future__ import annotations
 
 import html
-import itertools
 from dataclasses import dataclass, field
 
 from vmlib.trace import Snapshot
@@ -217,23 +216,6 @@ class Row:
         return [diff.ptes[(self.pid, a)] for a in self.addrs if (self.pid, a) in diff.ptes]
 
 
-def _stride(values) -> int | None:
-    """The constant difference of a sequence, or None."""
-    if len(values) < 2:
-        return 0
-    s = values[1] - values[0]
-    return s if all(b - a == s for a, b in itertools.pairwise(values)) else None
-
-
-def _consistent(ptes) -> bool:
-    """All absent, or all present with the same bits and pfns in arithmetic progression."""
-    if all(p is None for p in ptes):
-        return True
-    if any(p is None for p in ptes) or len({p.bits for p in ptes}) != 1:
-        return False
-    return _stride([p.pfn for p in ptes]) is not None
-
-
 def _frame_sig(pfn: int, snap: Snapshot, info: dict) -> tuple:
     page = snap.pages.get(pfn)
     return D.frame_kind(pfn, snap, info), page and (page.count, page.mapcount, page.mapping)
@@ -406,7 +388,7 @@ class Layout:
         y = LINE + 10                                 # below the title
         for pid in self.pids:
             y = self._place_mm(pid, y, mm_w, xs, lvl_w, x_pt) + 16
-        self._place_frames(y)
+        self._place_frames()
         self.width = max([self.x_frames + self.frame_w] + [b.x + b.w for b in self.boxes.values()]) + 4
         self.legend_y = max(b.y + b.h for b in self.boxes.values()) + 12 if self.boxes else y
         self.legend = self._legend_items()
@@ -463,7 +445,7 @@ class Layout:
     def _frame_width(self) -> float:
         return max([120] + [text_width(_frame_text_max(f, self.u), True) + 12 for f in self.frame_ids()])
 
-    def _place_frames(self, y_end: float) -> None:
+    def _place_frames(self) -> None:
         wanted = self.frame_ids()
         self.frame_w = self._frame_width()
         y = LINE + 10
