@@ -2,7 +2,9 @@
 
 Widgets hold no simulation logic. `Steps` is the plain-Python navigator they share: its only
 state is which step is shown, and it moves one Snapshot across the trace's deltas
-(trace.step) instead of replaying from the start.
+(trace.step) instead of replaying from the start. Fork and process graphs are drawn on one
+layout of the whole trace (Steps.layout; Compare shares one between its sides), so nodes keep
+their places and a step runs no Graphviz.
 """
 
 from __future__ import annotations
