@@ -181,4 +181,4 @@ def test_a_linear_run_that_appears_or_goes_is_marked_as_changed():
     s.goto(1)
     assert "Δ 0x" in s.panel.graph.value and "pfn 1000..1007" in s.panel.graph.value
     s.last()
-    assert "→ none (removed)" in s.panel.graph.value
+    assert "→ none<" in s.panel.graph.value and "class=\"ln hot dash\"" in s.panel.graph.value

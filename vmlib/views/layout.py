@@ -32,6 +32,7 @@ CHAR = 0.56 * FONT              # mean width of a character (DejaVu Sans / Helve
 WIDTH = 960                     # the column a graph is designed for
 GAP = 8
 BIT = 18                        # width of one P/W/D/S cell
+MANY_FRAMES = 12                # more frames than this: one-line frame boxes
 FRAME_X_GAP = 40                # room for the edges between pte tables and frames
 
 CSS = (
@@ -370,15 +371,21 @@ class Layout:
         mm_w = max([text_width("anon rss 9999→9999")] +
                    [text_width(f"P{p} {n}", True) for p in self.pids for n in self.u.mms[p]]) + 12
         lvl_w = text_width("pfn 99999") + 12
-        frame_w = self._frame_width()
         x_pt0 = 2 + mm_w + 14 + 3 * (lvl_w + 12)
-        budget = width - 8 - frame_w - FRAME_X_GAP - x_pt0 - 4 * BIT - 16    # what fits a 960 px column
-        wants = {r.rid: text_width(_row_text_max(r, self.u)) for rows in self.rows.values() for r in rows}
+        wants = {r.rid: text_width(_row_text_max(r, self.u), True) for rows in self.rows.values() for r in rows}
+
+        def room(frame_w: float) -> float:          # for a row's text, in a 960 px column
+            return width - 8 - frame_w - FRAME_X_GAP - x_pt0 - 4 * BIT - 16
+        # many frames: one-line frame boxes (half as tall), unless that would wrap the rows instead
+        many = len(self.frame_ids()) > MANY_FRAMES
+        self.frame_rows = 1 if many and max(wants.values(), default=0) <= room(self._frame_width(1)) else 2
+        self.frame_w = self._frame_width(self.frame_rows)
+        budget = room(self.frame_w)
         for rows in self.rows.values():
             for r in rows:
                 r.lines = 2 if wants[r.rid] > budget else 1
         self.label_w = max([w for w in wants.values() if w <= budget] +
-                           [text_width(_row_text_max(r, self.u, True)) for rows in self.rows.values() for r in rows
+                           [text_width(_row_text_max(r, self.u, True), True) for rows in self.rows.values() for r in rows
                             if r.lines == 2] + [text_width("0x7fffffff000 (empty)")]) + 16
         x_pgd = 2 + mm_w + 14
         xs = (x_pgd, x_pgd + lvl_w + 12, x_pgd + 2 * (lvl_w + 12))
@@ -442,15 +449,18 @@ class Layout:
                     out.setdefault(fid, []).append(r.y + LINE / 2)
         return out
 
-    def _frame_width(self) -> float:
-        return max([120] + [text_width(_frame_text_max(f, self.u), True) + 12 for f in self.frame_ids()])
+    def _frame_width(self, rows: int) -> float:
+        """Frame box width for boxes of one line (head · counts) or two."""
+        texts = [_frame_text_max(f, self.u) for f in self.frame_ids()]
+        if rows == 1:
+            return max([120] + [text_width(head, True) + text_width("· " + counts) + 16 for head, counts in texts])
+        return max([120] + [max(text_width(head, True), text_width(counts)) + 12 for head, counts in texts])
 
     def _place_frames(self) -> None:
         wanted = self.frame_ids()
-        self.frame_w = self._frame_width()
+        h = self.frame_rows * LINE + 4
         y = LINE + 10
         for fid in sorted(wanted, key=lambda f: (min(wanted[f]), _fid_pfn(f))):
-            h = 2 * LINE + 4
             y = max(y, min(wanted[fid]) - h / 2)
             self.boxes[fid] = Box(self.x_frames, y, self.frame_w, h)
             y += h + 4
@@ -585,7 +595,7 @@ class Layout:
             if old is not None:
                 parts.append(f'<rect class="hot" x="{b.x + 2:.1f}" y="{r.y + 1:.1f}" width="{b.w - 4:.1f}" '
                              f'height="{LINE * r.lines - 2}" fill="none"/>')
-                parts.append(_row_text(b.x + 6, ty, r, f"Δ {_addr_text(r)}", "→ none (removed)", ""))
+                parts.append(_row_text(b.x + 6, ty, r, f"Δ {_addr_text(r)}", "→ none", ""))
                 self._want(seen, r, [old], True, True, removed=True)
             else:
                 parts.append(_text(b.x + 6, ty, f"{_addr_text(r)} (empty)", "i"))
@@ -616,9 +626,12 @@ class Layout:
             lines, kind, hot = _frame_lines(fid, refs, snap, info, diff)
             style = "dash" if kind in ("device", "none") else ""
             fill = D.FILL.get(kind, D.GREEN)
+            if self.frame_rows == 1:
+                second = _text(b.x + 10 + text_width(lines[0], True), b.y + 15, "· " + lines[1], "k")
+            else:
+                second = _text(b.x + 6, b.y + 15 + LINE, lines[1], "k")
             out.append(f'<g data-node="{fid}">{_rect(b, fill, hot, extra=style)}'
-                       f'{_text(b.x + 6, b.y + 15, lines[0], "k b")}{_text(b.x + 6, b.y + 15 + LINE, lines[1], "k")}'
-                       "</g>")
+                       f'{_text(b.x + 6, b.y + 15, lines[0], "k b")}{second}</g>')
             for r, hot_edge, dashed, removed in refs:
                 tb = self.boxes[_table_of(r)]
                 _edge(out, tb.x + tb.w, r.y + LINE / 2, b, hot_edge, dashed or removed,
@@ -686,19 +699,20 @@ def _row_text_max(r: Row, u: Union, split: bool = False) -> str:
         targets = [_pfn_text(r, [line[i][1] for line in lines]) for i in range(len(lines[0]))
                    if lines[0][i][1] is not None]
     if split:
-        return max([f"Δ {_addr_text(r)}", "  → none (removed)"] + [f"  → {t}" for t in targets], key=len)
-    return max([f"Δ {_addr_text(r)} → {t}" for t in targets] + [f"Δ {_addr_text(r)} → none (removed)"], key=len)
+        return max([f"Δ {_addr_text(r)}"] + [f"  → {t}" for t in targets], key=len)
+    return max([f"Δ {_addr_text(r)} → {t}" for t in targets] + [f"Δ {_addr_text(r)} → none"], key=len)
 
 
-def _frame_text_max(fid: str, u: Union) -> str:
+def _frame_text_max(fid: str, u: Union) -> tuple[str, str]:
+    """The longest head and counts lines a frame node can get (for its width)."""
     pfn = _fid_pfn(fid)
     n = int(fid.split("_")[1]) if "_" in fid else 1
     head = f"pfn {pfn}..{pfn + n} ×{n}" if n > 1 else f"pfn {pfn}"
     kinds = {"anon": ["anon"], "file": [f"file {name}" for name in u.names], "kernel": ["reserved", "kernel"],
              "zero": ["zero page"], "device": [max(u.names, key=len)]}
     what = max([w for k in u.kinds for w in kinds.get(k, [])] + [""], key=len)
-    return max(f"Δ {head} {what}", "ref 99→99 map 99→99" + (" each" if n > 1 else ""), "device: no struct page",
-               key=len)
+    counts = max("ref 99→99 map 99→99" + (" each" if n > 1 else ""), "device: no struct page", key=len)
+    return f"Δ {head} {what}", counts
 
 
 def _frame_lines(fid: str, refs, snap: Snapshot, info: dict, diff) -> tuple[list[str], str, bool]:
