@@ -7,7 +7,8 @@
 #
 # What set-up does: creates .venv (python3 >= 3.10), installs the project with the
 # extras the verb needs (skipped while pyproject.toml is unchanged and they are there):
-# `lab` only the student set (course), `test` and `env` also grading and test. It
+# `lab` only the student set (course, plus render = pygraphviz when Graphviz's `dot` is
+# missing), `test` and `env` everything (course, grading, test, render). It
 # installs Graphviz (and for `test` Debian's chromium) with apt-get when it can: as root,
 # or through sudo when sudo needs no password. Otherwise it prints the command to run
 # and goes on; the tests that need those tools then skip (or fail when CI is set).
@@ -24,7 +25,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 VENV="$ROOT/.venv"
 STAMP="$VENV/.setup-stamp"
-ALL_EXTRAS="course,grading,test"
+ALL_EXTRAS="course,grading,test,render"
 STUDENT_EXTRAS="course"
 EXTRAS="$ALL_EXTRAS"   # what this run needs; main() narrows it for `lab`
 STUDENT_CONFIG="$ROOT/tools/student-jupyter"   # Jupyter config that hides nbgrader's panels
@@ -255,8 +256,7 @@ hide_instructor_panels() {  # students: nbgrader's lab panels and server extensi
     say "student set: nbgrader's instructor panels hidden (JUPYTER_CONFIG_PATH=$JUPYTER_CONFIG_PATH)"
 }
 
-verb_lab() {  # set up and open the course in JupyterLab
-    system_setup lab
+verb_lab() {  # open the course in JupyterLab (main() did the system set-up)
     write_lab_overrides
     check_widgets
     hide_instructor_panels
@@ -301,7 +301,12 @@ check_extras() {  # refuse a SETUP_EXTRAS that lab cannot use, before anything i
 main() {
     local verb="${1:-}"
     case "$verb" in
-        lab) shift; EXTRAS="${SETUP_EXTRAS:-$STUDENT_EXTRAS}"; check_extras ;;
+        lab) shift; EXTRAS="${SETUP_EXTRAS:-$STUDENT_EXTRAS}"; check_extras
+             system_setup lab
+             if ! command -v dot >/dev/null 2>&1 && ! has_extras "$EXTRAS" render; then
+                 say "no Graphviz 'dot': adding the in-process renderer (extra 'render', pygraphviz)"
+                 EXTRAS="$EXTRAS,render"
+             fi ;;
         test | env) shift ;;
         -h | --help | help) usage; exit 0 ;;
         "") usage >&2; exit 2 ;;

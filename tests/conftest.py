@@ -2,7 +2,7 @@
 
 A test that needs an outside tool says so with a marker or a call:
 
-    @pytest.mark.dot            # needs Graphviz's dot binary
+    @pytest.mark.dot            # needs a Graphviz renderer (pygraphviz or the dot binary)
     @pytest.mark.browser        # needs Chromium and the playwright package
     def test_x(): ...
 
@@ -27,6 +27,8 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrom
 INSTALL_HINTS = {
     "dot": "install Graphviz: sudo apt-get install graphviz (macOS: brew install graphviz), "
     "or run ./setup.sh test as root",
+    "graphviz renderer": "pip install pygraphviz (its wheel bundles Graphviz), or install Graphviz's dot "
+    "(sudo apt-get install graphviz; macOS: brew install graphviz)",
     "chromium": "install Chromium: sudo apt-get install chromium, or run ./setup.sh test as root",
     "playwright": "install the test extra: ./setup.sh test (pip install -e '.[test]')",
 }
@@ -72,10 +74,16 @@ def require_module(name: str) -> None:
         missing_tool(name)
 
 
+def require_renderer() -> None:
+    """Skip (or under CI fail) the running test when nothing can render DOT text to SVG."""
+    if importlib.util.find_spec("pygraphviz") is None and shutil.which("dot") is None:
+        missing_tool("graphviz renderer")
+
+
 def pytest_runtest_setup(item):
     """Apply the dot and browser markers before each test runs."""
     if item.get_closest_marker("dot"):
-        require_tool("dot")
+        require_renderer()
     if item.get_closest_marker("browser"):
         require_tool("chromium")
         require_module("playwright")

@@ -80,10 +80,11 @@ def test_widget_buttons_give_instant_feedback():
     assert "Pick an option" in box.feedback.value
     box.radio.value = 0
     box.check_button.click()
-    assert "Not quite." in box.feedback.value
+    assert "Not quite." in box.feedback.value and "✘" in box.feedback.value
+    assert "var(--jp-content-font-color1" in box.feedback.value, "text in the theme's ink (AA on light and dark)"
     box.radio.value = 2
     assert box.feedback.value == ""                 # changing the choice clears old feedback
     box.check_button.click()
-    assert "Correct." in box.feedback.value and "green" in box.feedback.value
+    assert "Correct." in box.feedback.value and "✔" in box.feedback.value
     box.show_button.click()
     assert box.feedback.value.startswith("Answer: 2.")

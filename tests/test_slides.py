@@ -190,8 +190,33 @@ def test_browser_harness_sees_network_requests(browser, tmp_path):
 
 @functools.cache
 def built(nb_path: Path) -> Path:
-    """Execute and export nb_path once per test session; return the deck."""
-    return slides.build([nb_path], log=lambda *a, **k: None)[0]
+    """Execute and export nb_path once per test session; return the deck. The test fixture's
+    deck goes to its own folder, so that build/slides/index.html lists only the lessons."""
+    out = slides.BUILD / ("slides-fixture" if nb_path == FIXTURE else "slides")
+    (slides.BUILD / "slides" / f"{FIXTURE.stem}.slides.html").unlink(missing_ok=True)  # from older builds
+    return slides.build([nb_path], out_dir=out, log=lambda *a, **k: None)[0]
+
+
+FIT = """() => { const slide = Reveal.getCurrentSlide(); const area = document.querySelector('.reveal .slides')
+    .getBoundingClientRect(); let over = [0, 0, '']; for (const el of slide.querySelectorAll('*')) {
+    if (el.closest('aside.notes')) continue; const css = getComputedStyle(el);
+    if (css.display === 'none') continue; const b = el.getBoundingClientRect(); if (!b.width && !b.height) continue;
+    const right = b.right - area.right, bottom = b.bottom - area.bottom;
+    if (Math.max(right, bottom) > Math.max(over[0], over[1])) over = [right, bottom, el.tagName + '.' + el.className];
+    } return over; }"""
+
+
+def check_fit(page, deck: str) -> None:
+    """No slide's content reaches past the slide's right or bottom edge (1 px tolerance)."""
+    places = page.evaluate("Reveal.getSlides().map(s => Reveal.getIndices(s))")
+    bad = []
+    for ix in places:
+        page.evaluate(f"Reveal.slide({ix['h']}, {ix.get('v') or 0})")
+        page.wait_for_function("Reveal.getCurrentSlide().dataset.vmlibFit !== undefined", timeout=5000)
+        right, bottom, what = page.evaluate(FIT)
+        if right > 1 or bottom > 1:
+            bad.append(f"slide {ix['h']}/{ix.get('v') or 0}: {what} runs {right:.0f} px right, {bottom:.0f} px down")
+    assert not bad, f"{deck}: content overflows its slide:\n" + "\n".join(bad)
 
 
 def expected_slides(nb) -> int:
@@ -246,6 +271,7 @@ def test_deck_works_offline(browser, nb_path):
     SHOTS.mkdir(parents=True, exist_ok=True)
     deck = built(nb_path)
     nb = nbformat.read(str(slides.BUILD / "executed" / nb_path.name), as_version=4)
+    slides.prepare(nb)          # the deck's cells: widget-only cells gone, tall slides split
 
     page, problems = open_deck(browser, deck)
     page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=45000)
@@ -268,8 +294,23 @@ def test_deck_works_offline(browser, nb_path):
     ]
     steps = page.locator(".vmlib-steps")
     assert steps.count() == len(steps_cells)
+    if nb_path != FIXTURE and "FaultStepper(" in nb_path.read_text():
+        shown = [c for c in nb.cells if c.cell_type == "code" and c.metadata.get("vmlib", {}).get("steps")
+                 and c.metadata["slideshow"]["slide_type"] not in ("skip", "notes")]
+        assert shown, f"{nb_path.name} steps through a fault but its deck shows no steps"
+        assert all("<svg" in o["data"]["text/html"] for c in shown for o in c.outputs), "a step without a graph"
     for number, cell in enumerate(steps_cells):
         assert walk_steps(page, steps.nth(number), nb_path.stem) == len(cell.outputs)
+        pictures = steps.nth(number).locator(":scope > .jp-OutputArea > .vmlib-step").evaluate_all(
+            "els => els.map(e => e.querySelectorAll('svg').length)")
+        if nb_path != FIXTURE:
+            assert pictures == [1] * len(cell.outputs), f"one graph per step fragment, got {pictures}"
+    if "MemmapCost(" in nb_path.read_text():
+        plot = page.locator("img.vmlib-memmap-plot")
+        assert plot.count() == 1 and plot.evaluate("i => i.complete && i.naturalWidth > 100"), "no memmap plot"
+    if nb_path != FIXTURE:
+        check_fit(page, nb_path.stem)
+        assert FIXTURE.stem not in (deck.parent / "index.html").read_text(), "the test deck is not a lesson"
 
     assert browser.network == [], f"{nb_path.name} tried the network: {browser.network}"
     assert problems == []

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, find_chromium
 
-pytestmark = [pytest.mark.browser, pytest.mark.dot]
+pytestmark = [pytest.mark.browser]
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -87,8 +87,18 @@ def stepper_state(page) -> tuple[str, str, str]:
     return ev.get_attribute("data-step"), ev.inner_text(), svg.evaluate("e => e.outerHTML")
 
 
+def select_kernel(page) -> None:
+    """Answer JupyterLab's "Select Kernel" dialog, when it asks, with the default (Python 3)."""
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count():
+        dialog.locator("button.jp-mod-accept").first.click()
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90000)
+
+
 def run_all(page) -> None:
     """Run every cell from the top (Shift+Enter per cell), waiting for each to finish."""
+    page.wait_for_timeout(1000)
+    select_kernel(page)
     cells = page.locator(".jp-Notebook .jp-Cell")
     cells.first.click()
     page.keyboard.press("Escape")

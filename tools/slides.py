@@ -143,34 +143,32 @@ def prepare(nb) -> int:
     """Shape an executed notebook for static slides; return how many widget outputs were dropped.
 
     Widget outputs need a live kernel: one that also carries a static text/html version (a
-    Quiz, say) keeps that; the others are left out. Tags remove_cell, remove_input and
-    remove_output (nbconvert's names) and JupyterLab's source_hidden/outputs_hidden are honoured.
+    Quiz, MemmapCost) keeps that; the others are left out, and a code cell left with nothing to
+    show (a FaultStepper, whose steps the next cell shows as fragments) leaves the deck, passing
+    its slide start to the next cell. Tags remove_cell, remove_input and remove_output
+    (nbconvert's names) and JupyterLab's source_hidden/outputs_hidden are honoured, except that
+    speaker notes (hidden from students in the notebook) keep their text.
     """
     dropped = 0
     nb.cells = [cell for cell in nb.cells if "remove_cell" not in cell.metadata.get("tags", [])]
     speaker_notes(nb)
+    keep = []
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
         hidden = cell.metadata.get("jupyter", {})
-        if "remove_input" in tags or hidden.get("source_hidden"):
+        notes = cell.metadata.get("slideshow", {}).get("slide_type") == "notes"
+        if "remove_input" in tags or (hidden.get("source_hidden") and not notes):
             cell.metadata["transient"] = {"remove_source": True}
-        if cell.cell_type != "code":
-            continue
-        vm = cell.metadata.get("vmlib")
-        steps = isinstance(vm, dict) and vm.get("steps")
-        # a steps cell may be collapsed in JupyterLab (its outputs are for the slides)
-        if "remove_output" in tags or (hidden.get("outputs_hidden") and not steps):
-            cell.outputs = []
-        kept = []
-        for out in cell.outputs:
-            data = out.get("data", {})
-            if WIDGET_VIEW in data:
-                if "text/html" not in data:
-                    dropped += 1
-                    continue
-                out["data"] = {"text/html": data["text/html"]}
-            kept.append(out)
-        cell.outputs = kept
+        if cell.cell_type == "code":
+            if (cell.metadata.get("vmlib") or {}).get("steps"):   # its pictures carry their captions
+                cell.metadata["transient"] = {"remove_source": True}
+            lost = _static_outputs(cell, tags, hidden)
+            dropped += lost
+            if lost and not cell.outputs:
+                _pass_slide_start(cell, nb.cells, len(keep))
+                continue
+        keep.append(cell)
+    nb.cells = split_tall(keep)
     nb.metadata.pop("widgets", None)
     return dropped
 
@@ -185,6 +183,128 @@ def speaker_notes(nb) -> None:
         if notes:
             cells.append(nbformat.v4.new_markdown_cell(notes, metadata={"slideshow": {"slide_type": "notes"}}))
     nb.cells = cells
+
+
+# --- fitting slides -------------------------------------------------------------------------
+# Estimated heights in px of a 960x700 slide at nbconvert's reveal sizes (20 px text, 19 px
+# code). A slide that would run over starts a new subslide; a code cell too tall by itself
+# shows its code on one subslide and its output on the next. What still does not fit is
+# scaled down in the browser by the template.
+
+SLIDE_HEIGHT = 700
+TEXT_LINE, CODE_LINE, OUT_LINE = 32, 29, 26
+CHARS_PER_LINE = 80
+SVG_SIZE = re.compile(r'<svg[^>]*?width="([\d.]+)(?:pt|px)?"[^>]*?height="([\d.]+)(?:pt|px)?"')
+
+
+def _lines(text: str) -> int:
+    return sum(1 + len(line) // CHARS_PER_LINE for line in text.splitlines()) if text else 0
+
+
+def input_height(cell) -> int:
+    if cell.cell_type == "markdown":
+        return 20 + TEXT_LINE * _lines(cell.source)
+    if cell.metadata.get("transient", {}).get("remove_source"):
+        return 0
+    return 24 + CODE_LINE * _lines(cell.source)
+
+
+def output_height(cell) -> int:
+    """The tallest picture for a steps cell (its outputs take turns), else the sum."""
+    heights = [_output_height(out) for out in cell.get("outputs", [])]
+    steps = (cell.metadata.get("vmlib") or {}).get("steps") if isinstance(cell.metadata.get("vmlib"), dict) else None
+    return max(heights, default=0) if steps else sum(heights)
+
+
+def _output_height(out) -> int:
+    if out.get("output_type") == "stream":
+        return 12 + OUT_LINE * _lines(out.get("text", ""))
+    data = out.get("data", {})
+    markup = data.get("text/html") or data.get("image/svg+xml") or ""
+    size = SVG_SIZE.search(markup)
+    if size:
+        w, h = float(size[1]), float(size[2])
+        return int(min(h * min(1.0, 940 / w), 540)) + 30
+    if "image/png" in data or "<img" in markup:
+        return 420
+    if markup:
+        return 20 + OUT_LINE * (markup.count("<tr") + markup.count("<li") + markup.count("<p") + markup.count("<br"))
+    return 12 + OUT_LINE * _lines(data.get("text/plain", ""))
+
+
+def _slide_type(cell) -> str:
+    return cell.metadata.get("slideshow", {}).get("slide_type", "-")
+
+
+def split_tall(cells) -> list:
+    """Cells with new subslide starts wherever a slide would run over SLIDE_HEIGHT."""
+    out, used = [], 0
+    for cell in cells:
+        kind = _slide_type(cell)
+        if kind in ("skip", "notes"):
+            out.append(cell)
+            continue
+        need_in, need_out = input_height(cell), output_height(cell)
+        if kind in ("slide", "subslide") or not out:
+            used = 0
+        elif used + need_in + need_out > SLIDE_HEIGHT and used > 0:
+            cell.metadata.setdefault("slideshow", {})["slide_type"] = "subslide"
+            used = 0
+        if cell.cell_type == "code" and need_in and need_out and need_in + need_out > SLIDE_HEIGHT:
+            out.extend(_split_code(cell))
+            used = need_out
+            continue
+        out.append(cell)
+        used += need_in + need_out
+    return out
+
+
+def _split_code(cell) -> list:
+    """The code on its own, then its output on a new subslide."""
+    import copy
+    code = copy.deepcopy(cell)
+    code.outputs = []
+    code.metadata.pop("vmlib", None)
+    shown = copy.deepcopy(cell)
+    shown.metadata.setdefault("slideshow", {})["slide_type"] = "subslide"
+    shown.metadata["transient"] = {"remove_source": True}
+    if shown.get("id"):
+        shown["id"] = f"{shown['id']}-out"
+    return [code, shown]
+
+
+def _static_outputs(cell, tags, hidden) -> int:
+    """Keep a code cell's outputs that need no kernel; return how many widget outputs went."""
+    vm = cell.metadata.get("vmlib")
+    steps = isinstance(vm, dict) and vm.get("steps")
+    # a steps cell may be collapsed in JupyterLab (its outputs are for the slides)
+    if "remove_output" in tags or (hidden.get("outputs_hidden") and not steps):
+        cell.outputs = []
+    kept, lost = [], 0
+    for out in cell.outputs:
+        data = out.get("data", {})
+        if WIDGET_VIEW in data:
+            if "text/html" not in data:
+                lost += 1
+                continue
+            out["data"] = {"text/html": data["text/html"]}
+        kept.append(out)
+    cell.outputs = kept
+    return lost
+
+
+def _pass_slide_start(cell, cells, index) -> None:
+    """A slide or subslide that starts at a dropped cell starts at the next shown cell instead."""
+    kind = cell.metadata.get("slideshow", {}).get("slide_type")
+    if kind not in ("slide", "subslide"):
+        return
+    for nxt in cells[cells.index(cell) + 1:]:
+        show = nxt.metadata.setdefault("slideshow", {})
+        if show.get("slide_type") in ("skip", "notes"):
+            continue
+        if show.get("slide_type") in ("-", "fragment", None) or (kind == "slide" and show["slide_type"] == "subslide"):
+            show["slide_type"] = kind
+        return
 
 
 def mark_steps(nb, resources):
@@ -217,7 +337,7 @@ def make_exporter():
         reveal_url_prefix=REVEAL,
         reveal_theme=THEME,
         reveal_transition="none",
-        reveal_scroll=True,  # a slide taller than the screen scrolls instead of being cut off
+        reveal_scroll=False,  # the template scales a slide that is too big to fit instead
         require_js_url=REQUIRE_JS,
         jquery_url=JQUERY,
         mathjax_url=MATHJAX,

@@ -1,7 +1,9 @@
 """vmlib.views: page-table graphs, fault-stepping widgets and plots.
 
-The only part of vmlib that imports graphviz, ipywidgets and IPython, each lazily:
-`from vmlib.views import process_graph` builds DOT text without loading any of them.
+The only part of vmlib that imports graphviz, pygraphviz, ipywidgets and IPython, each lazily:
+`from vmlib.views import process_graph` loads none of them. Page-table graphs and steppers go
+trace -> layout (once) -> per-step SVG through vmlib.views.layout, with no Graphviz; vma and
+physical-memory graphs are DOT text rendered by pygraphviz or `dot` (vmlib.views.render).
 """
 
 from __future__ import annotations

@@ -404,19 +404,29 @@ def _index_table(name: str, entries: list[tuple[str, str]], pfn=None, changed: b
     return _table(trs, FILL["table"])
 
 
-def legend(dot: Dot, with_diff: bool) -> None:
-    """One legend node: what each colour and line style means."""
-    items = [(FILL["mm"], "mm (process)", "white"), (FILL["table"], "page table", "black"),
-             (GREEN, "anon page", "black"), (SKY, "file / page cache page", "black"),
-             (YELLOW, "kernel / reserved page", "black"), (FILL["zero"], "zero page", "black"),
-             (PURPLE, "device memory: no struct page (dashed)", "black"),
-             (ORANGE, "special pte (S)", "black")]
-    trs = ["<TR><TD><B>legend</B></TD></TR>"]
-    trs += [f'<TR><TD BGCOLOR="{c}"><FONT COLOR="{fc}">{esc(t)}</FONT></TD></TR>' for c, t, fc in items]
-    trs.append('<TR><TD BGCOLOR="#FFFFFF">P W D S: present write dirty special</TD></TR>')
+LEGEND = {
+    "mm": (FILL["mm"], "mm (process)", "white"), "table": (FILL["table"], "page table", "black"),
+    "anon": (GREEN, "anon page", "black"), "file": (SKY, "file / page cache page", "black"),
+    "kernel": (YELLOW, "kernel / reserved page", "black"), "zero": (FILL["zero"], "zero page", "black"),
+    "device": (PURPLE, "device memory: no struct page (dashed)", "black"),
+    "none": (FILL["none"], "no memory there (dashed)", "black"),
+    "special": (ORANGE, "special pte (S)", "black"), "cow": (GREEN, "COWed anon page", "black"),
+    "memmap": (YELLOW, "memmap (struct pages)", "black"), "free": ("#FFFFFF", "free frame", "black"),
+    "pgtable": (FILL["table"], "page-table page", "black"),
+    "bits": ("#FFFFFF", "P W D S: present write dirty special", "black"),
+}
+
+
+def legend(dot: Dot, with_diff: bool, kinds) -> None:
+    """One compact legend row under the graph: only the kinds this graph shows."""
+    cells = ['<TD><B>legend</B></TD>']
+    for kind in kinds:
+        colour, text, ink = LEGEND[kind]
+        cells.append(f'<TD BGCOLOR="{colour}"><FONT COLOR="{ink}">{esc(text)}</FONT></TD>')
     if with_diff:
-        trs.append(f'<TR><TD BGCOLOR="#FFFFFF" COLOR="{VERMILLION}" BORDER="3">Δ changed in this step</TD></TR>')
-    dot.node("legend", _table(trs, "#FFFFFF", cellborder=0))
+        cells.append(f'<TD BGCOLOR="#FFFFFF" COLOR="{VERMILLION}" BORDER="3">Δ changed in this step</TD>')
+    dot.node("legend", '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="2" CELLPADDING="3" COLOR="black">'
+             f'<TR>{"".join(cells)}</TR></TABLE>')
     dot.raw("{rank=sink; legend}")
 
 
@@ -430,10 +440,14 @@ def mm_graph(snap: Snapshot, info: dict, pids: list[int], diff: Diff | None = No
     frames: dict[str, tuple] = {}
     for pid in pids:
         _draw_mm(dot, snap, pid, rows[pid], diff, frames)
+    kinds = []
     for fid, (pfns, n) in frames.items():
         label, changed = frame_label(pfns, n, snap, info, diff)
-        dot.node(fid, label, frame_attrs(frame_kind(pfns[0], snap, info), changed))
-    legend(dot, bool(diff))
+        kinds.append(frame_kind(pfns[0], snap, info))
+        dot.node(fid, label, frame_attrs(kinds[-1], changed))
+    special = any(r.bits.special for rs in rows.values() for r in rs if r.kind != "removed")
+    legend(dot, bool(diff), ["mm", "table", *sorted(set(kinds), key=list(LEGEND).index),
+                             *(["special"] if special else []), "bits"])
     return str(dot)
 
 
@@ -521,10 +535,10 @@ def vma_dot(snap: Snapshot, info: dict, pids: list[int], diff: Diff | None = Non
         for j, v in enumerate(snap.vmas.get(pid, ())):
             moved = diff is not None and pid in diff.vmas and v not in (diff.vmas[pid] or ())
             border = f' COLOR="{VERMILLION}" BORDER="3"' if moved else ""
-            names = flag_names(v.flags).replace("VM_", "")
+            names = flag_names(v.flags).replace("VM_", "").split("|")
             cow = " (COW)" if is_cow_mapping(v.flags) else ""
             trs.append(f"<TR>{_td(esc(f'{v.start:#x}–{v.end:#x}'), port=f'v{j}', extra=border)}"
-                       f"<TD>{(v.end - v.start) // PAGE}</TD><TD>{esc(names + cow)}</TD>"
+                       f"<TD>{(v.end - v.start) // PAGE}</TD><TD>{_flag_lines(names, cow)}</TD>"
                        f"<TD>{esc(smaps_flags(v.flags))}</TD><TD>{v.pgoff}</TD><TD>{esc(v.name)}</TD></TR>")
         dot.node(f"vmas{pid}", _table(trs, FILL["table"]))
         for j, v in enumerate(snap.vmas.get(pid, ())):
@@ -532,8 +546,15 @@ def vma_dot(snap: Snapshot, info: dict, pids: list[int], diff: Diff | None = Non
                 inside = [r for r in rows[pid] if v.start <= r.addr < v.end]
                 dot.node(f"vp{pid}_{j}", _pfn_rule_table(v, inside, snap, info))
                 dot.edge(f"vmas{pid}:v{j}", f"vp{pid}_{j}")
-    legend(dot, bool(diff))
+    text = str(dot)
+    legend(dot, bool(diff), [k for k, colour in (("special", ORANGE), ("cow", GREEN)) if colour in text])
     return str(dot)
+
+
+def _flag_lines(names: list[str], cow: str, per_line: int = 4) -> str:
+    """vm_flags as 'A|B|C|D' lines of a few names each (a narrow column instead of a wide one)."""
+    lines = ["|".join(names[i:i + per_line]) for i in range(0, len(names), per_line)] or [""]
+    return "<BR/>".join(esc(line) for line in lines) + esc(cow)
 
 
 def pte_verdict(v, r: Row, snap: Snapshot, info: dict) -> str:
@@ -605,7 +626,9 @@ def phys_dot(snap: Snapshot, info: dict, diff: Diff | None = None, title: str = 
                  f"<I>no struct page</I><BR/>memmap cost 0 B (would be {n * size:,} B)",
                  f'shape=box style="filled,dashed" fillcolor="{PURPLE}" fontcolor="black"')
         dot.edge("memmap", f"dev{j}", 'style=dotted label="none" arrowhead=none')
-    legend(dot, bool(diff))
+    shown = set(counts) | ({"device"} if info.get("devices") else set())
+    legend(dot, bool(diff), ["memmap", *(k for k in ("free", "pgtable", "anon", "file", "kernel", "device")
+                                         if k in shown or (k == "kernel" and "reserved" in shown))])
     return str(dot)
 
 

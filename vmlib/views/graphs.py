@@ -1,4 +1,9 @@
-"""Graph objects (DOT text + SVG + notebook display) and the public graph builders."""
+"""Graph objects (DOT text + SVG + notebook display) and the public graph builders.
+
+Process and fork graphs are drawn by vmlib.views.layout (fixed layout, our own SVG: no
+Graphviz needed, sized to the column, themed by JupyterLab); `.source` is still their DOT text,
+for anyone who wants Graphviz's picture. vma and physical-memory graphs are drawn by Graphviz.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +11,64 @@ from vmlib.views import dot as D
 
 
 class Graph:
-    """A graph: `.source` is the DOT text, `.svg()` the rendered SVG; shows itself in a notebook."""
+    """A graph: `.source` is the DOT text, `.svg()` the SVG; shows itself in a notebook.
 
-    def __init__(self, source: str, kind: str, caption: str = ""):
-        self.source = source
+    `source` may be given as a function (built on first use); `picture`, when given, is the
+    SVG the notebook shows instead of Graphviz's rendering of the DOT text."""
+
+    def __init__(self, source, kind: str, caption: str = "", picture=None):
+        self._source = source
         self.kind = kind
         self.caption = caption
+        self._picture = picture
+
+    @property
+    def source(self) -> str:
+        if callable(self._source):
+            self._source = self._source()
+        return self._source
 
     def svg(self) -> str:
+        """The SVG: the fixed-layout picture when there is one, else Graphviz's rendering."""
+        if self._picture is not None:
+            if callable(self._picture):
+                self._picture = self._picture()
+            return self._picture
         from vmlib.views.render import svg
         return svg(self.source)
 
     def inline_svg(self) -> str:
-        """SVG without XML prolog, ready to put inside HTML."""
+        """SVG without XML prolog, scaled to its column, ready to put inside HTML."""
+        if self._picture is not None:
+            return self.svg()
         from vmlib.views.render import inline_svg
         return inline_svg(self.source)
 
+    def html(self) -> str:
+        """HTML showing the graph, or a short note saying what to install when nothing can draw it."""
+        from vmlib.views.render import NoRenderer, no_renderer_html
+        try:
+            return (f'<div class="vmlib-graph-static" style="color:var(--jp-content-font-color1,#111)">'
+                    f"{self.inline_svg()}</div>")
+        except NoRenderer as e:
+            return no_renderer_html(e)
+
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return {"image/svg+xml": self.svg(), "text/plain": repr(self)}
+        return {"text/html": self.html(), "text/plain": repr(self)}
 
     def __repr__(self):
         cap = f": {self.caption}" if self.caption else ""
         return f"<vmlib {self.kind} graph{cap} ({self.source.count(' -> ')} edges; .source is DOT)>"
+
+
+def _mm_graph(snap, info, pids, theme, diff, title, collapse, kind) -> Graph:
+    from vmlib.views.layout import Layout, Union, themed
+    D.theme_ink(theme)
+
+    def picture():
+        lay = Layout(Union.of([snap], info), collapse, pids=pids)
+        return themed(lay.svg(snap, info, diff, title or D._default_title(info, pids, snap)), theme)
+    return Graph(lambda: D.mm_graph(snap, info, pids, diff, title, theme, collapse), kind, title, picture)
 
 
 def process_graph(k_or_snapshot, pid: int, trace_info=None, theme: str = "auto", diff=None, title: str = "",
@@ -35,7 +76,7 @@ def process_graph(k_or_snapshot, pid: int, trace_info=None, theme: str = "auto",
     """mm -> pgd -> pud -> pmd -> pte table -> frame for one process (only populated paths)."""
     snap, info = D.inputs(k_or_snapshot, trace_info)
     pids = D.check_pids(snap, pid)
-    return Graph(D.mm_graph(snap, info, pids, diff, title, theme, collapse), "process", title)
+    return _mm_graph(snap, info, pids, theme, diff, title, collapse, "process")
 
 
 def fork_graph(k_or_snapshot, pids=None, trace_info=None, theme: str = "auto", diff=None, title: str = "",
@@ -43,7 +84,7 @@ def fork_graph(k_or_snapshot, pids=None, trace_info=None, theme: str = "auto", d
     """Several processes (all live ones by default) with each shared frame drawn once."""
     snap, info = D.inputs(k_or_snapshot, trace_info)
     pids = D.check_pids(snap, pids)
-    return Graph(D.mm_graph(snap, info, pids, diff, title, theme, collapse), "fork", title)
+    return _mm_graph(snap, info, pids, theme, diff, title, collapse, "fork")
 
 
 def vma_graph(k_or_snapshot, pid=None, trace_info=None, theme: str = "auto", diff=None, title: str = "",

@@ -142,6 +142,7 @@ class MemmapCost(W.VBox):
             w.observe(lambda _ch: self.update(), names="value")
         super().__init__([W.HBox([self.guests, self.image]), W.HBox([self.page_size, self.struct_page]),
                           self.text, self.plot])
+        self.add_class("vmlib-memmap-cost")
         self.update()
 
     @property
@@ -153,3 +154,14 @@ class MemmapCost(W.VBox):
         self.text.value = f'<div class="vmlib-memmap">{summary(*args)}</div>'
         self.svg = memmap_svg(*args)
         self.plot.value = self.svg
+
+    def static_html(self) -> str:
+        """The summary and the plot as plain HTML (slides and exports without a kernel)."""
+        return f'{self.text.value}<div class="vmlib-memmap-plot" style="max-width:100%">{self.svg}</div>'
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """The widget for JupyterLab, with static HTML for exports and slides."""
+        bundle = super()._repr_mimebundle_(include=include, exclude=exclude)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        data["text/html"] = self.static_html()
+        return bundle

@@ -36,6 +36,14 @@ def _need_text(name: str, value) -> str:
     return value
 
 
+def feedback_html(text: str, right: bool) -> str:
+    """Feedback in the theme's text colour (AA contrast in light and dark), marked ✔ or ✘ and
+    with a coloured bar: bluish green for right, vermillion for wrong (>= 3:1 on either theme)."""
+    colour, mark = ("#009E73", "✔") if right else ("#D55E00", "✘")
+    return (f'<div class="vmlib-feedback" style="border-left:5px solid {colour};padding:2px 8px;'
+            f'color:var(--jp-content-font-color1,#111)"><b>{mark}</b> {_inline(text)}</div>')
+
+
 class Quiz:
     """One multiple-choice question; `check(i)` gives feedback for option i (0-based).
 
@@ -122,8 +130,8 @@ class Quiz:
             if radio.value is None:
                 out.value = "<i>Pick an option first.</i>"
                 return
-            colour = "green" if self.is_correct(radio.value) else "#b00"
-            out.value = f'<span style="color:{colour}">{_inline(self.check(radio.value))}</span>'
+            right = self.is_correct(radio.value)
+            out.value = feedback_html(self.check(radio.value), right)
 
         def on_change(_):
             out.value = ""

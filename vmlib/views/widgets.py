@@ -2,7 +2,9 @@
 
 Widgets hold no simulation logic. `Steps` is the plain-Python navigator they share: its only
 state is which step is shown, and it moves one Snapshot across the trace's deltas
-(trace.step) instead of replaying from the start.
+(trace.step) instead of replaying from the start. Fork and process graphs are drawn on one
+layout of the whole trace (Steps.layout; Compare shares one between its sides), so nodes keep
+their places and a step runs no Graphviz.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from vmlib.trace import Snapshot
 from vmlib.views.dot import Diff, theme_ink
 from vmlib.views.graphs import graph_for
 
+PRE = ("margin:2px 0;font-size:12px;white-space:pre-wrap;word-break:normal;overflow-wrap:normal;"
+       "max-height:14em;overflow-y:auto")     # wraps between words only ("fast path", not "fas t path")
 JUMP = 2000     # farther than this, rebuild the snapshot from a checkpoint instead of stepping
 
 
@@ -41,6 +45,25 @@ class Steps:
         self.step = 0
         self._at = self.spans[0][1]
         self._snap = trace.state_at(self._at)
+        self._layout = None
+
+    @property
+    def layout(self):
+        """The fixed layout of every state of the trace (fork and process graphs), or None."""
+        if self._layout is None and self.graph in ("fork", "process"):
+            from vmlib.views.layout import Layout, Union
+            u = Union.of([(self.trace, self.spans)])
+            pids = None if self.graph == "fork" or not u.mms else [min(u.mms)]
+            self._layout = Layout(u, pids=pids)
+        return self._layout
+
+    def share_layout(self, other: Steps) -> None:
+        """Draw this trace and `other` on one layout (Compare: both sides line up)."""
+        from vmlib.views.layout import Layout, Union
+        if self.graph in ("fork", "process") and other.graph == self.graph:
+            u = Union.of([(self.trace, self.spans), (other.trace, other.spans)])
+            pids = None if self.graph == "fork" or not u.mms else [min(u.mms)]
+            self._layout = other._layout = Layout(u, pids=pids)
 
     @staticmethod
     def _spans(trace, ops_only: bool) -> list[tuple[int, int]]:
@@ -89,8 +112,18 @@ class Steps:
         return f"step {self.step + 1}/{len(self)}: {self.headline()}"
 
     def graph_now(self):
-        """The Graph of the current step with what it changed highlighted."""
-        return graph_for(self.graph, self._snap, self.trace.info, self.diff(), self.caption(), self.theme)
+        """The Graph of the current step with what it changed highlighted (fork and process
+        graphs are drawn on the trace's one layout: nodes stay where they are)."""
+        lay = self.layout
+        if lay is None:
+            return graph_for(self.graph, self._snap, self.trace.info, self.diff(), self.caption(), self.theme)
+        from vmlib.views.dot import mm_graph
+        from vmlib.views.graphs import Graph
+        from vmlib.views.layout import themed
+        snap, info, diff, caption = self._snap.copy(), self.trace.info, self.diff(), self.caption()
+        pids = [p for p in lay.pids if p in snap.mms]
+        return Graph(lambda: mm_graph(snap, info, pids, diff, caption, self.theme), self.graph, caption,
+                     themed(lay.svg(snap, info, diff, caption), self.theme))
 
     def counts(self) -> list[str]:
         """Counts that moved in this step: refcounts, mapcounts, rss."""
@@ -125,10 +158,10 @@ class Steps:
             if e.seq == current or (current is None and e.kind == "op"):
                 text = f"<b>{text}</b>"
             if e.kind in ("warn", "error"):
-                text = f'<span style="color:#D55E00">{text}</span>'
+                text = f'<span style="border-left:4px solid #D55E00;padding-left:4px">⚠ {text}</span>'
             lines.append(text)
         return (f'<div class="vmlib-event" data-step="{self.step}"><b>{_esc(self.caption())}</b>'
-                f'<pre style="margin:2px 0;font-size:11px;white-space:pre-wrap;max-height:14em;overflow-y:auto">{"<br>".join(lines)}</pre></div>')
+                f'<pre style="{PRE}">{"<br>".join(lines)}</pre></div>')
 
     def all_steps(self):
         """Yield (caption, Graph) for every step, from the first; leaves the navigator on the last."""
@@ -138,13 +171,13 @@ class Steps:
 
 
 class StepOutput:
-    """One static output: an SVG whose title is the caption (text/plain carries the caption too)."""
+    """One static output: the step's picture with its caption (text/plain carries the caption)."""
 
     def __init__(self, caption: str, graph):
         self.caption, self.graph = caption, graph
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return {"image/svg+xml": self.graph.svg(), "text/plain": self.caption}
+        return {"text/html": f'<div class="vmlib-step-picture">{self.graph.html()}</div>', "text/plain": self.caption}
 
 
 def show_steps(trace, ops_only: bool = True, graph="fork", theme: str = "auto") -> None:
@@ -152,6 +185,21 @@ def show_steps(trace, ops_only: bool = True, graph="fork", theme: str = "auto") 
     from IPython.display import display
     for caption, g in Steps(trace, ops_only, graph, theme).all_steps():
         display(StepOutput(caption, g))
+
+
+def _slider(name: str, n: int, interval: int, on_value):
+    """(slider, play) counting 1..n like the caption; on_value(v) runs when the user moves it."""
+    slider = W.IntSlider(value=1, min=1, max=max(n, 1), description=name, continuous_update=False,
+                         layout=W.Layout(width="380px"))
+    play = W.Play(value=1, min=1, max=max(n, 1), interval=interval, description="play")
+    W.jslink((play, "value"), (slider, "value"))
+    slider.observe(lambda ch: on_value(ch["new"]), names="value")
+    return slider, play
+
+
+def _buttons(nav) -> list:
+    return [_button("« first", "first", nav.first), _button("‹ back", "back", nav.back),
+            _button("forward ›", "forward", nav.forward), _button("last »", "last", nav.last)]
 
 
 def _button(desc: str, tip: str, fn) -> W.Button:
@@ -178,8 +226,8 @@ class _Panel:
         counts = s.counts()
         self.counts.value = ('<div class="vmlib-counts">' + ("changed: " + "; ".join(map(_esc, counts))
                                                                if counts else "no counts changed") + "</div>")
-        self.graph.value = (f'<div class="vmlib-graph" data-step="{s.step}" style="overflow-x:auto;max-width:100%">'
-                            f'{s.graph_now().inline_svg()}</div>')
+        self.graph.value = (f'<div class="vmlib-graph" data-step="{s.step}" style="max-width:100%">'
+                            f'{s.graph_now().html()}</div>')
 
 
 class _Navigation:
@@ -209,27 +257,27 @@ class FaultStepper(_Navigation, W.VBox):
         self.steps = Steps(trace, ops_only, graph, theme)
         self.panel = _Panel(self.steps)
         n = len(self.steps)
-        self.slider = W.IntSlider(value=0, min=0, max=n - 1, description="step", continuous_update=False,
-                                  layout=W.Layout(width="420px"))
-        self.play = W.Play(value=0, min=0, max=n - 1, interval=900, description="play")
-        W.jslink((self.play, "value"), (self.slider, "value"))
-        self.buttons = [_button("« first", "first", self.first), _button("‹ back", "back", self.back),
-                        _button("forward ›", "forward", self.forward), _button("last »", "last", self.last)]
-        self.slider.observe(lambda ch: self._show(ch["new"]), names="value")
-        controls = W.HBox([*self.buttons, self.play, self.slider])
+        self.slider, self.play = _slider("step", n, 900, self._slid)
+        self.buttons = _buttons(self)
+        controls = W.HBox([*self.buttons, self.play, self.slider], layout=W.Layout(flex_flow="row wrap"))
         super().__init__([controls, self.panel.box])
         self.add_class("vmlib-stepper")
+        self.renders = 0
         self._show(0)
 
     @property
     def step(self) -> int:
         return self.steps.step
 
+    def _slid(self, value: int) -> None:
+        if value - 1 != self.step:
+            self._show(value - 1)
+
     def _show(self, i: int) -> None:
         self.steps.goto(i)
         self.panel.show()
-        if self.slider.value != self.steps.step:
-            self.slider.value = self.steps.step
+        self.renders += 1
+        self.slider.value = self.steps.step + 1       # observed by _slid, which sees nothing to do
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -299,21 +347,24 @@ class Compare(_Navigation, W.VBox):
                                  "; the scenario must perform operations on the kernel it is given")
             sides.append((Steps(trace, True, graph, theme), _side_label(side), error))
         self.left, self.right = sides[0][0], sides[1][0]
+        self.left.share_layout(self.right)       # one layout: the two pictures line up, same text size
         self.panels = [_Panel(s, label) for s, label, _ in sides]
+        for panel, side in zip(self.panels, ("left", "right")):
+            panel.box.add_class(f"vmlib-side-{side}")
         self.errors = [err for _, _, err in sides]
         self.n = max(len(self.left), len(self.right))
-        self.slider = W.IntSlider(value=0, min=0, max=self.n - 1, description="operation",
-                                  continuous_update=False, layout=W.Layout(width="420px"))
-        self.play = W.Play(value=0, min=0, max=self.n - 1, interval=1200)
-        W.jslink((self.play, "value"), (self.slider, "value"))
-        self.slider.observe(lambda ch: self._show(ch["new"]), names="value")
-        buttons = [_button("« first", "first", self.first), _button("‹ back", "back", self.back),
-                   _button("forward ›", "forward", self.forward), _button("last »", "last", self.last)]
-        body = W.HBox([p.box for p in self.panels], layout=W.Layout(align_items="flex-start"))
-        super().__init__([W.HBox([*buttons, self.play, self.slider]), body])
+        self.slider, self.play = _slider("operation", self.n, 1200, self._slid)
+        body = W.VBox([p.box for p in self.panels])          # stacked: each side gets the full column
+        super().__init__([W.HBox([*_buttons(self), self.play, self.slider],
+                                 layout=W.Layout(flex_flow="row wrap")), body])
         self.add_class("vmlib-compare")
         self.step = 0
+        self.renders = 0
         self._show(0)
+
+    def _slid(self, value: int) -> None:
+        if value - 1 != self.step:
+            self._show(value - 1)
 
     def _show(self, i: int) -> None:
         self.step = max(0, min(i, self.n - 1))
@@ -325,10 +376,10 @@ class Compare(_Navigation, W.VBox):
                 notes.append(f"this side has only {len(panel.steps)} operations")
             if err and shown == len(panel.steps) - 1:
                 notes.append(f"the scenario stopped here: {err}")
-            panel.note.value = (f'<div class="vmlib-note" style="color:#D55E00">{_esc("; ".join(notes))}</div>'
-                                if notes else "")
-        if self.slider.value != self.step:
-            self.slider.value = self.step
+            panel.note.value = (f'<div class="vmlib-note" style="border-left:4px solid #D55E00;padding-left:6px">'
+                                f'{_esc("; ".join(notes))}</div>' if notes else "")
+        self.renders += 1
+        self.slider.value = self.step + 1
 
     def __len__(self) -> int:
         return self.n
@@ -337,6 +388,18 @@ class Compare(_Navigation, W.VBox):
 # -- Playground --------------------------------------------------------------------------
 
 USER_ERRORS = (VmError, ValueError, TypeError, KeyError)
+
+
+def _style() -> dict:
+    """Room for the whole description ("flags", "offset pg"), so no label is cut."""
+    return {"description_width": "initial"}
+
+
+def _result(value) -> str:
+    """What an operation returned, in words (a Process by its pid and name, not its repr)."""
+    if hasattr(value, "pid") and hasattr(value, "name"):
+        return f"P{value.pid} {value.name}"
+    return str(value)
 
 
 class Playground(W.VBox):
@@ -349,17 +412,23 @@ class Playground(W.VBox):
         theme_ink(theme)
         self.k, self.files, self.graph, self.theme = k, dict(files or {}), graph, theme
         self.pinned: list = []
-        lay = W.Layout(width="150px")
-        self.proc = W.Dropdown(description="process", layout=W.Layout(width="220px"))
-        self.pages = W.BoundedIntText(value=4, min=1, max=1 << 20, description="pages", layout=lay)
-        self.prot = W.Dropdown(options=["rw", "r", "rwx", "none"], value="rw", description="prot", layout=lay)
-        self.flags = W.Dropdown(options=["private", "shared"], value="private", description="flags", layout=lay)
+        lay = W.Layout(width="170px")
+        self.proc = W.Dropdown(description="process", layout=W.Layout(width="220px"), style=_style())
+        self.pages = W.BoundedIntText(value=4, min=1, max=1 << 20, description="pages", layout=lay,
+                                       style=_style())
+        self.prot = W.Dropdown(options=["rw", "r", "rwx", "none"], value="rw", description="prot", layout=lay,
+                                 style=_style())
+        self.flags = W.Dropdown(options=["private", "shared"], value="private", description="flags", layout=lay,
+                                  style=_style())
         self.file = W.Dropdown(options=["anonymous", *self.files], value="anonymous", description="file",
-                               layout=W.Layout(width="220px"))
-        self.offset = W.BoundedIntText(value=0, min=0, max=1 << 40, description="offset pg", layout=lay)
-        self.addr = W.Text(value="", description="addr", placeholder="0x40000000", layout=W.Layout(width="220px"))
-        self.data = W.Text(value="x", description="data", layout=lay)
-        self.nbytes = W.BoundedIntText(value=1, min=1, max=1 << 20, description="n", layout=lay)
+                               layout=W.Layout(width="220px"), style=_style())
+        self.offset = W.BoundedIntText(value=0, min=0, max=1 << 40, description="offset pg", layout=lay,
+                                      style=_style())
+        self.addr = W.Text(value="", description="addr", placeholder="0x40000000", layout=W.Layout(width="220px"),
+                           style=_style())
+        self.data = W.Text(value="x", description="data", layout=lay, style=_style())
+        self.nbytes = W.BoundedIntText(value=1, min=1, max=1 << 20, description="n", layout=lay,
+                                        style=_style())
         self.gup_write = W.Checkbox(value=False, description="gup write", indent=False)
         self.message = W.HTML()
         self.event_log = W.HTML()
@@ -373,6 +442,7 @@ class Playground(W.VBox):
                 W.HBox([self.addr, self.data, self.nbytes, self.buttons["read"], self.buttons["write"],
                         self.buttons["munmap"]]),
                 W.HBox([self.gup_write, self.buttons["gup"], self.buttons["put gup pages"]])]
+        rows = [W.HBox(r.children, layout=W.Layout(flex_flow="row wrap")) for r in rows]
         super().__init__([*rows, self.message, self.event_log, self.graph_view])
         self.add_class("vmlib-playground")
         self._refresh(None)
@@ -399,11 +469,8 @@ class Playground(W.VBox):
         if opts:
             self.proc.value = keep if keep in dict(opts).values() else opts[-1][1]
         snap, info = self.k.snapshot(), self.k.trace_info()
-        try:
-            g = graph_for(self.graph, snap, info, diff, f"{len(self.k.procs)} process(es)", self.theme)
-            self.graph_view.value = f'<div class="vmlib-graph" style="overflow-x:auto">{g.inline_svg()}</div>'
-        except RuntimeError as e:                      # no `dot`: show the reason, keep working
-            self.graph_view.value = f'<div class="vmlib-error">{_esc(e)}</div>'
+        g = graph_for(self.graph, snap, info, diff, f"{len(self.k.procs)} process(es)", self.theme)
+        self.graph_view.value = f'<div class="vmlib-graph">{g.html()}</div>'
 
     def _run(self, what: str, fn):
         """Run one operation; on success show its events and diff, on failure the message only."""
@@ -413,13 +480,14 @@ class Playground(W.VBox):
         try:
             result = fn()
         except USER_ERRORS as e:
-            self.message.value = (f'<div class="vmlib-error" style="color:#D55E00;border:2px solid #D55E00;'
+            self.message.value = (f'<div class="vmlib-error" style="border:2px solid #D55E00;'
                                   f'padding:4px"><b>{_esc(what)} failed</b>: {_esc(type(e).__name__)}: '
                                   f'{_esc(e)}</div>')
+            self.event_log.value = ""                  # the old log belongs to an earlier operation
             return None
-        self.message.value = f'<div class="vmlib-ok">{_esc(what)}: {_esc(result)}</div>'
+        self.message.value = f'<div class="vmlib-ok">{_esc(what)}: {_esc(_result(result))}</div>'
         text = trace.text(n0) if self.k.trace is trace else ""
-        self.event_log.value = f'<pre class="vmlib-log" style="font-size:11px">{_esc(text)}</pre>'
+        self.event_log.value = f'<pre class="vmlib-log" style="{PRE}">{_esc(text)}</pre>'
         self._refresh(Diff.between(before, self.k.snapshot()))
         return result
 
