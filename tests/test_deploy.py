@@ -83,8 +83,8 @@ def test_test_verb_installs_what_lab_left_out(stamp):
     STAMP.write_text(f"{digest} course {python}\n")
     proc = run_setup("env")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "pip install -e '.[course,grading,test]'" in proc.stdout, proc.stdout
-    assert STAMP.read_text().split()[1] == "course,grading,test"
+    assert "pip install -e '.[course,grading,test,render]'" in proc.stdout, proc.stdout
+    assert STAMP.read_text().split()[1] == "course,grading,test,render"
 
 
 def test_lab_hides_the_instructor_panels_unless_grading_is_asked_for(stamp):
