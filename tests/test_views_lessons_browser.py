@@ -229,8 +229,10 @@ def test_every_lesson_reads_in_jupyterlab(page, lab):
             check_compare(page, name)
             checked["compare"] += 1
         if page.locator(".vmlib-memmap-cost").count():
-            img = page.locator(".vmlib-memmap-cost img").first
-            assert img.evaluate("i => i.naturalWidth") > 100, f"{name}: MemmapCost shows no plot"
+            plot = page.locator(".vmlib-memmap-cost svg").first
+            box = plot.bounding_box()
+            assert box and box["width"] > 300 and box["height"] > 150, f"{name}: MemmapCost shows no plot"
+            assert plot.locator("polyline").count() >= 2, f"{name}: MemmapCost's plot has no lines"
             checked["memmap"] += 1
         if page.locator(".vmlib-playground").count():
             check_playground(page, name)
