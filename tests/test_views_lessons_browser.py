@@ -153,6 +153,28 @@ TEXT_CONTRAST = """el => { const lum = c => { const v = c.match(/[\\d.]+/g).slic
         .sort((x, y) => y - x); return (a + 0.05) / (b + 0.05); }"""
 
 
+PLOT_CONTRAST = """svg => { const lum = c => { const v = c.match(/[\\d.]+/g).slice(0, 3).map(Number).map(x => x / 255)
+        .map(x => x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4));
+        return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
+    let bg = svg; while (bg && ['rgba(0, 0, 0, 0)', 'transparent'].includes(getComputedStyle(bg).backgroundColor)) {
+        bg = bg.parentElement; }
+    const ink = getComputedStyle(svg.querySelector('text.title')).fill;
+    const [a, b] = [lum(getComputedStyle(bg || document.body).backgroundColor), lum(ink)]
+        .sort((x, y) => y - x); return (a + 0.05) / (b + 0.05); }"""
+
+
+def check_memmap_plot(page, name: str, theme: str) -> None:
+    """MemmapCost draws its plot (inline SVG), large enough and with readable text."""
+    plot = page.locator(".vmlib-memmap-cost svg").first
+    plot.scroll_into_view_if_needed()
+    box = plot.bounding_box()
+    assert box and box["width"] > 300 and box["height"] > 150, f"{name}: MemmapCost shows no plot"
+    assert plot.locator("polyline").count() >= 2, f"{name}: MemmapCost's plot has no lines"
+    ratio = plot.evaluate(PLOT_CONTRAST)
+    assert ratio >= 4.5, f"{name} ({theme}): MemmapCost text contrast {ratio:.1f}:1"
+    page.screenshot(path=str(SHOTS / f"{name}_memmap_{theme}.png"))
+
+
 def check_widths(page, name: str) -> None:
     wide = [w for w in page.evaluate(GRAPH_WIDTHS) if w[3] > 1]
     assert not wide, f"{name}: graphs wider than their output area (tag, width, area, overflow): {wide}"
@@ -229,10 +251,7 @@ def test_every_lesson_reads_in_jupyterlab(page, lab):
             check_compare(page, name)
             checked["compare"] += 1
         if page.locator(".vmlib-memmap-cost").count():
-            plot = page.locator(".vmlib-memmap-cost svg").first
-            box = plot.bounding_box()
-            assert box and box["width"] > 300 and box["height"] > 150, f"{name}: MemmapCost shows no plot"
-            assert plot.locator("polyline").count() >= 2, f"{name}: MemmapCost's plot has no lines"
+            check_memmap_plot(page, name, "light")
             checked["memmap"] += 1
         if page.locator(".vmlib-playground").count():
             check_playground(page, name)
@@ -266,6 +285,8 @@ def test_every_lesson_reads_in_jupyterlab(page, lab):
         run_lesson(page, lab, f"{name}.ipynb")
         page.locator(".vmlib-stepper, .vmlib-compare").first.scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / f"{name}_dark.png"))
+        if page.locator(".vmlib-memmap-cost").count():
+            check_memmap_plot(page, name, "dark")
     shut_down_kernels(lab)
 
 

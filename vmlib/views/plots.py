@@ -69,8 +69,11 @@ def _frame(title: str) -> list[str]:
     """The opening <svg> tag, the plot's frame, the title and both axis names."""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     mid_x, mid_y = LEFT + plot_w / 2, TOP + plot_h / 2
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-           f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11" fill="{GREY}">')
+    # drawn at 1.25x (11 px text shows as ~14 px), in the page's text colour where JupyterLab
+    # defines one (light and dark themes), else a dark grey that reads on white slides
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {WIDTH} {HEIGHT}" '
+           f'style="max-width:{WIDTH * 5 // 4}px; fill: var(--jp-content-font-color1, #333)" '
+           f'font-family="sans-serif" font-size="11">')
     frame = (f'<rect class="frame" x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" '
              f'fill="none" stroke="{GREY}"/>')
     return [svg, frame,
