@@ -524,19 +524,33 @@ class Kernel:
     def _set_vma_attr(self, vma, name: str, value) -> None:
         mm = vma.vm_mm
         old_infos = mm.vma_infos()
-        self._log(vma.__dict__.__setitem__, name, vma.__dict__[name])
-        vma.__dict__[name] = value
+        self._log(self._restore_vma_attr, vma, name, vma.__dict__[name])
+        self._restore_vma_attr(vma, name, value)
+        self._vmas_changed(mm, old_infos)
+
+    @staticmethod
+    def _restore_vma_attr(vma, name: str, value) -> None:
+        vma._restore(name, value)
+        vma.vm_mm._reindex()
+
+    def _insert_vma(self, mm, vma) -> None:
+        """Add one new vma that overlaps none (mmap): _set_vmas without rebuilding the list."""
+        old_infos = mm.vma_infos() if self.tracer.enabled else None
+        self._log(setattr, mm, "vmas", mm.vmas)
+        self._set_live(vma, True)
+        mm._insert(vma)
         self._vmas_changed(mm, old_infos)
 
     def _set_vmas(self, mm, vmas: list) -> None:
-        old_infos = mm.vma_infos()
-        self._log(setattr, mm, "vmas", mm.vmas)
-        for v in vmas:                      # new pieces first, so a split vma's file never
-            if not v.live:                  # looks unmapped (shmem would drop its pages)
-                self._set_live(v, True)
-        for v in mm.vmas:
-            if v not in vmas:
-                self._set_live(v, False)
+        old = mm.vmas
+        old_infos = mm.vma_infos() if self.tracer.enabled else None
+        self._log(setattr, mm, "vmas", old)
+        new_set, old_set = set(vmas), set(old)
+        for v in sorted(new_set - old_set, key=vmas.index):   # new pieces first, so a split
+            if not v.live:                                  # vma's file never looks unmapped
+                self._set_live(v, True)                     # (shmem would drop its pages)
+        for v in sorted(old_set - new_set, key=old.index):
+            self._set_live(v, False)
         mm.vmas = vmas
         self._vmas_changed(mm, old_infos)
 

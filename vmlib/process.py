@@ -150,7 +150,7 @@ class Process:
             if addr is None:
                 addr = self._get_unmapped_area(length)
             else:
-                if any(v.vm_start < addr + length and addr < v.vm_end for v in mm.vmas):
+                if mm.overlaps(addr, addr + length):
                     self._do_munmap(addr, length)
             pgoff = offset >> PAGE_SHIFT
             if file is None:
@@ -170,17 +170,11 @@ class Process:
                     vma.__dict__["vm_page_prot"] = vma.vm_page_prot & ~_PAGE_RW
                     k.decide("mmap_region", "vma_wants_writenotify: shared writable, but ptes start "
                              "read-only so the first write faults (dirty accounting)", "§6b v2.6.26 row 1")
-            k._set_vmas(mm, sorted(mm.vmas + [vma], key=lambda v: v.vm_start))
+            k._insert_vma(mm, vma)
             return addr
 
     def _get_unmapped_area(self, length: int) -> int:
-        addr = TASK_UNMAPPED_BASE
-        for v in self.mm.vmas:
-            if v.vm_end <= addr:
-                continue
-            if v.vm_start >= addr + length:
-                break
-            addr = v.vm_end
+        addr = self.mm.first_gap(TASK_UNMAPPED_BASE, length)
         if addr + length > TASK_SIZE:
             raise KernelError(errno.ENOMEM, f"get_unmapped_area: no room for {length:#x} bytes")
         return addr
@@ -196,7 +190,7 @@ class Process:
             raise ValueError(f"munmap: [{addr:#x}, {addr + length:#x}) goes past the end of user "
                              f"space ({TASK_SIZE:#x}; do_munmap returns -EINVAL)")
         self._op(f"munmap({addr:#x}, {length:#x})")
-        if not any(v.vm_start < addr + length and addr < v.vm_end for v in self.mm.vmas):
+        if not self.mm.overlaps(addr, addr + length):
             self.kernel.decide("do_munmap", f"no vma overlaps [{addr:#x}, {addr + length:#x}) → "
                                f"returns 0, nothing changes", "§8")
             return 0
