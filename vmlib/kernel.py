@@ -331,7 +331,7 @@ class Kernel:
 
     def _page_delta(self, page: Page, old: PageInfo | None) -> None:
         if self.tracer.enabled:
-            self.tracer.emit("state", "page", "", "", ("page", page.pfn, old, _page_info(page)))
+            self.tracer.state("page", ("page", page.pfn, old, _page_info(page)))
 
     def _set_page_field(self, page: Page, name: str, value) -> None:
         old = _page_info(page) if self.tracer.enabled else None
@@ -376,7 +376,7 @@ class Kernel:
         self._log(mm.rss.__setitem__, kind, old)
         mm.rss[kind] = old + delta
         if self.tracer.enabled:
-            self.tracer.emit("state", "rss", "", "", ("rss", (mm.id, kind), old, old + delta))
+            self.tracer.state("rss", ("rss", (mm.id, kind), old, old + delta))
 
     def _alloc_page(self, owner: str, anon: bool = False, mapped: bool = False) -> Page | None:
         """Take a free RAM frame: refcount 1, mapcount 1 if `mapped` else 0, PageAnon if `anon`
@@ -461,7 +461,7 @@ class Kernel:
         """Trace a page-table page appearing or going: ("table", (pid, level, base), old, new)."""
         if self.tracer.enabled:
             base = addr & ~((1 << (pgtable.SHIFT[level] + 9)) - 1) if level < 4 else 0
-            self.tracer.emit("state", "pgtable", "", "", ("table", (mm.id, level, base), old, new))
+            self.tracer.state("pgtable", ("table", (mm.id, level, base), old, new))
 
     def _set_pte(self, mm, addr: int, pte, why: str = "set_pte_at") -> None:
         """set_pte_at / pte_clear: the only place a pte table is written (pte None = clear)."""
@@ -485,7 +485,7 @@ class Kernel:
         else:
             table.entries[idx] = pte
         if self.tracer.enabled:
-            self.tracer.emit("state", why, "", "", ("pte", (mm.id, addr), old, pte))
+            self.tracer.state(why, ("pte", (mm.id, addr), old, pte))
 
     def _free_empty_tables(self, mm) -> None:
         """Free page-table pages that map nothing any more (after a zap)."""
@@ -508,7 +508,7 @@ class Kernel:
         self._log(setattr, mm, "runs", old)
         mm.runs = runs
         if self.tracer.enabled:
-            self.tracer.emit("state", "runs", "", "", ("runs", mm.id, old, runs))
+            self.tracer.state("runs", ("runs", mm.id, old, runs))
         self._update_run_tables(mm)
 
     def _update_run_tables(self, mm) -> None:
@@ -571,7 +571,7 @@ class Kernel:
 
     def _vmas_changed(self, mm, old_infos: tuple) -> None:
         if self.tracer.enabled:
-            self.tracer.emit("state", "vmas", "", "", ("vmas", mm.id, old_infos, mm.vma_infos()))
+            self.tracer.state("vmas", ("vmas", mm.id, old_infos, mm.vma_infos()))
 
     def _set_dict(self, d: dict, key, value) -> None:
         """d[key] = value (value None deletes), journaled."""

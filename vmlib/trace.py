@@ -19,7 +19,9 @@ Delta kinds (all values are plain, immutable data):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import NamedTuple
 
 
@@ -53,8 +55,10 @@ class Run(NamedTuple):
     bits: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
+    """One trace event. The trace stores events in columns; an Event is made when read."""
+
     seq: int
     kind: str          # "op" | "call" | "decision" | "warn" | "error" | "state"
     func: str          # kernel function (or facade operation) that emitted it
@@ -106,6 +110,10 @@ def describe(delta) -> str:
     return str(delta)
 
 
+_FIELD = {"pte": "ptes", "runs": "runs", "page": "pages", "rss": "rss", "vmas": "vmas",
+          "mm": "mms", "table": "tables"}
+
+
 @dataclass
 class Snapshot:
     """The visible state of a kernel: mms, vmas, ptes, runs, struct pages, rss counters."""
@@ -126,12 +134,28 @@ class Snapshot:
         """Apply a delta (or undo it when forward is False)."""
         what, key, old, new = delta
         value = new if forward else old
-        table = {"pte": self.ptes, "runs": self.runs, "page": self.pages, "rss": self.rss,
-                 "vmas": self.vmas, "mm": self.mms, "table": self.tables}[what]
-        if value is None and what != "pte" or value is None and what == "pte" and not self._in_run(key):
-            table.pop(key, None)
-        else:
+        table = getattr(self, _FIELD[what])
+        if value is not None:
             table[key] = value
+        elif what == "pte" and self._in_run(key):
+            table[key] = None                  # an empty entry that masks a linear run
+        else:
+            table.pop(key, None)
+
+    def _replay(self, deltas) -> None:
+        """Apply many deltas forwards (Trace.state_at's inner loop: apply() without the calls)."""
+        tables = {what: getattr(self, name) for what, name in _FIELD.items()}
+        runs = self.runs
+        for d in deltas:
+            if d is None:
+                continue
+            what, key, _old, new = d
+            if new is not None:
+                tables[what][key] = new
+            elif what == "pte" and any(r.start <= key[1] < r.end for r in runs.get(key[0], ())):
+                tables[what][key] = None
+            else:
+                tables[what].pop(key, None)
 
     def _in_run(self, key) -> bool:
         mm_id, addr = key
@@ -152,19 +176,55 @@ class Snapshot:
         return {a: p for (m, a), p in self.ptes.items() if m == mm_id and p is not None}
 
 
-class Trace:
-    """Events recorded since `base` was captured; `state_at(i)` is the state after event i."""
+class Events(Sequence):
+    """The events of a trace as a read-only sequence of Event (made on access)."""
 
-    CHECKPOINT_EVERY = 256
+    __slots__ = ("_trace",)
+
+    def __init__(self, trace: Trace):
+        self._trace = trace
+
+    def __len__(self):
+        return len(self._trace._deltas)
+
+    def __getitem__(self, i):
+        t = self._trace
+        if isinstance(i, slice):
+            return [t._event(j) for j in range(*i.indices(len(t._deltas)))]
+        n = len(t._deltas)
+        if not -n <= i < n:
+            raise IndexError(f"trace event {i} out of range: the trace has {n} events")
+        return t._event(i % n)
+
+    def __iter__(self):
+        t = self._trace
+        return (t._event(j) for j in range(len(t._deltas)))
+
+
+class Trace:
+    """Events recorded since `base` was captured; `state_at(i)` is the state after event i.
+
+    Storage (memory linear in the number of events): three parallel columns, one interned
+    (kind, func, row, depth) head, one text and one delta per event; `events` makes Event
+    objects on access. state_at keeps full snapshots at most every `spacing` events and at
+    most MAX_CHECKPOINTS of them (the spacing doubles when there would be more), so any step
+    is one snapshot copy plus at most `spacing` deltas replayed."""
+
+    FIRST_SPACING = 1024
+    MAX_CHECKPOINTS = 16
 
     def __init__(self, base: Snapshot, info: dict):
         self.base = base
         self.info = info            # static facts: profile, ram_pages, devices, zero_pfn
-        self.events: list[Event] = []
+        self._heads: list[tuple] = []
+        self._texts: list[str] = []
+        self._deltas: list[tuple | None] = []
+        self.events = Events(self)
         self._checkpoints: dict[int, Snapshot] = {}
+        self._spacing = self.FIRST_SPACING
 
     def __len__(self):
-        return len(self.events)
+        return len(self._deltas)
 
     def __getitem__(self, i):
         return self.events[i]
@@ -172,36 +232,53 @@ class Trace:
     def __iter__(self):
         return iter(self.events)
 
+    def _event(self, i: int) -> Event:
+        kind, func, row, depth = self._heads[i]
+        return Event(i, kind, func, self._texts[i], row, self._deltas[i], depth)
+
     def state_at(self, i: int) -> Snapshot:
         """State after events[0..i] (i = -1: the base state). Raises IndexError past the end."""
-        if not -1 <= i < len(self.events):
-            raise IndexError(f"trace step {i} out of range: the trace has {len(self.events)} events "
-                             f"(steps -1..{len(self.events) - 1})")
+        n = len(self._deltas)
+        if not -1 <= i < n:
+            raise IndexError(f"trace step {i} out of range: the trace has {n} events "
+                             f"(steps -1..{n - 1})")
         start = max((c for c in self._checkpoints if c <= i), default=-1)
         snap = (self._checkpoints[start] if start >= 0 else self.base).copy()
-        for j in range(start + 1, i + 1):
-            d = self.events[j].delta
-            if d is not None:
-                snap.apply(d)
-            if (j + 1) % self.CHECKPOINT_EVERY == 0 and j not in self._checkpoints:
-                self._checkpoints[j] = snap.copy()
+        deltas = self._deltas
+        spacing = self._spacing
+        at = start
+        while at < i:
+            nxt = min(i, (at + 1) // spacing * spacing + spacing - 1)   # next checkpoint position
+            snap._replay(islice(deltas, at + 1, nxt + 1))
+            at = nxt
+            if (at + 1) % spacing == 0 and at not in self._checkpoints:
+                self._checkpoints[at] = snap.copy()
+                if len(self._checkpoints) > self.MAX_CHECKPOINTS:
+                    self._thin_checkpoints()
+                    spacing = self._spacing
         return snap
+
+    def _thin_checkpoints(self) -> None:
+        """Double the checkpoint spacing and drop the checkpoints that no longer fall on it."""
+        self._spacing *= 2
+        for c in [c for c in self._checkpoints if (c + 1) % self._spacing]:
+            del self._checkpoints[c]
 
     def step(self, snap: Snapshot, i: int, forward: bool) -> None:
         """Move `snap` across event i in place: from state i-1 to i, or back from i to i-1."""
-        d = self.events[i].delta
+        d = self._deltas[i]
         if d is not None:
             snap.apply(d, forward)
 
     def ops(self) -> list[int]:
         """Indexes of the top-level operation events."""
-        return [e.seq for e in self.events if e.kind == "op"]
+        return [i for i, h in enumerate(self._heads) if h[0] == "op"]
 
     def text(self, start: int = 0, end: int | None = None) -> str:
         return "\n".join(str(e) for e in self.events[start:end])
 
     def _truncate(self, n: int) -> None:
-        del self.events[n:]
+        del self._heads[n:], self._texts[n:], self._deltas[n:]
         for c in [c for c in self._checkpoints if c >= n]:
             del self._checkpoints[c]
 
@@ -214,6 +291,7 @@ class Tracer:
         self.enabled = enabled
         self.depth = 0
         self._quiet = 0
+        self._heads: dict = {}      # interned (kind, func, row, depth) event heads
         self.trace = Trace(Snapshot(), {})
 
     def reset(self) -> Trace:
@@ -227,5 +305,22 @@ class Tracer:
 
     def emit(self, kind: str, func: str, text: str, row: str = "", delta: tuple | None = None) -> None:
         if self.enabled and (not self._quiet or delta is not None):
-            ev = self.trace.events
-            ev.append(Event(len(ev), kind, func, text, row, delta, self.depth))
+            key = (kind, func, row, self.depth)
+            head = self._heads.get(key)
+            if head is None:
+                head = self._heads[key] = key
+            t = self.trace
+            t._heads.append(head)
+            t._texts.append(text)
+            t._deltas.append(delta)
+
+    def state(self, func: str, delta: tuple) -> None:
+        """emit("state", func, "", "", delta) for the kernel's primitives (callers check enabled)."""
+        key = ("state", func, "", self.depth)
+        head = self._heads.get(key)
+        if head is None:
+            head = self._heads[key] = key
+        t = self.trace
+        t._heads.append(head)
+        t._texts.append("")
+        t._deltas.append(delta)
