@@ -16,20 +16,13 @@ from operator import attrgetter
 from vmlib import gup, memory, pgtable
 from vmlib.errors import BadPageMap, BadPageState, KernelError, MissingFeature
 from vmlib.page import DeviceMemory, Page, PhysMem
+from vmlib.page import page_info as _page_info
 from vmlib.pgtable import PageTable
 from vmlib.profiles import make_profile
 from vmlib.trace import PageInfo, Snapshot, Tracer
 
 OVERRIDABLE = ("vm_normal_page", "is_cow_mapping", "do_wp_page_decision", "insert_mixed_decision",
                "gup_fast_pte_ok", "remap_pfn_range_check")
-
-
-def _page_info(page: Page) -> PageInfo | None:
-    if page._count == 0 and page._mapcount == -1 and not page.reserved:
-        return None
-    mapping = page.mapping.name if page.mapping is not None else None
-    return PageInfo(page._count, page._mapcount + 1, page.anon, page.reserved, mapping,
-                    page.index, page.exclusive, page.pgtable)
 
 
 class Kernel:
@@ -376,7 +369,7 @@ class Kernel:
         self._log(mm.rss.__setitem__, kind, old)
         mm.rss[kind] = old + delta
         if self.tracer.enabled:
-            self.tracer.state("rss", ("rss", (mm.id, kind), old, old + delta))
+            self.tracer.state("rss", ("rss", mm.rss_keys[kind], old, old + delta))
 
     def _alloc_page(self, owner: str, anon: bool = False, mapped: bool = False) -> Page | None:
         """Take a free RAM frame: refcount 1, mapcount 1 if `mapped` else 0, PageAnon if `anon`

@@ -19,6 +19,8 @@ Faithfulness ledger
 from __future__ import annotations
 
 import errno
+from functools import partial
+from heapq import heappop
 
 from vmlib import pgtable
 from vmlib.errors import BadPageMap, BusError, KernelBug, KernelError
@@ -45,7 +47,10 @@ from vmlib.flags import (
     is_cow_mapping,
 )
 from vmlib.mm import Vmf
+from vmlib.page import Page
 from vmlib.pte import (
+    _PAGE_DIRTY,
+    _PAGE_RW,
     Pte,
     pfn_pte,
     pte_mkclean,
@@ -56,8 +61,9 @@ from vmlib.pte import (
     pte_mkyoung,
     pte_wrprotect,
 )
-from vmlib.trace import Run
+from vmlib.trace import EventBatch, PageInfo, Run, lazy_text
 
+_new_pte = partial(tuple.__new__, Pte)       # Pte((pfn, bits)) without Pte.__new__'s Python call
 NOPFN_SIGBUS = -1    # what a ->nopfn handler returns instead of a pfn
 NOPFN_OOM = -2
 RUN_MIN = 64          # remap_pfn_range of more pages than this records a linear Run
@@ -480,6 +486,58 @@ def do_anonymous_page(k, vma, addr: int, write: bool) -> int:
             row = "§6a anonymous write" if write else "§6a anonymous read (2.6.26)"
             k.decide("do_anonymous_page", f"new zeroed page {page.pfn} (ref 1, map 1, anon_rss +1)", row)
         return 0
+
+
+def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op=None) -> Pte:
+    """do_anonymous_page for a write fault, flattened: Process._write_fast's path.
+
+    The caller has checked everything that could make it differ from or fail half-way through
+    handle_mm_fault → do_anonymous_page (§6a anonymous write): the pte table exists (`entries`,
+    slot `idx`) and the slot is empty, the vma is anonymous (no vm_ops), writable,
+    has its anon_vma already and a present, young vm_page_prot, no linear runs, a free page.
+    It makes the same changes (no undo log: nothing after the checks can fail) and emits the
+    same trace events in the same order, and returns the new pte. When tracing, `op` = (process
+    name, lazy text) is the user operation's event, recorded with the fault's own in one go."""
+    mm = vma.vm_mm
+    phys = k.phys
+    phys.nr_free -= 1                                          # take_free_pfn
+    if phys._free:
+        pfn = heappop(phys._free)
+    else:
+        pfn = phys._next
+        phys._next = pfn + 1
+    page = phys.memmap.get(pfn)                                # _alloc_page("anon", anon, mapped)
+    if page is None:
+        page = phys.memmap[pfn] = Page(pfn)                    # a fresh struct page: flags clear
+    else:
+        page.reserved = page.pgtable = page.dirty = False
+        page.mapping = page.index = None
+    phys.frames.pop(pfn, None)                                 # a new page reads as zeroes
+    page._count = 1
+    page._mapcount = 0
+    page.anon = True
+    page.exclusive = modern = k.profile.MODERN
+    page.owner = "anon"
+    rss = mm.rss
+    old = rss["anon"]
+    rss["anon"] = old + 1
+    pte = _new_pte((pfn, vma.vm_page_prot | _PAGE_DIRTY | _PAGE_RW))   # maybe_mkwrite(pte_mkdirty(mk_pte))
+    entries[idx] = pte
+    tracer = k.tracer
+    if tracer.enabled:
+        tracer.extend(_ANON_WRITE, (op[1], (_AT_TEXT, "write", addr), "", "", "", (_NEW_ANON_TEXT, pfn)),
+                      (None, None, ("page", pfn, None, _NEW_ANON_INFO[modern]),
+                       ("rss", mm.rss_keys["anon"], old, old + 1), ("pte", (mm.id, addr), None, pte), None),
+                      op[0])
+    return pte
+
+
+_ANON_WRITE = EventBatch(("call", "do_anonymous_page", "", 0), ("state", "page", "", 1), ("state", "rss", "", 1),
+                         ("state", "do_anonymous_page", "", 1),
+                         ("decision", "do_anonymous_page", "§6a anonymous write", 1))
+_AT_TEXT = lazy_text("{} at {:#x}".format)
+_NEW_ANON_TEXT = lazy_text("new zeroed page {} (ref 1, map 1, anon_rss +1)".format)
+_NEW_ANON_INFO = {modern: PageInfo(1, 1, True, False, None, None, modern, False) for modern in (False, True)}
 
 
 def do_no_pfn(k, vma, addr: int, write: bool) -> int:

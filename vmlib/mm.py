@@ -105,6 +105,7 @@ class MmStruct:
         self._infos: tuple | None = ()
         self.runs: tuple = ()
         self.rss = {"anon": 0, "file": 0}
+        self.rss_keys = {kind: (mm_id, kind) for kind in self.rss}   # shared by the trace's rss deltas
         self.run_tables = 0          # page-table pages reserved for runs only
         self.dead = False
 

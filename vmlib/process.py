@@ -7,6 +7,7 @@ paths of vmlib.memory and vmlib.gup atomically (an operation that raises changes
 from __future__ import annotations
 
 import errno
+from bisect import bisect_right
 
 from vmlib import gup, memory, pgtable
 from vmlib.errors import KernelError, Segfault
@@ -25,10 +26,13 @@ from vmlib.flags import (
     VM_WRITE,
 )
 from vmlib.mm import File, MmStruct, VmArea
-from vmlib.pte import _PAGE_RW
+from vmlib.pte import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW
+from vmlib.trace import lazy_text
 
 TASK_UNMAPPED_BASE = 0x40000000
 TASK_SIZE = 0x7FFFFFFFF000
+_YOUNG = _PAGE_PRESENT | _PAGE_ACCESSED
+_WRITTEN = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY
 _PROT = {"r": VM_READ, "w": VM_WRITE, "x": VM_EXEC}
 
 
@@ -226,12 +230,60 @@ class Process:
 
     def write(self, addr: int, data: bytes) -> None:
         """Write data at addr, faulting (and copying on write) as the CPU would."""
+        if (type(data) is bytes and type(addr) is int and 0 < len(data) <= PAGE_SIZE - (addr & 4095)
+                and self.alive and self.kernel._undo is None and self._write_fast(addr, data)):
+            return
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"write: data must be bytes, got {type(data).__name__}")
         self._check_access(addr, len(data), "write")
-        self._op(lambda: f"write({addr:#x}, {bytes(data[:8])!r}{'...' if len(data) > 8 else ''})")
+        self._op(lambda: _write_text(addr, data))
         with self.kernel._transaction():
             self._access(addr, len(data), bytes(data))
+
+    def _write_fast(self, addr: int, data: bytes) -> bool:
+        """write() of bytes inside one page, flattened for the two common cases: the pte is
+        present, writable, young and dirty (no fault), or it is empty in an anonymous vma that
+        has its anon_vma and its page table (memory.do_anonymous_page_fast). Same state and
+        trace events as the general path. Anything else, or anything that could fail half-way
+        (no free page, a table to allocate, linear runs), returns False having changed nothing."""
+        k, mm = self.kernel, self.mm
+        page_addr = addr & ~4095
+        i = bisect_right(mm._ends, page_addr)                  # mm.find_vma
+        vmas = mm._vmas
+        if i == len(vmas):
+            return False
+        vma = vmas[i]
+        if vma.vm_start > page_addr or not vma.vm_flags & VM_WRITE or mm.runs:
+            return False
+        t = mm.pgd.entries.get((page_addr >> 39) & 511)         # pgtable.pte_table
+        if t is not None:
+            t = t.entries.get((page_addr >> 30) & 511)
+            if t is not None:
+                t = t.entries.get((page_addr >> 21) & 511)
+        if t is None:
+            return False
+        idx = (page_addr >> 12) & 511
+        pte = t.entries.get(idx)
+        tracer = k.tracer
+        if pte is None:
+            if (vma.vm_ops is not None or not vma.anon_vma or tracer._quiet
+                    or vma.vm_page_prot & _YOUNG != _YOUNG
+                    or k.phys.nr_free - k.phys.reserved_pgtables <= 0):
+                return False
+            op = (self.name, (_WRITE_TEXT, addr, data[:9])) if tracer.enabled else None
+            pte = memory.do_anonymous_page_fast(k, vma, page_addr, t.entries, idx, op)
+        elif pte[1] & _WRITTEN == _WRITTEN:
+            if tracer.enabled:
+                tracer.emit("op", self.name, (_WRITE_TEXT, addr, data[:9]))
+        else:
+            return False
+        frames = k.phys.frames
+        off = addr - page_addr
+        if off == 0 and pte[0] not in frames:
+            frames[pte[0]] = bytearray(data)
+        else:
+            k.phys.write_frame(pte[0], off, data)
+        return True
 
     def _check_access(self, addr, n, what: str) -> None:
         if not isinstance(addr, int) or isinstance(addr, bool):
@@ -374,6 +426,13 @@ class Process:
         _check_aligned(addr, fn)
         if not isinstance(nr, int) or nr <= 0:
             raise ValueError(f"{fn}: nr must be a positive number of pages, got {nr!r}")
+
+
+def _write_text(addr: int, data: bytes) -> str:
+    return f"write({addr:#x}, {bytes(data[:8])!r}{'...' if len(data) > 8 else ''})"
+
+
+_WRITE_TEXT = lazy_text(_write_text)
 
 
 def _split(v: VmArea, start: int, end: int) -> VmArea:

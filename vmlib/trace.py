@@ -176,6 +176,17 @@ class Snapshot:
         return {a: p for (m, a), p in self.ptes.items() if m == mm_id and p is not None}
 
 
+_LAZY_TEXTS: list = []
+
+
+def lazy_text(fn) -> int:
+    """Register fn(*args) -> str as a lazily made event text; returns its code. A fast path
+    stores the tuple (code, *args) in place of the text, cheaper to build than the string and,
+    being plain data, not scanned by the garbage collector; Events formats it when read."""
+    _LAZY_TEXTS.append(fn)
+    return len(_LAZY_TEXTS) - 1
+
+
 class Events(Sequence):
     """The events of a trace as a read-only sequence of Event (made on access)."""
 
@@ -234,7 +245,10 @@ class Trace:
 
     def _event(self, i: int) -> Event:
         kind, func, row, depth = self._heads[i]
-        return Event(i, kind, func, self._texts[i], row, self._deltas[i], depth)
+        text = self._texts[i]
+        if type(text) is tuple:                       # (code, *args): formatted when read
+            text = _LAZY_TEXTS[text[0]](*text[1:])
+        return Event(i, kind, func, text, row, self._deltas[i], depth)
 
     def state_at(self, i: int) -> Snapshot:
         """State after events[0..i] (i = -1: the base state). Raises IndexError past the end."""
@@ -283,6 +297,28 @@ class Trace:
             del self._checkpoints[c]
 
 
+class EventBatch:
+    """A fixed run of events that a fast path appends at once (Tracer.extend): each a
+    (kind, func, row, depth below the current one), optionally after an "op" event of a
+    process. The heads are made once per (depth, process name) and shared."""
+
+    __slots__ = ("_heads", "spec")
+
+    def __init__(self, *spec: tuple):
+        self.spec = spec
+        self._heads: dict = {}
+
+    def heads(self, depth: int, op: str | None) -> tuple:
+        heads = self._heads.get((depth, op))
+        if heads is None:
+            heads = tuple((kind, func, row, depth + below) for kind, func, row, below in self.spec)
+            if op is not None:
+                heads = (("op", op, "", depth), *heads)
+            if len(self._heads) < 10_000:
+                self._heads[(depth, op)] = heads
+        return heads
+
+
 class Tracer:
     """Owned by one kernel object; appends events to the current Trace when enabled."""
 
@@ -313,6 +349,14 @@ class Tracer:
             t._heads.append(head)
             t._texts.append(text)
             t._deltas.append(delta)
+
+    def extend(self, batch: EventBatch, texts: tuple, deltas: tuple, op: str | None = None) -> None:
+        """Append the events of `batch` at the current depth, after an "op" event of process
+        `op` when given (texts and deltas then start with the op's); callers check enabled."""
+        t = self.trace
+        t._heads.extend(batch.heads(self.depth, op))
+        t._texts.extend(texts)
+        t._deltas.extend(deltas)
 
     def state(self, func: str, delta: tuple) -> None:
         """emit("state", func, "", "", delta) for the kernel's primitives (callers check enabled)."""

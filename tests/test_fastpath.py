@@ -1,0 +1,76 @@
+"""The flat write path (Process._write_fast → memory.do_anonymous_page_fast) changes exactly
+what the general path (Process._access → _fault_in → handle_mm_fault → do_anonymous_page,
+mm/memory.c v2.6.26 and 6.12) changes, and records exactly the same trace events."""
+
+import pytest
+
+import vmlib
+from vmlib import PAGE_SIZE
+from vmlib.process import Process
+
+PROFILES = [("2.6.25", "x86"), ("2.6.26", "x86"), ("2.6.27", "x86"), ("6.12", "x86")]
+
+
+def _workload(k):
+    p = k.spawn("writer")
+    a = p.mmap(8 * PAGE_SIZE)
+    b = p.mmap(2 * PAGE_SIZE, flags="shared")            # shmem: vm_ops, never the fast path
+    p.write(a, b"first")                                 # sets anon_vma: general path
+    for i in range(1, 8):
+        p.write(a + i * PAGE_SIZE + 100, b"%d" % i)      # empty ptes: the fast fault
+    p.write(a + 3 * PAGE_SIZE, b"again")                 # present, writable, dirty: no fault
+    p.write(a + 5 * PAGE_SIZE + 4000, b"x" * 96)         # up to the page's end
+    p.write(a + 6 * PAGE_SIZE + 4090, b"y" * 12)         # crosses a page: general path
+    p.write(b, b"shared")
+    c = p.fork("child")
+    c.write(a + 2 * PAGE_SIZE, b"cow")                   # read-only pte after fork: COW, general
+    c.write(a + 2 * PAGE_SIZE + 8, b"after")             # now present and writable
+    p.munmap(a + 4 * PAGE_SIZE, PAGE_SIZE)
+    with k.quiet():
+        p.write(a + 7 * PAGE_SIZE, b"quiet")
+    return p, a
+
+
+def _run(version, arch, fast: bool, monkeypatch, trace=True):
+    if not fast:
+        monkeypatch.setattr(Process, "_write_fast", lambda self, addr, data: False)
+    k = vmlib.Kernel(version=version, arch=arch, ram_pages=256, trace=trace)
+    p, a = _workload(k)
+    monkeypatch.undo()
+    k.check()
+    events = [(e.seq, e.kind, e.func, e.text, e.row, e.delta, e.depth) for e in k.trace.events]
+    data = [p.read(a + i * PAGE_SIZE, 200) for i in (0, 1, 2, 3, 5)] + [p.read(a + 6 * PAGE_SIZE, 4096)]
+    return events, k.snapshot(), data, dict(k.phys.memmap), k.phys.nr_free
+
+
+@pytest.mark.parametrize("version,arch", PROFILES)
+def test_fast_write_is_the_general_write(version, arch, monkeypatch):
+    fast = _run(version, arch, True, monkeypatch)
+    slow = _run(version, arch, False, monkeypatch)
+    assert fast[0] == slow[0], "the trace events differ"
+    assert fast[1] == slow[1] and fast[2] == slow[2] and fast[4] == slow[4]
+    assert {pfn: repr(pg) for pfn, pg in fast[3].items()} == {pfn: repr(pg) for pfn, pg in slow[3].items()}
+
+
+def test_fast_write_untraced(monkeypatch):
+    fast = _run("2.6.26", "x86", True, monkeypatch, trace=False)
+    slow = _run("2.6.26", "x86", False, monkeypatch, trace=False)
+    assert fast[0] == slow[0] == []
+    assert fast[1:3] == slow[1:3]
+
+
+def test_fast_write_out_of_memory_changes_nothing():
+    """No free page: the fast path declines, the general one fails and undoes everything."""
+    k = vmlib.Kernel(ram_pages=16)
+    p = k.spawn()
+    a = p.mmap(64 * PAGE_SIZE)
+    i = 0
+    with pytest.raises(vmlib.KernelError):
+        for i in range(64):
+            p.write(a + i * PAGE_SIZE, b"x")
+    before, n = k.snapshot(), len(k.trace)
+    with pytest.raises(vmlib.KernelError):
+        p.write(a + i * PAGE_SIZE, b"x")
+    assert k.snapshot() == before
+    assert [e.kind for e in k.trace.events[n:]] == ["op", "error"]
+    k.check()
