@@ -488,7 +488,7 @@ def do_anonymous_page(k, vma, addr: int, write: bool) -> int:
         return 0
 
 
-def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op=None) -> Pte:
+def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op: str = "", op_text=None) -> Pte:
     """do_anonymous_page for a write fault, flattened: Process._write_fast's path.
 
     The caller has checked everything that could make it differ from or fail half-way through
@@ -496,8 +496,9 @@ def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op=None) 
     slot `idx`) and the slot is empty, the vma is anonymous (no vm_ops), writable,
     has its anon_vma already and a present, young vm_page_prot, no linear runs, a free page.
     It makes the same changes (no undo log: nothing after the checks can fail) and emits the
-    same trace events in the same order, and returns the new pte. When tracing, `op` = (process
-    name, lazy text) is the user operation's event, recorded with the fault's own in one go."""
+    same trace events in the same order, and returns the new pte. When tracing, the user
+    operation's event (process name `op`, lazy text `op_text`) is recorded with the fault's own
+    in one go."""
     mm = vma.vm_mm
     phys = k.phys
     phys.nr_free -= 1                                          # take_free_pfn
@@ -524,11 +525,12 @@ def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op=None) 
     pte = _new_pte((pfn, vma.vm_page_prot | _PAGE_DIRTY | _PAGE_RW))   # maybe_mkwrite(pte_mkdirty(mk_pte))
     entries[idx] = pte
     tracer = k.tracer
-    if tracer.enabled:
-        tracer.extend(_ANON_WRITE, (op[1], (_AT_TEXT, "write", addr), "", "", "", (_NEW_ANON_TEXT, pfn)),
-                      (None, None, ("page", pfn, None, _NEW_ANON_INFO[modern]),
-                       ("rss", mm.rss_keys["anon"], old, old + 1), ("pte", (mm.id, addr), None, pte), None),
-                      op[0])
+    if tracer.enabled:                                        # Tracer.extend, inlined
+        t = tracer.trace
+        t._heads.extend(_ANON_WRITE.heads(tracer.depth, op))
+        t._texts.extend((op_text, (_AT_TEXT, "write", addr), "", "", "", (_NEW_ANON_TEXT, pfn)))
+        t._deltas.extend((None, None, ("page", pfn, None, _NEW_ANON_INFO[modern]),
+                          ("rss", mm.rss_keys["anon"], old, old + 1), ("pte", (mm.id, addr), None, pte), None))
     return pte
 
 

@@ -270,8 +270,8 @@ class Process:
                     or vma.vm_page_prot & _YOUNG != _YOUNG
                     or k.phys.nr_free - k.phys.reserved_pgtables <= 0):
                 return False
-            op = (self.name, (_WRITE_TEXT, addr, data[:9])) if tracer.enabled else None
-            pte = memory.do_anonymous_page_fast(k, vma, page_addr, t.entries, idx, op)
+            pte = memory.do_anonymous_page_fast(k, vma, page_addr, t.entries, idx, self.name,
+                                                (_WRITE_TEXT, addr, data[:9]) if tracer.enabled else None)
         elif pte[1] & _WRITTEN == _WRITTEN:
             if tracer.enabled:
                 tracer.emit("op", self.name, (_WRITE_TEXT, addr, data[:9]))
