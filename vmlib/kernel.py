@@ -358,13 +358,17 @@ class Kernel:
         self._page_delta(page, old)
 
     def _get_page(self, page: Page, why: str) -> None:
-        old = _page_info(page) if self.tracer.enabled else None
         if page._count <= 0:
             raise BadPageState(f"{why}: get_page on pfn {page.pfn} whose refcount is {page._count} "
                                f"(a free page cannot gain references)")
-        self._log(setattr, page, "_count", page._count)
-        page._count += 1
-        self._page_delta(page, old)
+        if self._undo is not None:
+            self._undo.append((setattr, (page, "_count", page._count)))
+        if self.tracer.enabled:
+            old = _page_info(page)
+            page._count += 1
+            self.tracer.state("page", ("page", page.pfn, old, _page_info(page)))
+        else:
+            page._count += 1
 
     def _put_page(self, page: Page, why: str) -> None:
         old = _page_info(page) if self.tracer.enabled else None
@@ -380,18 +384,23 @@ class Kernel:
         self._page_delta(page, old)
 
     def _map(self, page: Page, delta: int, why: str) -> None:
-        old = _page_info(page) if self.tracer.enabled else None
         new = page._mapcount + delta
         if new < -1:
             raise BadPageState(f"{why}: mapcount of pfn {page.pfn} would go negative "
                                f"(page_remove_rmap on a page no pte maps)")
-        self._log(setattr, page, "_mapcount", page._mapcount)
-        page._mapcount = new
-        self._page_delta(page, old)
+        if self._undo is not None:
+            self._undo.append((setattr, (page, "_mapcount", page._mapcount)))
+        if self.tracer.enabled:
+            old = _page_info(page)
+            page._mapcount = new
+            self.tracer.state("page", ("page", page.pfn, old, _page_info(page)))
+        else:
+            page._mapcount = new
 
     def _rss(self, mm, kind: str, delta: int) -> None:
         old = mm.rss[kind]
-        self._log(mm.rss.__setitem__, kind, old)
+        if self._undo is not None:
+            self._undo.append((mm.rss.__setitem__, (kind, old)))
         mm.rss[kind] = old + delta
         if self.tracer.enabled:
             self.tracer.state("rss", ("rss", mm.rss_keys[kind], old, old + delta))
@@ -491,12 +500,15 @@ class Kernel:
                 raise KernelError(errno.ENOMEM, f"{why}: out of memory for a page-table page")
             table = pgtable.pte_table(mm.pgd, addr)
         idx = (addr >> 12) & 511
-        had = idx in table.entries
-        old = table.entries.get(idx)
-        if had:
-            self._log(table.entries.__setitem__, idx, old)
+        entries = table.entries
+        undo = self._undo
+        if idx in entries:
+            old = entries[idx]
+            if undo is not None:
+                undo.append((entries.__setitem__, (idx, old)))
         else:
-            self._log(table.entries.pop, idx)
+            if undo is not None:
+                undo.append((entries.pop, (idx,)))
             old = pgtable.run_pte(mm.runs, addr) if mm.runs else None
         if pte is None and not (mm.runs and pgtable.in_run(mm, addr)):
             table.entries.pop(idx, None)

@@ -92,6 +92,10 @@ def _addr_ok(vma, addr: int) -> bool:
     return vma.vm_start <= addr < vma.vm_end
 
 
+_NOT_SPECIAL_TEXT = lazy_text("not special → page {}".format)    # decision texts made when read
+_NORMAL_TEXT = lazy_text("normal mapping → page {}".format)
+
+
 # -- vm_normal_page ------------------------------------------------------------------------
 
 def vm_normal_page(k, vma, addr: int, pte: Pte):
@@ -121,14 +125,14 @@ def vm_normal_page(k, vma, addr: int, pte: Pte):
         if not k.pfn_valid(pfn):
             raise KernelBug(f"{fn}: VM_BUG_ON(!pfn_valid({pfn})): a normal pte maps a pfn with no "
                             f"struct page")
-        k.decide(fn, f"not special → page {pfn}", "§1b row 1")
+        k.decide(fn, (_NOT_SPECIAL_TEXT, pfn), "§1b row 1")
         return k.phys.page(pfn)
     if prof.HAVE_PTE_SPECIAL:                                           # §1c
         if not pte.special:
             if not k.pfn_valid(pfn):
                 raise BadPageMap(f"{fn}: print_bad_pte: normal pte at {addr:#x} maps pfn {pfn} "
                                  f"above highest_memmap_pfn")
-            k.decide(fn, f"not special → page {pfn}", "§1c row 2")
+            k.decide(fn, (_NOT_SPECIAL_TEXT, pfn), "§1c row 2")
             return k.phys.page(pfn)
         if vma.vm_flags & (VM_PFNMAP | VM_MIXEDMAP):
             k.decide(fn, f"special pte in a PFNMAP/MIXEDMAP vma → special (pfn {pfn})", "§1c row 4")
@@ -172,7 +176,7 @@ def vm_normal_page(k, vma, addr: int, pte: Pte):
                              f"highest_memmap_pfn")
         raise KernelBug(f"{fn}: VM_BUG_ON(!pfn_valid({pfn})) at {addr:#x}: a normal mapping of a pfn "
                         f"with no struct page (CONFIG_DEBUG_VM)")
-    k.decide(fn, f"normal mapping → page {pfn}", "§1d row 8" if modern else "§1a row 6")
+    k.decide(fn, (_NORMAL_TEXT, pfn), "§1d row 8" if modern else "§1a row 6")
     return k.phys.page(pfn)
 
 
@@ -802,9 +806,15 @@ def copy_one_pte(k, dst_vma, src_vma, addr: int, pte: Pte, cow: bool) -> None:
         if k.profile.MODERN and page.anon and page.exclusive:
             k._set_page_field(page, "exclusive", False)
     k._set_pte(dst_mm, addr, child, "copy_one_pte")
-    k.decide("copy_one_pte", f"{addr:#x}: " + (f"page {page.pfn} +1 ref +1 mapcount" if page
-             else f"special/raw pfn {pte.pfn}: pte copied, no counts") +
-             (", both ptes write-protected" if cow else ""), "§7 per pte")
+    k.decide("copy_one_pte", (_COPY_TEXT, addr, page.pfn if page else None, pte.pfn, cow), "§7 per pte")
+
+
+def _copy_text(addr: int, page_pfn: int | None, pfn: int, cow: bool) -> str:
+    return (f"{addr:#x}: " + (f"page {page_pfn} +1 ref +1 mapcount" if page_pfn is not None
+            else f"special/raw pfn {pfn}: pte copied, no counts") + (", both ptes write-protected" if cow else ""))
+
+
+_COPY_TEXT = lazy_text(_copy_text)
 
 
 def _classify_run(k, vma, r: Run, lo: int, hi: int):

@@ -328,6 +328,7 @@ class Tracer:
         self.depth = 0
         self._quiet = 0
         self._heads: dict = {}      # interned (kind, func, row, depth) event heads
+        self._state_heads: dict = {}   # (func, depth) -> the head of a state event
         self.trace = Trace(Snapshot(), {})
 
     def reset(self) -> Trace:
@@ -360,10 +361,9 @@ class Tracer:
 
     def state(self, func: str, delta: tuple) -> None:
         """emit("state", func, "", "", delta) for the kernel's primitives (callers check enabled)."""
-        key = ("state", func, "", self.depth)
-        head = self._heads.get(key)
+        head = self._state_heads.get((func, self.depth))
         if head is None:
-            head = self._heads[key] = key
+            head = self._state_heads[(func, self.depth)] = ("state", func, "", self.depth)
         t = self.trace
         t._heads.append(head)
         t._texts.append("")
