@@ -13,11 +13,14 @@ PROFILES = [("2.6.25", "x86"), ("2.6.26", "x86"), ("2.6.27", "x86"), ("6.12", "x
 
 def _workload(k):
     p = k.spawn("writer")
-    a = p.mmap(8 * PAGE_SIZE)
+    a = p.mmap(10 * PAGE_SIZE)
     b = p.mmap(2 * PAGE_SIZE, flags="shared")            # shmem: vm_ops, never the fast path
     p.write(a, b"first")                                 # sets anon_vma: general path
     for i in range(1, 8):
         p.write(a + i * PAGE_SIZE + 100, b"%d" % i)      # empty ptes: the fast fault
+    p.write(a + 8 * PAGE_SIZE, b"start")                 # at a page's start (its own op text)
+    p.write(a + 9 * PAGE_SIZE, b"0123456789abcdef")      # longer than the 8 bytes the text shows
+    p.write(a + 9 * PAGE_SIZE + 2, b"z")                 # into that frame again
     p.write(a + 3 * PAGE_SIZE, b"again")                 # present, writable, dirty: no fault
     p.write(a + 5 * PAGE_SIZE + 4000, b"x" * 96)         # up to the page's end
     p.write(a + 6 * PAGE_SIZE + 4090, b"y" * 12)         # crosses a page: general path
@@ -39,7 +42,7 @@ def _run(version, arch, fast: bool, monkeypatch, trace=True):
     monkeypatch.undo()
     k.check()
     events = [(e.seq, e.kind, e.func, e.text, e.row, e.delta, e.depth) for e in k.trace.events]
-    data = [p.read(a + i * PAGE_SIZE, 200) for i in (0, 1, 2, 3, 5)] + [p.read(a + 6 * PAGE_SIZE, 4096)]
+    data = [p.read(a + i * PAGE_SIZE, 200) for i in (0, 1, 2, 3, 5, 8, 9)] + [p.read(a + 6 * PAGE_SIZE, 4096)]
     return events, k.snapshot(), data, dict(k.phys.memmap), k.phys.nr_free
 
 

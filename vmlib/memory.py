@@ -61,7 +61,7 @@ from vmlib.pte import (
     pte_mkyoung,
     pte_wrprotect,
 )
-from vmlib.trace import EventBatch, PageInfo, Run, lazy_text
+from vmlib.trace import EventBatch, PageInfo, Run, lazy_text, neighbour_text
 
 _new_pte = partial(tuple.__new__, Pte)       # Pte((pfn, bits)) without Pte.__new__'s Python call
 NOPFN_SIGBUS = -1    # what a ->nopfn handler returns instead of a pfn
@@ -532,7 +532,7 @@ def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op: str =
     if tracer.enabled:                                        # Tracer.extend, inlined
         t = tracer.trace
         t._heads.extend(_ANON_WRITE.heads(tracer.depth, op))
-        t._texts.extend((op_text, (_AT_TEXT, "write", addr), "", "", "", (_NEW_ANON_TEXT, pfn)))
+        t._texts.extend((op_text, _ANON_CALL_TEXT, "", "", "", _ANON_DONE_TEXT))
         t._deltas.extend((None, None, ("page", pfn, None, _NEW_ANON_INFO[modern]),
                           ("rss", mm.rss_keys["anon"], old, old + 1), ("pte", (mm.id, addr), None, pte), None))
     return pte
@@ -541,8 +541,18 @@ def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op: str =
 _ANON_WRITE = EventBatch(("call", "do_anonymous_page", "", 0), ("state", "page", "", 1), ("state", "rss", "", 1),
                          ("state", "do_anonymous_page", "", 1),
                          ("decision", "do_anonymous_page", "§6a anonymous write", 1))
-_AT_TEXT = lazy_text("{} at {:#x}".format)
-_NEW_ANON_TEXT = lazy_text("new zeroed page {} (ref 1, map 1, anon_rss +1)".format)
+
+
+def _anon_call_text(trace, i: int) -> str:
+    return f"write at {trace._deltas[i + 3][1][1]:#x}"          # the address of the pte delta
+
+
+def _anon_done_text(trace, i: int) -> str:
+    return f"new zeroed page {trace._deltas[i - 3][1]} (ref 1, map 1, anon_rss +1)"   # the page delta's
+
+
+_ANON_CALL_TEXT = neighbour_text(_anon_call_text)
+_ANON_DONE_TEXT = neighbour_text(_anon_done_text)
 _NEW_ANON_INFO = {modern: PageInfo(1, 1, True, False, None, None, modern, False) for modern in (False, True)}
 
 

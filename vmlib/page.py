@@ -199,9 +199,13 @@ class PhysMem:
     def write_frame(self, pfn: int, off: int, data: bytes) -> bytes:
         """Write into a frame and return the bytes that were there (for undo).
 
-        A frame stores only the bytes up to the last one ever written; the rest reads as zero."""
+        A frame stores only the bytes up to the last one ever written; the rest reads as zero.
+        It may be an immutable bytes object (a first write at offset 0 stores the data as it is),
+        turned into a bytearray when written again."""
         end = off + len(data)
         buf = self.frames.get(pfn)
+        if type(buf) is bytes:
+            buf = self.frames[pfn] = bytearray(buf)
         if buf is None:
             buf = self.frames[pfn] = bytearray(end)
             old = bytes(len(data))

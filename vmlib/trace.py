@@ -176,15 +176,23 @@ class Snapshot:
         return {a: p for (m, a), p in self.ptes.items() if m == mm_id and p is not None}
 
 
-_LAZY_TEXTS: list = []
+_TEXT_MAKERS: list = []      # code -> (fn, reads the trace itself)
 
 
 def lazy_text(fn) -> int:
-    """Register fn(*args) -> str as a lazily made event text; returns its code. A fast path
+    """Register fn(*args) -> str as a lazily made event text; returns its code. A hot path
     stores the tuple (code, *args) in place of the text, cheaper to build than the string and,
-    being plain data, not scanned by the garbage collector; Events formats it when read."""
-    _LAZY_TEXTS.append(fn)
-    return len(_LAZY_TEXTS) - 1
+    being plain data, soon ignored by the garbage collector; Events makes the text when read."""
+    _TEXT_MAKERS.append((fn, False))
+    return len(_TEXT_MAKERS) - 1
+
+
+def neighbour_text(fn) -> int:
+    """Register fn(trace, i) -> str, a text made from the events next to event i (a fast path
+    that appends a fixed run of events knows where they are) and from what is stored in its
+    place: the code alone (an int, which costs no memory) or a tuple (code, *data)."""
+    _TEXT_MAKERS.append((fn, True))
+    return len(_TEXT_MAKERS) - 1
 
 
 class Events(Sequence):
@@ -246,8 +254,11 @@ class Trace:
     def _event(self, i: int) -> Event:
         kind, func, row, depth = self._heads[i]
         text = self._texts[i]
-        if type(text) is tuple:                       # (code, *args): formatted when read
-            text = _LAZY_TEXTS[text[0]](*text[1:])
+        if type(text) is tuple:                       # (code, *args): made when read
+            make, neighbours = _TEXT_MAKERS[text[0]]
+            text = make(self, i) if neighbours else make(*text[1:])
+        elif type(text) is int:                       # made from the events around it
+            text = _TEXT_MAKERS[text][0](self, i)
         return Event(i, kind, func, text, row, self._deltas[i], depth)
 
     def state_at(self, i: int) -> Snapshot:
