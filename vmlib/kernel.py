@@ -26,13 +26,21 @@ OVERRIDABLE = ("vm_normal_page", "is_cow_mapping", "do_wp_page_decision", "inser
                "gup_fast_pte_ok", "remap_pfn_range_check")
 
 
+_FROZE = False      # Kernel.bulk() froze the objects alive at its end
+
+
 def _tune_gc() -> None:
     """Collect the young generation every 10,000 new objects instead of 700, and the old one
     ten times less often, unless the user has set thresholds of their own. A simulated kernel
     keeps millions of small objects alive (pages, ptes, trace deltas); with the defaults the
-    collector rescans them all every 25 % of growth and takes about half of the time."""
+    collector rescans them all every 25 % of growth and takes about half of the time.
+    Unfreeze what Kernel.bulk() froze, so that kernels dropped since can be collected."""
+    global _FROZE
     if gc.get_threshold() == (700, 10, 10):
         gc.set_threshold(10_000, 10, 100)
+    if _FROZE:
+        gc.unfreeze()
+        _FROZE = False
 
 
 class Kernel:
@@ -66,15 +74,20 @@ class Kernel:
 
     @contextlib.contextmanager
     def bulk(self):
-        """Pause the garbage collector for a block of many operations (say a loop of a million
-        faults), and resume it after. The model makes no garbage cycles, so nothing is lost;
-        without this, the collector rescans every live page, pte and trace delta as they pile
-        up and takes a large share of the time."""
+        """For a block of many operations (say a loop of a million faults): pause the garbage
+        collector while it runs, then freeze what is alive (gc.freeze) so that the collector
+        never rescans the pages, ptes and trace deltas the block made. The model makes no
+        garbage cycles, so nothing is lost; without this the collector takes a large share of
+        the time. The next Kernel() unfreezes them (so a kernel dropped later is collected);
+        so does gc.unfreeze()."""
+        global _FROZE
         was = gc.isenabled()
         gc.disable()
         try:
             yield self
         finally:
+            gc.freeze()
+            _FROZE = True
             if was:
                 gc.enable()
 

@@ -530,11 +530,11 @@ def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op: str =
     entries[idx] = pte
     tracer = k.tracer
     if tracer.enabled:                                        # Tracer.extend, inlined
-        t = tracer.trace
-        t._heads.extend(_ANON_WRITE.heads(tracer.depth, op))
-        t._texts.extend((op_text, _ANON_CALL_TEXT, "", "", "", _ANON_DONE_TEXT))
-        t._deltas.extend((None, None, ("page", pfn, None, _NEW_ANON_INFO[modern]),
-                          ("rss", mm.rss_keys["anon"], old, old + 1), ("pte", (mm.id, addr), None, pte), None))
+        h = _ANON_WRITE._heads.get((tracer.depth, op)) or _ANON_WRITE.heads(tracer.depth, op)
+        tracer.trace._rows.extend((h[0], op_text, None, h[1], _ANON_CALL_TEXT, None,
+                                   h[2], "", ("page", pfn, None, _NEW_ANON_INFO[modern]),
+                                   h[3], "", ("rss", mm.rss_keys["anon"], old, old + 1),
+                                   h[4], "", ("pte", (mm.id, addr), None, pte), h[5], _ANON_DONE_TEXT, None))
     return pte
 
 
@@ -544,11 +544,11 @@ _ANON_WRITE = EventBatch(("call", "do_anonymous_page", "", 0), ("state", "page",
 
 
 def _anon_call_text(trace, i: int) -> str:
-    return f"write at {trace._deltas[i + 3][1][1]:#x}"          # the address of the pte delta
+    return f"write at {trace.delta(i + 3)[1][1]:#x}"          # the address of the pte delta
 
 
 def _anon_done_text(trace, i: int) -> str:
-    return f"new zeroed page {trace._deltas[i - 3][1]} (ref 1, map 1, anon_rss +1)"   # the page delta's
+    return f"new zeroed page {trace.delta(i - 3)[1]} (ref 1, map 1, anon_rss +1)"   # the page delta's
 
 
 _ANON_CALL_TEXT = neighbour_text(_anon_call_text)

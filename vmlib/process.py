@@ -436,7 +436,7 @@ def _write_text(addr: int, data: bytes) -> str:
 
 def _write_fault_text(trace, i: int) -> str:
     """The text of a write at the start of a page that faulted: the address is the pte delta's."""
-    return _write_text(trace._deltas[i + 4][1][1], trace._texts[i][1])
+    return _write_text(trace.delta(i + 4)[1][1], trace.stored_text(i)[1])
 
 
 _WRITE_TEXT = lazy_text(_write_text)

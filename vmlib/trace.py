@@ -204,28 +204,28 @@ class Events(Sequence):
         self._trace = trace
 
     def __len__(self):
-        return len(self._trace._deltas)
+        return len(self._trace._rows) // 3
 
     def __getitem__(self, i):
         t = self._trace
         if isinstance(i, slice):
-            return [t._event(j) for j in range(*i.indices(len(t._deltas)))]
-        n = len(t._deltas)
+            return [t._event(j) for j in range(*i.indices(len(t)))]
+        n = len(t)
         if not -n <= i < n:
             raise IndexError(f"trace event {i} out of range: the trace has {n} events")
         return t._event(i % n)
 
     def __iter__(self):
         t = self._trace
-        return (t._event(j) for j in range(len(t._deltas)))
+        return (t._event(j) for j in range(len(t)))
 
 
 class Trace:
     """Events recorded since `base` was captured; `state_at(i)` is the state after event i.
 
-    Storage (memory linear in the number of events): three parallel columns, one interned
-    (kind, func, row, depth) head, one text and one delta per event; `events` makes Event
-    objects on access. state_at keeps full snapshots at most every `spacing` events and at
+    Storage (memory linear in the number of events): one flat list holding three entries per
+    event, its interned (kind, func, row, depth) head, its text and its delta (so a fast path
+    appends a run of events with one call); `events` makes Event objects on access. state_at keeps full snapshots at most every `spacing` events and at
     most MAX_CHECKPOINTS of them (the spacing doubles when there would be more), so any step
     is one snapshot copy plus at most `spacing` deltas replayed."""
 
@@ -235,46 +235,52 @@ class Trace:
     def __init__(self, base: Snapshot, info: dict):
         self.base = base
         self.info = info            # static facts: profile, ram_pages, devices, zero_pfn
-        self._heads: list[tuple] = []
-        self._texts: list[str] = []
-        self._deltas: list[tuple | None] = []
+        self._rows: list = []       # head, text, delta of event 0, then of event 1, ...
         self.events = Events(self)
         self._checkpoints: dict[int, Snapshot] = {}
         self._spacing = self.FIRST_SPACING
 
     def __len__(self):
-        return len(self._deltas)
+        return len(self._rows) // 3
 
     def __getitem__(self, i):
         return self.events[i]
+
+    def delta(self, i: int):
+        """The delta of event i (None for an event that changes no state)."""
+        return self._rows[3 * i + 2]
+
+    def stored_text(self, i: int):
+        """What is stored as the text of event i: a str, or what a lazy text is made from."""
+        return self._rows[3 * i + 1]
 
     def __iter__(self):
         return iter(self.events)
 
     def _event(self, i: int) -> Event:
-        kind, func, row, depth = self._heads[i]
-        text = self._texts[i]
+        kind, func, row, depth = self._rows[3 * i]
+        text = self._rows[3 * i + 1]
         if type(text) is tuple:                       # (code, *args): made when read
             make, neighbours = _TEXT_MAKERS[text[0]]
             text = make(self, i) if neighbours else make(*text[1:])
         elif type(text) is int:                       # made from the events around it
             text = _TEXT_MAKERS[text][0](self, i)
-        return Event(i, kind, func, text, row, self._deltas[i], depth)
+        return Event(i, kind, func, text, row, self._rows[3 * i + 2], depth)
 
     def state_at(self, i: int) -> Snapshot:
         """State after events[0..i] (i = -1: the base state). Raises IndexError past the end."""
-        n = len(self._deltas)
+        n = len(self)
         if not -1 <= i < n:
             raise IndexError(f"trace step {i} out of range: the trace has {n} events "
                              f"(steps -1..{n - 1})")
         start = max((c for c in self._checkpoints if c <= i), default=-1)
         snap = (self._checkpoints[start] if start >= 0 else self.base).copy()
-        deltas = self._deltas
+        rows = self._rows
         spacing = self._spacing
         at = start
         while at < i:
             nxt = min(i, (at + 1) // spacing * spacing + spacing - 1)   # next checkpoint position
-            snap._replay(islice(deltas, at + 1, nxt + 1))
+            snap._replay(islice(rows, 3 * at + 5, 3 * nxt + 5, 3))      # deltas of at+1..nxt
             at = nxt
             if (at + 1) % spacing == 0 and at not in self._checkpoints:
                 self._checkpoints[at] = snap.copy()
@@ -291,19 +297,19 @@ class Trace:
 
     def step(self, snap: Snapshot, i: int, forward: bool) -> None:
         """Move `snap` across event i in place: from state i-1 to i, or back from i to i-1."""
-        d = self._deltas[i]
+        d = self._rows[3 * i + 2]
         if d is not None:
             snap.apply(d, forward)
 
     def ops(self) -> list[int]:
         """Indexes of the top-level operation events."""
-        return [i for i, h in enumerate(self._heads) if h[0] == "op"]
+        return [i for i, h in enumerate(self._rows[::3]) if h[0] == "op"]
 
     def text(self, start: int = 0, end: int | None = None) -> str:
         return "\n".join(str(e) for e in self.events[start:end])
 
     def _truncate(self, n: int) -> None:
-        del self._heads[n:], self._texts[n:], self._deltas[n:]
+        del self._rows[3 * n:]
         for c in [c for c in self._checkpoints if c >= n]:
             del self._checkpoints[c]
 
@@ -357,25 +363,19 @@ class Tracer:
             head = self._heads.get(key)
             if head is None:
                 head = self._heads[key] = key
-            t = self.trace
-            t._heads.append(head)
-            t._texts.append(text)
-            t._deltas.append(delta)
+            self.trace._rows.extend((head, text, delta))
 
     def extend(self, batch: EventBatch, texts: tuple, deltas: tuple, op: str | None = None) -> None:
         """Append the events of `batch` at the current depth, after an "op" event of process
         `op` when given (texts and deltas then start with the op's); callers check enabled."""
-        t = self.trace
-        t._heads.extend(batch.heads(self.depth, op))
-        t._texts.extend(texts)
-        t._deltas.extend(deltas)
+        rows = []
+        for row in zip(batch.heads(self.depth, op), texts, deltas):
+            rows.extend(row)
+        self.trace._rows.extend(rows)
 
     def state(self, func: str, delta: tuple) -> None:
         """emit("state", func, "", "", delta) for the kernel's primitives (callers check enabled)."""
         head = self._state_heads.get((func, self.depth))
         if head is None:
             head = self._state_heads[(func, self.depth)] = ("state", func, "", self.depth)
-        t = self.trace
-        t._heads.append(head)
-        t._texts.append("")
-        t._deltas.append(delta)
+        self.trace._rows.extend((head, "", delta))
