@@ -77,3 +77,26 @@ def test_fast_write_out_of_memory_changes_nothing():
     assert k.snapshot() == before
     assert [e.kind for e in k.trace.events[n:]] == ["op", "error"]
     k.check()
+
+
+@pytest.mark.parametrize("spacing", [1, 2, 3, 5, 7])
+def test_state_at_every_step_across_records(spacing, monkeypatch):
+    """Checkpoints every `spacing` events land inside the fast fault's compact records too:
+    state_at(i) at every step equals stepping one event at a time, forwards and backwards."""
+    from vmlib.trace import Trace
+    monkeypatch.setattr(Trace, "FIRST_SPACING", spacing)
+    monkeypatch.setattr(Trace, "MAX_CHECKPOINTS", 4)
+    k = vmlib.Kernel(ram_pages=256)
+    _workload(k)
+    t = k.trace
+    snap = t.state_at(-1)
+    states = []
+    for i in range(len(t)):
+        t.step(snap, i, True)
+        states.append(snap.copy())
+    assert states[-1] == k.snapshot()
+    for i in [*range(len(t) - 1, -1, -1), *range(len(t))]:     # backwards, then forwards again
+        assert t.state_at(i) == states[i], f"state_at({i}) differs"
+    for i in range(len(t) - 1, 0, -1):
+        t.step(snap, i, False)
+        assert snap == states[i - 1], f"stepping back over event {i}"

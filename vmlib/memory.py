@@ -61,7 +61,7 @@ from vmlib.pte import (
     pte_mkyoung,
     pte_wrprotect,
 )
-from vmlib.trace import EventBatch, PageInfo, Run, lazy_text, neighbour_text
+from vmlib.trace import EventBatch, PageInfo, Run, lazy_text, neighbour_text, record_kind
 
 _new_pte = partial(tuple.__new__, Pte)       # Pte((pfn, bits)) without Pte.__new__'s Python call
 NOPFN_SIGBUS = -1    # what a ->nopfn handler returns instead of a pfn
@@ -492,7 +492,7 @@ def do_anonymous_page(k, vma, addr: int, write: bool) -> int:
         return 0
 
 
-def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op: str = "", op_text=None) -> Pte:
+def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op: str = "", op_data=None) -> Pte:
     """do_anonymous_page for a write fault, flattened: Process._write_fast's path.
 
     The caller has checked everything that could make it differ from or fail half-way through
@@ -501,8 +501,8 @@ def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op: str =
     has its anon_vma already and a present, young vm_page_prot, no linear runs, a free page.
     It makes the same changes (no undo log: nothing after the checks can fail) and emits the
     same trace events in the same order, and returns the new pte. When tracing, the user
-    operation's event (process name `op`, lazy text `op_text`) is recorded with the fault's own
-    in one go."""
+    operation's event (process name `op`, offset written and data shown `op_data`) is recorded
+    with the fault's own in one go, their deltas and texts in one compact record."""
     mm = vma.vm_mm
     phys = k.phys
     phys.nr_free -= 1                                          # take_free_pfn
@@ -531,29 +531,51 @@ def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op: str =
     tracer = k.tracer
     if tracer.enabled:                                        # Tracer.extend, inlined
         h = _ANON_WRITE._heads.get((tracer.depth, op)) or _ANON_WRITE.heads(tracer.depth, op)
-        tracer.trace._rows.extend((h[0], op_text, None, h[1], _ANON_CALL_TEXT, None,
-                                   h[2], "", ("page", pfn, None, _NEW_ANON_INFO[modern]),
-                                   h[3], "", ("rss", mm.rss_keys["anon"], old, old + 1),
-                                   h[4], "", ("pte", (mm.id, addr), None, pte), h[5], _ANON_DONE_TEXT, None))
+        rec = (_ANON_RECORD, pfn, modern, mm.id, addr, old, pte[1], op_data[0], op_data[1])
+        tracer.trace._rows.extend((h[0], _WRITE_OP_TEXT, None, h[1], _ANON_CALL_TEXT, None, h[2], "", rec,
+                                   h[3], "", 1, h[4], "", 2, h[5], _ANON_DONE_TEXT, None))
     return pte
 
 
 _ANON_WRITE = EventBatch(("call", "do_anonymous_page", "", 0), ("state", "page", "", 1), ("state", "rss", "", 1),
                          ("state", "do_anonymous_page", "", 1),
                          ("decision", "do_anonymous_page", "§6a anonymous write", 1))
+_NEW_ANON_INFO = {modern: PageInfo(1, 1, True, False, None, None, modern, False) for modern in (False, True)}
+
+
+def _anon_delta(rec: tuple, part: int) -> tuple:
+    """The deltas of the fast anonymous write fault, from its record
+    (code, pfn, modern, mm id, address, old anon_rss, pte bits, offset written, data shown)."""
+    _code, pfn, modern, mm_id, addr, old, bits, _off, _data = rec
+    if part == 0:
+        return ("page", pfn, None, _NEW_ANON_INFO[modern])
+    if part == 1:
+        return ("rss", (mm_id, "anon"), old, old + 1)
+    return ("pte", (mm_id, addr), None, _new_pte((pfn, bits)))
+
+
+def write_op_text(addr: int, data: bytes) -> str:
+    """The text of a user write operation (Process.write)."""
+    return f"write({addr:#x}, {bytes(data[:8])!r}{'...' if len(data) > 8 else ''})"
+
+
+def _anon_op_text(trace, i: int) -> str:
+    rec = trace.record(i + 2)
+    return write_op_text(rec[4] + rec[7], rec[8])
 
 
 def _anon_call_text(trace, i: int) -> str:
-    return f"write at {trace.delta(i + 3)[1][1]:#x}"          # the address of the pte delta
+    return f"write at {trace.record(i + 1)[4]:#x}"
 
 
 def _anon_done_text(trace, i: int) -> str:
-    return f"new zeroed page {trace.delta(i - 3)[1]} (ref 1, map 1, anon_rss +1)"   # the page delta's
+    return f"new zeroed page {trace.record(i - 3)[1]} (ref 1, map 1, anon_rss +1)"
 
 
+_ANON_RECORD = record_kind(_anon_delta)
+_WRITE_OP_TEXT = neighbour_text(_anon_op_text)
 _ANON_CALL_TEXT = neighbour_text(_anon_call_text)
 _ANON_DONE_TEXT = neighbour_text(_anon_done_text)
-_NEW_ANON_INFO = {modern: PageInfo(1, 1, True, False, None, None, modern, False) for modern in (False, True)}
 
 
 def do_no_pfn(k, vma, addr: int, write: bool) -> int:

@@ -27,7 +27,7 @@ from vmlib.flags import (
 )
 from vmlib.mm import File, MmStruct, VmArea
 from vmlib.pte import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW
-from vmlib.trace import lazy_text, neighbour_text
+from vmlib.trace import lazy_text
 
 TASK_UNMAPPED_BASE = 0x40000000
 TASK_SIZE = 0x7FFFFFFFF000
@@ -270,10 +270,8 @@ class Process:
                     or vma.vm_page_prot & _YOUNG != _YOUNG
                     or k.phys.nr_free - k.phys.reserved_pgtables <= 0):
                 return False
-            text = None
-            if tracer.enabled:                      # the op's text, made when read
-                text = (_WRITE_TEXT, addr, data[:9]) if addr != page_addr else (_WRITE_FAULT_TEXT, data[:9])
-            pte = memory.do_anonymous_page_fast(k, vma, page_addr, t.entries, idx, self.name, text)
+            pte = memory.do_anonymous_page_fast(k, vma, page_addr, t.entries, idx, self.name,
+                                                (addr - page_addr, data[:9]) if tracer.enabled else None)
         elif pte[1] & _WRITTEN == _WRITTEN:
             if tracer.enabled:
                 tracer.emit("op", self.name, (_WRITE_TEXT, addr, data[:9]))
@@ -430,17 +428,8 @@ class Process:
             raise ValueError(f"{fn}: nr must be a positive number of pages, got {nr!r}")
 
 
-def _write_text(addr: int, data: bytes) -> str:
-    return f"write({addr:#x}, {bytes(data[:8])!r}{'...' if len(data) > 8 else ''})"
-
-
-def _write_fault_text(trace, i: int) -> str:
-    """The text of a write at the start of a page that faulted: the address is the pte delta's."""
-    return _write_text(trace.delta(i + 4)[1][1], trace.stored_text(i)[1])
-
-
+_write_text = memory.write_op_text
 _WRITE_TEXT = lazy_text(_write_text)
-_WRITE_FAULT_TEXT = neighbour_text(_write_fault_text)
 
 
 def _split(v: VmArea, start: int, end: int) -> VmArea:

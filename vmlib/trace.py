@@ -142,13 +142,19 @@ class Snapshot:
         else:
             table.pop(key, None)
 
-    def _replay(self, deltas) -> None:
-        """Apply many deltas forwards (Trace.state_at's inner loop: apply() without the calls)."""
+    def _replay(self, deltas, rec: tuple | None = None) -> None:
+        """Apply many stored deltas forwards (Trace.state_at's inner loop: apply() without the
+        calls, records expanded; `rec` is the record of leading parts whose record came before)."""
         tables = {what: getattr(self, name) for what, name in _FIELD.items()}
         runs = self.runs
         for d in deltas:
             if d is None:
                 continue
+            if type(d) is int:
+                d = _RECORDS[rec[0]](rec, d)
+            elif len(d) != 4:
+                rec = d
+                d = _RECORDS[d[0]](d, 0)
             what, key, _old, new = d
             if new is not None:
                 tables[what][key] = new
@@ -174,6 +180,20 @@ class Snapshot:
     def mm_ptes(self, mm_id: int) -> dict:
         """Explicit ptes of one mm: addr -> Pte (runs not expanded)."""
         return {a: p for (m, a), p in self.ptes.items() if m == mm_id and p is not None}
+
+
+_RECORDS: list = []          # code -> decode(record, part) -> delta
+
+
+def record_kind(decode) -> int:
+    """Register a compact record: a fast path that changes several things at once may store,
+    in place of the 4-tuple deltas of events i, i+1, i+2, ..., one plain tuple (code, ...) of
+    ints and strings (any length but 4) at event i and the ints 1, 2, ... at the next ones
+    (part k of the record k events back). decode(record, k) gives the delta of part k.
+    A record is one small object where the deltas were several, and being plain data the
+    garbage collector stops scanning it at once; Trace.delta, state_at and step expand it."""
+    _RECORDS.append(decode)
+    return len(_RECORDS) - 1
 
 
 _TEXT_MAKERS: list = []      # code -> (fn, reads the trace itself)
@@ -248,6 +268,16 @@ class Trace:
 
     def delta(self, i: int):
         """The delta of event i (None for an event that changes no state)."""
+        d = self._rows[3 * i + 2]
+        if type(d) is int:                            # part d of the record d events back
+            rec = self._rows[3 * (i - d) + 2]
+            return _RECORDS[rec[0]](rec, d)
+        if d is not None and len(d) != 4:             # a record: its part 0
+            return _RECORDS[d[0]](d, 0)
+        return d
+
+    def record(self, i: int) -> tuple:
+        """The record stored for event i (see record_kind), as it is stored."""
         return self._rows[3 * i + 2]
 
     def stored_text(self, i: int):
@@ -265,7 +295,7 @@ class Trace:
             text = make(self, i) if neighbours else make(*text[1:])
         elif type(text) is int:                       # made from the events around it
             text = _TEXT_MAKERS[text][0](self, i)
-        return Event(i, kind, func, text, row, self._rows[3 * i + 2], depth)
+        return Event(i, kind, func, text, row, self.delta(i), depth)
 
     def state_at(self, i: int) -> Snapshot:
         """State after events[0..i] (i = -1: the base state). Raises IndexError past the end."""
@@ -280,7 +310,9 @@ class Trace:
         at = start
         while at < i:
             nxt = min(i, (at + 1) // spacing * spacing + spacing - 1)   # next checkpoint position
-            snap._replay(islice(rows, 3 * at + 5, 3 * nxt + 5, 3))      # deltas of at+1..nxt
+            first = rows[3 * at + 5]                  # a record's later part: the record is before
+            rec = rows[3 * (at + 1 - first) + 2] if type(first) is int else None
+            snap._replay(islice(rows, 3 * at + 5, 3 * nxt + 5, 3), rec)      # deltas of at+1..nxt
             at = nxt
             if (at + 1) % spacing == 0 and at not in self._checkpoints:
                 self._checkpoints[at] = snap.copy()
@@ -297,7 +329,7 @@ class Trace:
 
     def step(self, snap: Snapshot, i: int, forward: bool) -> None:
         """Move `snap` across event i in place: from state i-1 to i, or back from i to i-1."""
-        d = self._rows[3 * i + 2]
+        d = self.delta(i)
         if d is not None:
             snap.apply(d, forward)
 
