@@ -147,9 +147,7 @@ class Snapshot:
         calls, records expanded; `rec` is the record of leading parts whose record came before)."""
         tables = {what: getattr(self, name) for what, name in _FIELD.items()}
         runs = self.runs
-        for d in deltas:
-            if d is None:
-                continue
+        for d in filter(None, deltas):               # events without a delta skipped in C
             if type(d) is int:
                 d = _RECORDS[rec[0]](rec, d)
             elif len(d) != 4:
