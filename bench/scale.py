@@ -16,7 +16,7 @@ Rows:
   stepper     one FaultStepper step on that trace (Steps.goto + counts + event text; the graph
               drawing is timed apart, since it depends on how much the view draws)
   fork        fork of a process with P written pages, traced: us per page
-  mmaps       M one-page mmaps into one process
+  mmaps       M one-page mmaps into one process; a fault among M vmas against among one
 """
 
 from __future__ import annotations
@@ -194,6 +194,18 @@ def mmap_row(n: int, check) -> None:
     check(f"mmaps: {n} one-page mmaps", ms / 1e3, 0.5, "s")
     ms, _ = timed(lambda: [p.find_vma(0x40000000 + i * PAGE_SIZE) for i in range(n)])
     print(f"  find_vma with {n} vmas: {ms * 1e3 / n:.2f} us")
+    per = {}
+    for nvmas in (1, n):                 # a write fault on the second page of each 2-page vma
+        k = vmlib.Kernel(ram_pages=4 * n + 4096, trace=False)
+        p = k.spawn()
+        pages = 2 * n // nvmas
+        addrs = [p.mmap(pages * PAGE_SIZE) for _ in range(nvmas)]
+        for a in addrs:
+            p.write(a, b"x")             # the first fault of a vma sets its anon_vma
+        targets = [a + j * PAGE_SIZE for a in addrs for j in range(1, pages, 2)]
+        ms, _ = timed(lambda targets=targets, p=p: [p.write(t, b"y") for t in targets])
+        per[nvmas] = ms * 1e3 / len(targets)
+    check(f"  an anonymous write fault with {n} vmas / with 1", per[n] / per[1], 1.5, "x")
 
 
 def main(argv: list[str]) -> int:
