@@ -1,4 +1,4 @@
-"""The flat write path (Process._write_fast → memory.do_anonymous_page_fast) changes exactly
+"""The flat paths (Process._write_fast/_read_fast → memory.do_anonymous_page_fast) change exactly
 what the general path (Process._access → _fault_in → handle_mm_fault → do_anonymous_page,
 mm/memory.c v2.6.26 and 6.12) changes, and records exactly the same trace events."""
 
@@ -25,6 +25,13 @@ def _workload(k):
     p.write(a + 5 * PAGE_SIZE + 4000, b"x" * 96)         # up to the page's end
     p.write(a + 6 * PAGE_SIZE + 4090, b"y" * 12)         # crosses a page: general path
     p.write(b, b"shared")
+    r = p.mmap(4 * PAGE_SIZE, prot="r")                  # read-only anonymous
+    p.read(r, 1)                                         # first fault: sets anon_vma
+    p.read(r + PAGE_SIZE + 10, 20)                       # a read fault (a page before 6.12)
+    p.read(r + 2 * PAGE_SIZE, 4096)
+    p.read(r + PAGE_SIZE, 40)                            # present now: no fault
+    p.read(a + 9 * PAGE_SIZE, 16)                        # present, written
+    p.read(a + 6 * PAGE_SIZE + 4000, 200)                # crosses a page: general path
     c = p.fork("child")
     c.write(a + 2 * PAGE_SIZE, b"cow")                   # read-only pte after fork: COW, general
     c.write(a + 2 * PAGE_SIZE + 8, b"after")             # now present and writable
@@ -37,6 +44,7 @@ def _workload(k):
 def _run(version, arch, fast: bool, monkeypatch, trace=True):
     if not fast:
         monkeypatch.setattr(Process, "_write_fast", lambda self, addr, data: False)
+        monkeypatch.setattr(Process, "_read_fast", lambda self, addr, n: None)
     k = vmlib.Kernel(version=version, arch=arch, ram_pages=256, trace=trace)
     p, a = _workload(k)
     monkeypatch.undo()
@@ -47,7 +55,7 @@ def _run(version, arch, fast: bool, monkeypatch, trace=True):
 
 
 @pytest.mark.parametrize("version,arch", PROFILES)
-def test_fast_write_is_the_general_write(version, arch, monkeypatch):
+def test_fast_access_is_the_general_access(version, arch, monkeypatch):
     fast = _run(version, arch, True, monkeypatch)
     slow = _run(version, arch, False, monkeypatch)
     assert fast[0] == slow[0], "the trace events differ"

@@ -492,8 +492,10 @@ def do_anonymous_page(k, vma, addr: int, write: bool) -> int:
         return 0
 
 
-def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op: str = "", op_data=None) -> Pte:
-    """do_anonymous_page for a write fault, flattened: Process._write_fast's path.
+def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op: str = "", op_data=None,
+                           write: bool = True) -> Pte:
+    """do_anonymous_page for a write fault (or a read fault before 6.12, which maps a new page
+    as well), flattened: the path of Process._write_fast and _read_fast.
 
     The caller has checked everything that could make it differ from or fail half-way through
     handle_mm_fault → do_anonymous_page (§6a anonymous write): the pte table exists (`entries`,
@@ -526,13 +528,15 @@ def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op: str =
     rss = mm.rss
     old = rss["anon"]
     rss["anon"] = old + 1
-    pte = _new_pte((pfn, vma.vm_page_prot | _PAGE_DIRTY | _PAGE_RW))   # maybe_mkwrite(pte_mkdirty(mk_pte))
+    bits = vma.vm_page_prot | _PAGE_DIRTY                      # maybe_mkwrite(pte_mkdirty(mk_pte))
+    pte = _new_pte((pfn, bits | _PAGE_RW if vma.vm_flags & VM_WRITE else bits))
     entries[idx] = pte
     tracer = k.tracer
     if tracer.enabled:                                        # Tracer.extend, inlined
-        h = _ANON_WRITE._heads.get((tracer.depth, op)) or _ANON_WRITE.heads(tracer.depth, op)
-        rec = (_ANON_RECORD, pfn, modern, mm.id, addr, old, pte[1], op_data[0], op_data[1])
-        tracer.trace._rows.extend((h[0], _WRITE_OP_TEXT, None, h[1], _ANON_CALL_TEXT, None, h[2], "", rec,
+        batch = _ANON_WRITE if write else _ANON_READ
+        h = batch._heads.get((tracer.depth, op)) or batch.heads(tracer.depth, op)
+        rec = (_ANON_RECORD if write else _ANON_READ_RECORD, pfn, modern, mm.id, addr, old, pte[1], *op_data)
+        tracer.trace._rows.extend((h[0], _OP_TEXT, None, h[1], _ANON_CALL_TEXT, None, h[2], "", rec,
                                    h[3], "", 1, h[4], "", 2, h[5], _ANON_DONE_TEXT, None))
     return pte
 
@@ -540,13 +544,15 @@ def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op: str =
 _ANON_WRITE = EventBatch(("call", "do_anonymous_page", "", 0), ("state", "page", "", 1), ("state", "rss", "", 1),
                          ("state", "do_anonymous_page", "", 1),
                          ("decision", "do_anonymous_page", "§6a anonymous write", 1))
+_ANON_READ = EventBatch(*_ANON_WRITE.spec[:-1], ("decision", "do_anonymous_page", "§6a anonymous read (2.6.26)", 1))
 _NEW_ANON_INFO = {modern: PageInfo(1, 1, True, False, None, None, modern, False) for modern in (False, True)}
 
 
 def _anon_delta(rec: tuple, part: int) -> tuple:
     """The deltas of the fast anonymous write fault, from its record
-    (code, pfn, modern, mm id, address, old anon_rss, pte bits, offset written, data shown)."""
-    _code, pfn, modern, mm_id, addr, old, bits, _off, _data = rec
+    (code, pfn, modern, mm id, address, old anon_rss, pte bits, offset accessed, and the data
+    written or the number of bytes read)."""
+    _code, pfn, modern, mm_id, addr, old, bits, _off, _what = rec
     if part == 0:
         return ("page", pfn, None, _NEW_ANON_INFO[modern])
     if part == 1:
@@ -559,13 +565,21 @@ def write_op_text(addr: int, data: bytes) -> str:
     return f"write({addr:#x}, {bytes(data[:8])!r}{'...' if len(data) > 8 else ''})"
 
 
+def read_op_text(addr: int, n: int) -> str:
+    """The text of a user read operation (Process.read)."""
+    return f"read({addr:#x}, {n})"
+
+
 def _anon_op_text(trace, i: int) -> str:
     rec = trace.record(i + 2)
-    return write_op_text(rec[4] + rec[7], rec[8])
+    if rec[0] == _ANON_RECORD:
+        return write_op_text(rec[4] + rec[7], rec[8])
+    return read_op_text(rec[4] + rec[7], rec[8])
 
 
 def _anon_call_text(trace, i: int) -> str:
-    return f"write at {trace.record(i + 1)[4]:#x}"
+    rec = trace.record(i + 1)
+    return f"{'write' if rec[0] == _ANON_RECORD else 'read'} at {rec[4]:#x}"
 
 
 def _anon_done_text(trace, i: int) -> str:
@@ -573,7 +587,8 @@ def _anon_done_text(trace, i: int) -> str:
 
 
 _ANON_RECORD = record_kind(_anon_delta)
-_WRITE_OP_TEXT = neighbour_text(_anon_op_text)
+_ANON_READ_RECORD = record_kind(_anon_delta)
+_OP_TEXT = neighbour_text(_anon_op_text)
 _ANON_CALL_TEXT = neighbour_text(_anon_call_text)
 _ANON_DONE_TEXT = neighbour_text(_anon_done_text)
 

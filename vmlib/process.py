@@ -223,8 +223,13 @@ class Process:
 
     def read(self, addr: int, n: int) -> bytes:
         """Read n bytes at addr, faulting pages in as the CPU would."""
+        if (type(addr) is int and type(n) is int and 0 < n <= PAGE_SIZE - (addr & 4095)
+                and self.alive and self.kernel._undo is None):
+            got = self._read_fast(addr, n)
+            if got is not None:
+                return got
         self._check_access(addr, n, "read")
-        self._op(lambda: f"read({addr:#x}, {n})")
+        self._op(lambda: _read_text(addr, n))
         with self.kernel._transaction():
             return bytes(self._access(addr, n, None))
 
@@ -240,37 +245,76 @@ class Process:
         with self.kernel._transaction():
             self._access(addr, len(data), bytes(data))
 
-    def _write_fast(self, addr: int, data: bytes) -> bool:
-        """write() of bytes inside one page, flattened for the two common cases: the pte is
-        present, writable, young and dirty (no fault), or it is empty in an anonymous vma that
-        has its anon_vma and its page table (memory.do_anonymous_page_fast). Same state and
-        trace events as the general path. Anything else, or anything that could fail half-way
-        (no free page, a table to allocate, linear runs), returns False having changed nothing."""
-        k, mm = self.kernel, self.mm
-        page_addr = addr & ~4095
+    def _pte_slot(self, page_addr: int, want: int):
+        """(vma, pte table entries, index) for a fast access to page_addr, or None: the vma
+        must allow `want` (VM_READ or VM_WRITE), the mm have no linear runs and the pte table
+        exist. Looks up and changes nothing."""
+        mm = self.mm
         i = bisect_right(mm._ends, page_addr)                  # mm.find_vma
         vmas = mm._vmas
         if i == len(vmas):
-            return False
+            return None
         vma = vmas[i]
-        if vma.vm_start > page_addr or not vma.vm_flags & VM_WRITE or mm.runs:
-            return False
+        if vma.vm_start > page_addr or not vma.vm_flags & want or mm.runs:
+            return None
         t = mm.pgd.entries.get((page_addr >> 39) & 511)         # pgtable.pte_table
         if t is not None:
             t = t.entries.get((page_addr >> 30) & 511)
             if t is not None:
                 t = t.entries.get((page_addr >> 21) & 511)
         if t is None:
-            return False
-        idx = (page_addr >> 12) & 511
-        pte = t.entries.get(idx)
+            return None
+        return vma, t.entries, (page_addr >> 12) & 511
+
+    def _fast_fault_ok(self, vma) -> bool:
+        """Whether an empty pte of vma can take memory.do_anonymous_page_fast."""
+        k = self.kernel
+        return (vma.vm_ops is None and vma.anon_vma and not k.tracer._quiet
+                and vma.vm_page_prot & _YOUNG == _YOUNG and not vma.vm_page_prot >> 12
+                and k.phys.nr_free - k.phys.reserved_pgtables > 0)
+
+    def _read_fast(self, addr: int, n: int) -> bytes | None:
+        """read() inside one page, flattened like _write_fast: a present, young pte (no fault),
+        or an empty pte of an anonymous vma on a kernel whose read fault allocates a page
+        (before 6.12, §6a anonymous read). None, having changed nothing, for anything else."""
+        k = self.kernel
+        page_addr = addr & ~4095
+        slot = self._pte_slot(page_addr, VM_READ)
+        if slot is None:
+            return None
+        vma, entries, idx = slot
+        pte = entries.get(idx)
         tracer = k.tracer
         if pte is None:
-            if (vma.vm_ops is not None or not vma.anon_vma or tracer._quiet
-                    or vma.vm_page_prot & _YOUNG != _YOUNG
-                    or k.phys.nr_free - k.phys.reserved_pgtables <= 0):
+            if k.profile.MODERN or not self._fast_fault_ok(vma):
+                return None
+            memory.do_anonymous_page_fast(k, vma, page_addr, entries, idx, self.name,
+                                          (addr - page_addr, n) if tracer.enabled else None, write=False)
+            return bytes(n)
+        if pte[1] & _YOUNG != _YOUNG:
+            return None
+        if tracer.enabled:
+            tracer.emit("op", self.name, (_READ_TEXT, addr, n))
+        return k.phys.read_frame(pte[0], addr - page_addr, n)
+
+    def _write_fast(self, addr: int, data: bytes) -> bool:
+        """write() of bytes inside one page, flattened for the two common cases: the pte is
+        present, writable, young and dirty (no fault), or it is empty in an anonymous vma that
+        has its anon_vma and its page table (memory.do_anonymous_page_fast). Same state and
+        trace events as the general path. Anything else, or anything that could fail half-way
+        (no free page, a table to allocate, linear runs), returns False having changed nothing."""
+        k = self.kernel
+        page_addr = addr & ~4095
+        slot = self._pte_slot(page_addr, VM_WRITE)
+        if slot is None:
+            return False
+        vma, entries, idx = slot
+        pte = entries.get(idx)
+        tracer = k.tracer
+        if pte is None:
+            if not self._fast_fault_ok(vma):
                 return False
-            pte = memory.do_anonymous_page_fast(k, vma, page_addr, t.entries, idx, self.name,
+            pte = memory.do_anonymous_page_fast(k, vma, page_addr, entries, idx, self.name,
                                                 (addr - page_addr, data[:9]) if tracer.enabled else None)
         elif pte[1] & _WRITTEN == _WRITTEN:
             if tracer.enabled:
@@ -428,8 +472,8 @@ class Process:
             raise ValueError(f"{fn}: nr must be a positive number of pages, got {nr!r}")
 
 
-_write_text = memory.write_op_text
-_WRITE_TEXT = lazy_text(_write_text)
+_write_text, _read_text = memory.write_op_text, memory.read_op_text
+_WRITE_TEXT, _READ_TEXT = lazy_text(_write_text), lazy_text(_read_text)
 
 
 def _split(v: VmArea, start: int, end: int) -> VmArea:
