@@ -721,6 +721,10 @@ def _split_row(why, default: str) -> tuple[str, str]:
     return why[:cut], why[cut + 2:-1]
 
 
+_WP_CALL_TEXT = lazy_text("write to read-only pte at {:#x} (pfn {})".format)
+_WP_COPY_TEXT = lazy_text("copy page {} → new anon page {}".format)
+
+
 def do_wp_page(k, vma, addr: int, pte: Pte) -> int:
     """Write to a present read-only pte: reuse the page or copy it (§6b).
 
@@ -736,11 +740,12 @@ def do_wp_page(k, vma, addr: int, pte: Pte) -> int:
     read through the user address; the zero page is "copied" by allocating a zeroed page.
     """
     mm = vma.vm_mm
-    with k.call("do_wp_page", f"write to read-only pte at {addr:#x} (pfn {pte.pfn})"):
+    with k.call("do_wp_page", (_WP_CALL_TEXT, addr, pte[0])):
         page = k.ops.vm_normal_page(k, vma, addr, pte)
         way, why = k.ops.do_wp_page_decision(k, vma, page, pte)
-        text, row = _split_row(why, "§6b")
-        k.decide("do_wp_page", f"{way}: {text}", row)
+        if k.tracer.on:
+            text, row = _split_row(why, "§6b")
+            k.decide("do_wp_page", f"{way}: {text}", row)
         if way == "reuse":
             if page is not None and page.anon and k.profile.MODERN and not page.exclusive:
                 k._set_page_field(page, "exclusive", True)
@@ -752,7 +757,7 @@ def do_wp_page(k, vma, addr: int, pte: Pte) -> int:
             return VM_FAULT_OOM
         if page is not None:
             k._copy_frame(new.pfn, page.pfn)
-            k.decide("do_wp_page", f"copy page {page.pfn} → new anon page {new.pfn}", "§6b copy")
+            k.decide("do_wp_page", (_WP_COPY_TEXT, page.pfn, new.pfn), "§6b copy")
         elif k.is_zero_pfn(pte.pfn) and k.profile.MODERN:
             k.decide("do_wp_page", f"zero pfn → new zeroed page {new.pfn}", "§6b 6.12 zero pfn")
         else:
