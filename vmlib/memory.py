@@ -49,6 +49,7 @@ from vmlib.flags import (
 from vmlib.mm import Vmf
 from vmlib.page import Page
 from vmlib.pte import (
+    _PAGE_ACCESSED,
     _PAGE_DIRTY,
     _PAGE_RW,
     Pte,
@@ -845,12 +846,15 @@ def copy_one_pte(k, dst_vma, src_vma, addr: int, pte: Pte, cow: bool) -> None:
         k.decide("copy_present_ptes", f"page {page.pfn} may be DMA-pinned and is exclusive → the "
                  f"child gets its own copy {new.pfn} now; parent pte untouched", "§7 v6.12 pinned")
         return
-    if cow and pte.write:
-        pte = pte_wrprotect(pte)
+    bits = pte[1]
+    if cow and bits & _PAGE_RW:
+        bits &= ~_PAGE_RW                                      # pte_wrprotect
+        pte = _new_pte((pte[0], bits))
         k._set_pte(src_mm, addr, pte, "ptep_set_wrprotect")
-    child = pte_mkold(pte)
+    bits &= ~_PAGE_ACCESSED                                    # pte_mkold
     if src_vma.vm_flags & VM_SHARED:
-        child = pte_mkclean(child)
+        bits &= ~_PAGE_DIRTY                                   # pte_mkclean
+    child = _new_pte((pte[0], bits))
     if page is not None:
         k._get_page(page, "copy_one_pte")
         k._map(page, +1, "page_dup_rmap")
