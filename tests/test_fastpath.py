@@ -1,6 +1,7 @@
-"""The flat paths (Process._write_fast/_read_fast → memory.do_anonymous_page_fast) change exactly
-what the general path (Process._access → _fault_in → handle_mm_fault → do_anonymous_page,
-mm/memory.c v2.6.26 and 6.12) changes, and records exactly the same trace events."""
+"""The flat paths (Process._write_fast/_read_fast → memory.do_anonymous_page_fast, or
+handle_mm_fault → do_wp_page outside a transaction) change exactly what the general path
+(Process._access → _fault_in → handle_mm_fault → do_anonymous_page / do_wp_page,
+mm/memory.c v2.6.26 and 6.12) changes, and record exactly the same trace events."""
 
 import pytest
 
@@ -35,6 +36,10 @@ def _workload(k):
     c = p.fork("child")
     c.write(a + 2 * PAGE_SIZE, b"cow")                   # read-only pte after fork: COW, general
     c.write(a + 2 * PAGE_SIZE + 8, b"after")             # now present and writable
+    p.write(a + 1 * PAGE_SIZE, b"P")                     # the parent's COW: copy (mapcount 2)
+    c.write(a + 1 * PAGE_SIZE + 1, b"C")                 # the child's: reuse (mapcount 1 now)
+    with k.override(do_wp_page_decision=lambda k, vma, page, pte: ("copy", "always copy (§6b)")):
+        c.write(a + 9 * PAGE_SIZE, b"O")                 # a student's decision: the general path
     p.munmap(a + 4 * PAGE_SIZE, PAGE_SIZE)
     with k.quiet():
         p.write(a + 7 * PAGE_SIZE, b"quiet")

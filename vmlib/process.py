@@ -273,6 +273,17 @@ class Process:
                 and vma.vm_page_prot & _YOUNG == _YOUNG and not vma.vm_page_prot >> 12
                 and k.phys.nr_free - k.phys.reserved_pgtables > 0)
 
+    def _cow_fast_ok(self, vma) -> bool:
+        """Whether a write to a present read-only pte of vma can run do_wp_page outside a
+        transaction: an anonymous vma, the kernel's own decision functions (a student's may
+        raise half-way), and a free page for the copy, so that nothing in it can fail."""
+        k = self.kernel
+        ops = k.ops
+        return (vma.vm_ops is None and ops.vm_normal_page is memory.vm_normal_page
+                and ops.do_wp_page_decision is memory.do_wp_page_decision
+                and ops.is_cow_mapping is memory.is_cow_mapping
+                and k.phys.nr_free - k.phys.reserved_pgtables > 0)
+
     def _read_fast(self, addr: int, n: int) -> bytes | None:
         """read() inside one page, flattened like _write_fast: a present, young pte (no fault),
         or an empty pte of an anonymous vma on a kernel whose read fault allocates a page
@@ -298,11 +309,13 @@ class Process:
         return k.phys.read_frame(pte[0], addr - page_addr, n)
 
     def _write_fast(self, addr: int, data: bytes) -> bool:
-        """write() of bytes inside one page, flattened for the two common cases: the pte is
-        present, writable, young and dirty (no fault), or it is empty in an anonymous vma that
-        has its anon_vma and its page table (memory.do_anonymous_page_fast). Same state and
-        trace events as the general path. Anything else, or anything that could fail half-way
-        (no free page, a table to allocate, linear runs), returns False having changed nothing."""
+        """write() of bytes inside one page, flattened for the common cases: the pte is present,
+        writable, young and dirty (no fault); it is empty in an anonymous vma that has its
+        anon_vma and its page table (memory.do_anonymous_page_fast); or it is present and
+        read-only in an anonymous vma (COW: handle_mm_fault → do_wp_page, with no transaction
+        around it, see _cow_fast_ok). Same state and trace events as the general path. Anything
+        else, or anything that could fail half-way (no free page, a table to allocate, linear
+        runs, a student's decision function), returns False having changed nothing."""
         k = self.kernel
         page_addr = addr & ~4095
         slot = self._pte_slot(page_addr, VM_WRITE)
@@ -319,6 +332,17 @@ class Process:
         elif pte[1] & _WRITTEN == _WRITTEN:
             if tracer.enabled:
                 tracer.emit("op", self.name, (_WRITE_TEXT, addr, data[:9]))
+        elif pte[1] & (_PAGE_PRESENT | _PAGE_RW) == _PAGE_PRESENT and self._cow_fast_ok(vma):
+            if tracer.enabled:                      # _fault_in's loop, once round, flattened
+                tracer.emit("op", self.name, (_WRITE_TEXT, addr, data[:9]))
+                if not tracer._quiet:
+                    k.decide("fault", f"write to a read-only pte at {page_addr:#x}: the CPU faults again",
+                             "§6a double fault")
+            memory.handle_mm_fault(k, vma, page_addr, True)          # do_wp_page: cannot fail here
+            pte = entries[idx]
+            if pte[1] & _WRITTEN != _WRITTEN:
+                pte = memory.pte_mkyoung(memory.pte_mkdirty(pte))     # the MMU sets A and D
+                k._set_pte(self.mm, page_addr, pte, "mmu: accessed/dirty bit")
         else:
             return False
         frames = k.phys.frames
