@@ -19,6 +19,7 @@ Delta kinds (all values are plain, immutable data):
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -301,6 +302,15 @@ class Trace:
         if not -1 <= i < n:
             raise IndexError(f"trace step {i} out of range: the trace has {n} events "
                              f"(steps -1..{n - 1})")
+        paused = gc.isenabled()                       # bulk work that makes no garbage cycles
+        gc.disable()
+        try:
+            return self._state_at(i)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _state_at(self, i: int) -> Snapshot:
         start = max((c for c in self._checkpoints if c <= i), default=-1)
         snap = (self._checkpoints[start] if start >= 0 else self.base).copy()
         rows = self._rows
