@@ -533,7 +533,7 @@ def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op: str =
     pte = _new_pte((pfn, bits | _PAGE_RW if vma.vm_flags & VM_WRITE else bits))
     entries[idx] = pte
     tracer = k.tracer
-    if tracer.enabled:                                        # Tracer.extend, inlined
+    if tracer.enabled:                                        # the events, appended at once
         batch = _ANON_WRITE if write else _ANON_READ
         h = batch._heads.get((tracer.depth, op)) or batch.heads(tracer.depth, op)
         rec = (_ANON_RECORD if write else _ANON_READ_RECORD, pfn, modern, mm.id, addr, old, pte[1], *op_data)

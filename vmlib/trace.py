@@ -355,7 +355,7 @@ class Trace:
 
 
 class EventBatch:
-    """A fixed run of events that a fast path appends at once (Tracer.extend): each a
+    """A fixed run of events that a fast path appends at once to Trace._rows: each a
     (kind, func, row, depth below the current one), optionally after an "op" event of a
     process. The heads are made once per (depth, process name) and shared."""
 
@@ -404,14 +404,6 @@ class Tracer:
             if head is None:
                 head = self._heads[key] = key
             self.trace._rows.extend((head, text, delta))
-
-    def extend(self, batch: EventBatch, texts: tuple, deltas: tuple, op: str | None = None) -> None:
-        """Append the events of `batch` at the current depth, after an "op" event of process
-        `op` when given (texts and deltas then start with the op's); callers check enabled."""
-        rows = []
-        for row in zip(batch.heads(self.depth, op), texts, deltas):
-            rows.extend(row)
-        self.trace._rows.extend(rows)
 
     def state(self, func: str, delta: tuple) -> None:
         """emit("state", func, "", "", delta) for the kernel's primitives (callers check enabled)."""
