@@ -113,3 +113,26 @@ def test_state_at_every_step_across_records(spacing, monkeypatch):
     for i in range(len(t) - 1, 0, -1):
         t.step(snap, i, False)
         assert snap == states[i - 1], f"stepping back over event {i}"
+
+
+def test_bulk_pauses_the_collector_and_the_next_kernel_unfreezes():
+    """Kernel.bulk() pauses the collector and freezes what it built; a kernel dropped after
+    that is still collected once the next Kernel() unfreezes (no leak)."""
+    import gc
+    import weakref
+    k = vmlib.Kernel(ram_pages=64)
+    p = k.spawn()
+    a = p.mmap(4 * PAGE_SIZE)
+    assert gc.isenabled()
+    with k.bulk():
+        assert not gc.isenabled()
+        for i in range(4):
+            p.write(a + i * PAGE_SIZE, b"x")
+    assert gc.isenabled() and gc.get_freeze_count() > 0
+    assert p.read(a + 3 * PAGE_SIZE, 1) == b"x"
+    gone = weakref.ref(k)
+    del k, p
+    vmlib.Kernel()
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert gone() is None, "the kernel used in bulk() was not collected after it was dropped"
