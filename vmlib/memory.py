@@ -19,6 +19,8 @@ Faithfulness ledger
 from __future__ import annotations
 
 import errno
+from functools import partial
+from heapq import heappop
 
 from vmlib import pgtable
 from vmlib.errors import BadPageMap, BusError, KernelBug, KernelError
@@ -45,7 +47,11 @@ from vmlib.flags import (
     is_cow_mapping,
 )
 from vmlib.mm import Vmf
+from vmlib.page import Page
 from vmlib.pte import (
+    _PAGE_ACCESSED,
+    _PAGE_DIRTY,
+    _PAGE_RW,
     Pte,
     pfn_pte,
     pte_mkclean,
@@ -56,8 +62,9 @@ from vmlib.pte import (
     pte_mkyoung,
     pte_wrprotect,
 )
-from vmlib.trace import Run
+from vmlib.trace import EventBatch, PageInfo, Run, lazy_text, neighbour_text, record_kind
 
+_new_pte = partial(tuple.__new__, Pte)       # Pte((pfn, bits)) without Pte.__new__'s Python call
 NOPFN_SIGBUS = -1    # what a ->nopfn handler returns instead of a pfn
 NOPFN_OOM = -2
 RUN_MIN = 64          # remap_pfn_range of more pages than this records a linear Run
@@ -84,6 +91,10 @@ def mk_pte(page, prot: int) -> Pte:
 
 def _addr_ok(vma, addr: int) -> bool:
     return vma.vm_start <= addr < vma.vm_end
+
+
+_NOT_SPECIAL_TEXT = lazy_text("not special → page {}".format)    # decision texts made when read
+_NORMAL_TEXT = lazy_text("normal mapping → page {}".format)
 
 
 # -- vm_normal_page ------------------------------------------------------------------------
@@ -115,14 +126,14 @@ def vm_normal_page(k, vma, addr: int, pte: Pte):
         if not k.pfn_valid(pfn):
             raise KernelBug(f"{fn}: VM_BUG_ON(!pfn_valid({pfn})): a normal pte maps a pfn with no "
                             f"struct page")
-        k.decide(fn, f"not special → page {pfn}", "§1b row 1")
+        k.decide(fn, (_NOT_SPECIAL_TEXT, pfn), "§1b row 1")
         return k.phys.page(pfn)
     if prof.HAVE_PTE_SPECIAL:                                           # §1c
         if not pte.special:
             if not k.pfn_valid(pfn):
                 raise BadPageMap(f"{fn}: print_bad_pte: normal pte at {addr:#x} maps pfn {pfn} "
                                  f"above highest_memmap_pfn")
-            k.decide(fn, f"not special → page {pfn}", "§1c row 2")
+            k.decide(fn, (_NOT_SPECIAL_TEXT, pfn), "§1c row 2")
             return k.phys.page(pfn)
         if vma.vm_flags & (VM_PFNMAP | VM_MIXEDMAP):
             k.decide(fn, f"special pte in a PFNMAP/MIXEDMAP vma → special (pfn {pfn})", "§1c row 4")
@@ -169,7 +180,7 @@ def vm_normal_page(k, vma, addr: int, pte: Pte):
                              f"struct page (CONFIG_DEBUG_VM; 2.6.25 reports it and returns NULL)")
         raise KernelBug(f"{fn}: VM_BUG_ON(!pfn_valid({pfn})) at {addr:#x}: a normal mapping of a pfn "
                         f"with no struct page (CONFIG_DEBUG_VM)")
-    k.decide(fn, f"normal mapping → page {pfn}", "§1d row 8" if modern else "§1a row 6")
+    k.decide(fn, (_NORMAL_TEXT, pfn), "§1d row 8" if modern else "§1a row 6")
     return k.phys.page(pfn)
 
 
@@ -485,6 +496,107 @@ def do_anonymous_page(k, vma, addr: int, write: bool) -> int:
         return 0
 
 
+def do_anonymous_page_fast(k, vma, addr: int, entries: dict, idx: int, op: str = "", op_data=None,
+                           write: bool = True) -> Pte:
+    """do_anonymous_page for a write fault (or a read fault before 6.12, which maps a new page
+    as well), flattened: the path of Process._write_fast and _read_fast.
+
+    The caller has checked everything that could make it differ from or fail half-way through
+    handle_mm_fault → do_anonymous_page (§6a anonymous write): the pte table exists (`entries`,
+    slot `idx`) and the slot is empty, the vma is anonymous (no vm_ops), writable,
+    has its anon_vma already and a present, young vm_page_prot, no linear runs, a free page.
+    It makes the same changes (no undo log: nothing after the checks can fail) and emits the
+    same trace events in the same order, and returns the new pte. When tracing, the user
+    operation's event (process name `op`, offset written and data shown `op_data`) is recorded
+    with the fault's own in one go, their deltas and texts in one compact record."""
+    mm = vma.vm_mm
+    phys = k.phys
+    phys.nr_free -= 1                                          # take_free_pfn
+    if phys._free:
+        pfn = heappop(phys._free)
+    else:
+        pfn = phys._next
+        phys._next = pfn + 1
+    page = phys.memmap.get(pfn)                                # _alloc_page("anon", anon, mapped)
+    if page is None:
+        page = phys.memmap[pfn] = Page(pfn)                    # a fresh struct page: flags clear
+    else:
+        page.reserved = page.pgtable = page.dirty = False
+        page.mapping = page.index = None
+    phys.frames.pop(pfn, None)                                 # a new page reads as zeroes
+    page._count = 1
+    page._mapcount = 0
+    page.anon = True
+    page.exclusive = modern = k.profile.MODERN
+    page.owner = "anon"
+    rss = mm.rss
+    old = rss["anon"]
+    rss["anon"] = old + 1
+    bits = vma.vm_page_prot | _PAGE_DIRTY                      # maybe_mkwrite(pte_mkdirty(mk_pte))
+    pte = _new_pte((pfn, bits | _PAGE_RW if vma.vm_flags & VM_WRITE else bits))
+    entries[idx] = pte
+    tracer = k.tracer
+    if tracer.enabled:                                        # the events, appended at once
+        batch = _ANON_WRITE if write else _ANON_READ
+        h = batch._heads.get((tracer.depth, op)) or batch.heads(tracer.depth, op)
+        rec = (_ANON_RECORD if write else _ANON_READ_RECORD, pfn, modern, mm.id, addr, old, pte[1], *op_data)
+        tracer.trace._rows.extend((h[0], _OP_TEXT, None, h[1], _ANON_CALL_TEXT, None, h[2], "", rec,
+                                   h[3], "", 1, h[4], "", 2, h[5], _ANON_DONE_TEXT, None))
+    return pte
+
+
+_ANON_WRITE = EventBatch(("call", "do_anonymous_page", "", 0), ("state", "page", "", 1), ("state", "rss", "", 1),
+                         ("state", "do_anonymous_page", "", 1),
+                         ("decision", "do_anonymous_page", "§6a anonymous write", 1))
+_ANON_READ = EventBatch(*_ANON_WRITE.spec[:-1], ("decision", "do_anonymous_page", "§6a anonymous read (2.6.26)", 1))
+_NEW_ANON_INFO = {modern: PageInfo(1, 1, True, False, None, None, modern, False) for modern in (False, True)}
+
+
+def _anon_delta(rec: tuple, part: int) -> tuple:
+    """The deltas of the fast anonymous write fault, from its record
+    (code, pfn, modern, mm id, address, old anon_rss, pte bits, offset accessed, and the data
+    written or the number of bytes read)."""
+    _code, pfn, modern, mm_id, addr, old, bits, _off, _what = rec
+    if part == 0:
+        return ("page", pfn, None, _NEW_ANON_INFO[modern])
+    if part == 1:
+        return ("rss", (mm_id, "anon"), old, old + 1)
+    return ("pte", (mm_id, addr), None, _new_pte((pfn, bits)))
+
+
+def write_op_text(addr: int, data: bytes) -> str:
+    """The text of a user write operation (Process.write)."""
+    return f"write({addr:#x}, {bytes(data[:8])!r}{'...' if len(data) > 8 else ''})"
+
+
+def read_op_text(addr: int, n: int) -> str:
+    """The text of a user read operation (Process.read)."""
+    return f"read({addr:#x}, {n})"
+
+
+def _anon_op_text(trace, i: int) -> str:
+    rec = trace.record(i + 2)
+    if rec[0] == _ANON_RECORD:
+        return write_op_text(rec[4] + rec[7], rec[8])
+    return read_op_text(rec[4] + rec[7], rec[8])
+
+
+def _anon_call_text(trace, i: int) -> str:
+    rec = trace.record(i + 1)
+    return f"{'write' if rec[0] == _ANON_RECORD else 'read'} at {rec[4]:#x}"
+
+
+def _anon_done_text(trace, i: int) -> str:
+    return f"new zeroed page {trace.record(i - 3)[1]} (ref 1, map 1, anon_rss +1)"
+
+
+_ANON_RECORD = record_kind(_anon_delta)
+_ANON_READ_RECORD = record_kind(_anon_delta)
+_OP_TEXT = neighbour_text(_anon_op_text)
+_ANON_CALL_TEXT = neighbour_text(_anon_call_text)
+_ANON_DONE_TEXT = neighbour_text(_anon_done_text)
+
+
 def do_no_pfn(k, vma, addr: int, write: bool) -> int:
     """The legacy ->nopfn path of 2.6.25/2.6.26 (kernel-facts §5a row 5, §6a row 8); 2.6.27 removed ->nopfn.
 
@@ -613,6 +725,10 @@ def _split_row(why, default: str) -> tuple[str, str]:
     return why[:cut], why[cut + 2:-1]
 
 
+_WP_CALL_TEXT = lazy_text("write to read-only pte at {:#x} (pfn {})".format)
+_WP_COPY_TEXT = lazy_text("copy page {} → new anon page {}".format)
+
+
 def do_wp_page(k, vma, addr: int, pte: Pte) -> int:
     """Write to a present read-only pte: reuse the page or copy it (§6b).
 
@@ -628,11 +744,12 @@ def do_wp_page(k, vma, addr: int, pte: Pte) -> int:
     read through the user address; the zero page is "copied" by allocating a zeroed page.
     """
     mm = vma.vm_mm
-    with k.call("do_wp_page", f"write to read-only pte at {addr:#x} (pfn {pte.pfn})"):
+    with k.call("do_wp_page", (_WP_CALL_TEXT, addr, pte[0])):
         page = k.ops.vm_normal_page(k, vma, addr, pte)
         way, why = k.ops.do_wp_page_decision(k, vma, page, pte)
-        text, row = _split_row(why, "§6b")
-        k.decide("do_wp_page", f"{way}: {text}", row)
+        if k.tracer.on:
+            text, row = _split_row(why, "§6b")
+            k.decide("do_wp_page", f"{way}: {text}", row)
         if way == "reuse":
             if page is not None and page.anon and k.profile.MODERN and not page.exclusive:
                 k._set_page_field(page, "exclusive", True)
@@ -644,7 +761,7 @@ def do_wp_page(k, vma, addr: int, pte: Pte) -> int:
             return VM_FAULT_OOM
         if page is not None:
             k._copy_frame(new.pfn, page.pfn)
-            k.decide("do_wp_page", f"copy page {page.pfn} → new anon page {new.pfn}", "§6b copy")
+            k.decide("do_wp_page", (_WP_COPY_TEXT, page.pfn, new.pfn), "§6b copy")
         elif k.is_zero_pfn(pte.pfn) and k.profile.MODERN:
             k.decide("do_wp_page", f"zero pfn → new zeroed page {new.pfn}", "§6b 6.12 zero pfn")
         else:
@@ -732,12 +849,15 @@ def copy_one_pte(k, dst_vma, src_vma, addr: int, pte: Pte, cow: bool) -> None:
         k.decide("copy_present_ptes", f"page {page.pfn} may be DMA-pinned and is exclusive → the "
                  f"child gets its own copy {new.pfn} now; parent pte untouched", "§7 v6.12 pinned")
         return
-    if cow and pte.write:
-        pte = pte_wrprotect(pte)
+    bits = pte[1]
+    if cow and bits & _PAGE_RW:
+        bits &= ~_PAGE_RW                                      # pte_wrprotect
+        pte = _new_pte((pte[0], bits))
         k._set_pte(src_mm, addr, pte, "ptep_set_wrprotect")
-    child = pte_mkold(pte)
+    bits &= ~_PAGE_ACCESSED                                    # pte_mkold
     if src_vma.vm_flags & VM_SHARED:
-        child = pte_mkclean(child)
+        bits &= ~_PAGE_DIRTY                                   # pte_mkclean
+    child = _new_pte((pte[0], bits))
     if page is not None:
         k._get_page(page, "copy_one_pte")
         k._map(page, +1, "page_dup_rmap")
@@ -745,9 +865,15 @@ def copy_one_pte(k, dst_vma, src_vma, addr: int, pte: Pte, cow: bool) -> None:
         if k.profile.MODERN and page.anon and page.exclusive:
             k._set_page_field(page, "exclusive", False)
     k._set_pte(dst_mm, addr, child, "copy_one_pte")
-    k.decide("copy_one_pte", f"{addr:#x}: " + (f"page {page.pfn} +1 ref +1 mapcount" if page
-             else f"special/raw pfn {pte.pfn}: pte copied, no counts") +
-             (", both ptes write-protected" if cow else ""), "§7 per pte")
+    k.decide("copy_one_pte", (_COPY_TEXT, addr, page.pfn if page else None, pte.pfn, cow), "§7 per pte")
+
+
+def _copy_text(addr: int, page_pfn: int | None, pfn: int, cow: bool) -> str:
+    return (f"{addr:#x}: " + (f"page {page_pfn} +1 ref +1 mapcount" if page_pfn is not None
+            else f"special/raw pfn {pfn}: pte copied, no counts") + (", both ptes write-protected" if cow else ""))
+
+
+_COPY_TEXT = lazy_text(_copy_text)
 
 
 def _classify_run(k, vma, r: Run, lo: int, hi: int):

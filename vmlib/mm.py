@@ -13,6 +13,8 @@ Faithfulness ledger
 from __future__ import annotations
 
 import bisect
+from itertools import compress, count
+from operator import attrgetter, sub
 
 from vmlib.flags import PAGE_SHIFT, VM_EXEC, VM_READ, VM_SHARED, VM_WRITE, flag_names
 from vmlib.pte import _PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER
@@ -27,6 +29,10 @@ def vm_get_page_prot(vm_flags: int) -> int:
     if vm_flags & VM_WRITE and vm_flags & VM_SHARED:
         prot |= _PAGE_RW
     return prot
+
+
+_INFO_FIELDS = frozenset(("vm_start", "vm_end", "vm_flags", "vm_pgoff", "name"))
+_get_info, _get_start, _get_end = attrgetter("_info"), attrgetter("vm_start"), attrgetter("vm_end")
 
 
 class VmArea:
@@ -49,15 +55,24 @@ class VmArea:
         d["name"] = name
         d["live"] = False
         d["vm_private_data"] = None
+        d["_info"] = VmaInfo(start, end, vm_flags, pgoff, name)
 
     def __setattr__(self, name, value):
         if self.live and name in self._TRACKED:
             self.vm_mm.kernel._set_vma_attr(self, name, value)
         else:
-            self.__dict__[name] = value
+            self._restore(name, value)
+
+    def _restore(self, name: str, value) -> None:
+        """Set an attribute without journaling it (and refresh the cached VmaInfo)."""
+        d = self.__dict__
+        d[name] = value
+        if name in _INFO_FIELDS:
+            d["_info"] = VmaInfo(self.vm_start, self.vm_end, self.vm_flags, self.vm_pgoff, self.name)
 
     def info(self) -> VmaInfo:
-        return VmaInfo(self.vm_start, self.vm_end, self.vm_flags, self.vm_pgoff, self.name)
+        """What the views see of this vma (kept up to date as its attributes change)."""
+        return self._info
 
     def __repr__(self):
         return (f"<vma {self.vm_start:#x}-{self.vm_end:#x} {flag_names(self.vm_flags)} "
@@ -73,24 +88,74 @@ class VmArea:
 
 
 class MmStruct:
-    """struct mm_struct: the vma list, the page tables, the rss counters."""
+    """struct mm_struct: the vma list, the page tables, the rss counters.
+
+    `vmas` is a sorted list that is replaced, never changed in place; assigning it (or calling
+    _reindex after a vma's bounds change) refreshes the list of vm_end values that find_vma
+    bisects and the cached tuple of VmaInfo the trace records."""
 
     def __init__(self, kernel, mm_id: int, pgd, name: str):
         self.kernel = kernel
         self.id = mm_id
         self.name = name
         self.pgd = pgd
-        self.vmas: list[VmArea] = []
+        self._vmas: list[VmArea] = []
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        self._infos: tuple | None = ()
         self.runs: tuple = ()
         self.rss = {"anon": 0, "file": 0}
+        self.rss_keys = {kind: (mm_id, kind) for kind in self.rss}   # shared by the trace's rss deltas
         self.run_tables = 0          # page-table pages reserved for runs only
         self.dead = False
 
+    @property
+    def vmas(self) -> list[VmArea]:
+        return self._vmas
+
+    @vmas.setter
+    def vmas(self, vmas: list[VmArea]) -> None:
+        self._vmas = vmas
+        self._reindex()
+
+    def _reindex(self) -> None:
+        """Refresh what is derived from the vma list (after it or a vma's bounds changed)."""
+        self._starts = list(map(_get_start, self._vmas))
+        self._ends = list(map(_get_end, self._vmas))
+        self._infos = None
+
+    def _insert(self, vma: VmArea) -> None:
+        """Put a vma that overlaps none into the list (a new list; derived data updated in
+        O(n) memmoves instead of a rebuild)."""
+        start = vma.vm_start
+        i = bisect.bisect_right(self._ends, start)
+        self._vmas = self._vmas[:i] + [vma] + self._vmas[i:]
+        self._starts.insert(i, start)
+        self._ends.insert(i, vma.vm_end)
+        if self._infos is not None:
+            self._infos = self._infos[:i] + (vma._info,) + self._infos[i:]
+
     def find_vma(self, addr: int) -> VmArea | None:
-        """First vma with vm_end > addr (the kernel's find_vma), or None."""
-        ends = [v.vm_end for v in self.vmas]
-        i = bisect.bisect_right(ends, addr)
-        return self.vmas[i] if i < len(self.vmas) else None
+        """First vma with vm_end > addr (the kernel's find_vma), or None. O(log n)."""
+        i = bisect.bisect_right(self._ends, addr)
+        vmas = self._vmas
+        return vmas[i] if i < len(vmas) else None
+
+    def first_gap(self, low: int, length: int) -> int:
+        """The lowest address >= low where `length` bytes fit between the vmas (first fit)."""
+        starts, ends = self._starts, self._ends
+        i = bisect.bisect_right(ends, low)          # vmas wholly below low do not matter
+        if i == len(starts) or starts[i] >= low + length:
+            return low
+        # the gap after vma j (j >= i) is [ends[j], starts[j + 1]); ends[j] >= low for j >= i
+        gaps = map(sub, starts[i + 1:], ends[i:])
+        j = next(compress(count(i), map(length.__le__, gaps)), len(ends) - 1)
+        return ends[j]
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """True if some vma intersects [start, end)."""
+        vma = self.find_vma(start)
+        return vma is not None and vma.vm_start < end
 
     def vma_at(self, addr: int) -> VmArea | None:
         """The vma containing addr, or None."""
@@ -98,7 +163,10 @@ class MmStruct:
         return vma if vma is not None and vma.vm_start <= addr else None
 
     def vma_infos(self) -> tuple:
-        return tuple(v.info() for v in self.vmas)
+        infos = self._infos
+        if infos is None:
+            infos = self._infos = tuple(map(_get_info, self._vmas))
+        return infos
 
 
 class Vmf:

@@ -6,8 +6,8 @@ Faithfulness ledger
   a driver gives it a memmap (Kernel.add_shared_memory, as s390 did for DCSS in 2.6.25);
   `_count` is the refcount and `_mapcount` is kept -1-based as in the kernel; the zero page is
   a reserved RAM page; memmap cost = RAM pages x sizeof(struct page) of the profile (§12).
-- simplified: struct pages are created lazily and frame contents are stored only once written,
-  so untouched memory costs nothing; the allocator hands out the lowest free pfn (deterministic).
+- simplified: struct pages are created lazily and a frame stores only the bytes up to the
+  last one written (the rest reads as zero), so untouched memory costs nothing; the allocator hands out the lowest free pfn (deterministic).
   Page-table pages are RAM frames too; those that only back a linear run are counted, not built.
 - left out: zones, buddy orders, compound pages/folios, LRU lists, swap, highmem.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 
 from vmlib.flags import PAGE_SIZE
+from vmlib.trace import PageInfo
 
 
 class Page:
@@ -53,6 +54,28 @@ class Page:
         kind = "anon" if self.anon else ("pgtable" if self.pgtable else
                                           ("file" if self.mapping is not None else "kernel"))
         return f"Page(pfn={self.pfn}, count={self._count}, mapcount={self._mapcount + 1}, {kind})"
+
+
+_INFOS: dict = {}     # interned PageInfo of pages outside the page cache (few distinct values)
+
+
+def page_info(page: Page) -> PageInfo | None:
+    """What the trace records of a struct page; None for a free page. Equal values are shared
+    (a million anonymous pages have a handful of distinct PageInfos)."""
+    if page._count == 0 and page._mapcount == -1 and not page.reserved:
+        return None
+    if page.mapping is not None:
+        return PageInfo(page._count, page._mapcount + 1, page.anon, page.reserved, page.mapping.name,
+                        page.index, page.exclusive, page.pgtable)
+    key = (page._count, page._mapcount, page.anon, page.reserved, page.index, page.exclusive,
+           page.pgtable)
+    info = _INFOS.get(key)
+    if info is None:
+        info = PageInfo(page._count, page._mapcount + 1, page.anon, page.reserved, None, page.index,
+                        page.exclusive, page.pgtable)
+        if len(_INFOS) < 100_000:
+            _INFOS[key] = info
+    return info
 
 
 class DeviceMemory:
@@ -168,15 +191,29 @@ class PhysMem:
 
     def read_frame(self, pfn: int, off: int, n: int) -> bytes:
         buf = self.frames.get(pfn)
-        return bytes(n) if buf is None else bytes(buf[off:off + n])
+        if buf is None:
+            return bytes(n)
+        got = bytes(buf[off:off + n])
+        return got if len(got) == n else got + bytes(n - len(got))
 
     def write_frame(self, pfn: int, off: int, data: bytes) -> bytes:
-        """Write into a frame and return the bytes that were there (for undo)."""
+        """Write into a frame and return the bytes that were there (for undo).
+
+        A frame stores only the bytes up to the last one ever written; the rest reads as zero.
+        It may be an immutable bytes object (a first write at offset 0 stores the data as it is),
+        turned into a bytearray when written again."""
+        end = off + len(data)
         buf = self.frames.get(pfn)
+        if type(buf) is bytes:
+            buf = self.frames[pfn] = bytearray(buf)
         if buf is None:
-            buf = self.frames[pfn] = bytearray(PAGE_SIZE)
-        old = bytes(buf[off:off + len(data)])
-        buf[off:off + len(data)] = data
+            buf = self.frames[pfn] = bytearray(end)
+            old = bytes(len(data))
+        else:
+            if len(buf) < end:
+                buf.extend(bytes(end - len(buf)))
+            old = bytes(buf[off:end])
+        buf[off:end] = data
         return old
 
     def copy_frame(self, dst: int, src: int) -> None:

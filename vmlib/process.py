@@ -7,6 +7,7 @@ paths of vmlib.memory and vmlib.gup atomically (an operation that raises changes
 from __future__ import annotations
 
 import errno
+from bisect import bisect_right
 
 from vmlib import gup, memory, pgtable
 from vmlib.errors import KernelError, Segfault
@@ -25,10 +26,13 @@ from vmlib.flags import (
     VM_WRITE,
 )
 from vmlib.mm import File, MmStruct, VmArea
-from vmlib.pte import _PAGE_RW
+from vmlib.pte import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW
+from vmlib.trace import lazy_text
 
 TASK_UNMAPPED_BASE = 0x40000000
 TASK_SIZE = 0x7FFFFFFFF000
+_YOUNG = _PAGE_PRESENT | _PAGE_ACCESSED
+_WRITTEN = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY
 _PROT = {"r": VM_READ, "w": VM_WRITE, "x": VM_EXEC}
 
 
@@ -150,7 +154,7 @@ class Process:
             if addr is None:
                 addr = self._get_unmapped_area(length)
             else:
-                if any(v.vm_start < addr + length and addr < v.vm_end for v in mm.vmas):
+                if mm.overlaps(addr, addr + length):
                     self._do_munmap(addr, length)
             pgoff = offset >> PAGE_SHIFT
             if file is None:
@@ -170,17 +174,11 @@ class Process:
                     vma.__dict__["vm_page_prot"] = vma.vm_page_prot & ~_PAGE_RW
                     k.decide("mmap_region", "vma_wants_writenotify: shared writable, but ptes start "
                              "read-only so the first write faults (dirty accounting)", "§6b v2.6.26 row 1")
-            k._set_vmas(mm, sorted(mm.vmas + [vma], key=lambda v: v.vm_start))
+            k._insert_vma(mm, vma)
             return addr
 
     def _get_unmapped_area(self, length: int) -> int:
-        addr = TASK_UNMAPPED_BASE
-        for v in self.mm.vmas:
-            if v.vm_end <= addr:
-                continue
-            if v.vm_start >= addr + length:
-                break
-            addr = v.vm_end
+        addr = self.mm.first_gap(TASK_UNMAPPED_BASE, length)
         if addr + length > TASK_SIZE:
             raise KernelError(errno.ENOMEM, f"get_unmapped_area: no room for {length:#x} bytes")
         return addr
@@ -196,7 +194,7 @@ class Process:
             raise ValueError(f"munmap: [{addr:#x}, {addr + length:#x}) goes past the end of user "
                              f"space ({TASK_SIZE:#x}; do_munmap returns -EINVAL)")
         self._op(f"munmap({addr:#x}, {length:#x})")
-        if not any(v.vm_start < addr + length and addr < v.vm_end for v in self.mm.vmas):
+        if not self.mm.overlaps(addr, addr + length):
             self.kernel.decide("do_munmap", f"no vma overlaps [{addr:#x}, {addr + length:#x}) → "
                                f"returns 0, nothing changes", "§8")
             return 0
@@ -225,19 +223,135 @@ class Process:
 
     def read(self, addr: int, n: int) -> bytes:
         """Read n bytes at addr, faulting pages in as the CPU would."""
+        if (type(addr) is int and type(n) is int and 0 < n <= PAGE_SIZE - (addr & 4095)
+                and self.alive and self.kernel._undo is None):
+            got = self._read_fast(addr, n)
+            if got is not None:
+                return got
         self._check_access(addr, n, "read")
-        self._op(lambda: f"read({addr:#x}, {n})")
+        self._op(lambda: _read_text(addr, n))
         with self.kernel._transaction():
             return bytes(self._access(addr, n, None))
 
     def write(self, addr: int, data: bytes) -> None:
         """Write data at addr, faulting (and copying on write) as the CPU would."""
+        if (type(data) is bytes and type(addr) is int and 0 < len(data) <= PAGE_SIZE - (addr & 4095)
+                and self.alive and self.kernel._undo is None and self._write_fast(addr, data)):
+            return
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"write: data must be bytes, got {type(data).__name__}")
         self._check_access(addr, len(data), "write")
-        self._op(lambda: f"write({addr:#x}, {bytes(data[:8])!r}{'...' if len(data) > 8 else ''})")
+        self._op(lambda: _write_text(addr, data))
         with self.kernel._transaction():
             self._access(addr, len(data), bytes(data))
+
+    def _pte_slot(self, page_addr: int, want: int):
+        """(vma, pte table entries, index) for a fast access to page_addr, or None: the vma
+        must allow `want` (VM_READ or VM_WRITE), the mm have no linear runs and the pte table
+        exist. Looks up and changes nothing."""
+        mm = self.mm
+        i = bisect_right(mm._ends, page_addr)                  # mm.find_vma
+        vmas = mm._vmas
+        if i == len(vmas):
+            return None
+        vma = vmas[i]
+        if vma.vm_start > page_addr or not vma.vm_flags & want or mm.runs:
+            return None
+        t = mm.pgd.entries.get((page_addr >> 39) & 511)         # pgtable.pte_table
+        if t is not None:
+            t = t.entries.get((page_addr >> 30) & 511)
+            if t is not None:
+                t = t.entries.get((page_addr >> 21) & 511)
+        if t is None:
+            return None
+        return vma, t.entries, (page_addr >> 12) & 511
+
+    def _fast_fault_ok(self, vma) -> bool:
+        """Whether an empty pte of vma can take memory.do_anonymous_page_fast."""
+        k = self.kernel
+        return (vma.vm_ops is None and vma.anon_vma and not k.tracer._quiet
+                and vma.vm_page_prot & _YOUNG == _YOUNG and not vma.vm_page_prot >> 12
+                and k.phys.nr_free - k.phys.reserved_pgtables > 0)
+
+    def _cow_fast_ok(self, vma) -> bool:
+        """Whether a write to a present read-only pte of vma can run do_wp_page outside a
+        transaction: an anonymous vma, the kernel's own decision functions (a student's may
+        raise half-way), and a free page for the copy, so that nothing in it can fail."""
+        k = self.kernel
+        ops = k.ops
+        return (vma.vm_ops is None and ops.vm_normal_page is memory.vm_normal_page
+                and ops.do_wp_page_decision is memory.do_wp_page_decision
+                and ops.is_cow_mapping is memory.is_cow_mapping
+                and k.phys.nr_free - k.phys.reserved_pgtables > 0)
+
+    def _read_fast(self, addr: int, n: int) -> bytes | None:
+        """read() inside one page, flattened like _write_fast: a present, young pte (no fault),
+        or an empty pte of an anonymous vma on a kernel whose read fault allocates a page
+        (before 6.12, §6a anonymous read). None, having changed nothing, for anything else."""
+        k = self.kernel
+        page_addr = addr & ~4095
+        slot = self._pte_slot(page_addr, VM_READ)
+        if slot is None:
+            return None
+        vma, entries, idx = slot
+        pte = entries.get(idx)
+        tracer = k.tracer
+        if pte is None:
+            if k.profile.MODERN or not self._fast_fault_ok(vma):
+                return None
+            memory.do_anonymous_page_fast(k, vma, page_addr, entries, idx, self.name,
+                                          (addr - page_addr, n) if tracer.enabled else None, write=False)
+            return bytes(n)
+        if pte[1] & _YOUNG != _YOUNG:
+            return None
+        if tracer.enabled:
+            tracer.emit("op", self.name, (_READ_TEXT, addr, n))
+        return k.phys.read_frame(pte[0], addr - page_addr, n)
+
+    def _write_fast(self, addr: int, data: bytes) -> bool:
+        """write() of bytes inside one page, flattened for the common cases: the pte is present,
+        writable, young and dirty (no fault); it is empty in an anonymous vma that has its
+        anon_vma and its page table (memory.do_anonymous_page_fast); or it is present and
+        read-only in an anonymous vma (COW: handle_mm_fault → do_wp_page, with no transaction
+        around it, see _cow_fast_ok). Same state and trace events as the general path. Anything
+        else, or anything that could fail half-way (no free page, a table to allocate, linear
+        runs, a student's decision function), returns False having changed nothing."""
+        k = self.kernel
+        page_addr = addr & ~4095
+        slot = self._pte_slot(page_addr, VM_WRITE)
+        if slot is None:
+            return False
+        vma, entries, idx = slot
+        pte = entries.get(idx)
+        tracer = k.tracer
+        if pte is None:
+            if not self._fast_fault_ok(vma):
+                return False
+            pte = memory.do_anonymous_page_fast(k, vma, page_addr, entries, idx, self.name,
+                                                (addr - page_addr, data[:9]) if tracer.enabled else None)
+        elif pte[1] & _WRITTEN == _WRITTEN:
+            if tracer.enabled:
+                tracer.emit("op", self.name, (_WRITE_TEXT, addr, data[:9]))
+        elif pte[1] & (_PAGE_PRESENT | _PAGE_RW) == _PAGE_PRESENT and self._cow_fast_ok(vma):
+            if tracer.enabled:                      # _fault_in's loop, once round, flattened
+                tracer.emit("op", self.name, (_WRITE_TEXT, addr, data[:9]))
+                if not tracer._quiet:
+                    k.decide("fault", f"write to a read-only pte at {page_addr:#x}: the CPU faults again",
+                             "§6a double fault")
+            memory.handle_mm_fault(k, vma, page_addr, True)          # do_wp_page: cannot fail here
+            pte = entries[idx]
+            if pte[1] & _WRITTEN != _WRITTEN:
+                pte = memory.pte_mkyoung(memory.pte_mkdirty(pte))     # the MMU sets A and D
+                k._set_pte(self.mm, page_addr, pte, "mmu: accessed/dirty bit")
+        else:
+            return False
+        frames = k.phys.frames
+        off = addr - page_addr
+        if off == 0 and pte[0] not in frames:
+            frames[pte[0]] = data                   # bytes are immutable: kept as they are
+        else:
+            k.phys.write_frame(pte[0], off, data)
+        return True
 
     def _check_access(self, addr, n, what: str) -> None:
         if not isinstance(addr, int) or isinstance(addr, bool):
@@ -380,6 +494,10 @@ class Process:
         _check_aligned(addr, fn)
         if not isinstance(nr, int) or nr <= 0:
             raise ValueError(f"{fn}: nr must be a positive number of pages, got {nr!r}")
+
+
+_write_text, _read_text = memory.write_op_text, memory.read_op_text
+_WRITE_TEXT, _READ_TEXT = lazy_text(_write_text), lazy_text(_read_text)
 
 
 def _split(v: VmArea, start: int, end: int) -> VmArea:

@@ -19,7 +19,10 @@ Delta kinds (all values are plain, immutable data):
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import NamedTuple
 
 
@@ -53,8 +56,10 @@ class Run(NamedTuple):
     bits: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
+    """One trace event. The trace stores events in columns; an Event is made when read."""
+
     seq: int
     kind: str          # "op" | "call" | "decision" | "warn" | "error" | "state"
     func: str          # kernel function (or facade operation) that emitted it
@@ -106,6 +111,10 @@ def describe(delta) -> str:
     return str(delta)
 
 
+_FIELD = {"pte": "ptes", "runs": "runs", "page": "pages", "rss": "rss", "vmas": "vmas",
+          "mm": "mms", "table": "tables"}
+
+
 @dataclass
 class Snapshot:
     """The visible state of a kernel: mms, vmas, ptes, runs, struct pages, rss counters."""
@@ -126,12 +135,32 @@ class Snapshot:
         """Apply a delta (or undo it when forward is False)."""
         what, key, old, new = delta
         value = new if forward else old
-        table = {"pte": self.ptes, "runs": self.runs, "page": self.pages, "rss": self.rss,
-                 "vmas": self.vmas, "mm": self.mms, "table": self.tables}[what]
-        if value is None and what != "pte" or value is None and what == "pte" and not self._in_run(key):
-            table.pop(key, None)
-        else:
+        table = getattr(self, _FIELD[what])
+        if value is not None:
             table[key] = value
+        elif what == "pte" and self._in_run(key):
+            table[key] = None                  # an empty entry that masks a linear run
+        else:
+            table.pop(key, None)
+
+    def _replay(self, deltas, rec: tuple | None = None) -> None:
+        """Apply many stored deltas forwards (Trace.state_at's inner loop: apply() without the
+        calls, records expanded; `rec` is the record of leading parts whose record came before)."""
+        tables = {what: getattr(self, name) for what, name in _FIELD.items()}
+        runs = self.runs
+        for d in filter(None, deltas):               # events without a delta skipped in C
+            if type(d) is int:
+                d = _RECORDS[rec[0]](rec, d)
+            elif len(d) != 4:
+                rec = d
+                d = _RECORDS[d[0]](d, 0)
+            what, key, _old, new = d
+            if new is not None:
+                tables[what][key] = new
+            elif what == "pte" and any(r.start <= key[1] < r.end for r in runs.get(key[0], ())):
+                tables[what][key] = None
+            else:
+                tables[what].pop(key, None)
 
     def _in_run(self, key) -> bool:
         mm_id, addr = key
@@ -152,58 +181,199 @@ class Snapshot:
         return {a: p for (m, a), p in self.ptes.items() if m == mm_id and p is not None}
 
 
-class Trace:
-    """Events recorded since `base` was captured; `state_at(i)` is the state after event i."""
+_RECORDS: list = []          # code -> decode(record, part) -> delta
 
-    CHECKPOINT_EVERY = 256
+
+def record_kind(decode) -> int:
+    """Register a compact record: a fast path that changes several things at once may store,
+    in place of the 4-tuple deltas of events i, i+1, i+2, ..., one plain tuple (code, ...) of
+    ints and strings (any length but 4) at event i and the ints 1, 2, ... at the next ones
+    (part k of the record k events back). decode(record, k) gives the delta of part k.
+    A record is one small object where the deltas were several, and being plain data the
+    garbage collector stops scanning it at once; Trace.delta, state_at and step expand it."""
+    _RECORDS.append(decode)
+    return len(_RECORDS) - 1
+
+
+_TEXT_MAKERS: list = []      # code -> (fn, reads the trace itself)
+
+
+def lazy_text(fn) -> int:
+    """Register fn(*args) -> str as a lazily made event text; returns its code. A hot path
+    stores the tuple (code, *args) in place of the text, cheaper to build than the string and,
+    being plain data, soon ignored by the garbage collector; Events makes the text when read."""
+    _TEXT_MAKERS.append((fn, False))
+    return len(_TEXT_MAKERS) - 1
+
+
+def neighbour_text(fn) -> int:
+    """Register fn(trace, i) -> str, a text made from the events next to event i (a fast path
+    that appends a fixed run of events knows where they are) and from what is stored in its
+    place: the code alone (an int, which costs no memory) or a tuple (code, *data)."""
+    _TEXT_MAKERS.append((fn, True))
+    return len(_TEXT_MAKERS) - 1
+
+
+class Events(Sequence):
+    """The events of a trace as a read-only sequence of Event (made on access)."""
+
+    __slots__ = ("_trace",)
+
+    def __init__(self, trace: Trace):
+        self._trace = trace
+
+    def __len__(self):
+        return len(self._trace._rows) // 3
+
+    def __getitem__(self, i):
+        t = self._trace
+        if isinstance(i, slice):
+            return [t._event(j) for j in range(*i.indices(len(t)))]
+        n = len(t)
+        if not -n <= i < n:
+            raise IndexError(f"trace event {i} out of range: the trace has {n} events")
+        return t._event(i % n)
+
+    def __iter__(self):
+        t = self._trace
+        return (t._event(j) for j in range(len(t)))
+
+
+class Trace:
+    """Events recorded since `base` was captured; `state_at(i)` is the state after event i.
+
+    Storage (memory linear in the number of events): one flat list holding three entries per
+    event, its interned (kind, func, row, depth) head, its text and its delta (so a fast path
+    appends a run of events with one call); `events` makes Event objects on access. state_at keeps full snapshots at most every `spacing` events and at
+    most MAX_CHECKPOINTS of them (the spacing doubles when there would be more), so any step
+    is one snapshot copy plus at most `spacing` deltas replayed."""
+
+    FIRST_SPACING = 1024
+    MAX_CHECKPOINTS = 16
 
     def __init__(self, base: Snapshot, info: dict):
         self.base = base
         self.info = info            # static facts: profile, ram_pages, devices, zero_pfn
-        self.events: list[Event] = []
+        self._rows: list = []       # head, text, delta of event 0, then of event 1, ...
+        self.events = Events(self)
         self._checkpoints: dict[int, Snapshot] = {}
+        self._spacing = self.FIRST_SPACING
 
     def __len__(self):
-        return len(self.events)
+        return len(self._rows) // 3
 
     def __getitem__(self, i):
         return self.events[i]
 
+    def delta(self, i: int):
+        """The delta of event i (None for an event that changes no state)."""
+        d = self._rows[3 * i + 2]
+        if type(d) is int:                            # part d of the record d events back
+            rec = self._rows[3 * (i - d) + 2]
+            return _RECORDS[rec[0]](rec, d)
+        if d is not None and len(d) != 4:             # a record: its part 0
+            return _RECORDS[d[0]](d, 0)
+        return d
+
+    def record(self, i: int) -> tuple:
+        """The record stored for event i (see record_kind), as it is stored."""
+        return self._rows[3 * i + 2]
+
+    def stored_text(self, i: int):
+        """What is stored as the text of event i: a str, or what a lazy text is made from."""
+        return self._rows[3 * i + 1]
+
     def __iter__(self):
         return iter(self.events)
 
+    def _event(self, i: int) -> Event:
+        kind, func, row, depth = self._rows[3 * i]
+        text = self._rows[3 * i + 1]
+        if type(text) is tuple:                       # (code, *args): made when read
+            make, neighbours = _TEXT_MAKERS[text[0]]
+            text = make(self, i) if neighbours else make(*text[1:])
+        elif type(text) is int:                       # made from the events around it
+            text = _TEXT_MAKERS[text][0](self, i)
+        return Event(i, kind, func, text, row, self.delta(i), depth)
+
     def state_at(self, i: int) -> Snapshot:
         """State after events[0..i] (i = -1: the base state). Raises IndexError past the end."""
-        if not -1 <= i < len(self.events):
-            raise IndexError(f"trace step {i} out of range: the trace has {len(self.events)} events "
-                             f"(steps -1..{len(self.events) - 1})")
+        n = len(self)
+        if not -1 <= i < n:
+            raise IndexError(f"trace step {i} out of range: the trace has {n} events "
+                             f"(steps -1..{n - 1})")
+        paused = gc.isenabled()                       # bulk work that makes no garbage cycles
+        gc.disable()
+        try:
+            return self._state_at(i)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _state_at(self, i: int) -> Snapshot:
         start = max((c for c in self._checkpoints if c <= i), default=-1)
         snap = (self._checkpoints[start] if start >= 0 else self.base).copy()
-        for j in range(start + 1, i + 1):
-            d = self.events[j].delta
-            if d is not None:
-                snap.apply(d)
-            if (j + 1) % self.CHECKPOINT_EVERY == 0 and j not in self._checkpoints:
-                self._checkpoints[j] = snap.copy()
+        rows = self._rows
+        spacing = self._spacing
+        at = start
+        while at < i:
+            nxt = min(i, (at + 1) // spacing * spacing + spacing - 1)   # next checkpoint position
+            first = rows[3 * at + 5]                  # a record's later part: the record is before
+            rec = rows[3 * (at + 1 - first) + 2] if type(first) is int else None
+            snap._replay(islice(rows, 3 * at + 5, 3 * nxt + 5, 3), rec)      # deltas of at+1..nxt
+            at = nxt
+            if (at + 1) % spacing == 0 and at not in self._checkpoints:
+                self._checkpoints[at] = snap.copy()
+                if len(self._checkpoints) > self.MAX_CHECKPOINTS:
+                    self._thin_checkpoints()
+                    spacing = self._spacing
         return snap
+
+    def _thin_checkpoints(self) -> None:
+        """Double the checkpoint spacing and drop the checkpoints that no longer fall on it."""
+        self._spacing *= 2
+        for c in [c for c in self._checkpoints if (c + 1) % self._spacing]:
+            del self._checkpoints[c]
 
     def step(self, snap: Snapshot, i: int, forward: bool) -> None:
         """Move `snap` across event i in place: from state i-1 to i, or back from i to i-1."""
-        d = self.events[i].delta
+        d = self.delta(i)
         if d is not None:
             snap.apply(d, forward)
 
     def ops(self) -> list[int]:
         """Indexes of the top-level operation events."""
-        return [e.seq for e in self.events if e.kind == "op"]
+        return [i for i, h in enumerate(self._rows[::3]) if h[0] == "op"]
 
     def text(self, start: int = 0, end: int | None = None) -> str:
         return "\n".join(str(e) for e in self.events[start:end])
 
     def _truncate(self, n: int) -> None:
-        del self.events[n:]
+        del self._rows[3 * n:]
         for c in [c for c in self._checkpoints if c >= n]:
             del self._checkpoints[c]
+
+
+class EventBatch:
+    """A fixed run of events that a fast path appends at once to Trace._rows: each a
+    (kind, func, row, depth below the current one), optionally after an "op" event of a
+    process. The heads are made once per (depth, process name) and shared."""
+
+    __slots__ = ("_heads", "spec")
+
+    def __init__(self, *spec: tuple):
+        self.spec = spec
+        self._heads: dict = {}
+
+    def heads(self, depth: int, op: str | None) -> tuple:
+        heads = self._heads.get((depth, op))
+        if heads is None:
+            heads = tuple((kind, func, row, depth + below) for kind, func, row, below in self.spec)
+            if op is not None:
+                heads = (("op", op, "", depth), *heads)
+            if len(self._heads) < 10_000:
+                self._heads[(depth, op)] = heads
+        return heads
 
 
 class Tracer:
@@ -214,6 +384,8 @@ class Tracer:
         self.enabled = enabled
         self.depth = 0
         self._quiet = 0
+        self._heads: dict = {}      # interned (kind, func, row, depth) event heads
+        self._state_heads: dict = {}   # (func, depth) -> the head of a state event
         self.trace = Trace(Snapshot(), {})
 
     def reset(self) -> Trace:
@@ -227,5 +399,15 @@ class Tracer:
 
     def emit(self, kind: str, func: str, text: str, row: str = "", delta: tuple | None = None) -> None:
         if self.enabled and (not self._quiet or delta is not None):
-            ev = self.trace.events
-            ev.append(Event(len(ev), kind, func, text, row, delta, self.depth))
+            key = (kind, func, row, self.depth)
+            head = self._heads.get(key)
+            if head is None:
+                head = self._heads[key] = key
+            self.trace._rows.extend((head, text, delta))
+
+    def state(self, func: str, delta: tuple) -> None:
+        """emit("state", func, "", "", delta) for the kernel's primitives (callers check enabled)."""
+        head = self._state_heads.get((func, self.depth))
+        if head is None:
+            head = self._state_heads[(func, self.depth)] = ("state", func, "", self.depth)
+        self.trace._rows.extend((head, "", delta))
