@@ -89,13 +89,18 @@ def run_check(check: dict, cell_timeout: float = 5.0) -> dict:
         problem = judge(suite, case, by_case.get(i), ended)
         if problem:
             failures.append(f"case {i + 1} ({case.label}): {problem}")
-    return verdict(suite, cases, failures, setup["errors"])
+    shape_only = suite.compare is not None and all(case.expected is None for case in cases)
+    return verdict(suite, cases, failures, setup["errors"], shape_only)
 
 
-def verdict(suite: Suite, cases: list[Case], failures: list[str], cell_errors: list[str]) -> dict:
-    """Pack a verdict with its feedback text."""
+def verdict(suite: Suite, cases: list[Case], failures: list[str], cell_errors: list[str],
+            shape_only: bool = False) -> dict:
+    """Pack a verdict with its feedback text; a `shape_only` one checked only the form of the answers."""
     n = len(cases)
-    lines = [f"{suite.id}: {n - len(failures)} of {n} cases agree with the kernel"]
+    if shape_only:
+        lines = [f"{suite.id}: {n - len(failures)} of {n} answers well-formed; graded by the autograder"]
+    else:
+        lines = [f"{suite.id}: {n - len(failures)} of {n} cases agree with the kernel"]
     lines += [f"  note: your {e}" for e in cell_errors]
     if failures:
         lines.append(f"  first divergence: {failures[0]}")
@@ -103,7 +108,7 @@ def verdict(suite: Suite, cases: list[Case], failures: list[str], cell_errors: l
         if len(failures) > MAX_SHOWN:
             lines.append(f"  ... and {len(failures) - MAX_SHOWN} more")
     return {"suite": suite.id, "passed": not failures, "cases": n, "failed": len(failures),
-            "first": failures[0] if failures else None, "text": "\n".join(lines)}
+            "first": failures[0] if failures else None, "text": "\n".join(lines), "shape_only": shape_only}
 
 
 def run_clean(checks: list[dict], cell_timeout: float = 5.0, python: str | None = None) -> list[dict]:
