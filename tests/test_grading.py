@@ -221,6 +221,35 @@ def test_sim_consequence_in_the_kernel_is_bad_page_map():
     assert "(kernel: KernelError: get_user_pages: page at 0x40000000 cannot be taken (-EFAULT))" in v["first"]
 
 
+def test_sim_wrong_answer_that_derails_a_scenario_is_reported_as_its_step():
+    """A remap_pfn_range_check refusing every COW vma makes mmap fail; later steps then raise
+    (munmap of nothing): each is that step's outcome, never a crash of the run (sim.World.step)."""
+    for params in ({}, {"cases": "hidden", "seed": 1}):
+        v = _sim("ps2.remap_pfn_range_check", plants.REMAP_COW_EINVAL, "remap_pfn_range_check", **params)
+        assert 0 < v["failed"] < v["cases"], v["text"]
+        assert "step 1 (parent: mmap" in v["first"] and "your remap_pfn_range_check returned -EINVAL" in v["first"]
+
+
+def test_sim_step_that_raises_anything_is_its_outcome():
+    from vmlib.grading.sim import FAILED, Scenario, play
+
+    def run(w):
+        w.step("parent: a step that trips over a missing mapping", lambda: (_ for _ in ()).throw(ValueError("boom")))
+        w.step("parent: the next step", lambda: 0)
+        raise KeyError("between steps")
+
+    w = play(Scenario("derailed", "2.6.26", "x86", run), (), None, {})
+    assert [o for _, o, _ in w.steps] == [f"{FAILED}ValueError: boom", "returned 0", f"{FAILED}KeyError: 'between steps'"]
+
+
+def test_sim_answers_of_the_wrong_form_are_failures_not_crashes():
+    from vmlib.grading.sim import _event_answer
+    for fn, forged in (("remap_pfn_range_check", [0]), ("vm_normal_page", {"page": "x"}), ("gup_fast_pte_ok", 1),
+                       ("insert_mixed_decision", {"a": 1}), ("do_wp_page_decision", None)):
+        assert _event_answer(fn, {"i": 0, "result": forged}, "ok") == {"failed": "sent an answer of the wrong form"}
+    assert _event_answer("remap_pfn_range_check", {"i": 0, "result": -22}, "ok") == -22
+
+
 def test_sim_reference_under_another_name_trips():
     for cell in (plants.NP_CALLS_REF, plants.NP_CALLS_REF_INSIDE):
         v = _sim("ps2.vm_normal_page", cell, "vm_normal_page")
