@@ -14,7 +14,7 @@ import pytest
 
 import vmlib.flags
 from vmlib.grading import NotVerifiedHere, check
-from vmlib.grading.notebook import checking_cells, parse_checks
+from vmlib.grading.notebook import checking_cells, parse_checks, verify
 from vmlib.grading.runner import run_clean
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,16 +182,52 @@ def test_grades_csv_feedback_and_no_stderr(graded):
     assert "called vmlib.memory.vm_normal_page, the reference you are asked to write" in html
 
 
-def test_selfcheck_command_on_release_and_solution():
-    tool = [sys.executable, str(ROOT / "tools" / "grade.py"), "selfcheck"]
+def _selfcheck(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.pop("NBGRADER_EXECUTION", None)
-    bad = subprocess.run(tool + [str(ROOT / "exercises/ps1_memmap/ps1_memmap.ipynb")], check=False, capture_output=True, text=True,
-                         env=env)
-    good = subprocess.run(tool + [str(ROOT / "solutions/ps1_memmap/ps1_memmap.ipynb")], check=False, capture_output=True,
-                          text=True, env=env)
+    return subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, env=env, cwd=cwd)
+
+
+def test_selfcheck_command_on_release_and_solution():
+    tool = [str(ROOT / "tools" / "grade.py"), "selfcheck"]
+    bad = _selfcheck(*tool, str(ROOT / "exercises/ps1_memmap/ps1_memmap.ipynb"))
+    good = _selfcheck(*tool, str(ROOT / "solutions/ps1_memmap/ps1_memmap.ipynb"))
     assert bad.returncode == 1 and "visible checks: 0 of 5 points" in bad.stdout
     assert good.returncode == 0 and "visible checks: 12 of 12 points" in good.stdout
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_selfcheck_command_works_as_printed(name):
+    """The command each exercise prints works from the notebook's folder and from the repository root."""
+    import re
+    nb = plants.load(ROOT / "exercises" / name / f"{name}.ipynb")
+    text = "".join(plants.src(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+    printed = re.findall(r"`python (-m vmlib\.grading\.selfcheck \S+\.ipynb)`", text)
+    assert printed, f"{name} prints no self-check command"
+    for cwd in (ROOT / "exercises" / name, ROOT):
+        proc = _selfcheck(*printed[0].split(), cwd=cwd)
+        assert proc.returncode == 1 and "visible checks: 0 of" in proc.stdout, (cwd, proc.stdout + proc.stderr)
+
+
+def test_shape_only_checks_never_say_pass(tmp_path):
+    """ps7's visible checks and ps6's shape checks look only at the form: they say so."""
+    for name in ("ps6_predict", "ps7_design"):
+        path = tmp_path / f"{name}.ipynb"
+        path.write_text(json.dumps(plants.filled(name)))
+        proc = _selfcheck(str(ROOT / "tools" / "grade.py"), "selfcheck", str(path))
+        assert "[well-formed]" in proc.stdout and "well-formed; graded by the autograder" in proc.stdout, proc.stdout
+        for line in proc.stdout.splitlines():
+            assert not ("well-formed" in line and ("[pass]" in line or "agree with the kernel" in line)), line
+    nb = plants.filled("ps7_design", choice_framebuffer='framebuffer = "MIXEDMAP"')
+    verdicts = verify(nb)
+    assert verdicts["test_framebuffer"]["passed"] and verdicts["test_framebuffer"]["shape_only"]
+
+
+def test_feedback_names_cells_as_the_notebook_numbers_them():
+    nb = plants.filled("ps1_memmap", classify="import no_such_module\n" + plants.answers("ps1_memmap")["classify"])
+    number = 1 + next(i for i, c in enumerate(nb["cells"]) if c["metadata"].get("nbgrader", {}).get("grade_id") == "classify")
+    text = verify(nb)["test_classify_visible"]["text"]
+    assert f"notebook cell {number} raised ModuleNotFoundError" in text and f"(notebook cell {number}, line 1)" in text, text
 
 
 # ---- simulator-graded suites (ps2-ps6), without nbgrader -------------------------------------
