@@ -153,8 +153,12 @@ def run(request: dict, out) -> None:
 _LIBC = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP = 1, 4, 38, 22
 SECCOMP_MODE_FILTER = 2
-# per machine: seccomp audit arch, syscalls that create a process (clone is allowed for threads)
-_ARCHES = {"x86_64": (0xC000003E, {"fork": 57, "vfork": 58, "clone3": 435}, 56),
+# per machine: seccomp audit arch, syscalls refused (clone only without CLONE_THREAD: threads are fine)
+_DENIED_X86_64 = {"fork": 57, "vfork": 58, "clone3": 435, "ptrace": 101, "process_vm_readv": 310,
+                  "process_vm_writev": 311, "keyctl": 250, "add_key": 248, "request_key": 249, "bpf": 321,
+                  "perf_event_open": 298, "userfaultfd": 323, "unshare": 272, "setns": 308, "mount": 165,
+                  "umount2": 166, "pivot_root": 155, "io_uring_setup": 425, "personality": 135}
+_ARCHES = {"x86_64": (0xC000003E, _DENIED_X86_64, 56),
            "aarch64": (0xC00000B7, {"clone3": 435}, 220)}
 CLONE_THREAD = 0x00010000
 
@@ -165,8 +169,8 @@ def _prctl(*args) -> None:
 
 
 def _seccomp_program(audit_arch: int, calls: dict, clone: int) -> bytes:
-    """A classic BPF program: no new processes (fork, vfork, clone without CLONE_THREAD); clone3 says
-    ENOSYS so that the C library falls back to clone; a foreign syscall ABI kills the process."""
+    """A classic BPF program refusing `calls` and clone without CLONE_THREAD (no new processes, EAGAIN);
+    clone3 says ENOSYS so that the C library falls back to clone; a foreign syscall ABI kills."""
     ld, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06
     allow, kill = 0x7FFF0000, 0x80000000
 
@@ -180,14 +184,16 @@ def _seccomp_program(audit_arch: int, calls: dict, clone: int) -> bytes:
     if audit_arch == 0xC000003E:                                 # x32 syscalls: not for us
         prog += [op(0x35, 0x40000000, 0, 1), op(ret, kill)]     # jge
     for name, nr in calls.items():
-        prog += [op(jeq, nr, 0, 1), op(ret, errno(38 if name == "clone3" else 11))]   # ENOSYS / EAGAIN
+        e = {"clone3": 38, "fork": 11, "vfork": 11}.get(name, 1)                       # ENOSYS, EAGAIN, EPERM
+        prog += [op(jeq, nr, 0, 1), op(ret, errno(e))]
     prog += [op(jeq, clone, 0, 4), op(ld, 16), op(jset, CLONE_THREAD, 0, 1), op(ret, allow),
              op(ret, errno(11)), op(ret, allow)]
     return b"".join(prog)
 
 
 def no_new_processes() -> bool:
-    """Install the seccomp filter in this process (and what it may start); False if this machine has none."""
+    """Install the seccomp filter in this process: no new processes, no ptrace, keyrings, bpf, mounts or
+    namespaces (the x86-64 list; aarch64: no new processes). False on a machine we have no table for."""
     arch = _ARCHES.get(os.uname().machine)
     if arch is None:
         return False

@@ -256,7 +256,8 @@ def bwrap_command(bwrap: str, lib: Path | None, argv: list[str]) -> list[str]:
     """The bwrap command line running `argv` with `lib` (the stripped vmlib) at LIB_IN_SANDBOX."""
     cmd = [bwrap, "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
            "--hostname", "grader", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-           "--proc", "/proc", "--dev", "/dev", "--ro-bind", "/usr", "/usr"]
+           "--proc", "/proc", "--remount-ro", "/proc", "--dev", "/dev", "--remount-ro", "/dev",
+           "--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(top):
             cmd += ["--symlink", os.readlink(top), top]
