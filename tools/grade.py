@@ -216,6 +216,11 @@ def autograde(course: Path, folder: Path, csv: Path, timeout: int | None, worker
               unsafe: bool = False) -> int:
     """Autograde every submission under `folder` (never changed), write feedback HTML and `csv`;
     0 if all went through."""
+    from vmlib.grading.sandbox import SandboxUnavailable, require
+    try:
+        require(trusted=False, unsafe_no_sandbox=unsafe)
+    except SandboxUnavailable as exc:
+        sys.exit(str(exc))
     found = find_submissions(folder, assignments())
     collect_into(course, folder, found)
     prepare(course, sorted(found))
@@ -243,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     auto.add_argument("--timeout", type=int, default=None, help="seconds a student cell or case may run (10)")
     auto.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="grading processes (one per core)")
     auto.add_argument("--unsafe-no-sandbox", action="store_true",
-                      help="grade where no sandbox is available: student code then runs as you, unisolated")
+                      help="grade without the bubblewrap sandbox (student code runs as you; trusted work only)")
     check = sub.add_parser("selfcheck", help="run the visible checks of a notebook")
     check.add_argument("notebook", type=Path)
     args = parser.parse_args(argv)

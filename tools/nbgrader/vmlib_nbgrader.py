@@ -44,12 +44,11 @@ class VerifyChecks(NbGraderPreprocessor):
     """Grade the notebook's check() cells outside the notebook (vmlib.grading.notebook.verify)."""
 
     cell_timeout = Float(5.0, help="seconds one student cell or case may run in the clean grader").tag(config=True)
-    unsafe_no_sandbox = Bool(False, help="grade even where no sandbox is available (student code then "
-                                         "runs as the grading user)").tag(config=True)
+    unsafe_no_sandbox = Bool(False, help="grade without the bubblewrap sandbox: student code runs as you, "
+                             "unisolated (only for trusted work on a machine without bwrap)").tag(config=True)
 
     def preprocess(self, nb, resources):
-        unsafe = {"unsafe_no_sandbox": True} if self.unsafe_no_sandbox else {}
-        _VERDICTS[_key(resources)] = verify(nb, self.cell_timeout, **unsafe)
+        _VERDICTS[_key(resources)] = verify(nb, self.cell_timeout, unsafe_no_sandbox=self.unsafe_no_sandbox)
         return nb, resources
 
 

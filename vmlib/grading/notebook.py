@@ -78,9 +78,14 @@ def checking_cells(nb: dict) -> list[tuple[str, list[dict]]]:
     return out
 
 
-def verify(nb: dict, cell_timeout: float = 5.0, **run_kw) -> dict[str, dict]:
+def verify(nb: dict, cell_timeout: float = 5.0, *, trusted: bool = False,
+           unsafe_no_sandbox: bool = False) -> dict[str, dict]:
     """{grade_id: verdict} for every checking test cell; a verdict has passed, first, text and
-    shape_only (only the form of the answer was checked). `run_kw` goes to run_clean."""
+    shape_only (only the form of the answer was checked).
+
+    The solution cells run in the sandbox (see run_clean); `trusted` (the student's own
+    selfcheck) may run without one, `unsafe_no_sandbox` is the instructor's explicit opt-out.
+    """
     from vmlib.grading.suites import get_suite
 
     numbered = solution_cells(nb)
@@ -93,7 +98,8 @@ def verify(nb: dict, cell_timeout: float = 5.0, **run_kw) -> dict[str, dict]:
                              "bind": dict(zip(names, c["answers"]))})
             owners.append(grade_id)
     verdicts: dict[str, dict] = {}
-    for grade_id, v in zip(owners, run_clean(requests, cell_timeout, **run_kw) if requests else []):
+    results = run_clean(requests, cell_timeout, trusted=trusted, unsafe_no_sandbox=unsafe_no_sandbox) if requests else []
+    for grade_id, v in zip(owners, results):
         merged = verdicts.setdefault(grade_id, {"passed": True, "first": None, "texts": [], "shape_only": True})
         merged["passed"] = merged["passed"] and v["passed"]
         merged["first"] = merged["first"] or (v["first"] and renumber(v["first"], numbers))
@@ -122,7 +128,7 @@ def selfcheck(path: str, cell_timeout: float = 5.0) -> int:
     """Print a student's score on the visible checks of the notebook at `path`; 0 if all pass."""
     with open(find_notebook(path), encoding="utf-8") as f:
         nb = json.load(f)
-    verdicts = verify(nb, cell_timeout)
+    verdicts = verify(nb, cell_timeout, trusted=True)
     got = total = 0
     failed = False
     for cell in nb["cells"]:

@@ -27,7 +27,7 @@ from vmlib.grading.suites import Case, Suite, register
 from vmlib.profiles import make_profile
 from vmlib.pte import Pte
 
-MAX_ROUNDS = 5           # child processes per check: asking again for questions a wrong answer raised
+MAX_ROUNDS = 5           # child processes per check (runner.MAX_ROUNDS): asking again for questions a wrong answer raised
 
 
 # ---- questions as data ------------------------------------------------------------------------
@@ -529,12 +529,12 @@ def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask) -> dict:
 
 
 def register_sim(suite_id: str, fns: tuple, make_scenarios: Callable[[dict], list[Scenario]],
-                 tripwires: tuple, prelude: str = "") -> Suite:
+                 references: tuple, prelude: str = "") -> Suite:
     """Register a simulator-graded suite whose student functions are `fns` (override names)."""
     def grade_hook(suite, params, ask):
         return grade(suite, make_scenarios(params), fns, ask)
 
-    return register(Suite(suite_id, fns, lambda params: [], prelude=prelude, tripwires=tripwires,
+    return register(Suite(suite_id, fns, lambda params: [], prelude=prelude, references=references,
                           run_case=call_student, grade=grade_hook))
 
 
