@@ -328,3 +328,70 @@ def test_ps6_notebook_shows_the_graded_sequences():
     assert sorted(set(seeds)) == [1, 2, 4]
     for seed in set(seeds):
         assert describe(seed) in text, f"the notebook does not show sequence {seed}: regenerate it"
+
+
+# ---- the instructor's workflow: nbgrader's exchange and submitted/ folder ----------------------
+
+def _run(cmd: list, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(c) for c in cmd], check=False, capture_output=True, text=True, **kw)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_exchange_round_trip_two_students_and_autograde_in_place(tmp_path):
+    """release_assignment, fetch_assignment and submit as two students, collect, then the documented
+    `tools/grade.py autograde COURSE/submitted`: both are graded and no submission is lost or changed."""
+    name, course, exchange = "ps7_design", tmp_path / "course", tmp_path / "exchange"
+    exchange.mkdir()
+    exchange.chmod(0o777)
+    grade = [sys.executable, ROOT / "tools" / "grade.py", "--course", course]
+    nbgrader = [sys.executable, "-m", "nbgrader"]
+    ex = f"--Exchange.root={exchange}"
+    _run(grade + ["release", "--out", tmp_path / "out", name])
+    _run(nbgrader + ["release_assignment", name, f"--CourseDirectory.root={course}", ex], cwd=ROOT)
+    answers = {"alice": plants.answers(name), "bob": {**plants.answers(name), "choice_framebuffer": 'framebuffer = "MIXEDMAP"'}}
+    for student, cells in answers.items():
+        home = tmp_path / student
+        home.mkdir()
+        env = dict(os.environ, HOME=str(home), USER=student, LOGNAME=student)
+        _run(nbgrader + ["fetch_assignment", name, "--course=vmlib-mixedmap", ex], cwd=home, env=env)
+        path = home / name / f"{name}.ipynb"
+        nb = json.loads(path.read_text())
+        for grade_id, source in cells.items():
+            plants.cell(nb, grade_id)["source"] = source
+        path.write_text(json.dumps(nb))
+        _run(nbgrader + ["submit", name, "--course=vmlib-mixedmap", ex], cwd=home, env=env)
+    _run(nbgrader + ["collect", name, f"--CourseDirectory.root={course}", ex], cwd=ROOT)
+    submitted = course / "submitted"
+    before = _files(submitted)
+    assert {k.split("/")[0] for k in before} == {"alice", "bob"} and any(k.endswith("timestamp.txt") for k in before)
+    proc = _run(grade + ["autograde", submitted, "--timeout", "5"])
+    assert _files(submitted) == before, "autograde changed or lost a collected submission"
+    assert "graded 2 of 2 submissions" in proc.stderr
+    alice, bob = (_scores(course, name, s) for s in ("alice", "bob"))
+    assert all(auto == full for auto, full in alice.values()), alice
+    assert bob["test_framebuffer"][0] == 0 and all(a == f for c, (a, f) in bob.items() if c != "test_framebuffer")
+    again = _run(grade + ["autograde", submitted, "--timeout", "5"])      # again: nothing regenerated, same grades
+    assert "generate_assignment" not in again.stderr and _files(submitted) == before
+
+
+@pytest.mark.slow
+def test_autograde_leaves_an_outside_folder_as_it_was(tmp_path):
+    subs = tmp_path / "subs"
+    for student, plant in (("alice", "a_good"), ("bob", "w_framebuffer")):
+        nb = next(p for p in plants.ps7_plants() if p.student == plant).build()
+        (subs / student / "ps7_design").mkdir(parents=True)
+        (subs / student / "ps7_design" / "ps7_design.ipynb").write_text(json.dumps(nb))
+    before = _files(subs)
+    course = tmp_path / "course"
+    _run([sys.executable, ROOT / "tools" / "grade.py", "--course", course, "autograde", subs, "--timeout", "5"])
+    assert _files(subs) == before
+    assert _files(course / "submitted") == before
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "grade.py"), "--course", str(course), "autograde",
+                           str(course / "autograded")], check=False, capture_output=True, text=True)
+    assert proc.returncode != 0 and "give its submitted/ folder" in proc.stderr
