@@ -351,6 +351,10 @@ def test_exchange_round_trip_two_students_and_autograde_in_place(tmp_path):
     exchange.chmod(0o777)
     grade = [sys.executable, ROOT / "tools" / "grade.py", "--course", course]
     nbgrader = [sys.executable, "-m", "nbgrader"]
+    # Two students on one machine account: nbgrader names a student by the uid's login (on a
+    # JupyterHub each student has their own), so the student commands take it from $USER here.
+    as_student = [sys.executable, "-c", "import os, sys, nbgrader.utils as u; u.get_osusername = lambda: "
+                  "os.environ['USER']; from nbgrader.apps.nbgraderapp import main; sys.argv[0] = 'nbgrader'; main()"]
     ex = f"--Exchange.root={exchange}"
     _run(grade + ["release", "--out", tmp_path / "out", name])
     _run(nbgrader + ["release_assignment", name, f"--CourseDirectory.root={course}", ex], cwd=ROOT)
@@ -359,13 +363,13 @@ def test_exchange_round_trip_two_students_and_autograde_in_place(tmp_path):
         home = tmp_path / student
         home.mkdir()
         env = dict(os.environ, HOME=str(home), USER=student, LOGNAME=student)
-        _run(nbgrader + ["fetch_assignment", name, "--course=vmlib-mixedmap", ex], cwd=home, env=env)
+        _run(as_student + ["fetch_assignment", name, "--course=vmlib-mixedmap", ex], cwd=home, env=env)
         path = home / name / f"{name}.ipynb"
         nb = json.loads(path.read_text())
         for grade_id, source in cells.items():
             plants.cell(nb, grade_id)["source"] = source
         path.write_text(json.dumps(nb))
-        _run(nbgrader + ["submit", name, "--course=vmlib-mixedmap", ex], cwd=home, env=env)
+        _run(as_student + ["submit", name, "--course=vmlib-mixedmap", ex], cwd=home, env=env)
     _run(nbgrader + ["collect", name, f"--CourseDirectory.root={course}", ex], cwd=ROOT)
     submitted = course / "submitted"
     before = _files(submitted)
