@@ -16,6 +16,7 @@ import importlib
 import json
 import os
 import resource
+import select
 import signal
 import struct
 import traceback
@@ -25,6 +26,7 @@ from vmlib.grading.suites import Case, as_json, default_run_case
 MEMORY_LIMIT = 1 << 30      # bytes of address space per worker (a 6 GiB allocation fails)
 FILE_LIMIT = 16 << 20       # bytes a worker may write to one file (its /tmp is a small tmpfs too)
 FILES_OPEN = 64
+MAX_EVENT = 1 << 20       # longer lines from a worker are dropped
 
 
 class CellTimeout(BaseException):
@@ -263,6 +265,45 @@ def _sweep(pid: int, sandboxed: bool) -> None:
         pass
 
 
+def _relay(r: int, resp_fd: int, pid: int, sandboxed: bool) -> int:
+    """Pass the worker's events from pipe `r` to the runner until the worker is gone; its wait status.
+
+    Only well-formed event objects go on, one per line, re-encoded here: nothing the worker
+    writes can end a check or reach the runner's pipe as it was written.
+    """
+    try:
+        watch = os.pidfd_open(pid)
+    except (AttributeError, OSError):           # Linux < 5.3: wait for the pipe's end instead
+        watch = None
+    buf, status = b"", None
+    while True:
+        ready = select.select([r] + ([watch] if watch is not None and status is None else []), [], [])[0]
+        if watch in ready:
+            status = os.waitpid(pid, 0)[1]
+            _sweep(pid, sandboxed)               # nothing else may hold the pipe now
+            continue
+        chunk = os.read(r, 1 << 16)
+        if not chunk:
+            break
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        buf = b"" if len(buf) > MAX_EVENT else buf
+        for line in lines:
+            try:
+                event = json.loads(line) if len(line) <= MAX_EVENT else None
+            except ValueError:
+                continue
+            if isinstance(event, dict) and "end" not in event and "ready" not in event:
+                _write(resp_fd, json.dumps(event).encode() + b"\n")
+    os.close(r)
+    if watch is not None:
+        os.close(watch)
+    if status is None:
+        status = os.waitpid(pid, 0)[1]
+        _sweep(pid, sandboxed)
+    return status
+
+
 def serve(req_fd: int, resp_fd: int, sandboxed: bool) -> None:
     """Answer check requests from req_fd, one worker each, until the runner closes it."""
     import vmlib
@@ -275,14 +316,17 @@ def serve(req_fd: int, resp_fd: int, sandboxed: bool) -> None:
     _write(resp_fd, b'{"ready": true}\n')
     for line in reader:
         request = json.loads(line)
+        r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
             reader.close()
+            os.close(resp_fd)
+            os.close(r)
             if not sandboxed:
                 os.setpgid(0, 0)
-            _worker(request, resp_fd)
+            _worker(request, w)
             os.kill(os.getpid(), signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-        _sweep(pid, sandboxed)
+        os.close(w)
+        status = _relay(r, resp_fd, pid, sandboxed)
         end = "ok" if status == 0 else "died"
-        _write(resp_fd, b"\n" + json.dumps({"end": end, "id": request.get("id")}).encode() + b"\n")
+        _write(resp_fd, json.dumps({"end": end, "id": request.get("id")}).encode() + b"\n")

@@ -70,6 +70,9 @@ INSTALL = ("install bubblewrap (Debian/Ubuntu: sudo apt-get install bubblewrap; 
            "or run ./setup.sh env as root)")
 
 
+EOF = b""                                                # what _line returns at end of file
+
+
 class SandboxUnavailable(RuntimeError):
     """No sandbox here, and the work to grade is not trusted: the message says what to install."""
 
@@ -364,22 +367,24 @@ class StudentSide:
         return True
 
     def _line(self, deadline: float) -> bytes | None:
-        """The next line from the student side, b"" at end of file, None at the deadline."""
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.resp_r], [], [], left)[0]:
-                return None
-            try:
-                chunk = os.read(self.resp_r, 1 << 16)
-            except BlockingIOError:
-                continue
-            if not chunk:
-                return b""
-            self.buf += chunk
-            if len(self.buf) > MAX_LINE and b"\n" not in self.buf:
-                return None
-        line, _, self.buf = self.buf.partition(b"\n")
-        return line
+        """The next non-empty line from the student side, EOF at end of file, None at the deadline."""
+        while True:
+            while b"\n" not in self.buf:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self.resp_r], [], [], left)[0]:
+                    return None
+                try:
+                    chunk = os.read(self.resp_r, 1 << 16)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    return EOF
+                self.buf += chunk
+                if len(self.buf) > MAX_LINE and b"\n" not in self.buf:
+                    return None
+            line, _, self.buf = self.buf.partition(b"\n")
+            if line.strip():
+                return line
 
     def run(self, request: dict, step_limit: float, check_limit: float) -> tuple[list, str]:
         """Run one check on the student side; (untrusted events, how it ended)."""
@@ -403,7 +408,7 @@ class StudentSide:
             if line is None:
                 self.kill()
                 return events, "timeout"
-            if line == b"":
+            if line is EOF:
                 self.kill()
                 return events, "died"
             step_by = time.monotonic() + step_limit + GRACE

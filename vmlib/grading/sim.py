@@ -27,7 +27,7 @@ from vmlib.grading.suites import Case, Suite, register
 from vmlib.profiles import make_profile
 from vmlib.pte import Pte
 
-MAX_ROUNDS = 5           # child processes per check (runner.MAX_ROUNDS): asking again for questions a wrong answer raised
+MAX_ROUNDS = 5           # worker runs per check (runner.MAX_ROUNDS): asking again for questions a wrong answer raised
 
 
 # ---- questions as data ------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 A suite runs on two sides. The clean side (the runner, a fresh interpreter the student's code
 never touches) builds the cases and computes the reference answer of each. The student side
-(a second fresh interpreter) runs the student's code on the same inputs. Only JSON crosses
+(vmlib.grading.child, in the sandbox) runs the student's code on the same inputs. Only JSON crosses
 between them, so the student's code cannot change the reference it is compared with.
 """
 
