@@ -353,8 +353,9 @@ def test_exchange_round_trip_two_students_and_autograde_in_place(tmp_path):
     nbgrader = [sys.executable, "-m", "nbgrader"]
     # Two students on one machine account: nbgrader names a student by the uid's login (on a
     # JupyterHub each student has their own), so the student commands take it from $USER here.
-    as_student = [sys.executable, "-c", "import os, sys, nbgrader.utils as u; u.get_osusername = lambda: "
-                  "os.environ['USER']; from nbgrader.apps.nbgraderapp import main; sys.argv[0] = 'nbgrader'; main()"]
+    code = ("import os, sys, nbgrader.utils as u; u.get_osusername = lambda: os.environ['USER']; "
+            "from nbgrader.apps.nbgraderapp import main; sys.argv[0] = 'nbgrader'; main()")
+    as_student = [sys.executable, "-c", code]
     ex = f"--Exchange.root={exchange}"
     _run(grade + ["release", "--out", tmp_path / "out", name])
     _run(nbgrader + ["release_assignment", name, f"--CourseDirectory.root={course}", ex], cwd=ROOT)

@@ -157,8 +157,9 @@ def _span(seconds: float) -> str:
 
 
 def run_workers(course: Path, items: list[dict], progress: Progress, workers: int, timeout: float | None,
-                unsafe: bool) -> list[str]:
-    """Grade `items` on `workers` processes of tools/nbgrader/batch.py; the logs of failed batches."""
+                unsafe: bool, seconds: dict) -> list[str]:
+    """Grade `items` on `workers` processes of tools/nbgrader/batch.py; the logs of failed batches.
+    Adds the workers' seconds by stage to `seconds`."""
     todo: queue.Queue = queue.Queue()
     for item in items:
         todo.put(item)
@@ -207,8 +208,11 @@ def run_workers(course: Path, items: list[dict], progress: Progress, workers: in
             running -= 1
         elif "failed" in event:
             failures.append(event["failed"])
-        elif not event["ok"]:
-            failures.append(event["log"])
+        else:
+            for stage, t in event["seconds"].items():
+                seconds[stage] = seconds.get(stage, 0.0) + t
+            if not event["ok"]:
+                failures.append(event["log"])
     return failures
 
 
@@ -223,15 +227,22 @@ def autograde(course: Path, folder: Path, csv: Path, timeout: int | None, worker
         sys.exit(str(exc))
     found = find_submissions(folder, assignments())
     collect_into(course, folder, found)
+    clock, seconds = time.perf_counter(), {}
     prepare(course, sorted(found))
+    seconds["generate_assignment"] = time.perf_counter() - clock
     total = sum(len(s) for s in found.values())
     print(f"grading {total} submissions of {len(found)} assignment(s) on {workers} worker(s)", file=sys.stderr)
-    progress = Progress(total)
-    failures = run_workers(course, batches(found, workers), progress, workers, timeout, unsafe)
+    progress, clock = Progress(total), time.perf_counter()
+    failures = run_workers(course, batches(found, workers), progress, workers, timeout, unsafe, seconds)
+    seconds["grading (wall)"] = time.perf_counter() - clock
     for log in failures:
         print(log, file=sys.stderr)
+    clock = time.perf_counter()
     failed = bool(failures) or nbgrader(course, "export", f"--to={csv}").returncode != 0
+    seconds["export"] = time.perf_counter() - clock
     print(f"grades: {csv}\nfeedback: {course / 'feedback'}")
+    print("seconds by stage (verify, autograde and feedback summed over the workers): "
+          + json.dumps({k: round(v, 1) for k, v in seconds.items()}), file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -7,7 +7,7 @@ nbgrader_config.py once, then reads one batch a line on stdin as JSON
 ({"assignment": name, "students": [...]}) and grades it with nbgrader's own converters (the
 pipeline of vmlib_nbgrader.configure: no Jupyter kernel, the clean verdicts). It writes JSON
 lines on stdout: {"step": 1} after each submission's autograde and again after its feedback, then
-{"batch": n, "ok": bool, "log": tail-of-nbgrader's-log}. nbgrader's log goes nowhere else.
+{"batch": n, "ok": bool, "log": tail-of-nbgrader's-log, "seconds": by stage}. nbgrader's log goes nowhere else.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import copy
 import json
 import runpy
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -36,13 +37,60 @@ def load_config(course: Path, cell_timeout: float | None, unsafe: bool):
     return c
 
 
+def speed_up_nbgrader() -> None:
+    """Two costs of nbgrader that do not change what it does, paid once per worker, not per call.
+
+    * nbgrader opens a new Gradebook about ten times per submission, and each one creates a
+      database engine, lists the tables and creates the missing ones: here the engine of a
+      database URL is made once and its tables checked once (sessions stay per Gradebook).
+    * CheckCellMetadata validates every cell's metadata with jsonschema.validate, which checks
+      the schema itself and builds a validator each time: here one validator per schema.
+    """
+    import jsonschema
+    from nbgrader import api
+    from nbgrader.nbgraderformat import common
+    from sqlalchemy.orm import scoped_session, sessionmaker
+
+    engines: dict = {}
+
+    def gradebook_init(self, db_url, course_id="default_course", authenticator=None):
+        if db_url not in engines:
+            original_init(self, db_url, course_id, authenticator)      # creates the tables if needed
+            engines[db_url] = self.engine
+            return
+        self.engine = engines[db_url]
+        self.db = scoped_session(sessionmaker(autoflush=True, bind=self.engine, future=True))
+        self.check_course(course_id=course_id)
+        self.course_id, self.authenticator = course_id, authenticator
+
+    def gradebook_close(self):
+        self.db.remove()
+
+    original_init = api.Gradebook.__init__
+    api.Gradebook.__init__ = gradebook_init
+    api.Gradebook.close = gradebook_close
+
+    validators: dict = {}
+
+    def validate(instance, schema):
+        key = id(schema)
+        if key not in validators:
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+            validators[key] = (schema, jsonschema.validators.validator_for(schema)(schema))
+        validators[key][1].validate(instance)
+
+    common.jsonschema = type("CachedJsonschema", (), {"validate": staticmethod(validate)})
+
+
 def _say(event: dict) -> None:
     sys.stdout.write(json.dumps(event) + "\n")
     sys.stdout.flush()
 
 
-def grade_batch(config, assignment: str, students: list[str], all_students: list[str]) -> tuple[bool, str]:
-    """Autograde and generate feedback for `students` of `assignment`; (all went through, log tail)."""
+def grade_batch(config, assignment: str, students: list[str], all_students: list[str]) -> tuple[bool, str, dict]:
+    """Autograde and generate feedback for `students` of `assignment`; (all went through, log tail,
+    seconds by stage: verify, the rest of autograde, feedback)."""
+    import vmlib_nbgrader
     from nbgrader.apps.api import capture_log
     from nbgrader.converters import Autograde, GenerateFeedback
     from nbgrader.coursedir import CourseDirectory
@@ -52,14 +100,19 @@ def grade_batch(config, assignment: str, students: list[str], all_students: list
     c.CourseDirectory.student_id_exclude = ",".join(s for s in all_students if s not in set(students))
     coursedir = CourseDirectory(config=c)
     c.BaseConverter.post_convert_hook = lambda **_: _say({"step": 1})
-    logs, ok = [], True
-    for cls in (Autograde, GenerateFeedback):
+    logs, ok, seconds = [], True, {}
+    verified = vmlib_nbgrader.SECONDS["verify"]
+    for stage, cls in (("autograde", Autograde), ("feedback", GenerateFeedback)):
+        start = time.perf_counter()
         app = cls(coursedir=coursedir, config=c)
         app.force = True
         result = capture_log(app)
+        seconds[stage] = time.perf_counter() - start
         ok = ok and result["success"]
         logs.append(result.get("log", "") + result.get("error", ""))
-    return ok, "".join(logs)[-4000:]
+    seconds["verify"] = vmlib_nbgrader.SECONDS["verify"] - verified
+    seconds["autograde"] -= seconds["verify"]
+    return ok, "".join(logs)[-4000:], seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,12 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unsafe-no-sandbox", action="store_true")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")     # nbgrader's own SQLAlchemy and nbformat warnings, every submission
+    speed_up_nbgrader()
     config = load_config(args.course.resolve(), args.cell_timeout, args.unsafe_no_sandbox)
     _say({"ready": True})
     for n, line in enumerate(sys.stdin):
         item = json.loads(line)
-        ok, log = grade_batch(config, item["assignment"], item["students"], item["all"])
-        _say({"batch": n, "ok": ok, "log": log})
+        ok, log, seconds = grade_batch(config, item["assignment"], item["students"], item["all"])
+        _say({"batch": n, "ok": ok, "log": log, "seconds": seconds})
     return 0
 
 

@@ -12,6 +12,8 @@ preprocessors, into a config object.
 
 from __future__ import annotations
 
+import time
+
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import (
@@ -31,6 +33,7 @@ from traitlets import Bool, Float
 from vmlib.grading.notebook import verify
 
 _VERDICTS: dict[tuple, dict] = {}
+SECONDS = {"verify": 0.0}     # time spent judging in this process (tools/grade.py reports it by stage)
 UNVERIFIED = ("this test cell has no check(...) call that the grader can read, so it was not graded: "
               "tools/grade.py never runs a notebook in a Jupyter kernel (ask your instructor)")
 
@@ -41,14 +44,21 @@ def _key(resources) -> tuple:
 
 
 class VerifyChecks(NbGraderPreprocessor):
-    """Grade the notebook's check() cells outside the notebook (vmlib.grading.notebook.verify)."""
+    """Grade the notebook's check() cells outside the notebook (vmlib.grading.notebook.verify).
+
+    The clean side runs in nbgrader's own process (no student code runs there: no Execute); the
+    student's cells run in a fresh sandbox per notebook.
+    """
 
     cell_timeout = Float(5.0, help="seconds one student cell or case may run in the clean grader").tag(config=True)
     unsafe_no_sandbox = Bool(False, help="grade without the bubblewrap sandbox: student code runs as you, "
                              "unisolated (only for trusted work on a machine without bwrap)").tag(config=True)
 
     def preprocess(self, nb, resources):
-        _VERDICTS[_key(resources)] = verify(nb, self.cell_timeout, unsafe_no_sandbox=self.unsafe_no_sandbox)
+        start = time.perf_counter()
+        _VERDICTS[_key(resources)] = verify(nb, self.cell_timeout, unsafe_no_sandbox=self.unsafe_no_sandbox,
+                                            in_process=True)
+        SECONDS["verify"] += time.perf_counter() - start
         return nb, resources
 
 

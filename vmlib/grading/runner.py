@@ -129,14 +129,19 @@ def verdict(suite: Suite, cases: list[Case], failures: list[str], cell_errors: l
 
 
 def run_clean(checks: list[dict], cell_timeout: float = 5.0, python: str | None = None, *,
-              trusted: bool = False, unsafe_no_sandbox: bool = False) -> list[dict]:
+              trusted: bool = False, unsafe_no_sandbox: bool = False, in_process: bool = False) -> list[dict]:
     """Verdicts for `checks`, computed in a fresh `python -I` the caller's code cannot reach.
 
     The student's code runs in a sandbox (vmlib.grading.sandbox). Without one, untrusted work
     raises sandbox.SandboxUnavailable unless `unsafe_no_sandbox`; `trusted` work (a student's own
     check or selfcheck) then runs in a plain process, still without the graded functions.
+    `in_process`: the clean side runs in the calling process instead, which must then be one no
+    student code runs in (the autograder's worker, tools/nbgrader/batch.py); the student side
+    is still a fresh sandbox for this call.
     """
     sandboxed = sandbox.require(trusted, unsafe_no_sandbox)
+    if in_process:
+        return verdicts_for(checks, cell_timeout, sandboxed)
     payload = json.dumps({"checks": checks, "cell_timeout": cell_timeout, "sandbox": sandboxed})
     budget = len(checks) * MAX_ROUNDS * (CHECK_STEPS * cell_timeout + STARTUP_SLACK + 2) + sandbox.STARTUP + 60
     proc = subprocess.run([python or sys.executable, "-I", "-m", "vmlib.grading.runner"], input=payload.encode(),
@@ -146,16 +151,23 @@ def run_clean(checks: list[dict], cell_timeout: float = 5.0, python: str | None 
     return json.loads(proc.stdout)
 
 
+def verdicts_for(checks: list[dict], cell_timeout: float, sandboxed: bool) -> list[dict]:
+    """The verdicts of `checks` (one submission's), judged here, with one student side for them all."""
+    suites = [get_suite(c["suite"]) for c in checks]
+    references = sorted({r for s in suites for r in s.references})
+    with sandbox.StudentSide(references, sandboxed=sandboxed) as side:
+        side.start()      # it boots while the first references are computed
+        _SIDE[:] = [side]
+        try:
+            return [run_check(c, cell_timeout) for c in checks]
+        finally:
+            _SIDE.clear()
+
+
 def main() -> None:
     request = json.load(sys.stdin)
     cell_timeout = float(request.get("cell_timeout", 5))
-    suites = [get_suite(c["suite"]) for c in request["checks"]]
-    references = sorted({r for s in suites for r in s.references})
-    with sandbox.StudentSide(references, sandboxed=bool(request.get("sandbox", True))) as side:
-        side.start()      # it boots while the first references are computed
-        _SIDE.append(side)
-        verdicts = [run_check(c, cell_timeout) for c in request["checks"]]
-    json.dump(verdicts, sys.stdout)
+    json.dump(verdicts_for(request["checks"], cell_timeout, bool(request.get("sandbox", True))), sys.stdout)
 
 
 if __name__ == "__main__":
