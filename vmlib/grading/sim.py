@@ -492,14 +492,31 @@ def _event_answer(fn: str, event: dict | None, ended: str):
     return {"failed": f"{event['raised']}"}
 
 
-def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask) -> dict:
-    """Play every scenario with the reference and with the student's answers; the verdict."""
+_REFERENCE_RUNS: dict[str, list[World]] = {}     # the same for every submission: kept for the next one
+MAX_KEPT = 64
+
+
+def reference_runs(suite: Suite, scenarios: list[Scenario], fns: tuple, key: str) -> list[World]:
+    """The runs of `scenarios` with the reference deciding (read-only), computed once per `key`."""
+    if key not in _REFERENCE_RUNS:
+        refs = [play(sc, fns, None, {}) for sc in scenarios]
+        for sc, w in zip(scenarios, refs):
+            bad = [s for s in w.steps if s[1].startswith(("not run", "stopped", FAILED)) or FAILED in s[1]]
+            if bad:
+                raise RuntimeError(f"{suite.id}: scenario {sc.name!r} does not run with the reference: {bad[0]}")
+        if len(_REFERENCE_RUNS) >= MAX_KEPT:
+            _REFERENCE_RUNS.pop(next(iter(_REFERENCE_RUNS)))
+        _REFERENCE_RUNS[key] = refs
+    return _REFERENCE_RUNS[key]
+
+
+def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask, runs_key: str | None = None) -> dict:
+    """Play every scenario with the reference and with the student's answers; the verdict.
+    `runs_key` names the scenarios (suite and parameters) so that their reference runs are reused."""
     from vmlib.grading.runner import verdict
-    refs = [play(sc, fns, None, {}) for sc in scenarios]
-    for sc, w in zip(scenarios, refs):
-        bad = [s for s in w.steps if s[1].startswith(("not run", "stopped", FAILED)) or FAILED in s[1]]
-        if bad:
-            raise RuntimeError(f"{suite.id}: scenario {sc.name!r} does not run with the reference: {bad[0]}")
+    refs = reference_runs(suite, scenarios, fns, runs_key or f"{suite.id} {id(scenarios)}")
+    if runs_key is None:
+        _REFERENCE_RUNS.pop(f"{suite.id} {id(scenarios)}")
     pending = {key_of(c["q"]): c["q"] for w in refs for c in w.calls}
     answers: dict = {}
     errors: list[str] = []
@@ -532,7 +549,7 @@ def register_sim(suite_id: str, fns: tuple, make_scenarios: Callable[[dict], lis
                  references: tuple, prelude: str = "") -> Suite:
     """Register a simulator-graded suite whose student functions are `fns` (override names)."""
     def grade_hook(suite, params, ask):
-        return grade(suite, make_scenarios(params), fns, ask)
+        return grade(suite, make_scenarios(params), fns, ask, f"{suite.id} {json.dumps(params, sort_keys=True)}")
 
     return register(Suite(suite_id, fns, lambda params: [], prelude=prelude, references=references,
                           run_case=call_student, grade=grade_hook))
