@@ -382,7 +382,7 @@ def test_exchange_round_trip_two_students_and_autograde_in_place(tmp_path):
     assert all(auto == full for auto, full in alice.values()), alice
     assert bob["test_framebuffer"][0] == 0 and all(a == f for c, (a, f) in bob.items() if c != "test_framebuffer")
     again = _run(grade + ["autograde", submitted, "--timeout", "5"])      # again: nothing regenerated, same grades
-    assert "generate_assignment" not in again.stderr and _files(submitted) == before
+    assert "generated ps7_design" not in again.stderr and _files(submitted) == before
 
 
 @pytest.mark.slow

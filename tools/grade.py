@@ -69,19 +69,25 @@ def prepare(course: Path, names: list[str], force: bool = False) -> None:
     every assignment whose solutions changed since it was last generated here (all if `force`)."""
     preflight()
     marks = course / ".generated"
+    todo = {}
     for name in names:
         mark, digest = marks / name, fingerprint(name)
         current = (mark.is_file() and mark.read_text() == digest and (course / "gradebook.db").is_file()
                    and (course / "release" / name / f"{name}.ipynb").is_file())
-        if current and not force:
-            continue
+        if force or not current:
+            todo[name] = digest
+    for name in todo:
         source = course / "source" / name
         shutil.rmtree(source, ignore_errors=True)
         shutil.copytree(SOLUTIONS / name, source, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-        if nbgrader(course, "generate_assignment", name, "--force").returncode != 0:
-            sys.exit(f"nbgrader generate_assignment {name} failed (its messages are above)")
-        marks.mkdir(parents=True, exist_ok=True)
-        mark.write_text(digest)
+    if not todo:
+        return
+    cmd = [sys.executable, str(ROOT / "tools" / "nbgrader" / "batch.py"), str(course), "--generate", *todo]
+    if subprocess.run(cmd, cwd=ROOT, env=_env(), check=False, stdout=sys.stderr).returncode != 0:
+        sys.exit("generate_assignment failed (its messages are above)")
+    marks.mkdir(parents=True, exist_ok=True)
+    for name, digest in todo.items():
+        (marks / name).write_text(digest)
 
 
 def release(course: Path, out: Path, names: list[str]) -> None:

@@ -1,6 +1,7 @@
 """One grading worker: nbgrader's autograde and generate_feedback, in-process, for batches of students.
 
     python tools/nbgrader/batch.py COURSE [--cell-timeout S] [--unsafe-no-sandbox]
+    python tools/nbgrader/batch.py COURSE --generate ASSIGNMENT...    # generate_assignment, one process
 
 tools/grade.py starts one worker per core. A worker loads nbgrader and the course's
 nbgrader_config.py once, then reads one batch a line on stdin as JSON
@@ -115,15 +116,39 @@ def grade_batch(config, assignment: str, students: list[str], all_students: list
     return ok, "".join(logs)[-4000:], seconds
 
 
+def generate(config, names: list[str]) -> int:
+    """`nbgrader generate_assignment --force` for each of `names`, in this one process; 0 if all worked."""
+    from nbgrader.apps.api import capture_log
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.coursedir import CourseDirectory
+
+    for name in names:
+        c = copy.deepcopy(config)
+        c.CourseDirectory.assignment_id = name
+        app = GenerateAssignment(coursedir=CourseDirectory(config=c), config=c)
+        app.force, app.create_assignment = True, True
+        result = capture_log(app)
+        if not result["success"]:
+            print(result.get("log", "") + result.get("error", ""), file=sys.stderr)
+            print(f"nbgrader generate_assignment {name} failed (its messages are above)", file=sys.stderr)
+            return 1
+        print(f"generated {name}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("course", type=Path)
     parser.add_argument("--cell-timeout", type=float, default=None)
     parser.add_argument("--unsafe-no-sandbox", action="store_true")
+    parser.add_argument("--generate", nargs="+", metavar="ASSIGNMENT",
+                        help="instead of grading: nbgrader generate_assignment for these, then exit")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")     # nbgrader's own SQLAlchemy and nbformat warnings, every submission
     speed_up_nbgrader()
     config = load_config(args.course.resolve(), args.cell_timeout, args.unsafe_no_sandbox)
+    if args.generate:
+        return generate(config, args.generate)
     _say({"ready": True})
     for n, line in enumerate(sys.stdin):
         item = json.loads(line)
