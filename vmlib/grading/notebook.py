@@ -32,11 +32,6 @@ def solution_cells(nb: dict) -> list[tuple[int, str]]:
             if c.get("cell_type") == "code" and _nbgrader(c).get("solution")]
 
 
-def solution_sources(nb: dict) -> list[str]:
-    """The sources of the autograded-answer (solution) code cells, in notebook order."""
-    return [source for _, source in solution_cells(nb)]
-
-
 _CELL = re.compile(r"\bcell (\d+)\b")
 
 
