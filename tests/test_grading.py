@@ -223,6 +223,21 @@ def test_shape_only_checks_never_say_pass(tmp_path):
     assert verdicts["test_framebuffer"]["passed"] and verdicts["test_framebuffer"]["shape_only"]
 
 
+def test_check_in_a_notebook_names_the_cell_by_its_execution_count(monkeypatch, capsys):
+    """In JupyterLab a cell shows as [n]: check() names the student's cell that way (IPython's In)."""
+    import linecache
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    source = "import no_such_module\ndef is_cow_mapping(f):\n    return False\n"
+    filename = "/tmp/ipykernel_0/cell.py"
+    monkeypatch.setitem(linecache.cache, filename, (len(source), None, source.splitlines(True), filename))
+    user = {"__name__": "__main__", "In": ["", "x = 1", source]}
+    exec(compile("def is_cow_mapping(f):\n    return False\n", filename, "exec"), user)  # noqa: S102
+    with pytest.raises(AssertionError):
+        check("ps1.is_cow_mapping", user["is_cow_mapping"])
+    out = capsys.readouterr().out
+    assert "your cell [2] raised ModuleNotFoundError" in out and "(cell [2], line 1)" in out, out
+
+
 def test_feedback_names_cells_as_the_notebook_numbers_them():
     nb = plants.filled("ps1_memmap", classify="import no_such_module\n" + plants.answers("ps1_memmap")["classify"])
     number = 1 + next(i for i, c in enumerate(nb["cells"]) if c["metadata"].get("nbgrader", {}).get("grade_id") == "classify")

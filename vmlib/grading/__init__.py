@@ -39,9 +39,21 @@ def check(suite_id: str, *answers, **params) -> None:
     cells: list[str] = []
     bind = {name: _bind(answer, cells) for name, answer in zip(suite.names, answers)}
     [verdict] = run_clean([{"suite": suite_id, "params": params, "cells": cells, "bind": bind}], trusted=True)
-    print(verdict["text"])
+    from vmlib.grading.notebook import renumber
+    labels = [_label(source, answers) for source in cells]
+    print(renumber(verdict["text"], labels))
     if not verdict["passed"]:
-        raise WrongAnswer(verdict["first"])
+        raise WrongAnswer(renumber(verdict["first"], labels))
+
+
+def _label(source: str, answers: tuple) -> str:
+    """How JupyterLab shows the cell whose code is `source`: by its execution count, "cell [7]"."""
+    history = next((fn.__globals__.get("In") for fn in answers if isinstance(fn, types.FunctionType)), None)
+    if isinstance(history, list):
+        runs = [n for n, text in enumerate(history) if isinstance(text, str) and text.strip() == source.strip()]
+        if runs:
+            return f"cell [{runs[-1]}]"
+    return "the cell that defines it"
 
 
 def _bind(answer, cells: list[str]) -> dict:

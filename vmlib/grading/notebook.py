@@ -35,11 +35,11 @@ def solution_cells(nb: dict) -> list[tuple[int, str]]:
 _CELL = re.compile(r"\bcell (\d+)\b")
 
 
-def renumber(text: str, numbers: list[int]) -> str:
-    """`text` with the grader's "cell k" (k-th answer cell sent) as the notebook's own cell number."""
+def renumber(text: str, labels: list[str]) -> str:
+    """`text` with the grader's "cell k" (the k-th cell it was sent) named by labels[k - 1]."""
     def sub(m):
         k = int(m.group(1))
-        return f"notebook cell {numbers[k - 1]}" if 0 < k <= len(numbers) else m.group(0)
+        return labels[k - 1] if 0 < k <= len(labels) else m.group(0)
     return _CELL.sub(sub, text)
 
 
@@ -85,7 +85,7 @@ def verify(nb: dict, cell_timeout: float = 5.0, *, trusted: bool = False,
     from vmlib.grading.suites import get_suite
 
     numbered = solution_cells(nb)
-    cells, numbers = [source for _, source in numbered], [n for n, _ in numbered]
+    cells, labels = [source for _, source in numbered], [f"notebook cell {n}" for n, _ in numbered]
     requests, owners = [], []
     for grade_id, checks in checking_cells(nb):
         for c in checks:
@@ -99,8 +99,8 @@ def verify(nb: dict, cell_timeout: float = 5.0, *, trusted: bool = False,
     for grade_id, v in zip(owners, results):
         merged = verdicts.setdefault(grade_id, {"passed": True, "first": None, "texts": [], "shape_only": True})
         merged["passed"] = merged["passed"] and v["passed"]
-        merged["first"] = merged["first"] or (v["first"] and renumber(v["first"], numbers))
-        merged["texts"].append(renumber(v["text"], numbers))
+        merged["first"] = merged["first"] or (v["first"] and renumber(v["first"], labels))
+        merged["texts"].append(renumber(v["text"], labels))
         merged["shape_only"] = merged["shape_only"] and bool(v.get("shape_only"))
     for merged in verdicts.values():
         merged["text"] = "\n".join(merged.pop("texts"))
