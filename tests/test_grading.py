@@ -412,6 +412,14 @@ def test_autograde_leaves_an_outside_folder_as_it_was(tmp_path):
     _run([sys.executable, ROOT / "tools" / "grade.py", "--course", course, "autograde", subs, "--timeout", "5"])
     assert _files(subs) == before
     assert _files(course / "submitted") == before
+    graded_alice = (course / "autograded" / "alice" / "ps7_design" / "ps7_design.ipynb").stat().st_mtime_ns
+    later = tmp_path / "later"            # a later folder with one more student: only that one is graded
+    (later / "carol" / "ps7_design").mkdir(parents=True)
+    (later / "carol" / "ps7_design" / "ps7_design.ipynb").write_text(json.dumps(plants.filled("ps7_design")))
+    proc = _run([sys.executable, ROOT / "tools" / "grade.py", "--course", course, "autograde", later, "--timeout", "5"])
+    assert "graded 1 of 1 submissions" in proc.stderr
+    assert (course / "autograded" / "alice" / "ps7_design" / "ps7_design.ipynb").stat().st_mtime_ns == graded_alice
+    assert _scores(course, "ps7_design", "carol")["test_framebuffer"] == (1.0, 1.0)
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "grade.py"), "--course", str(course), "autograde",
                            str(course / "autograded")], check=False, capture_output=True, text=True)
     assert proc.returncode != 0 and "give its submitted/ folder" in proc.stderr

@@ -135,7 +135,7 @@ def batches(found: dict[str, list[str]], workers: int) -> list[dict]:
     items = []
     for name, students in sorted(found.items()):
         size = max(1, min(BATCH, -(-len(students) // workers)))
-        items += [{"assignment": name, "students": students[i:i + size], "all": students}
+        items += [{"assignment": name, "students": students[i:i + size]}
                   for i in range(0, len(students), size)]
     return items
 

@@ -88,7 +88,7 @@ def _say(event: dict) -> None:
     sys.stdout.flush()
 
 
-def grade_batch(config, assignment: str, students: list[str], all_students: list[str]) -> tuple[bool, str, dict]:
+def grade_batch(config, assignment: str, students: list[str]) -> tuple[bool, str, dict]:
     """Autograde and generate feedback for `students` of `assignment`; (all went through, log tail,
     seconds by stage: verify, the rest of autograde, feedback)."""
     import vmlib_nbgrader
@@ -98,7 +98,9 @@ def grade_batch(config, assignment: str, students: list[str], all_students: list
 
     c = copy.deepcopy(config)
     c.CourseDirectory.assignment_id = assignment
-    c.CourseDirectory.student_id_exclude = ",".join(s for s in all_students if s not in set(students))
+    submitted = Path(c.CourseDirectory.root) / "submitted"
+    others = [d.name for d in submitted.iterdir() if (d / assignment).is_dir() and d.name not in set(students)]
+    c.CourseDirectory.student_id_exclude = ",".join(others)       # every other submission there
     coursedir = CourseDirectory(config=c)
     c.BaseConverter.post_convert_hook = lambda **_: _say({"step": 1})
     logs, ok, seconds = [], True, {}
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     _say({"ready": True})
     for n, line in enumerate(sys.stdin):
         item = json.loads(line)
-        ok, log, seconds = grade_batch(config, item["assignment"], item["students"], item["all"])
+        ok, log, seconds = grade_batch(config, item["assignment"], item["students"])
         _say({"batch": n, "ok": ok, "log": log, "seconds": seconds})
     return 0
 
