@@ -20,6 +20,15 @@ dies with every process in it, whatever signals the student ignored. Between che
 server SIGKILLs every other process of the namespace (kill(-1)), so a daemon does not outlive
 the check that started it.
 
+Run as root (CI), bwrap maps the sandbox's uid 65534 to root outside: without privileges it
+drops, it cannot map another user. Those processes hold no capabilities, but root-without-
+capabilities still owns root's files and sysctls and escapes RLIMIT_NPROC, so: nothing writable
+is bound, /proc and /dev are read-only (no sysctl writes), the pid namespace hides and shields
+every other process, and the seccomp filter (not RLIMIT_NPROC) stops new processes and refuses
+ptrace, keyrings, bpf, mounts and namespaces. Each worker writes to its own pipe, which the
+server relays, re-encoding every event, to the runner's pipe; so a worker cannot end a check
+early or write into the next one.
+
 Why bubblewrap rather than unshare(1) with a dedicated user: bwrap does in one exec what a
 sandbox needs and unshare cannot: it builds a new root from explicit read-only binds (unshare
 only unshares the mount namespace, the host file system stays visible unless we script
