@@ -225,6 +225,16 @@ def _cache_root() -> Path:
     return root
 
 
+def _prune(root: Path, days: float = 7) -> None:
+    """Remove stripped copies not used for `days` (older vmlib versions)."""
+    for old in root.iterdir():
+        try:
+            if old.is_dir() and not old.is_symlink() and time.time() - old.stat().st_mtime > days * 86400:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def student_lib(references) -> Path:
     """A folder holding the stripped vmlib for `references` (built once per vmlib version)."""
     h = hashlib.sha256(json.dumps([sorted(set(references)), sys.version]).encode())
@@ -234,7 +244,9 @@ def student_lib(references) -> Path:
     root = _cache_root()
     final = root / h.hexdigest()[:24]
     if final.is_dir():
+        os.utime(final)
         return final
+    _prune(root)
     tmp = Path(tempfile.mkdtemp(prefix="build-", dir=root))
     try:
         build_student_lib(tmp, references)
