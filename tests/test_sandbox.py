@@ -261,6 +261,36 @@ def test_a_step_that_ignores_every_signal_is_killed_from_outside_with_all_its_pr
         assert s.starts == 2
 
 
+def _world_readable_python() -> str | None:
+    """This Python, or a system python3 of the same version, if any user can run it."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for exe in (sandbox._python(), f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
+        if os.path.exists(exe) and sandbox._world_readable(exe) and \
+                sandbox._world_readable(os.path.dirname(os.path.dirname(os.path.realpath(exe)))):
+            return exe
+    return None
+
+
+def test_as_root_the_sandbox_is_an_unprivileged_user_outside_too(monkeypatch):
+    need_sandbox()
+    if os.geteuid() != 0:
+        pytest.skip("grading as a normal user: bwrap runs as that user already")
+    exe = _world_readable_python()
+    if exe is None:
+        pytest.skip(f"no {sys.version_info.major}.{sys.version_info.minor} interpreter that user {sandbox.NOBODY} "
+                    "can read: the sandbox runs as root outside its namespace (see vmlib/grading/sandbox.py)")
+    monkeypatch.setattr(sandbox, "INTERPRETER", exe)
+    monkeypatch.setattr(sandbox, "_PROBED", {})
+    assert sandbox.outside_user() == sandbox.NOBODY
+    with sandbox.StudentSide(REFERENCES, sandboxed=True) as s:
+        fds = probe(s, "import os\nanswer = os.access('/proc/2/fd', os.R_OK)")
+        uids = set()
+        for pid in _descendants(s.proc.pid):
+            with open(f"/proc/{pid}/status") as f:
+                uids |= {int(line.split()[1]) for line in f if line.startswith("Uid:")}
+    assert uids == {sandbox.NOBODY} and fds is False
+
+
 def test_forged_output_is_only_an_answer():
     need_sandbox()
     [v] = run_clean([{"suite": "ps1.is_cow_mapping", "params": {}, "cells": [attacks.FORGE],
