@@ -310,6 +310,17 @@ def test_untrusted_work_needs_a_sandbox(monkeypatch):
         assert "called vmlib.flags.is_cow_mapping, the reference you are asked to write" in v["first"]
 
 
+def test_run_check_in_process_opens_a_sandbox_or_refuses(monkeypatch):
+    from vmlib.grading.runner import run_check
+    need_sandbox()
+    check = {"suite": "ps1.is_cow_mapping", "params": {}, "bind": {"is_cow_mapping": {"name": "is_cow_mapping"}},
+             "cells": ["def is_cow_mapping(vm_flags):\n    return True\n"]}
+    assert run_check(check, 2.0)["text"].startswith("ps1.is_cow_mapping: 2 of 4 cases agree")
+    monkeypatch.setitem(sandbox._PROBED, "result", "bubblewrap (bwrap) is not installed")
+    with pytest.raises(sandbox.SandboxUnavailable):
+        run_check(check, 2.0)
+
+
 def test_autograde_refuses_without_bwrap_and_touches_nothing(tmp_path):
     subs = tmp_path / "submissions" / "alice" / "ps1_memmap"
     subs.mkdir(parents=True)

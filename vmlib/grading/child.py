@@ -4,8 +4,8 @@
 inside bubblewrap, with a stripped vmlib on sys.path (the functions being graded are stubs that
 call `not_provided`). It has vmlib loaded and reads one check request per line on req_fd; for
 each it forks a worker, which sets its limits (`limit`), runs the student's cells and cases and
-writes one JSON event per step on resp_fd; then the server kills whatever the worker left
-behind and writes an end line. Nothing here is trusted: the runner compares these answers with
+writes one JSON event per step on a pipe of its own; the server relays well-formed events to
+resp_fd, kills whatever the worker left behind and writes the end line of the check. Nothing here is trusted: the runner compares these answers with
 references it computed itself, and enforces the wall time from outside.
 """
 
@@ -26,7 +26,7 @@ from vmlib.grading.suites import Case, as_json, default_run_case
 MEMORY_LIMIT = 1 << 30      # bytes of address space per worker (a 6 GiB allocation fails)
 FILE_LIMIT = 16 << 20       # bytes a worker may write to one file (its /tmp is a small tmpfs too)
 FILES_OPEN = 64
-MAX_EVENT = 1 << 20       # longer lines from a worker are dropped
+MAX_EVENT = 1 << 20         # longer lines from a worker are dropped
 
 
 class CellTimeout(BaseException):
