@@ -64,7 +64,7 @@ def describe(exc: BaseException) -> str:
     elif isinstance(exc, CellTimeout):
         what = "did not finish in time (an endless loop?)"
     elif isinstance(exc, NotProvided):
-        what = f"called a function vmlib does not provide while grading: {exc}"
+        what = f"called a graded function: {exc}"
     else:
         what = f"raised {type(exc).__name__}: {exc}"[:300]
     where = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell")]
