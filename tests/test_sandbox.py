@@ -291,6 +291,15 @@ def test_as_root_the_sandbox_is_an_unprivileged_user_outside_too(monkeypatch):
     assert uids == {sandbox.NOBODY} and fds is False
 
 
+def test_a_crash_costs_only_its_check(side):
+    request = {"cells": ["import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"], "bind": {"x": {"value": 1}},
+               "prelude": "", "cases": [{"label": "probe", "fn": "x", "args": []}], "run_case": None}
+    probe(side, "answer = 2")
+    starts = side.starts
+    assert side.run(request, 2.0, 8.0) == ([], "died")
+    assert probe(side, "answer = 3") == 3 and side.starts == starts
+
+
 def test_forged_output_is_only_an_answer():
     need_sandbox()
     [v] = run_clean([{"suite": "ps1.is_cow_mapping", "params": {}, "cells": [attacks.FORGE],
@@ -343,8 +352,9 @@ def _scores(course: Path, name: str, student: str) -> dict[str, tuple[float, flo
         return {g.cell.name: (g.auto_score, g.max_score) for g in nb.grades if g.cell.cell_type != "markdown"}
 
 
-def _leftovers() -> list[str]:
-    """Processes an attack or a sandbox left: our orphans (we are their subreaper) and 'atk-' names."""
+def _leftovers(before: frozenset = frozenset()) -> list[str]:
+    """Processes an attack or a sandbox left: our new children and orphans (we are their subreaper),
+    and 'atk-' names; `before` lists our children from before (other tests' sandboxes)."""
     out = []
     for d in os.listdir("/proc"):
         try:
@@ -354,7 +364,7 @@ def _leftovers() -> list[str]:
                 comm = f.read().strip()
         except OSError:
             continue
-        if fields[0] != "Z" and (int(fields[1]) == os.getpid() or comm.startswith("atk-")):
+        if fields[0] != "Z" and (int(fields[1]) == os.getpid() or comm.startswith("atk-")) and d not in before:
             out.append(f"{d} {comm}")
     return out
 
@@ -368,6 +378,7 @@ def test_attacks_earn_nothing_and_honest_students_keep_full_marks(tmp_path):
         path = tmp_path / "submissions" / plant.student / attacks.NAME / f"{attacks.NAME}.ipynb"
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps(plant.build()))
+    before = frozenset(x.split()[0] for x in _leftovers())
     libc = ctypes.CDLL(None)
     libc.prctl(36, 1, 0, 0, 0)                     # PR_SET_CHILD_SUBREAPER: orphans come to us
     try:
@@ -377,10 +388,10 @@ def test_attacks_earn_nothing_and_honest_students_keep_full_marks(tmp_path):
                               capture_output=True, text=True, timeout=900, check=False)
         took = time.monotonic() - start
         time.sleep(0.5)
-        left = _leftovers()
+        left = _leftovers(before)
     finally:
         libc.prctl(36, 0, 0, 0, 0)
-        for pid in [int(x.split()[0]) for x in _leftovers()]:
+        for pid in [int(x.split()[0]) for x in _leftovers(before)]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
