@@ -11,7 +11,6 @@ check is
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -24,7 +23,7 @@ MAX_SHOWN = 5        # failures spelled out per check
 MAX_ROUNDS = 5       # student-side runs per check at most (sim.MAX_ROUNDS)
 CHECK_STEPS = 4      # a check may take this many cell timeouts in all (+ STARTUP_SLACK), then it is cut
 STARTUP_SLACK = 5.0
-_SIDE: list = []     # the open student side (see student_side)
+_SIDE: list = []     # the student side of this runner process (one per request)
 
 
 def run_child(suite: Suite, check: dict, cases: list[Case], cell_timeout: float) -> tuple[list, str]:
@@ -37,27 +36,11 @@ def run_child(suite: Suite, check: dict, cases: list[Case], cell_timeout: float)
     limit = CHECK_STEPS * cell_timeout + STARTUP_SLACK
     if _SIDE:
         events, ended = _SIDE[-1].run(request, cell_timeout, limit)
-    else:                 # outside student_side(): a sandbox for this one check (none: SandboxUnavailable)
-        with student_side([check], sandbox.require(trusted=False, unsafe_no_sandbox=False)) as side:
+    else:                 # outside verdicts_for(): a sandbox for this one check (none: SandboxUnavailable)
+        sandboxed = sandbox.require(trusted=False, unsafe_no_sandbox=False)
+        with sandbox.StudentSide(suite.references, sandboxed=sandboxed) as side:
             events, ended = side.run(request, cell_timeout, limit)
     return clean_events(events), ended
-
-
-@contextlib.contextmanager
-def student_side(checks: list[dict], sandboxed: bool):
-    """One student side (a sandbox, unless `sandboxed` is False) for `checks`; run_check uses it while open.
-
-    The graded functions of all their suites are missing from its vmlib. Open one per submission:
-    student code of one submission can disturb the later checks of that submission only.
-    """
-    references = sorted({r for c in checks for r in get_suite(c["suite"]).references})
-    with sandbox.StudentSide(references, sandboxed=sandboxed) as side:
-        side.start()      # it boots while the first references are computed
-        _SIDE.append(side)
-        try:
-            yield side
-        finally:
-            _SIDE.remove(side)
 
 
 def clean_events(events: list) -> list[dict]:
@@ -159,12 +142,23 @@ def run_clean(checks: list[dict], cell_timeout: float = 5.0, python: str | None 
     return json.loads(proc.stdout)
 
 
+def verdicts_for(checks: list[dict], cell_timeout: float, sandboxed: bool) -> list[dict]:
+    """The verdicts of `checks` (one submission's), judged here, with one student side for them all."""
+    suites = [get_suite(c["suite"]) for c in checks]
+    references = sorted({r for s in suites for r in s.references})
+    with sandbox.StudentSide(references, sandboxed=sandboxed) as side:
+        side.start()      # it boots while the first references are computed
+        _SIDE[:] = [side]
+        try:
+            return [run_check(c, cell_timeout) for c in checks]
+        finally:
+            _SIDE.clear()
+
+
 def main() -> None:
     request = json.load(sys.stdin)
     cell_timeout = float(request.get("cell_timeout", 5))
-    with student_side(request["checks"], sandboxed=bool(request.get("sandbox", True))):
-        verdicts = [run_check(c, cell_timeout) for c in request["checks"]]
-    json.dump(verdicts, sys.stdout)
+    json.dump(verdicts_for(request["checks"], cell_timeout, bool(request.get("sandbox", True))), sys.stdout)
 
 
 if __name__ == "__main__":
