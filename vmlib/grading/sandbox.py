@@ -91,7 +91,7 @@ class SandboxUnavailable(RuntimeError):
 
 # ---- is there a sandbox? ------------------------------------------------------------------------
 
-_PROBED: dict[str, str | None] = {}
+_PROBED: dict = {}     # "result": problem(), "user": outside_user()
 
 
 def problem() -> str | None:
