@@ -261,6 +261,45 @@ def test_a_step_that_ignores_every_signal_is_killed_from_outside_with_all_its_pr
         assert s.starts == 2
 
 
+def _world_readable_python() -> str | None:
+    """This Python, or a system python3 of the same version, if any user can run it."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for exe in (sandbox._python(), f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
+        if os.path.exists(exe) and sandbox._world_readable(exe) and \
+                sandbox._world_readable(os.path.dirname(os.path.dirname(os.path.realpath(exe)))):
+            return exe
+    return None
+
+
+def test_as_root_the_sandbox_is_an_unprivileged_user_outside_too(monkeypatch):
+    need_sandbox()
+    if os.geteuid() != 0:
+        pytest.skip("grading as a normal user: bwrap runs as that user already")
+    exe = _world_readable_python()
+    if exe is None:
+        pytest.skip(f"no {sys.version_info.major}.{sys.version_info.minor} interpreter that user {sandbox.NOBODY} "
+                    "can read: the sandbox runs as root outside its namespace (see vmlib/grading/sandbox.py)")
+    monkeypatch.setattr(sandbox, "INTERPRETER", exe)
+    monkeypatch.setattr(sandbox, "_PROBED", {})
+    assert sandbox.outside_user() == sandbox.NOBODY
+    with sandbox.StudentSide(REFERENCES, sandboxed=True) as s:
+        fds = probe(s, "import os\nanswer = os.access('/proc/2/fd', os.R_OK)")
+        uids = set()
+        for pid in _descendants(s.proc.pid):
+            with open(f"/proc/{pid}/status") as f:
+                uids |= {int(line.split()[1]) for line in f if line.startswith("Uid:")}
+    assert uids == {sandbox.NOBODY} and fds is False
+
+
+def test_a_crash_costs_only_its_check(side):
+    request = {"cells": ["import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"], "bind": {"x": {"value": 1}},
+               "prelude": "", "cases": [{"label": "probe", "fn": "x", "args": []}], "run_case": None}
+    probe(side, "answer = 2")
+    starts = side.starts
+    assert side.run(request, 2.0, 8.0) == ([], "died")
+    assert probe(side, "answer = 3") == 3 and side.starts == starts
+
+
 def test_forged_output_is_only_an_answer():
     need_sandbox()
     [v] = run_clean([{"suite": "ps1.is_cow_mapping", "params": {}, "cells": [attacks.FORGE],
@@ -278,6 +317,17 @@ def test_untrusted_work_needs_a_sandbox(monkeypatch):
     for kwargs in ({"trusted": True}, {"unsafe_no_sandbox": True}):
         [v] = run_clean(checks, 2.0, **kwargs)      # a plain process, still without the reference
         assert "called vmlib.flags.is_cow_mapping, the reference you are asked to write" in v["first"]
+
+
+def test_run_check_in_process_opens_a_sandbox_or_refuses(monkeypatch):
+    from vmlib.grading.runner import run_check
+    need_sandbox()
+    check = {"suite": "ps1.is_cow_mapping", "params": {}, "bind": {"is_cow_mapping": {"name": "is_cow_mapping"}},
+             "cells": ["def is_cow_mapping(vm_flags):\n    return True\n"]}
+    assert run_check(check, 2.0)["text"].startswith("ps1.is_cow_mapping: 2 of 4 cases agree")
+    monkeypatch.setitem(sandbox._PROBED, "result", "bubblewrap (bwrap) is not installed")
+    with pytest.raises(sandbox.SandboxUnavailable):
+        run_check(check, 2.0)
 
 
 def test_autograde_refuses_without_bwrap_and_touches_nothing(tmp_path):
@@ -302,8 +352,9 @@ def _scores(course: Path, name: str, student: str) -> dict[str, tuple[float, flo
         return {g.cell.name: (g.auto_score, g.max_score) for g in nb.grades if g.cell.cell_type != "markdown"}
 
 
-def _leftovers() -> list[str]:
-    """Processes an attack or a sandbox left: our orphans (we are their subreaper) and 'atk-' names."""
+def _leftovers(before: frozenset = frozenset()) -> list[str]:
+    """Processes an attack or a sandbox left: our new children and orphans (we are their subreaper),
+    and 'atk-' names; `before` lists our children from before (other tests' sandboxes)."""
     out = []
     for d in os.listdir("/proc"):
         try:
@@ -313,7 +364,7 @@ def _leftovers() -> list[str]:
                 comm = f.read().strip()
         except OSError:
             continue
-        if fields[0] != "Z" and (int(fields[1]) == os.getpid() or comm.startswith("atk-")):
+        if fields[0] != "Z" and (int(fields[1]) == os.getpid() or comm.startswith("atk-")) and d not in before:
             out.append(f"{d} {comm}")
     return out
 
@@ -327,6 +378,7 @@ def test_attacks_earn_nothing_and_honest_students_keep_full_marks(tmp_path):
         path = tmp_path / "submissions" / plant.student / attacks.NAME / f"{attacks.NAME}.ipynb"
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps(plant.build()))
+    before = frozenset(x.split()[0] for x in _leftovers())
     libc = ctypes.CDLL(None)
     libc.prctl(36, 1, 0, 0, 0)                     # PR_SET_CHILD_SUBREAPER: orphans come to us
     try:
@@ -336,10 +388,10 @@ def test_attacks_earn_nothing_and_honest_students_keep_full_marks(tmp_path):
                               capture_output=True, text=True, timeout=900, check=False)
         took = time.monotonic() - start
         time.sleep(0.5)
-        left = _leftovers()
+        left = _leftovers(before)
     finally:
         libc.prctl(36, 0, 0, 0, 0)
-        for pid in [int(x.split()[0]) for x in _leftovers()]:
+        for pid in [int(x.split()[0]) for x in _leftovers(before)]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:

@@ -4,8 +4,8 @@
 inside bubblewrap, with a stripped vmlib on sys.path (the functions being graded are stubs that
 call `not_provided`). It has vmlib loaded and reads one check request per line on req_fd; for
 each it forks a worker, which sets its limits (`limit`), runs the student's cells and cases and
-writes one JSON event per step on resp_fd; then the server kills whatever the worker left
-behind and writes an end line. Nothing here is trusted: the runner compares these answers with
+writes one JSON event per step on a pipe of its own; the server relays well-formed events to
+resp_fd, kills whatever the worker left behind and writes the end line of the check. Nothing here is trusted: the runner compares these answers with
 references it computed itself, and enforces the wall time from outside.
 """
 
@@ -19,6 +19,7 @@ import resource
 import select
 import signal
 import struct
+import sys
 import traceback
 
 from vmlib.grading.suites import Case, as_json, default_run_case
@@ -26,7 +27,7 @@ from vmlib.grading.suites import Case, as_json, default_run_case
 MEMORY_LIMIT = 1 << 30      # bytes of address space per worker (a 6 GiB allocation fails)
 FILE_LIMIT = 16 << 20       # bytes a worker may write to one file (its /tmp is a small tmpfs too)
 FILES_OPEN = 64
-MAX_EVENT = 1 << 20       # longer lines from a worker are dropped
+MAX_EVENT = 1 << 20         # longer lines from a worker are dropped
 
 
 class CellTimeout(BaseException):
@@ -64,7 +65,7 @@ def describe(exc: BaseException) -> str:
     elif isinstance(exc, CellTimeout):
         what = "did not finish in time (an endless loop?)"
     elif isinstance(exc, NotProvided):
-        what = f"called a function vmlib does not provide while grading: {exc}"
+        what = f"called a graded function: {exc}"
     else:
         what = f"raised {type(exc).__name__}: {exc}"[:300]
     where = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell")]
@@ -166,6 +167,9 @@ CLONE_THREAD = 0x00010000
 
 
 def _prctl(*args) -> None:
+    """prctl(2) on Linux (OSError if it fails); nothing elsewhere (a laptop's unsandboxed selfcheck)."""
+    if not sys.platform.startswith("linux"):
+        return
     if _LIBC.prctl(*[ctypes.c_ulong(a) if isinstance(a, int) else a for a in args]) != 0:
         raise OSError(ctypes.get_errno(), f"prctl{args[:1]} failed")
 
@@ -210,13 +214,26 @@ def no_new_processes() -> bool:
     return True
 
 
-def limit(cpu_seconds: int) -> None:
-    """This worker's limits: memory, file size, open files, CPU time, no core, no new processes."""
+def limit(cpu_seconds: int, strict: bool = True) -> None:
+    """This worker's limits: memory, file size, open files, CPU time, no core, no new processes.
+
+    `strict` (in the sandbox): a limit that cannot be set is an error; otherwise it is skipped.
+    """
     for res, value in ((resource.RLIMIT_AS, MEMORY_LIMIT), (resource.RLIMIT_FSIZE, FILE_LIMIT),
                        (resource.RLIMIT_NOFILE, FILES_OPEN), (resource.RLIMIT_CPU, cpu_seconds),
                        (resource.RLIMIT_CORE, 0)):
-        resource.setrlimit(res, (value, value))
-    no_new_processes()
+        hard = resource.getrlimit(res)[1]
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        try:
+            resource.setrlimit(res, (value, value))
+        except (ValueError, OSError):
+            if strict:
+                raise
+    try:
+        no_new_processes()
+    except OSError:
+        if strict:
+            raise
 
 
 # ---- the server --------------------------------------------------------------------------------------
@@ -226,7 +243,7 @@ def _write(fd: int, data: bytes) -> None:
         data = data[os.write(fd, data):]
 
 
-def _worker(request: dict, resp_fd: int) -> None:
+def _worker(request: dict, resp_fd: int, sandboxed: bool) -> None:
     """The forked child of one check: limits, then the student's code; never returns."""
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -234,7 +251,7 @@ def _worker(request: dict, resp_fd: int) -> None:
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.close(null)
-        limit(int(request.get("cpu_limit", 60)))
+        limit(int(request.get("cpu_limit", 60)), strict=sandboxed)
         with open(resp_fd, "w", closefd=False) as out:
             run(request, out)
         status = 0
@@ -324,7 +341,7 @@ def serve(req_fd: int, resp_fd: int, sandboxed: bool) -> None:
             os.close(r)
             if not sandboxed:
                 os.setpgid(0, 0)
-            _worker(request, w)
+            _worker(request, w, sandboxed)
             os.kill(os.getpid(), signal.SIGKILL)
         os.close(w)
         status = _relay(r, resp_fd, pid, sandboxed)

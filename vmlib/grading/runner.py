@@ -33,12 +33,13 @@ def run_child(suite: Suite, check: dict, cases: list[Case], cell_timeout: float)
                "cases": [{"label": c.label, "fn": c.fn, "args": c.args} for c in cases],
                "prelude": suite.prelude,
                "run_case": f"{run_case.__module__}:{run_case.__qualname__}" if run_case else None}
-    side = _SIDE[0] if _SIDE else None
-    if side is None:      # called directly (tests): a plain student side for this one check
-        with sandbox.StudentSide(suite.references, sandboxed=False) as side:
-            events, ended = side.run(request, cell_timeout, CHECK_STEPS * cell_timeout + STARTUP_SLACK)
-    else:
-        events, ended = side.run(request, cell_timeout, CHECK_STEPS * cell_timeout + STARTUP_SLACK)
+    limit = CHECK_STEPS * cell_timeout + STARTUP_SLACK
+    if _SIDE:
+        events, ended = _SIDE[-1].run(request, cell_timeout, limit)
+    else:                 # outside verdicts_for(): a sandbox for this one check (none: SandboxUnavailable)
+        sandboxed = sandbox.require(trusted=False, unsafe_no_sandbox=False)
+        with sandbox.StudentSide(suite.references, sandboxed=sandboxed) as side:
+            events, ended = side.run(request, cell_timeout, limit)
     return clean_events(events), ended
 
 

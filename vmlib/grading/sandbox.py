@@ -20,6 +20,17 @@ dies with every process in it, whatever signals the student ignored. Between che
 server SIGKILLs every other process of the namespace (kill(-1)), so a daemon does not outlive
 the check that started it.
 
+Grading as root (CI), bwrap is started as user nobody (65534; `outside_user`), so the sandbox
+is an unprivileged user outside its namespaces too, whenever nobody can read the interpreter (a
+system Python). If it cannot (an interpreter under /root, e.g. pyenv's), bwrap runs as root and
+maps the sandbox's uid 65534 to root outside. Those processes hold no capabilities, but
+root-without-capabilities still owns root's files and sysctls and escapes RLIMIT_NPROC, so in
+both cases: nothing writable is bound, /proc and /dev are read-only (no sysctl writes), the pid
+namespace hides and shields every other process, and the seccomp filter (not RLIMIT_NPROC) stops
+new processes and refuses ptrace, keyrings, bpf, mounts and namespaces. Each worker writes to
+its own pipe, which the server relays, re-encoding every event, to the runner's pipe; so a
+worker cannot end a check early or write into the next one.
+
 Why bubblewrap rather than unshare(1) with a dedicated user: bwrap does in one exec what a
 sandbox needs and unshare cannot: it builds a new root from explicit read-only binds (unshare
 only unshares the mount namespace, the host file system stays visible unless we script
@@ -60,6 +71,7 @@ from pathlib import Path
 
 VMLIB = Path(__file__).resolve().parent.parent          # the real vmlib (never shown to students)
 LIB_IN_SANDBOX = "/grader/lib"                           # where the stripped copy is mounted
+NOBODY = 65534                                           # the sandbox's user inside (and outside, as root)
 TMPFS_BYTES = 64 << 20                                   # the student's private /tmp
 STARTUP = 30.0                                           # seconds the student side may take to start
 GRACE = 1.0                                              # seconds the runner waits beyond a step's limit
@@ -79,7 +91,7 @@ class SandboxUnavailable(RuntimeError):
 
 # ---- is there a sandbox? ------------------------------------------------------------------------
 
-_PROBED: dict[str, str | None] = {}
+_PROBED: dict = {}     # "result": problem(), "user": outside_user()
 
 
 def problem() -> str | None:
@@ -89,13 +101,40 @@ def problem() -> str | None:
     return _PROBED["result"]
 
 
-def _probe() -> str | None:
+def outside_user() -> int | None:
+    """The uid to start bwrap as: NOBODY when we are root and nobody can read all it binds, else None
+    (ourselves). Then the sandbox is an unprivileged user outside its namespace too (probed once)."""
+    if "user" not in _PROBED:
+        _PROBED["user"] = None
+        binds = [_prefix(), _python(), *_hidden_package_dirs()]
+        if os.geteuid() == 0 and all(_world_readable(p) for p in binds) and _probe(NOBODY) is None:
+            _PROBED["user"] = NOBODY
+    return _PROBED["user"]
+
+
+def _world_readable(path: str) -> bool:
+    """Whether any user can read `path` (and list it, for a folder) through its parent folders."""
+    try:
+        p = Path(path)
+        if not all(parent.stat().st_mode & 0o001 for parent in p.parents):
+            return False
+        mode = p.stat().st_mode
+        return bool(mode & 0o004) and (not p.is_dir() or bool(mode & 0o001))
+    except OSError:
+        return False
+
+
+def _as_user(uid: int | None) -> dict:
+    return {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
+
+
+def _probe(uid: int | None = None) -> str | None:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return f"bubblewrap (bwrap) is not installed: {INSTALL}"
     cmd = bwrap_command(bwrap, None, [_python(), "-I", "-S", "-c", "pass"])
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False, **_as_user(uid))
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bwrap does not start ({exc})"
     if proc.returncode != 0:
@@ -207,13 +246,25 @@ def build_student_lib(dest: Path, references) -> None:
 
 
 def _cache_root() -> Path:
-    """A folder only we can write, for the stripped copies."""
+    """A folder only we can write (others may pass through it), for the stripped copies."""
     root = Path(tempfile.gettempdir()) / f"vmlib-student-{os.getuid()}"
-    root.mkdir(mode=0o700, exist_ok=True)
+    root.mkdir(mode=0o711, exist_ok=True)
     st = root.lstat()
     if not root.is_dir() or root.is_symlink() or st.st_uid != os.getuid() or st.st_mode & 0o022:
         raise RuntimeError(f"{root} is not a private folder of this user; remove it and grade again")
+    if st.st_mode & 0o777 != 0o711:
+        root.chmod(0o711)
     return root
+
+
+def _prune(root: Path, days: float = 7) -> None:
+    """Remove stripped copies not used for `days` (older vmlib versions)."""
+    for old in root.iterdir():
+        try:
+            if old.is_dir() and not old.is_symlink() and time.time() - old.stat().st_mtime > days * 86400:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def student_lib(references) -> Path:
@@ -225,10 +276,14 @@ def student_lib(references) -> Path:
     root = _cache_root()
     final = root / h.hexdigest()[:24]
     if final.is_dir():
+        os.utime(final)
         return final
+    _prune(root)
     tmp = Path(tempfile.mkdtemp(prefix="build-", dir=root))
     try:
         build_student_lib(tmp, references)
+        for folder in [tmp, *(p for p in tmp.rglob("*") if p.is_dir())]:
+            folder.chmod(0o755)                  # readable by the sandbox's user (see outside_user)
         os.rename(tmp, final)
     except OSError:
         if not final.is_dir():
@@ -240,14 +295,22 @@ def student_lib(references) -> Path:
 
 # ---- the sandbox ----------------------------------------------------------------------------------
 
+INTERPRETER: str | None = None      # the sandbox's Python; None: the base interpreter of this one
+
+
 def _python() -> str:
     """The base interpreter (not a venv's wrapper, which lives in the course folder)."""
-    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    return os.path.realpath(INTERPRETER or getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def _prefix() -> str:
+    """The installation folder of the sandbox's Python (bin/ and lib/ under it)."""
+    return os.path.dirname(os.path.dirname(_python()))
 
 
 def _hidden_package_dirs() -> list[str]:
     """Folders of installed packages under the interpreter: hidden in the sandbox."""
-    paths = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix})
+    paths = sysconfig.get_paths(vars={"base": _prefix(), "platbase": _prefix()})
     found = {paths["purelib"], paths["platlib"]}
     for pattern in ("/usr/lib/python3*/dist-packages", "/usr/local/lib/python3*/dist-packages",
                     "/usr/local/lib/python3*/site-packages", "/usr/lib/python3*/site-packages"):
@@ -266,11 +329,9 @@ def bwrap_command(bwrap: str, lib: Path | None, argv: list[str]) -> list[str]:
             cmd += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             cmd += ["--ro-bind", top, top]
-    prefixes = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.base_exec_prefix),
-                os.path.dirname(os.path.dirname(_python()))}
-    for prefix in sorted(prefixes):
-        if not (prefix + "/").startswith("/usr/") and prefix != "/":
-            cmd += ["--ro-bind", prefix, prefix]
+    prefix = _prefix()
+    if not (prefix + "/").startswith("/usr/") and prefix != "/":
+        cmd += ["--ro-bind", prefix, prefix]
     for hidden in _hidden_package_dirs():
         cmd += ["--tmpfs", hidden, "--remount-ro", hidden]
     if lib is not None:
@@ -311,7 +372,8 @@ class StudentSide:
         errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed once the side is ready, or by kill()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
                                      pass_fds=(req_r, resp_w), cwd="/" if self.sandboxed else tempfile.gettempdir(),
-                                     start_new_session=True, env={} if self.sandboxed else {"LANG": "C.UTF-8"})
+                                     start_new_session=True, env={} if self.sandboxed else {"LANG": "C.UTF-8"},
+                                     **_as_user(self._user()))
         os.close(req_r)
         os.close(resp_w)
         os.set_blocking(self.req_w, False)
@@ -319,6 +381,12 @@ class StudentSide:
         self.buf = b""
         self.starts += 1
         self.errors, self.ready = errors, False
+
+    def _user(self) -> int | None:
+        """Whom to start as: see outside_user (the stripped copy must be reachable for that user too)."""
+        if not self.sandboxed or not _world_readable(str(self.lib)):
+            return None
+        return outside_user()
 
     def _wait_ready(self) -> None:
         if self._line(time.monotonic() + STARTUP) != b'{"ready": true}':
