@@ -178,9 +178,8 @@ def run_workers(course: Path, items: list[dict], progress: Progress, workers: in
         proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 text=True)
         try:
-            ready = proc.stdout.readline()
-            if not ready:
-                events.put({"failed": "a grading worker did not start (tools/nbgrader/batch.py)"})
+            if not proc.stdout.readline():
+                events.put({"failed": "a grading worker did not start (tools/nbgrader/batch.py; see above)"})
                 return
             while True:
                 try:
@@ -189,18 +188,29 @@ def run_workers(course: Path, items: list[dict], progress: Progress, workers: in
                     return
                 proc.stdin.write(json.dumps(item) + "\n")
                 proc.stdin.flush()
-                for line in proc.stdout:
-                    event = json.loads(line)
-                    events.put(event)
-                    if "batch" in event:
-                        break
-                else:
-                    events.put({"failed": f"a grading worker died grading {item['assignment']}"})
+                if not follow(proc, item):
+                    events.put({"failed": f"a grading worker died grading {item['assignment']} "
+                                          f"({', '.join(item['students'])})"})
                     return
+        except Exception as exc:  # noqa: BLE001 - reported, and the other workers go on
+            events.put({"failed": f"a grading worker failed: {exc!r}"})
         finally:
             proc.stdin.close()
             proc.wait()
             events.put({"exit": True})
+
+    def follow(proc, item) -> bool:
+        """Pass the worker's events on until its batch is done; False if the worker ended first."""
+        for line in proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                print(line, end="", file=sys.stderr)
+                continue
+            events.put(event)
+            if "batch" in event:
+                return True
+        return False
 
     threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(workers, len(items))))]
     for t in threads:
