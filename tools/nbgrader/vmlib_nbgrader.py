@@ -88,6 +88,7 @@ def outputs_for(verdict: dict) -> list:
 def configure(c, cell_timeout: float = 10.0) -> None:
     """Put VerifyChecks and ApplyVerdicts into nbgrader's autograde pipeline on config `c` (no Execute)."""
     c.OverwriteCells.add_missing_cells = True
+    c.Exporter.optimistic_validation = True      # validate each notebook once, after all preprocessors
     c.VerifyChecks.cell_timeout = cell_timeout
     c.Autograde.sanitize_preprocessors = [
         ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, VerifyChecks, CheckCellMetadata]
