@@ -375,7 +375,8 @@ def test_exchange_round_trip_two_students_and_autograde_in_place(tmp_path):
     as_student = [sys.executable, "-c", code]
     ex = f"--Exchange.root={exchange}"
     _run(grade + ["release", "--out", tmp_path / "out", name])
-    _run(nbgrader + ["release_assignment", name, f"--CourseDirectory.root={course}", ex], cwd=ROOT)
+    instructor = dict(os.environ, NBGRADER_EXCHANGE=str(exchange))      # nbgrader_config.py reads it
+    _run(nbgrader + ["release_assignment", name, f"--CourseDirectory.root={course}"], cwd=ROOT, env=instructor)
     answers = {"alice": plants.answers(name), "bob": {**plants.answers(name), "choice_framebuffer": 'framebuffer = "MIXEDMAP"'}}
     for student, cells in answers.items():
         home = tmp_path / student
@@ -388,7 +389,7 @@ def test_exchange_round_trip_two_students_and_autograde_in_place(tmp_path):
             plants.cell(nb, grade_id)["source"] = source
         path.write_text(json.dumps(nb))
         _run(as_student + ["submit", name, "--course=vmlib-mixedmap", ex], cwd=home, env=env)
-    _run(nbgrader + ["collect", name, f"--CourseDirectory.root={course}", ex], cwd=ROOT)
+    _run(nbgrader + ["collect", name, f"--CourseDirectory.root={course}"], cwd=ROOT, env=instructor)
     submitted = course / "submitted"
     before = _files(submitted)
     assert {k.split("/")[0] for k in before} == {"alice", "bob"} and any(k.endswith("timestamp.txt") for k in before)
