@@ -8,8 +8,9 @@
 # What set-up does: creates .venv (python3 >= 3.10), installs the project with the
 # extras the verb needs (skipped while pyproject.toml is unchanged and they are there):
 # `lab` only the student set (course, plus render = pygraphviz when Graphviz's `dot` is
-# missing), `test` and `env` everything (course, grading, test, render). It
-# installs Graphviz (and for `test` Debian's chromium) with apt-get when it can: as root,
+# missing), `test` and `env` everything (course, grading, test, render). It installs
+# Graphviz, bubblewrap (the sandbox that grading runs student code in) and for `test`
+# Debian's chromium with apt-get when it can: as root,
 # or through sudo when sudo needs no password. Otherwise it prints the command to run
 # and goes on; the tests that need those tools then skip (or fail when CI is set).
 # `lab` hides nbgrader's instructor panels unless the grading extra was asked for.
@@ -211,6 +212,9 @@ system_setup() {  # install the non-Python tools VERB needs
         return 0
     fi
     need_system_tool dot graphviz "Graphviz" graphviz
+    if [ "$(uname -s)" = Linux ]; then
+        need_system_tool bwrap bubblewrap "bubblewrap (the grading sandbox)" bubblewrap
+    fi
     if [ "$verb" = test ] && ! find_chromium; then
         need_system_tool chromium chromium "Chromium (browser tests)" "--cask chromium"
     fi

@@ -14,7 +14,7 @@ import pytest
 
 import vmlib.flags
 from vmlib.grading import NotVerifiedHere, check
-from vmlib.grading.notebook import checking_cells, parse_checks
+from vmlib.grading.notebook import checking_cells, parse_checks, verify
 from vmlib.grading.runner import run_clean
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,8 @@ WRONG_COW = "def is_cow_mapping(vm_flags):\n    return not vm_flags & VM_SHARED\
 def _verdict(suite: str, cells: list[str], **params) -> dict:
     names = {"ps1.is_cow_mapping": ["is_cow_mapping"], "ps1.memmap": ["memmap_bytes", "break_even_guests"],
              "ps1.classify_mmap": ["classify_mmap"]}[suite]
-    [v] = run_clean([{"suite": suite, "params": params, "cells": cells, "bind": {n: {"name": n} for n in names}}])
+    [v] = run_clean([{"suite": suite, "params": params, "cells": cells, "bind": {n: {"name": n} for n in names}}],
+                    trusted=True)   # sandboxed where bwrap runs (CI), a plain process elsewhere
     return v
 
 
@@ -182,22 +183,74 @@ def test_grades_csv_feedback_and_no_stderr(graded):
     assert "called vmlib.memory.vm_normal_page, the reference you are asked to write" in html
 
 
-def test_selfcheck_command_on_release_and_solution():
-    tool = [sys.executable, str(ROOT / "tools" / "grade.py"), "selfcheck"]
+def _selfcheck(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.pop("NBGRADER_EXECUTION", None)
-    bad = subprocess.run(tool + [str(ROOT / "exercises/ps1_memmap/ps1_memmap.ipynb")], check=False, capture_output=True, text=True,
-                         env=env)
-    good = subprocess.run(tool + [str(ROOT / "solutions/ps1_memmap/ps1_memmap.ipynb")], check=False, capture_output=True,
-                          text=True, env=env)
+    return subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, env=env, cwd=cwd)
+
+
+def test_selfcheck_command_on_release_and_solution():
+    tool = [str(ROOT / "tools" / "grade.py"), "selfcheck"]
+    bad = _selfcheck(*tool, str(ROOT / "exercises/ps1_memmap/ps1_memmap.ipynb"))
+    good = _selfcheck(*tool, str(ROOT / "solutions/ps1_memmap/ps1_memmap.ipynb"))
     assert bad.returncode == 1 and "visible checks: 0 of 5 points" in bad.stdout
     assert good.returncode == 0 and "visible checks: 12 of 12 points" in good.stdout
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_selfcheck_command_works_as_printed(name):
+    """The command each exercise prints works from the notebook's folder and from the repository root."""
+    import re
+    nb = plants.load(ROOT / "exercises" / name / f"{name}.ipynb")
+    text = "".join(plants.src(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+    printed = re.findall(r"`python (-m vmlib\.grading\.selfcheck \S+\.ipynb)`", text)
+    assert printed, f"{name} prints no self-check command"
+    for cwd in (ROOT / "exercises" / name, ROOT):
+        proc = _selfcheck(*printed[0].split(), cwd=cwd)
+        assert proc.returncode == 1 and "visible checks: 0 of" in proc.stdout, (cwd, proc.stdout + proc.stderr)
+
+
+def test_shape_only_checks_never_say_pass(tmp_path):
+    """ps7's visible checks and ps6's shape checks look only at the form: they say so."""
+    for name in ("ps6_predict", "ps7_design"):
+        path = tmp_path / f"{name}.ipynb"
+        path.write_text(json.dumps(plants.filled(name)))
+        proc = _selfcheck(str(ROOT / "tools" / "grade.py"), "selfcheck", str(path))
+        assert "[well-formed]" in proc.stdout and "well-formed; graded by the autograder" in proc.stdout, proc.stdout
+        for line in proc.stdout.splitlines():
+            assert not ("well-formed" in line and ("[pass]" in line or "agree with the kernel" in line)), line
+    nb = plants.filled("ps7_design", choice_framebuffer='framebuffer = "MIXEDMAP"')
+    verdicts = verify(nb)
+    assert verdicts["test_framebuffer"]["passed"] and verdicts["test_framebuffer"]["shape_only"]
+
+
+def test_check_in_a_notebook_names_the_cell_by_its_execution_count(monkeypatch, capsys):
+    """In JupyterLab a cell shows as [n]: check() names the student's cell that way (IPython's In)."""
+    import linecache
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    source = "import no_such_module\ndef is_cow_mapping(f):\n    return False\n"
+    filename = "/tmp/ipykernel_0/cell.py"
+    monkeypatch.setitem(linecache.cache, filename, (len(source), None, source.splitlines(True), filename))
+    user = {"__name__": "__main__", "In": ["", "x = 1", source]}
+    exec(compile("def is_cow_mapping(f):\n    return False\n", filename, "exec"), user)  # noqa: S102
+    with pytest.raises(AssertionError):
+        check("ps1.is_cow_mapping", user["is_cow_mapping"])
+    out = capsys.readouterr().out
+    assert "your cell [2] raised ModuleNotFoundError" in out and "(cell [2], line 1)" in out, out
+
+
+def test_feedback_names_cells_as_the_notebook_numbers_them():
+    nb = plants.filled("ps1_memmap", classify="import no_such_module\n" + plants.answers("ps1_memmap")["classify"])
+    number = 1 + next(i for i, c in enumerate(nb["cells"]) if c["metadata"].get("nbgrader", {}).get("grade_id") == "classify")
+    text = verify(nb)["test_classify_visible"]["text"]
+    assert f"notebook cell {number} raised ModuleNotFoundError" in text and f"(notebook cell {number}, line 1)" in text, text
 
 
 # ---- simulator-graded suites (ps2-ps6), without nbgrader -------------------------------------
 
 def _sim(suite: str, cell: str, name: str, **params) -> dict:
-    [v] = run_clean([{"suite": suite, "params": params, "cells": [cell], "bind": {name: {"name": name}}}])
+    [v] = run_clean([{"suite": suite, "params": params, "cells": [cell], "bind": {name: {"name": name}}}],
+                    trusted=True)
     return v
 
 
@@ -219,6 +272,35 @@ def test_sim_consequence_in_the_kernel_is_bad_page_map():
     assert "consequence: step 3 (parent: get_user_pages_fast(0x40000000, 1, write)): BadPageMap: pfn_to_page: " \
            "pfn 65536 has no struct page" in v["first"]
     assert "(kernel: KernelError: get_user_pages: page at 0x40000000 cannot be taken (-EFAULT))" in v["first"]
+
+
+def test_sim_wrong_answer_that_derails_a_scenario_is_reported_as_its_step():
+    """A remap_pfn_range_check refusing every COW vma makes mmap fail; later steps then raise
+    (munmap of nothing): each is that step's outcome, never a crash of the run (sim.World.step)."""
+    for params in ({}, {"cases": "hidden", "seed": 1}):
+        v = _sim("ps2.remap_pfn_range_check", plants.REMAP_COW_EINVAL, "remap_pfn_range_check", **params)
+        assert 0 < v["failed"] < v["cases"], v["text"]
+        assert "step 1 (parent: mmap" in v["first"] and "your remap_pfn_range_check returned -EINVAL" in v["first"]
+
+
+def test_sim_step_that_raises_anything_is_its_outcome():
+    from vmlib.grading.sim import FAILED, Scenario, play
+
+    def run(w):
+        w.step("parent: a step that trips over a missing mapping", lambda: (_ for _ in ()).throw(ValueError("boom")))
+        w.step("parent: the next step", lambda: 0)
+        raise KeyError("between steps")
+
+    w = play(Scenario("derailed", "2.6.26", "x86", run), (), None, {})
+    assert [o for _, o, _ in w.steps] == [f"{FAILED}ValueError: boom", "returned 0", f"{FAILED}KeyError: 'between steps'"]
+
+
+def test_sim_answers_of_the_wrong_form_are_failures_not_crashes():
+    from vmlib.grading.sim import _event_answer
+    for fn, forged in (("remap_pfn_range_check", [0]), ("vm_normal_page", {"page": "x"}), ("gup_fast_pte_ok", 1),
+                       ("insert_mixed_decision", {"a": 1}), ("do_wp_page_decision", None)):
+        assert _event_answer(fn, {"i": 0, "result": forged}, "ok") == {"failed": "sent an answer of the wrong form"}
+    assert _event_answer("remap_pfn_range_check", {"i": 0, "result": -22}, "ok") == -22
 
 
 def test_sim_reference_under_another_name_trips():
@@ -263,3 +345,84 @@ def test_ps6_notebook_shows_the_graded_sequences():
     assert sorted(set(seeds)) == [1, 2, 4]
     for seed in set(seeds):
         assert describe(seed) in text, f"the notebook does not show sequence {seed}: regenerate it"
+
+
+# ---- the instructor's workflow: nbgrader's exchange and submitted/ folder ----------------------
+
+def _run(cmd: list, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(c) for c in cmd], check=False, capture_output=True, text=True, **kw)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_exchange_round_trip_two_students_and_autograde_in_place(tmp_path):
+    """release_assignment, fetch_assignment and submit as two students, collect, then the documented
+    `tools/grade.py autograde COURSE/submitted`: both are graded and no submission is lost or changed."""
+    name, course, exchange = "ps7_design", tmp_path / "course", tmp_path / "exchange"
+    exchange.mkdir()
+    exchange.chmod(0o777)
+    grade = [sys.executable, ROOT / "tools" / "grade.py", "--course", course]
+    nbgrader = [sys.executable, "-m", "nbgrader"]
+    # Two students on one machine account: nbgrader names a student by the uid's login (on a
+    # JupyterHub each student has their own), so the student commands take it from $USER here.
+    code = ("import os, sys, nbgrader.utils as u; u.get_osusername = lambda: os.environ['USER']; "
+            "from nbgrader.apps.nbgraderapp import main; sys.argv[0] = 'nbgrader'; main()")
+    as_student = [sys.executable, "-c", code]
+    ex = f"--Exchange.root={exchange}"
+    _run(grade + ["release", "--out", tmp_path / "out", name])
+    instructor = dict(os.environ, NBGRADER_EXCHANGE=str(exchange))      # nbgrader_config.py reads it
+    _run(nbgrader + ["release_assignment", name, f"--CourseDirectory.root={course}"], cwd=ROOT, env=instructor)
+    answers = {"alice": plants.answers(name), "bob": {**plants.answers(name), "choice_framebuffer": 'framebuffer = "MIXEDMAP"'}}
+    for student, cells in answers.items():
+        home = tmp_path / student
+        home.mkdir()
+        env = dict(os.environ, HOME=str(home), USER=student, LOGNAME=student)
+        _run(as_student + ["fetch_assignment", name, "--course=vmlib-mixedmap", ex], cwd=home, env=env)
+        path = home / name / f"{name}.ipynb"
+        nb = json.loads(path.read_text())
+        for grade_id, source in cells.items():
+            plants.cell(nb, grade_id)["source"] = source
+        path.write_text(json.dumps(nb))
+        _run(as_student + ["submit", name, "--course=vmlib-mixedmap", ex], cwd=home, env=env)
+    _run(nbgrader + ["collect", name, f"--CourseDirectory.root={course}"], cwd=ROOT, env=instructor)
+    submitted = course / "submitted"
+    before = _files(submitted)
+    assert {k.split("/")[0] for k in before} == {"alice", "bob"} and any(k.endswith("timestamp.txt") for k in before)
+    proc = _run(grade + ["autograde", submitted, "--timeout", "5"])
+    assert _files(submitted) == before, "autograde changed or lost a collected submission"
+    assert "graded 2 of 2 submissions" in proc.stderr
+    alice, bob = (_scores(course, name, s) for s in ("alice", "bob"))
+    assert all(auto == full for auto, full in alice.values()), alice
+    assert bob["test_framebuffer"][0] == 0 and all(a == f for c, (a, f) in bob.items() if c != "test_framebuffer")
+    again = _run(grade + ["autograde", submitted, "--timeout", "5"])      # again: nothing regenerated, same grades
+    assert "generated ps7_design" not in again.stderr and _files(submitted) == before
+
+
+@pytest.mark.slow
+def test_autograde_leaves_an_outside_folder_as_it_was(tmp_path):
+    subs = tmp_path / "subs"
+    for student, plant in (("alice", "a_good"), ("bob", "w_framebuffer")):
+        nb = next(p for p in plants.ps7_plants() if p.student == plant).build()
+        (subs / student / "ps7_design").mkdir(parents=True)
+        (subs / student / "ps7_design" / "ps7_design.ipynb").write_text(json.dumps(nb))
+    before = _files(subs)
+    course = tmp_path / "course"
+    _run([sys.executable, ROOT / "tools" / "grade.py", "--course", course, "autograde", subs, "--timeout", "5"])
+    assert _files(subs) == before
+    assert _files(course / "submitted") == before
+    graded_alice = (course / "autograded" / "alice" / "ps7_design" / "ps7_design.ipynb").stat().st_mtime_ns
+    later = tmp_path / "later"            # a later folder with one more student: only that one is graded
+    (later / "carol" / "ps7_design").mkdir(parents=True)
+    (later / "carol" / "ps7_design" / "ps7_design.ipynb").write_text(json.dumps(plants.filled("ps7_design")))
+    proc = _run([sys.executable, ROOT / "tools" / "grade.py", "--course", course, "autograde", later, "--timeout", "5"])
+    assert "graded 1 of 1 submissions" in proc.stderr
+    assert (course / "autograded" / "alice" / "ps7_design" / "ps7_design.ipynb").stat().st_mtime_ns == graded_alice
+    assert _scores(course, "ps7_design", "carol")["test_framebuffer"] == (1.0, 1.0)
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "grade.py"), "--course", str(course), "autograde",
+                           str(course / "autograded")], check=False, capture_output=True, text=True)
+    assert proc.returncode != 0 and "give its submitted/ folder" in proc.stderr

@@ -11,16 +11,22 @@ build/nbgrader/ (made here; `--course` picks another). See docs/instructors.md.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
 EXERCISES = ROOT / "exercises"
 COURSE = ROOT / "build" / "nbgrader"
+BATCH = 25           # students of one assignment a worker grades in one go
 
 
 def assignments() -> list[str]:
@@ -31,8 +37,11 @@ def assignments() -> list[str]:
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     """Run one nbgrader command on `course` with the repository's config; output goes to our stderr."""
     cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"]
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    return subprocess.run(cmd, cwd=ROOT, env=env, check=False, stdout=sys.stderr, stderr=sys.stderr)
+    return subprocess.run(cmd, cwd=ROOT, env=_env(), check=False, stdout=sys.stderr, stderr=sys.stderr)
+
+
+def _env() -> dict:
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 def preflight() -> None:
@@ -46,20 +55,44 @@ def preflight() -> None:
                  + proc.stderr[-1500:])
 
 
-def prepare(course: Path, names: list[str]) -> None:
-    """Copy solutions/ into the course's source/ and let nbgrader generate the release and gradebook."""
+def fingerprint(name: str) -> str:
+    """A hash of solutions/<name>/ (every file but checkpoints): what generate_assignment depends on."""
+    h = hashlib.sha256()
+    for path in sorted((SOLUTIONS / name).rglob("*")):
+        if path.is_file() and ".ipynb_checkpoints" not in path.parts:
+            h.update(str(path.relative_to(SOLUTIONS)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def prepare(course: Path, names: list[str], force: bool = False) -> None:
+    """Make the course's release and gradebook match solutions/: `nbgrader generate_assignment` for
+    every assignment whose solutions changed since it was last generated here (all if `force`)."""
     preflight()
+    marks = course / ".generated"
+    todo = {}
     for name in names:
+        mark, digest = marks / name, fingerprint(name)
+        current = (mark.is_file() and mark.read_text() == digest and (course / "gradebook.db").is_file()
+                   and (course / "release" / name / f"{name}.ipynb").is_file())
+        if force or not current:
+            todo[name] = digest
+    for name in todo:
         source = course / "source" / name
         shutil.rmtree(source, ignore_errors=True)
         shutil.copytree(SOLUTIONS / name, source, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-        if nbgrader(course, "generate_assignment", name, "--force").returncode != 0:
-            sys.exit(f"nbgrader generate_assignment {name} failed (its messages are above)")
+    if not todo:
+        return
+    cmd = [sys.executable, str(ROOT / "tools" / "nbgrader" / "batch.py"), str(course), "--generate", *todo]
+    if subprocess.run(cmd, cwd=ROOT, env=_env(), check=False, stdout=sys.stderr).returncode != 0:
+        sys.exit("generate_assignment failed (its messages are above)")
+    marks.mkdir(parents=True, exist_ok=True)
+    for name, digest in todo.items():
+        (marks / name).write_text(digest)
 
 
 def release(course: Path, out: Path, names: list[str]) -> None:
     """Regenerate out/<assignment>/ (exercises/ by default) from solutions/."""
-    prepare(course, names)
+    prepare(course, names, force=True)
     for name in names:
         shutil.rmtree(out / name, ignore_errors=True)
         shutil.copytree(course / "release" / name, out / name)
@@ -80,21 +113,152 @@ def find_submissions(folder: Path, known: list[str]) -> dict[str, list[str]]:
     return found
 
 
-def autograde(course: Path, folder: Path, csv: Path, timeout: int | None) -> int:
-    """Autograde every submission under `folder`, write feedback HTML and `csv`; 0 if all went through."""
-    found = find_submissions(folder, assignments())
-    prepare(course, sorted(found))
-    failed = 0
-    for name, students in sorted(found.items()):
+def collect_into(course: Path, folder: Path, found: dict[str, list[str]]) -> None:
+    """Copy folder/<student>/<assignment>/ into the course's submitted/ (nothing to do if `folder` is
+    submitted/ itself). The input is only read: SystemExit if it is, or holds, a folder nbgrader rewrites."""
+    submitted = course / "submitted"
+    if folder == submitted:
+        return
+    if folder == course or course.is_relative_to(folder) or folder.is_relative_to(course):
+        sys.exit(f"{folder} is part of the nbgrader course {course} (whose autograded/ and feedback/ "
+                 f"nbgrader rewrites): give its submitted/ folder, or a folder outside it")
+    for name, students in found.items():
         for student in students:
-            dest = course / "submitted" / student / name
+            dest = submitted / student / name
             shutil.rmtree(dest, ignore_errors=True)
-            shutil.copytree(folder / student / name, dest)
-        extra = [f"--SafeExecute.timeout={timeout}", f"--VerifyChecks.cell_timeout={min(timeout, 5)}"] if timeout else []
-        failed += nbgrader(course, "autograde", name, "--force", *extra).returncode != 0
-        failed += nbgrader(course, "generate_feedback", name, "--force").returncode != 0
-    failed += nbgrader(course, "export", f"--to={csv}").returncode != 0
+            shutil.copytree(folder / student / name, dest, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+
+
+def batches(found: dict[str, list[str]], workers: int) -> list[dict]:
+    """Work items for the workers: at most BATCH students of one assignment each, and enough items
+    to keep every worker busy."""
+    items = []
+    for name, students in sorted(found.items()):
+        size = max(1, min(BATCH, -(-len(students) // workers)))
+        items += [{"assignment": name, "students": students[i:i + size]}
+                  for i in range(0, len(students), size)]
+    return items
+
+
+class Progress:
+    """Prints "graded N of M submissions, S s, about T left" on stderr, at most every `every` seconds."""
+
+    def __init__(self, total: int, every: float = 5.0):
+        self.total, self.done, self.every = total, 0, every
+        self.start = self.last = time.monotonic()
+
+    def add(self, n: float = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.done >= 1 and (now - self.last >= self.every or self.done == self.total):
+            self.last = now
+            elapsed = now - self.start
+            left = elapsed / self.done * (self.total - self.done)
+            print(f"graded {self.done:.0f} of {self.total} submissions, {elapsed:.0f} s, about {_span(left)} left",
+                  file=sys.stderr, flush=True)
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def run_workers(course: Path, items: list[dict], progress: Progress, workers: int, timeout: float | None,
+                unsafe: bool, seconds: dict) -> list[str]:
+    """Grade `items` on `workers` processes of tools/nbgrader/batch.py; the logs of failed batches.
+    Adds the workers' seconds by stage to `seconds`."""
+    todo: queue.Queue = queue.Queue()
+    for item in items:
+        todo.put(item)
+    events: queue.Queue = queue.Queue()
+    cmd = [sys.executable, str(ROOT / "tools" / "nbgrader" / "batch.py"), str(course)]
+    cmd += [f"--cell-timeout={timeout}"] if timeout else []
+    cmd += ["--unsafe-no-sandbox"] if unsafe else []
+
+    def work() -> None:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True)
+        try:
+            if not proc.stdout.readline():
+                events.put({"failed": "a grading worker did not start (tools/nbgrader/batch.py; see above)"})
+                return
+            while True:
+                try:
+                    item = todo.get_nowait()
+                except queue.Empty:
+                    return
+                proc.stdin.write(json.dumps(item) + "\n")
+                proc.stdin.flush()
+                if not follow(proc, item):
+                    events.put({"failed": f"a grading worker died grading {item['assignment']} "
+                                          f"({', '.join(item['students'])})"})
+                    return
+        except Exception as exc:  # noqa: BLE001 - reported, and the other workers go on
+            events.put({"failed": f"a grading worker failed: {exc!r}"})
+        finally:
+            proc.stdin.close()
+            proc.wait()
+            events.put({"exit": True})
+
+    def follow(proc, item) -> bool:
+        """Pass the worker's events on until its batch is done; False if the worker ended first."""
+        for line in proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                print(line, end="", file=sys.stderr)
+                continue
+            events.put(event)
+            if "batch" in event:
+                return True
+        return False
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(workers, len(items))))]
+    for t in threads:
+        t.start()
+    failures, running = [], len(threads)
+    while running:
+        event = events.get()
+        if "step" in event:
+            progress.add(0.5)
+        elif "exit" in event:
+            running -= 1
+        elif "failed" in event:
+            failures.append(event["failed"])
+        else:
+            for stage, t in event["seconds"].items():
+                seconds[stage] = seconds.get(stage, 0.0) + t
+            if not event["ok"]:
+                failures.append(event["log"])
+    return failures
+
+
+def autograde(course: Path, folder: Path, csv: Path, timeout: int | None, workers: int = 2,
+              unsafe: bool = False) -> int:
+    """Autograde every submission under `folder` (never changed), write feedback HTML and `csv`;
+    0 if all went through."""
+    from vmlib.grading.sandbox import SandboxUnavailable, require
+    try:
+        require(trusted=False, unsafe_no_sandbox=unsafe)
+    except SandboxUnavailable as exc:
+        sys.exit(str(exc))
+    found = find_submissions(folder, assignments())
+    collect_into(course, folder, found)
+    clock, seconds = time.perf_counter(), {}
+    prepare(course, sorted(found))
+    seconds["generate_assignment"] = time.perf_counter() - clock
+    total = sum(len(s) for s in found.values())
+    print(f"grading {total} submissions of {len(found)} assignment(s) on {workers} worker(s)", file=sys.stderr)
+    progress, clock = Progress(total), time.perf_counter()
+    failures = run_workers(course, batches(found, workers), progress, workers, timeout, unsafe, seconds)
+    seconds["grading (wall)"] = time.perf_counter() - clock
+    for log in failures:
+        print(log, file=sys.stderr)
+    clock = time.perf_counter()
+    failed = bool(failures) or nbgrader(course, "export", f"--to={csv}").returncode != 0
+    seconds["export"] = time.perf_counter() - clock
     print(f"grades: {csv}\nfeedback: {course / 'feedback'}")
+    print("seconds by stage (verify, autograde and feedback summed over the workers): "
+          + json.dumps({k: round(v, 1) for k, v in seconds.items()}), file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -108,7 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     auto = sub.add_parser("autograde", help="grade a folder of submissions")
     auto.add_argument("submissions", type=Path, help="folder of <student>/<assignment>/<notebook>.ipynb")
     auto.add_argument("--csv", type=Path, default=None, help="grades file (COURSE/grades.csv)")
-    auto.add_argument("--timeout", type=int, default=None, help="seconds per notebook cell (30)")
+    auto.add_argument("--timeout", type=int, default=None, help="seconds a student cell or case may run (10)")
+    auto.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="grading processes (one per core)")
+    auto.add_argument("--unsafe-no-sandbox", action="store_true",
+                      help="grade without the bubblewrap sandbox (student code runs as you; trusted work only)")
     check = sub.add_parser("selfcheck", help="run the visible checks of a notebook")
     check.add_argument("notebook", type=Path)
     args = parser.parse_args(argv)
@@ -123,9 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.submissions.is_dir():
             parser.error(f"{args.submissions} is not a folder of submissions")
         return autograde(course, args.submissions.resolve(), (args.csv or course / "grades.csv").resolve(),
-                         args.timeout)
-    from vmlib.grading.notebook import selfcheck
-    return selfcheck(str(args.notebook))
+                         args.timeout, args.workers, args.unsafe_no_sandbox)
+    from vmlib.grading.notebook import main as selfcheck
+    return selfcheck([str(args.notebook)])
 
 
 if __name__ == "__main__":

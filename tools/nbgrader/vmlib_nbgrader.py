@@ -1,16 +1,19 @@
-"""nbgrader plug-in: the verdict of every checking test cell comes from outside the student's kernel.
+"""nbgrader plug-in: every autograded test cell is judged outside the notebook; no student code runs in a kernel.
 
 VerifyChecks runs in the sanitize stage, right after nbgrader has restored the locked cells from
-its gradebook and before any student code has run; it grades the solution cells in a clean
-process (vmlib.grading.notebook.verify). ApplyVerdicts runs after the notebook was executed and
-replaces the outputs of those test cells with the verdict, so that nothing the student's code did
-in the kernel (redefined helpers, patched modules, swallowed exceptions) changes a score.
-`configure(c)` wires both, with nbgrader's default preprocessors, into a config object.
+its gradebook; it grades the solution cells through vmlib.grading.notebook.verify (the student's
+code runs only there, in the grading sandbox). ApplyVerdicts then gives every autograded test cell
+the outputs nbgrader scores: the clean verdict, or, for a test cell without a check() call the
+verifier can read, an error saying so. nbgrader's Execute is not in the pipeline: running the
+student's notebook in a Jupyter kernel would run student code outside the sandbox, and nothing
+it printed could change a score anyway. `configure(c)` wires both, with nbgrader's other default
+preprocessors, into a config object.
 """
 
 from __future__ import annotations
 
-from nbclient.exceptions import DeadKernelError
+import time
+
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import (
@@ -18,7 +21,6 @@ from nbgrader.preprocessors import (
     CheckCellMetadata,
     ClearOutput,
     DeduplicateIds,
-    Execute,
     IgnorePattern,
     LimitOutput,
     NbGraderPreprocessor,
@@ -26,11 +28,14 @@ from nbgrader.preprocessors import (
     OverwriteKernelspec,
     SaveAutoGrades,
 )
-from traitlets import Float
+from traitlets import Bool, Float
 
 from vmlib.grading.notebook import verify
 
 _VERDICTS: dict[tuple, dict] = {}
+SECONDS = {"verify": 0.0}     # time spent judging in this process (tools/grade.py reports it by stage)
+UNVERIFIED = ("this test cell has no check(...) call that the grader can read, so it was not graded: "
+              "tools/grade.py never runs a notebook in a Jupyter kernel (ask your instructor)")
 
 
 def _key(resources) -> tuple:
@@ -39,43 +44,35 @@ def _key(resources) -> tuple:
 
 
 class VerifyChecks(NbGraderPreprocessor):
-    """Grade the notebook's check() cells in a clean process, before the notebook runs."""
+    """Grade the notebook's check() cells outside the notebook (vmlib.grading.notebook.verify).
+
+    The clean side runs in nbgrader's own process (no student code runs there: no Execute); the
+    student's cells run in a fresh sandbox per notebook.
+    """
 
     cell_timeout = Float(5.0, help="seconds one student cell or case may run in the clean grader").tag(config=True)
+    unsafe_no_sandbox = Bool(False, help="grade without the bubblewrap sandbox: student code runs as you, "
+                             "unisolated (only for trusted work on a machine without bwrap)").tag(config=True)
 
     def preprocess(self, nb, resources):
-        _VERDICTS[_key(resources)] = verify(nb, self.cell_timeout)
+        start = time.perf_counter()
+        _VERDICTS[_key(resources)] = verify(nb, self.cell_timeout, unsafe_no_sandbox=self.unsafe_no_sandbox,
+                                            in_process=True)
+        SECONDS["verify"] += time.perf_counter() - start
         return nb, resources
 
 
-class SafeExecute(Execute):
-    """nbgrader's Execute, except that a kernel the student killed does not lose the whole notebook.
-
-    The cells that ran keep their outputs; every grade cell left without output is marked failed,
-    and ApplyVerdicts then puts the clean verdict on the checking test cells.
-    """
-
-    def preprocess(self, nb, resources, *args, **kwargs):
-        try:
-            return super().preprocess(nb, resources, *args, **kwargs)
-        except DeadKernelError as exc:
-            self.log.warning("the kernel died (%s); grading what ran and the clean verdicts", exc)
-            for cell in nb.cells:
-                if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade") and not cell.outputs:
-                    cell.outputs = [NotebookNode(output_type="error", ename="DeadKernelError", evalue=str(exc),
-                                                 traceback=["the kernel died before this cell ran"])]
-            return nb, resources
-
-
 class ApplyVerdicts(NbGraderPreprocessor):
-    """Replace the outputs of verified test cells with the clean verdict."""
+    """Give each autograded test cell the outputs of its clean verdict (an error if it has none)."""
 
     def preprocess(self, nb, resources):
         verdicts = _VERDICTS.pop(_key(resources), {})
         for cell in nb.cells:
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if cell.cell_type == "code" and grade_id in verdicts:
-                cell.outputs = outputs_for(verdicts[grade_id])
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+                continue
+            verdict = verdicts.get(meta.get("grade_id"))
+            cell.outputs = outputs_for(verdict or {"passed": False, "first": UNVERIFIED, "text": UNVERIFIED})
         return nb, resources
 
 
@@ -89,13 +86,12 @@ def outputs_for(verdict: dict) -> list:
 
 
 def configure(c, cell_timeout: float = 10.0) -> None:
-    """Put VerifyChecks and ApplyVerdicts into nbgrader's autograde pipeline on config `c`."""
+    """Put VerifyChecks and ApplyVerdicts into nbgrader's autograde pipeline on config `c` (no Execute)."""
     c.OverwriteCells.add_missing_cells = True
-    c.Execute.timeout = 30
-    c.SafeExecute.timeout = 30
+    c.Exporter.optimistic_validation = True      # validate each notebook once, after all preprocessors
     c.VerifyChecks.cell_timeout = cell_timeout
     c.Autograde.sanitize_preprocessors = [
         ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, VerifyChecks, CheckCellMetadata]
     c.Autograde.autograde_preprocessors = [
-        SafeExecute, ApplyVerdicts, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+        ApplyVerdicts, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
         AssignLatePenalties, CheckCellMetadata]

@@ -1,7 +1,8 @@
 """Grading for the course's exercises: plain Python, standard library only, no Jupyter.
 
-Students call `check(suite, answer...)` in a test cell; it judges the answer in a fresh
-interpreter against vmlib's reference and prints where it first diverged. At autograde time the
+Students call `check(suite, answer...)` in a test cell; it judges the answer against vmlib's
+reference, running the student's code in a sandbox with a vmlib that lacks the functions being
+graded (vmlib.grading.sandbox), and prints where it first diverged. At autograde time the
 verdict that counts is computed outside the student's kernel (vmlib.grading.notebook, plugged
 into nbgrader by tools/nbgrader/vmlib_nbgrader.py), so nothing the notebook does can change it.
 """
@@ -37,10 +38,22 @@ def check(suite_id: str, *answers, **params) -> None:
         raise TypeError(f"check({suite_id!r}, ...) takes {', '.join(suite.names)}; got {len(answers)} answers")
     cells: list[str] = []
     bind = {name: _bind(answer, cells) for name, answer in zip(suite.names, answers)}
-    [verdict] = run_clean([{"suite": suite_id, "params": params, "cells": cells, "bind": bind}])
-    print(verdict["text"])
+    [verdict] = run_clean([{"suite": suite_id, "params": params, "cells": cells, "bind": bind}], trusted=True)
+    from vmlib.grading.notebook import renumber
+    labels = [_label(source, answers) for source in cells]
+    print(renumber(verdict["text"], labels))
     if not verdict["passed"]:
-        raise WrongAnswer(verdict["first"])
+        raise WrongAnswer(renumber(verdict["first"], labels))
+
+
+def _label(source: str, answers: tuple) -> str:
+    """How JupyterLab shows the cell whose code is `source`: by its execution count, "cell [7]"."""
+    history = next((fn.__globals__.get("In") for fn in answers if isinstance(fn, types.FunctionType)), None)
+    if isinstance(history, list):
+        runs = [n for n, text in enumerate(history) if isinstance(text, str) and text.strip() == source.strip()]
+        if runs:
+            return f"cell [{runs[-1]}]"
+    return "the cell that defines it"
 
 
 def _bind(answer, cells: list[str]) -> dict:

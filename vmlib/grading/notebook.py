@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import sys
 
 from vmlib.grading.runner import run_clean
@@ -24,9 +25,22 @@ def _source(cell: dict) -> str:
     return "".join(src) if isinstance(src, list) else src
 
 
-def solution_sources(nb: dict) -> list[str]:
-    """The sources of the autograded-answer (solution) code cells, in notebook order."""
-    return [_source(c) for c in nb["cells"] if c.get("cell_type") == "code" and _nbgrader(c).get("solution")]
+def solution_cells(nb: dict) -> list[tuple[int, str]]:
+    """(number, source) of the answer (solution) code cells, in notebook order; cells are numbered
+    1, 2, ... over the whole notebook, markdown included, as JupyterLab counts them."""
+    return [(n, _source(c)) for n, c in enumerate(nb["cells"], 1)
+            if c.get("cell_type") == "code" and _nbgrader(c).get("solution")]
+
+
+_CELL = re.compile(r"\bcell (\d+)\b")
+
+
+def renumber(text: str, labels: list[str]) -> str:
+    """`text` with the grader's "cell k" (the k-th cell it was sent) named by labels[k - 1]."""
+    def sub(m):
+        k = int(m.group(1))
+        return labels[k - 1] if 0 < k <= len(labels) else m.group(0)
+    return _CELL.sub(sub, text)
 
 
 def parse_checks(source: str) -> list[dict]:
@@ -59,11 +73,19 @@ def checking_cells(nb: dict) -> list[tuple[str, list[dict]]]:
     return out
 
 
-def verify(nb: dict, cell_timeout: float = 5.0) -> dict[str, dict]:
-    """{grade_id: verdict} for every checking test cell; a verdict has passed, first and text."""
+def verify(nb: dict, cell_timeout: float = 5.0, *, trusted: bool = False,
+           unsafe_no_sandbox: bool = False, in_process: bool = False) -> dict[str, dict]:
+    """{grade_id: verdict} for every checking test cell; a verdict has passed, first, text and
+    shape_only (only the form of the answer was checked).
+
+    The solution cells run in the sandbox (see run_clean); `trusted` (the student's own
+    selfcheck) may run without one, `unsafe_no_sandbox` is the instructor's explicit opt-out;
+    `in_process` judges in this process (only where no student code runs: the autograder).
+    """
     from vmlib.grading.suites import get_suite
 
-    cells = solution_sources(nb)
+    numbered = solution_cells(nb)
+    cells, labels = [source for _, source in numbered], [f"notebook cell {n}" for n, _ in numbered]
     requests, owners = [], []
     for grade_id, checks in checking_cells(nb):
         for c in checks:
@@ -72,22 +94,40 @@ def verify(nb: dict, cell_timeout: float = 5.0) -> dict[str, dict]:
                              "bind": dict(zip(names, c["answers"]))})
             owners.append(grade_id)
     verdicts: dict[str, dict] = {}
-    for grade_id, v in zip(owners, run_clean(requests, cell_timeout) if requests else []):
-        merged = verdicts.setdefault(grade_id, {"passed": True, "first": None, "texts": []})
+    results = run_clean(requests, cell_timeout, trusted=trusted, unsafe_no_sandbox=unsafe_no_sandbox,
+                        in_process=in_process) if requests else []
+    for grade_id, v in zip(owners, results):
+        merged = verdicts.setdefault(grade_id, {"passed": True, "first": None, "texts": [], "shape_only": True})
         merged["passed"] = merged["passed"] and v["passed"]
-        merged["first"] = merged["first"] or v["first"]
-        merged["texts"].append(v["text"])
+        merged["first"] = merged["first"] or (v["first"] and renumber(v["first"], labels))
+        merged["texts"].append(renumber(v["text"], labels))
+        merged["shape_only"] = merged["shape_only"] and bool(v.get("shape_only"))
     for merged in verdicts.values():
         merged["text"] = "\n".join(merged.pop("texts"))
     return verdicts
 
 
+def find_notebook(name: str) -> str:
+    """The notebook `name` names: a path, or a bare file name found in the current folder or in
+    exercises/<assignment>/ below it (so the printed command works from both); ValueError if none."""
+    import os
+    if os.path.exists(name):
+        return name
+    stem = os.path.splitext(os.path.basename(name))[0]
+    candidate = os.path.join("exercises", stem, f"{stem}.ipynb")
+    if os.path.basename(name) == name and os.path.exists(candidate):
+        return candidate
+    raise ValueError(f"no notebook {name!r} here ({os.getcwd()}): run this from the notebook's folder, "
+                     f"or give its path")
+
+
 def selfcheck(path: str, cell_timeout: float = 5.0) -> int:
     """Print a student's score on the visible checks of the notebook at `path`; 0 if all pass."""
-    with open(path, encoding="utf-8") as f:
+    with open(find_notebook(path), encoding="utf-8") as f:
         nb = json.load(f)
-    verdicts = verify(nb, cell_timeout)
+    verdicts = verify(nb, cell_timeout, trusted=True)
     got = total = 0
+    failed = False
     for cell in nb["cells"]:
         meta = _nbgrader(cell)
         if not meta.get("grade") or meta.get("solution") or cell.get("cell_type") != "code":
@@ -97,13 +137,31 @@ def selfcheck(path: str, cell_timeout: float = 5.0) -> int:
         if v is None:
             print(f"[hidden] {meta['grade_id']} ({points:g} points): hidden cases, run by the autograder")
             continue
-        total += points
-        got += points if v["passed"] else 0
-        print(f"[{'pass' if v['passed'] else 'FAIL'}] {meta['grade_id']} ({points:g} points)")
+        if v["shape_only"]:
+            label = "well-formed" if v["passed"] else "FAIL"
+            print(f"[{label}] {meta['grade_id']} ({points:g} points): graded by the autograder")
+        else:
+            total += points
+            got += points if v["passed"] else 0
+            print(f"[{'pass' if v['passed'] else 'FAIL'}] {meta['grade_id']} ({points:g} points)")
+        failed = failed or not v["passed"]
         print("    " + v["text"].replace("\n", "\n    "))
     print(f"visible checks: {got:g} of {total:g} points")
-    return 0 if got == total else 1
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m vmlib.grading.notebook NOTEBOOK`: the student's self-check."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m vmlib.grading.selfcheck NOTEBOOK.ipynb", file=sys.stderr)
+        return 2
+    try:
+        return selfcheck(args[0])
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
-    sys.exit(selfcheck(sys.argv[1]))
+    sys.exit(main())

@@ -71,7 +71,7 @@ def _memmap_cases(params: dict) -> list[Case]:
 
 
 register(Suite("ps1.memmap", ("memmap_bytes", "break_even_guests"), _memmap_cases, prelude=PRELUDE,
-               tripwires=("vmlib.grading.ps1:memmap_bytes", "vmlib.grading.ps1:break_even_guests")))
+               references=("vmlib.grading.ps1:memmap_bytes", "vmlib.grading.ps1:break_even_guests")))
 
 
 # ---- part (b): is_cow_mapping ---------------------------------------------------------------
@@ -108,7 +108,7 @@ def _cow_cases(params: dict) -> list[Case]:
 
 
 register(Suite("ps1.is_cow_mapping", ("is_cow_mapping",), _cow_cases, prelude=PRELUDE,
-               tripwires=("vmlib.flags:is_cow_mapping",)))
+               references=("vmlib.flags:is_cow_mapping",)))
 
 
 # ---- part (c): what mmap makes of MAP_SHARED / MAP_PRIVATE ----------------------------------
@@ -164,4 +164,4 @@ def _show_classified(result) -> str:
 
 
 register(Suite("ps1.classify_mmap", ("classify_mmap",), _classify_cases, prelude=PRELUDE,
-               tripwires=("vmlib.grading.ps1:classify_mmap",), show=_show_classified))
+               references=("vmlib.grading.ps1:classify_mmap",), show=_show_classified))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 from vmlib.grading.sim import BASE, play, scenario
-from vmlib.grading.suites import Case, Suite, register
+from vmlib.grading.suites import Case, Suite, register, table_row
 
 PTES = ("-", "A r", "A w", "new r", "new w", "zero r")
 PROFILES = ("2.6.26/x86", "6.12/x86")
@@ -79,15 +79,6 @@ def _cases(params: dict, check_values: bool) -> list[Case]:
             for i, op in enumerate(ops)]
 
 
-def _row(bound: dict, case: Case):
-    """Student side: row i of the student's table."""
-    table = bound[case.fn]
-    i = case.args[0]
-    if not isinstance(table, (list, tuple)):
-        raise TypeError(f"the table must be a list of rows, got {type(table).__name__}")
-    return list(table[i]) if i < len(table) and isinstance(table[i], (list, tuple)) else None
-
-
 def _shape(case: Case, got) -> str | None:
     if got is None or len(got) != 4:
         return "this row is missing or is not (count, mapcount, parent pte, child pte)"
@@ -110,7 +101,7 @@ def _compare(case: Case, got) -> str | None:
     return "; ".join(wrong) or None
 
 
-register(Suite("ps6.predict", ("table",), lambda p: _cases(p, True), run_case=_row, compare=_compare,
-               params=("seed",)))
-register(Suite("ps6.shape", ("table",), lambda p: _cases(p, False), run_case=_row, compare=_compare,
-               params=("seed",)))
+register(Suite("ps6.predict", ("table",), lambda p: _cases(p, True), run_case=table_row, compare=_compare,
+               params=("seed",), references=("vmlib.grading.ps6:answer_key",)))
+register(Suite("ps6.shape", ("table",), lambda p: _cases(p, False), run_case=table_row, compare=_compare,
+               params=("seed",), references=("vmlib.grading.ps6:answer_key",)))

@@ -7,7 +7,7 @@ Without them the suite only checks that the answer is one of the two choices.
 
 from __future__ import annotations
 
-from vmlib.grading.suites import Case, Suite, register
+from vmlib.grading.suites import Case, Suite, plain_value, register
 
 CHOICES = ("PFNMAP", "MIXEDMAP")
 
@@ -20,11 +20,6 @@ def _choice_cases(params: dict) -> list[Case]:
     return [Case(params.get("driver", "your answer"), "answer", [], expected, params.get("why", ""))]
 
 
-def _value(bound: dict, case: Case):
-    """Student side: the answer is a value, not a function."""
-    return bound[case.fn]
-
-
 def _compare(case: Case, got) -> str | None:
     """None if the answer is well formed (and right, when the key is known), else the problem."""
     if got not in CHOICES:
@@ -35,5 +30,5 @@ def _compare(case: Case, got) -> str | None:
     return None
 
 
-register(Suite("ps7.choice", ("answer",), _choice_cases, run_case=_value, compare=_compare,
+register(Suite("ps7.choice", ("answer",), _choice_cases, run_case=plain_value, compare=_compare,
                params=("driver", "expected", "why")))

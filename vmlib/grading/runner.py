@@ -1,8 +1,10 @@
 """Clean side of a check: build cases, compute the reference, judge the student's answers.
 
-`python -I -m vmlib.grading.runner` reads {"checks": [...], "cell_timeout": s} as JSON on stdin
-and writes a JSON list of verdicts on stdout. It never runs the student's code itself: each
-check starts its own vmlib.grading.child. A check is
+`python -I -m vmlib.grading.runner` reads {"checks": [...], "cell_timeout": s, "sandbox": bool}
+as JSON on stdin and writes a JSON list of verdicts on stdout. It never runs the student's code
+itself: one student side (vmlib.grading.sandbox.StudentSide: a bubblewrap sandbox with a vmlib
+that lacks the graded functions) runs every check of the request, each in a forked worker. A
+check is
     {"suite": "ps1.is_cow_mapping", "params": {...}, "cells": [source, ...],
      "bind": {suite_name: {"name": n} | {"value": v} | {"import": "module:attr"}}}
 """
@@ -10,42 +12,58 @@ check starts its own vmlib.grading.child. A check is
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
 
+from vmlib.grading import sandbox
 from vmlib.grading.suites import Case, Suite, get_suite
 
 MAX_SHOWN = 5        # failures spelled out per check
+MAX_ROUNDS = 5       # student-side runs per check at most (sim.MAX_ROUNDS)
+CHECK_STEPS = 4      # a check may take this many cell timeouts in all (+ STARTUP_SLACK), then it is cut
+STARTUP_SLACK = 5.0
+_SIDE: list = []     # the student side of this runner process (one per request)
 
 
 def run_child(suite: Suite, check: dict, cases: list[Case], cell_timeout: float) -> tuple[list, str]:
     """Run the student side of one check; (events, how it ended: "ok", "timeout" or "died")."""
+    run_case = suite.run_case
     request = {"suite": suite.id, "cells": check.get("cells", []), "bind": check["bind"],
                "cases": [{"label": c.label, "fn": c.fn, "args": c.args} for c in cases],
-               "cell_timeout": cell_timeout}
-    budget = cell_timeout * (len(request["cells"]) + len(cases)) + 10
-    with tempfile.TemporaryDirectory(prefix="vmlib-grading-") as tmp:
-        path = os.path.join(tmp, "events.jsonl")
-        proc = subprocess.Popen([sys.executable, "-I", "-m", "vmlib.grading.child", path], cwd=tmp,
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            proc.communicate(json.dumps(request).encode(), timeout=budget)
-            ended = "ok" if proc.returncode == 0 else "died"
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            ended = "timeout"
-        events = []
-        if os.path.exists(path):
-            with open(path) as f:
-                for line in f:
-                    try:
-                        events.append(json.loads(line))
-                    except ValueError:
-                        break
-    return events, ended
+               "prelude": suite.prelude,
+               "run_case": f"{run_case.__module__}:{run_case.__qualname__}" if run_case else None}
+    limit = CHECK_STEPS * cell_timeout + STARTUP_SLACK
+    if _SIDE:
+        events, ended = _SIDE[-1].run(request, cell_timeout, limit)
+    else:                 # outside verdicts_for(): a sandbox for this one check (none: SandboxUnavailable)
+        sandboxed = sandbox.require(trusted=False, unsafe_no_sandbox=False)
+        with sandbox.StudentSide(suite.references, sandboxed=sandboxed) as side:
+            events, ended = side.run(request, cell_timeout, limit)
+    return clean_events(events), ended
+
+
+def clean_events(events: list) -> list[dict]:
+    """The well-formed events only: what the student side sent is untrusted data."""
+    out = []
+    for e in events:
+        if not isinstance(e, dict):
+            continue
+        if "setup" in e:
+            setup = e["setup"]
+            if (isinstance(setup, dict) and isinstance(setup.get("errors"), list)
+                    and all(isinstance(x, str) for x in setup["errors"])
+                    and isinstance(setup.get("missing"), dict)
+                    and all(isinstance(x, str) for x in setup["missing"].values())):
+                out.append({"setup": {"errors": setup["errors"][:20], "missing": setup["missing"]}})
+        elif isinstance(e.get("i"), int) and not isinstance(e["i"], bool):
+            if "result" in e:
+                out.append({"i": e["i"], "result": e["result"]})
+            else:
+                kind = next((k for k in ("missing", "reference", "raised") if isinstance(e.get(k), str)), None)
+                if kind:
+                    out.append({"i": e["i"], kind: e[kind][:500]})
+    return out
 
 
 def judge(suite: Suite, case: Case, event: dict | None, ended: str) -> str | None:
@@ -89,13 +107,18 @@ def run_check(check: dict, cell_timeout: float = 5.0) -> dict:
         problem = judge(suite, case, by_case.get(i), ended)
         if problem:
             failures.append(f"case {i + 1} ({case.label}): {problem}")
-    return verdict(suite, cases, failures, setup["errors"])
+    shape_only = suite.compare is not None and all(case.expected is None for case in cases)
+    return verdict(suite, cases, failures, setup["errors"], shape_only)
 
 
-def verdict(suite: Suite, cases: list[Case], failures: list[str], cell_errors: list[str]) -> dict:
-    """Pack a verdict with its feedback text."""
+def verdict(suite: Suite, cases: list[Case], failures: list[str], cell_errors: list[str],
+            shape_only: bool = False) -> dict:
+    """Pack a verdict with its feedback text; a `shape_only` one checked only the form of the answers."""
     n = len(cases)
-    lines = [f"{suite.id}: {n - len(failures)} of {n} cases agree with the kernel"]
+    if shape_only:
+        lines = [f"{suite.id}: {n - len(failures)} of {n} answers well-formed; graded by the autograder"]
+    else:
+        lines = [f"{suite.id}: {n - len(failures)} of {n} cases agree with the kernel"]
     lines += [f"  note: your {e}" for e in cell_errors]
     if failures:
         lines.append(f"  first divergence: {failures[0]}")
@@ -103,13 +126,25 @@ def verdict(suite: Suite, cases: list[Case], failures: list[str], cell_errors: l
         if len(failures) > MAX_SHOWN:
             lines.append(f"  ... and {len(failures) - MAX_SHOWN} more")
     return {"suite": suite.id, "passed": not failures, "cases": n, "failed": len(failures),
-            "first": failures[0] if failures else None, "text": "\n".join(lines)}
+            "first": failures[0] if failures else None, "text": "\n".join(lines), "shape_only": shape_only}
 
 
-def run_clean(checks: list[dict], cell_timeout: float = 5.0, python: str | None = None) -> list[dict]:
-    """Verdicts for `checks`, computed in a fresh `python -I` the caller's code cannot reach."""
-    payload = json.dumps({"checks": checks, "cell_timeout": cell_timeout})
-    budget = sum(cell_timeout * (len(c.get("cells", [])) + 60) + 15 for c in checks) + 30
+def run_clean(checks: list[dict], cell_timeout: float = 5.0, python: str | None = None, *,
+              trusted: bool = False, unsafe_no_sandbox: bool = False, in_process: bool = False) -> list[dict]:
+    """Verdicts for `checks`, computed in a fresh `python -I` the caller's code cannot reach.
+
+    The student's code runs in a sandbox (vmlib.grading.sandbox). Without one, untrusted work
+    raises sandbox.SandboxUnavailable unless `unsafe_no_sandbox`; `trusted` work (a student's own
+    check or selfcheck) then runs in a plain process, still without the graded functions.
+    `in_process`: the clean side runs in the calling process instead, which must then be one no
+    student code runs in (the autograder's worker, tools/nbgrader/batch.py); the student side
+    is still a fresh sandbox for this call.
+    """
+    sandboxed = sandbox.require(trusted, unsafe_no_sandbox)
+    if in_process:
+        return verdicts_for(checks, cell_timeout, sandboxed)
+    payload = json.dumps({"checks": checks, "cell_timeout": cell_timeout, "sandbox": sandboxed})
+    budget = len(checks) * MAX_ROUNDS * (CHECK_STEPS * cell_timeout + STARTUP_SLACK + 2) + sandbox.STARTUP + 60
     proc = subprocess.run([python or sys.executable, "-I", "-m", "vmlib.grading.runner"], input=payload.encode(),
                           check=False, capture_output=True, timeout=budget, cwd=tempfile.gettempdir())
     if proc.returncode != 0:
@@ -117,10 +152,23 @@ def run_clean(checks: list[dict], cell_timeout: float = 5.0, python: str | None 
     return json.loads(proc.stdout)
 
 
+def verdicts_for(checks: list[dict], cell_timeout: float, sandboxed: bool) -> list[dict]:
+    """The verdicts of `checks` (one submission's), judged here, with one student side for them all."""
+    suites = [get_suite(c["suite"]) for c in checks]
+    references = sorted({r for s in suites for r in s.references})
+    with sandbox.StudentSide(references, sandboxed=sandboxed) as side:
+        side.start()      # it boots while the first references are computed
+        _SIDE[:] = [side]
+        try:
+            return [run_check(c, cell_timeout) for c in checks]
+        finally:
+            _SIDE.clear()
+
+
 def main() -> None:
     request = json.load(sys.stdin)
     cell_timeout = float(request.get("cell_timeout", 5))
-    json.dump([run_check(c, cell_timeout) for c in request["checks"]], sys.stdout)
+    json.dump(verdicts_for(request["checks"], cell_timeout, bool(request.get("sandbox", True))), sys.stdout)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from vmlib.grading.suites import Case, Suite, register
 from vmlib.profiles import make_profile
 from vmlib.pte import Pte
 
-MAX_ROUNDS = 5           # child processes per check: asking again for questions a wrong answer raised
+MAX_ROUNDS = 5           # worker runs per check (runner.MAX_ROUNDS): asking again for questions a wrong answer raised
 
 
 # ---- questions as data ------------------------------------------------------------------------
@@ -234,7 +234,12 @@ class World:
         self.text = "setting up"
 
     def step(self, text: str, thunk: Callable):
-        """Perform one step; record its outcome, k.check() and the state after it."""
+        """Perform one step; record its outcome, k.check() and the state after it.
+
+        Whatever the step raises is its outcome: a wrong answer can take the kernel where the
+        scenario did not expect to go (an mmap refused, then an munmap of nothing), and that must
+        show in the feedback as this step, never end the grading.
+        """
         self.text = text
         value, outcome = None, "ok"
         try:
@@ -247,6 +252,8 @@ class World:
             outcome = f"{type(e).__name__}: {e}"
         except (TypeError, AttributeError):
             outcome = "not run: an earlier step failed"
+        except Exception as e:  # noqa: BLE001 - see the docstring
+            outcome = f"{FAILED}{type(e).__name__}: {e}"
         if outcome == "ok" and isinstance(value, (int, bool, str)) and not isinstance(value, bool):
             outcome = f"returned {value:#x}" if isinstance(value, int) and value > 4096 else f"returned {value!r}"
         if isinstance(value, list):
@@ -255,8 +262,17 @@ class World:
             self.k.check()
         except InvariantError as e:
             outcome += f"; then k.check() fails: {e}"
-        self.steps.append((text, outcome, state_of(self.k)))
+        except Exception as e:  # noqa: BLE001 - a kernel left half-way by a failed step
+            outcome += f"; then k.check() cannot run: {type(e).__name__}: {e}"
+        try:
+            state = state_of(self.k)
+        except Exception as e:  # noqa: BLE001
+            state = {"the kernel's state": f"unreadable: {type(e).__name__}: {e}"}
+        self.steps.append((text, outcome, state))
         return value
+
+
+FAILED = "failed: "     # outcome prefix of a step that raised something the kernel never raises
 
 
 def state_of(k) -> dict:
@@ -351,6 +367,8 @@ def play(sc: Scenario, fns: tuple, answers: dict | None, unknown: dict) -> World
         sc.play(w)
     except StopScenario:
         pass
+    except Exception as e:  # noqa: BLE001 - outside a step (setting up, between steps): this step's outcome
+        w.steps.append((w.text, f"{FAILED}{type(e).__name__}: {e}", {}))
     return w
 
 
@@ -447,12 +465,26 @@ def judge_scenario(sc: Scenario, ref: World, got: World) -> str | None:
 
 # ---- the grade hook the runner calls --------------------------------------------------------------
 
+def well_formed(fn: str, answer) -> bool:
+    """Whether `answer` (from the untrusted student side) has the form _answer gives `fn`'s answers."""
+    if fn == "vm_normal_page":
+        return answer is None or (isinstance(answer, dict) and set(answer) == {"page"}
+                                  and type(answer["page"]) is int)
+    if fn == "remap_pfn_range_check":
+        return type(answer) is int
+    if fn == "insert_mixed_decision":
+        return answer in ("page", "pfn")
+    if fn == "do_wp_page_decision":
+        return answer in ("reuse", "copy")
+    return type(answer) is bool
+
+
 def _event_answer(fn: str, event: dict | None, ended: str):
     if event is None:
         what = "did not finish in time (an endless loop?)" if ended == "timeout" else "ended the grading process"
         return {"failed": f"{what}"}
     if "result" in event:
-        return event["result"]
+        return event["result"] if well_formed(fn, event["result"]) else {"failed": "sent an answer of the wrong form"}
     if "missing" in event:
         return {"failed": f"is not defined ({event['missing']}): run the cell that defines it"}
     if "reference" in event:
@@ -460,14 +492,31 @@ def _event_answer(fn: str, event: dict | None, ended: str):
     return {"failed": f"{event['raised']}"}
 
 
-def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask) -> dict:
-    """Play every scenario with the reference and with the student's answers; the verdict."""
+_REFERENCE_RUNS: dict[str, list[World]] = {}     # the same for every submission: kept for the next one
+MAX_KEPT = 64
+
+
+def reference_runs(suite: Suite, scenarios: list[Scenario], fns: tuple, key: str) -> list[World]:
+    """The runs of `scenarios` with the reference deciding (read-only), computed once per `key`."""
+    if key not in _REFERENCE_RUNS:
+        refs = [play(sc, fns, None, {}) for sc in scenarios]
+        for sc, w in zip(scenarios, refs):
+            bad = [s for s in w.steps if s[1].startswith(("not run", "stopped", FAILED)) or FAILED in s[1]]
+            if bad:
+                raise RuntimeError(f"{suite.id}: scenario {sc.name!r} does not run with the reference: {bad[0]}")
+        if len(_REFERENCE_RUNS) >= MAX_KEPT:
+            _REFERENCE_RUNS.pop(next(iter(_REFERENCE_RUNS)))
+        _REFERENCE_RUNS[key] = refs
+    return _REFERENCE_RUNS[key]
+
+
+def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask, runs_key: str | None = None) -> dict:
+    """Play every scenario with the reference and with the student's answers; the verdict.
+    `runs_key` names the scenarios (suite and parameters) so that their reference runs are reused."""
     from vmlib.grading.runner import verdict
-    refs = [play(sc, fns, None, {}) for sc in scenarios]
-    for sc, w in zip(scenarios, refs):
-        bad = [s for s in w.steps if s[1].startswith(("not run", "stopped"))]
-        if bad:
-            raise RuntimeError(f"{suite.id}: scenario {sc.name!r} does not run with the reference: {bad[0]}")
+    refs = reference_runs(suite, scenarios, fns, runs_key or f"{suite.id} {id(scenarios)}")
+    if runs_key is None:
+        _REFERENCE_RUNS.pop(f"{suite.id} {id(scenarios)}")
     pending = {key_of(c["q"]): c["q"] for w in refs for c in w.calls}
     answers: dict = {}
     errors: list[str] = []
@@ -497,12 +546,12 @@ def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask) -> dict:
 
 
 def register_sim(suite_id: str, fns: tuple, make_scenarios: Callable[[dict], list[Scenario]],
-                 tripwires: tuple, prelude: str = "") -> Suite:
+                 references: tuple, prelude: str = "") -> Suite:
     """Register a simulator-graded suite whose student functions are `fns` (override names)."""
     def grade_hook(suite, params, ask):
-        return grade(suite, make_scenarios(params), fns, ask)
+        return grade(suite, make_scenarios(params), fns, ask, f"{suite.id} {json.dumps(params, sort_keys=True)}")
 
-    return register(Suite(suite_id, fns, lambda params: [], prelude=prelude, tripwires=tripwires,
+    return register(Suite(suite_id, fns, lambda params: [], prelude=prelude, references=references,
                           run_case=call_student, grade=grade_hook))
 
 

@@ -2,7 +2,7 @@
 
 A suite runs on two sides. The clean side (the runner, a fresh interpreter the student's code
 never touches) builds the cases and computes the reference answer of each. The student side
-(a second fresh interpreter) runs the student's code on the same inputs. Only JSON crosses
+(vmlib.grading.child, in the sandbox) runs the student's code on the same inputs. Only JSON crosses
 between them, so the student's code cannot change the reference it is compared with.
 """
 
@@ -36,9 +36,9 @@ class Suite:
     names: tuple[str, ...]
     make_cases: Callable[[dict], list[Case]]          # params -> cases, expected filled in
     prelude: str = ""                                  # run before the student's cells
-    tripwires: tuple[str, ...] = ()                    # "module:attr" the student must not call
+    references: tuple[str, ...] = ()                   # "module:attr" the student writes: absent while grading
     show: Callable[[Any], str] = repr                  # how a result reads in feedback
-    run_case: Callable[[dict, Case], Any] | None = None  # student side; default: call fn(*args)
+    run_case: Callable[[dict, Case], Any] | None = None  # student side (a module in the sandbox); default: fn(*args)
     compare: Callable[[Case, Any], str | None] | None = None  # None if equal, else the divergence
     params: tuple[str, ...] = field(default=("cases", "seed"))
     grade: Callable[[Suite, dict, Callable], dict] | None = None  # clean side: own verdict (sim suites)
@@ -67,6 +67,20 @@ def get_suite(suite_id: str) -> Suite:
 def default_run_case(bound: dict, case: Case) -> Any:
     """Student side: call the student's function on the case's arguments."""
     return bound[case.fn](*case.args)
+
+
+def plain_value(bound: dict, case: Case) -> Any:
+    """Student side: the answer is a value, not a function."""
+    return bound[case.fn]
+
+
+def table_row(bound: dict, case: Case) -> Any:
+    """Student side: row case.args[0] of the student's table (a list of rows), or None if missing."""
+    table = bound[case.fn]
+    i = case.args[0]
+    if not isinstance(table, (list, tuple)):
+        raise TypeError(f"the table must be a list of rows, got {type(table).__name__}")
+    return list(table[i]) if i < len(table) and isinstance(table[i], (list, tuple)) else None
 
 
 def as_json(value: Any) -> Any:

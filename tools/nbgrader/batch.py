@@ -1,0 +1,180 @@
+"""One grading worker: nbgrader's autograde and generate_feedback, in-process, for batches of students.
+
+    python tools/nbgrader/batch.py COURSE [--cell-timeout S] [--unsafe-no-sandbox]
+    python tools/nbgrader/batch.py COURSE --generate ASSIGNMENT...    # generate_assignment, one process
+
+tools/grade.py starts one worker per core. A worker loads nbgrader and the course's
+nbgrader_config.py once, then reads one batch a line on stdin as JSON
+({"assignment": name, "students": [...]}) and grades it with nbgrader's own converters (the
+pipeline of vmlib_nbgrader.configure: no Jupyter kernel, the clean verdicts). It writes JSON
+lines on stdout: {"step": 1} after each submission's autograde and again after its feedback, then
+{"batch": n, "ok": bool, "log": tail-of-nbgrader's-log, "seconds": by stage}. nbgrader's log goes nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import runpy
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_config(course: Path, cell_timeout: float | None, unsafe: bool):
+    """The course's nbgrader config with COURSE as root (and the worker's options)."""
+    from traitlets.config import Config
+    c = Config()
+    runpy.run_path(str(ROOT / "nbgrader_config.py"), {"get_config": lambda: c})
+    c.CourseDirectory.root = str(course)
+    if cell_timeout is not None:
+        c.VerifyChecks.cell_timeout = cell_timeout
+    if unsafe:
+        c.VerifyChecks.unsafe_no_sandbox = True
+    return c
+
+
+def speed_up_nbgrader() -> None:
+    """Two costs of nbgrader that do not change what it does, paid once per worker, not per call.
+
+    * nbgrader opens a new Gradebook about ten times per submission, and each one creates a
+      database engine, lists the tables and creates the missing ones: here the engine of a
+      database URL is made once and its tables checked once (sessions stay per Gradebook).
+    * CheckCellMetadata validates every cell's metadata with jsonschema.validate, which checks
+      the schema itself and builds a validator each time: here one validator per schema.
+    * nbconvert's HTMLExporter parses every page it made with BeautifulSoup to give images alt
+      text and JupyterLab cells a tabindex; the feedback template (classic) has neither unless a
+      cell shows an image: here a page without "<img" or "jp-Notebook" is returned as rendered.
+    """
+    import jsonschema
+    from nbgrader import api
+    from nbgrader.nbgraderformat import common
+    from sqlalchemy.orm import scoped_session, sessionmaker
+
+    engines: dict = {}
+
+    def gradebook_init(self, db_url, course_id="default_course", authenticator=None):
+        if db_url not in engines:
+            original_init(self, db_url, course_id, authenticator)      # creates the tables if needed
+            engines[db_url] = self.engine
+            return
+        self.engine = engines[db_url]
+        self.db = scoped_session(sessionmaker(autoflush=True, bind=self.engine, future=True))
+        self.check_course(course_id=course_id)
+        self.course_id, self.authenticator = course_id, authenticator
+
+    def gradebook_close(self):
+        self.db.remove()
+
+    original_init = api.Gradebook.__init__
+    api.Gradebook.__init__ = gradebook_init
+    api.Gradebook.close = gradebook_close
+
+    validators: dict = {}
+
+    def validate(instance, schema):
+        key = id(schema)
+        if key not in validators:
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+            validators[key] = (schema, jsonschema.validators.validator_for(schema)(schema))
+        validators[key][1].validate(instance)
+
+    common.jsonschema = type("CachedJsonschema", (), {"validate": staticmethod(validate)})
+
+    import nbconvert.exporters.html as html_exporter
+    soup = html_exporter.BeautifulSoup
+
+    class Rendered(str):
+        """A page the accessibility pass would find nothing to change in."""
+
+        def select(self, _selector):
+            return []
+
+    def maybe_soup(markup, features=None):
+        return soup(markup, features=features) if ("<img" in markup or "jp-Notebook" in markup) else Rendered(markup)
+
+    html_exporter.BeautifulSoup = maybe_soup
+
+
+def _say(event: dict) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def grade_batch(config, assignment: str, students: list[str]) -> tuple[bool, str, dict]:
+    """Autograde and generate feedback for `students` of `assignment`; (all went through, log tail,
+    seconds by stage: verify, the rest of autograde, feedback)."""
+    import vmlib_nbgrader
+    from nbgrader.apps.api import capture_log
+    from nbgrader.converters import Autograde, GenerateFeedback
+    from nbgrader.coursedir import CourseDirectory
+
+    c = copy.deepcopy(config)
+    c.CourseDirectory.assignment_id = assignment
+    submitted = Path(c.CourseDirectory.root) / "submitted"
+    others = [d.name for d in submitted.iterdir() if (d / assignment).is_dir() and d.name not in set(students)]
+    c.CourseDirectory.student_id_exclude = ",".join(others)       # every other submission there
+    coursedir = CourseDirectory(config=c)
+    c.BaseConverter.post_convert_hook = lambda **_: _say({"step": 1})
+    logs, ok, seconds = [], True, {}
+    verified = vmlib_nbgrader.SECONDS["verify"]
+    for stage, cls in (("autograde", Autograde), ("feedback", GenerateFeedback)):
+        start = time.perf_counter()
+        app = cls(coursedir=coursedir, config=c)
+        app.force = True
+        result = capture_log(app)
+        seconds[stage] = time.perf_counter() - start
+        ok = ok and result["success"]
+        logs.append(result.get("log", "") + result.get("error", ""))
+    seconds["verify"] = vmlib_nbgrader.SECONDS["verify"] - verified
+    seconds["autograde"] -= seconds["verify"]
+    return ok, "".join(logs)[-4000:], seconds
+
+
+def generate(config, names: list[str]) -> int:
+    """`nbgrader generate_assignment --force` for each of `names`, in this one process; 0 if all worked."""
+    from nbgrader.apps.api import capture_log
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.coursedir import CourseDirectory
+
+    for name in names:
+        c = copy.deepcopy(config)
+        c.CourseDirectory.assignment_id = name
+        app = GenerateAssignment(coursedir=CourseDirectory(config=c), config=c)
+        app.force, app.create_assignment = True, True
+        result = capture_log(app)
+        if not result["success"]:
+            print(result.get("log", "") + result.get("error", ""), file=sys.stderr)
+            print(f"nbgrader generate_assignment {name} failed (its messages are above)", file=sys.stderr)
+            return 1
+        print(f"generated {name}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("course", type=Path)
+    parser.add_argument("--cell-timeout", type=float, default=None)
+    parser.add_argument("--unsafe-no-sandbox", action="store_true")
+    parser.add_argument("--generate", nargs="+", metavar="ASSIGNMENT",
+                        help="instead of grading: nbgrader generate_assignment for these, then exit")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")     # nbgrader's own SQLAlchemy and nbformat warnings, every submission
+    speed_up_nbgrader()
+    config = load_config(args.course.resolve(), args.cell_timeout, args.unsafe_no_sandbox)
+    if args.generate:
+        return generate(config, args.generate)
+    _say({"ready": True})
+    for n, line in enumerate(sys.stdin):
+        item = json.loads(line)
+        ok, log, seconds = grade_batch(config, item["assignment"], item["students"])
+        _say({"batch": n, "ok": ok, "log": log, "seconds": seconds})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
