@@ -47,17 +47,21 @@ def wait_for_server(url: str, proc, timeout: float = 40) -> None:
     raise TimeoutError(f"jupyter lab did not answer {url} within {timeout} s")
 
 
-@pytest.fixture
-def lab():
-    """(base url, token) of a JupyterLab serving a copy of the demo notebook; all state in a temp dir."""
+def serve_lab(files, overrides: dict | None = None):
+    """(base url, token) of a JupyterLab serving a copy of `files` (a notebook or a folder),
+    with the news pop-up off and `overrides` added to its settings; all its state in a temp dir."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         root, settings = tmp / "root", tmp / "app-settings"
-        root.mkdir()
+        if files.is_dir():
+            shutil.copytree(files, root)
+        else:
+            root.mkdir()
+            shutil.copy(files, root / files.name)
         settings.mkdir()
-        shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
         (settings / "overrides.json").write_text(json.dumps({
-            "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}))
+            "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+            **(overrides or {})}))
         port, token = free_port(), secrets.token_hex(16)
         env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
                "JUPYTER_DATA_DIR": str(tmp / "data"), "PYTHONPATH": str(ROOT), "HOME": str(tmp)}
@@ -78,6 +82,12 @@ def lab():
             except subprocess.TimeoutExpired:
                 proc.kill()
             log.close()
+
+
+@pytest.fixture
+def lab():
+    """(base url, token) of a JupyterLab serving a copy of the demo notebook."""
+    yield from serve_lab(NOTEBOOK)
 
 
 def stepper_state(page) -> tuple[str, str, str]:

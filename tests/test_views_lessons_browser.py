@@ -13,17 +13,11 @@ One JupyterLab serves a copy of course/ for the whole module; the lessons run on
 """
 
 import json
-import os
-import secrets
-import shutil
-import subprocess
-import sys
 import tempfile
-from pathlib import Path
 
 import pytest
 from conftest import ROOT, find_chromium
-from test_views_browser import CHROMIUM_ARGS, free_port, select_kernel, set_theme, wait_for_server
+from test_views_browser import CHROMIUM_ARGS, select_kernel, serve_lab, set_theme
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -38,35 +32,8 @@ def lab():
 
 
 def serve_course():
-    """(base url, token) of a JupyterLab serving a copy of course/; all its state in a temp dir."""
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        root, settings = tmp / "root", tmp / "app-settings"
-        shutil.copytree(ROOT / "course", root)
-        settings.mkdir()
-        (settings / "overrides.json").write_text(json.dumps({   # every cell in the DOM, laid out
-            "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
-            "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}}))
-        port, token = free_port(), secrets.token_hex(16)
-        env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-               "JUPYTER_DATA_DIR": str(tmp / "data"), "PYTHONPATH": str(ROOT), "HOME": str(tmp)}
-        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-               f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}", "--allow-root",
-               f"--LabApp.app_settings_dir={settings}", f"--LabApp.user_settings_dir={tmp / 'user-settings'}",
-               f"--LabApp.workspaces_dir={tmp / 'workspaces'}", "--ServerApp.open_browser=False"]
-        log = open(tmp / "lab.log", "w")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_for_server(f"{base}/api/status?token={token}", proc)
-            yield base, token
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
+    """(base url, token) of a JupyterLab serving a copy of course/, every cell laid out in the DOM."""
+    yield from serve_lab(ROOT / "course", {"@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}})
 
 
 @pytest.fixture(scope="module")
