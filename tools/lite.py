@@ -40,7 +40,7 @@ INSTALL_CELL = "%pip install -q vmlib ipywidgets"
 
 def run(cmd: list, **kw) -> None:
     """Run cmd, raising with its output when it fails."""
-    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    r = subprocess.run([str(c) for c in cmd], check=False, capture_output=True, text=True, **kw)
     if r.returncode:
         raise SystemExit(f"lite: {' '.join(map(str, cmd))} failed:\n{r.stdout}\n{r.stderr}")
 
@@ -89,7 +89,7 @@ def assemble_pyodide(bin_dir: Path, static: Path) -> None:
     lock = json.loads((core / "pyodide-lock.json").read_text())
     wanted = {n: lock["packages"][n] for n in LOCKED}
     pip_download(bin_dir, target, [f"{n}=={p['version']}" for n, p in wanted.items()])
-    for name, entry in wanted.items():
+    for entry in wanted.values():
         wheel = target / entry["file_name"]
         if not wheel.exists():
             raise SystemExit(f"lite: PyPI gave no {wheel.name} for Pyodide's lock")
