@@ -63,6 +63,9 @@ def test_lesson_runs_offline_in_jupyterlite(site):
         try:
             ctx.route("**/*", only_localhost)
             page = ctx.new_page()
+            console = []
+            page.on("console", lambda m: console.append(m.text[:300]))
+            page.on("worker", lambda w: w.on("console", lambda m: console.append("worker: " + m.text[:300])))
             page.goto(f"{site}/lab/index.html?path={LESSON}")
             page.wait_for_selector(".jp-Notebook .jp-CodeCell .jp-InputArea-editor", timeout=90000)
             accept_kernel_dialog(page)
@@ -77,7 +80,8 @@ def test_lesson_runs_offline_in_jupyterlite(site):
                 page.screenshot(path=str(shot))
                 outputs = page.evaluate("Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
                                         ".map(e => e.innerText.slice(0, 300))")
-                pytest.fail(f"the /dev/mem cell printed nothing in time; outputs {outputs}; screenshot {shot}")
+                pytest.fail(f"the /dev/mem cell printed nothing in time; outputs {outputs}; screenshot {shot};"
+                            f" console {console[-25:]}")
             text = page.evaluate(f"() => {OUTPUTS}")
         finally:
             ctx.close()

@@ -146,7 +146,23 @@ def build(out: Path = OUT) -> Path:
     for w in sorted(wheels.glob("*.whl")):
         cmd += ["--piplite-wheels", w]
     run(cmd, cwd=WORK)
+    point_kernel_home(out)
     return out
+
+
+def point_kernel_home(out: Path) -> None:
+    """Make the site's kernel load Pyodide from static/pyodide and never fall back to PyPI.
+
+    The build writes the piplite index list into jupyter-lite.json but (0.8.6) drops these
+    two settings, so they are set here on the built file.
+    """
+    path = out / "jupyter-lite.json"
+    config = json.loads(path.read_text())
+    plugins = config["jupyter-config-data"].setdefault("litePluginSettings", {})
+    kernel = plugins.setdefault("@jupyterlite/pyodide-kernel-extension:kernel", {})
+    kernel["pyodideUrl"] = "./static/pyodide/pyodide.mjs"
+    kernel["disablePyPIFallback"] = True
+    path.write_text(json.dumps(config, indent=2))
 
 
 if __name__ == "__main__":
