@@ -8,6 +8,8 @@ imports, the /dev/mem mapping) and their printed output must appear.
 
 import functools
 import http.server
+import shutil
+import sys
 import tempfile
 import threading
 from urllib.parse import urlparse
@@ -15,6 +17,9 @@ from urllib.parse import urlparse
 import pytest
 from conftest import ROOT, find_chromium, missing_tool
 from test_views_browser import CHROMIUM_ARGS
+
+sys.path.insert(0, str(ROOT))  # tools/ is not an installed package
+from tools import lite
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -31,10 +36,8 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def site():
     """(base url of a localhost server of the freshly built site)."""
-    import shutil
     if not shutil.which("npm"):
         missing_tool("npm")
-    from tools import lite
     out = lite.build()
     handler = functools.partial(QuietHandler, directory=str(out))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
