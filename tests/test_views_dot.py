@@ -228,3 +228,12 @@ def test_every_kind_of_graph_renders_to_svg(forked):
         bundle = g._repr_mimebundle_()
         assert g.inline_svg() in bundle["text/html"] and "vmlib" in bundle["text/plain"]
         assert g.inline_svg().lstrip().startswith("<svg") and "max-width:100%" in g.inline_svg()
+
+
+def test_a_process_is_named_once_when_its_name_is_the_default():
+    """Processes spawned without a name are "P2", not "P2 P2"; a given name follows the pid."""
+    from vmlib.views.dot import proc_label
+    k = vmlib.Kernel(ram_pages=32)
+    anonymous, named = k.spawn(), k.spawn("child")
+    assert proc_label(anonymous.pid, anonymous.name) == f"P{anonymous.pid}"
+    assert proc_label(named.pid, named.name) == f"P{named.pid} child"

@@ -39,6 +39,11 @@ def theme_ink(theme: str) -> dict:
     return THEMES[theme]
 
 
+def proc_label(pid: int, name: str) -> str:
+    """How a process is named: "P2 child", or just "P2" when its name is the default one."""
+    return f"P{pid}" if name == f"P{pid}" else f"P{pid} {name}"
+
+
 def esc(text) -> str:
     return html.escape(str(text), quote=True)
 
@@ -454,7 +459,7 @@ def mm_graph(snap: Snapshot, info: dict, pids: list[int], diff: Diff | None = No
 def _default_title(info, pids, snap) -> str:
     prof = info.get("profile")
     name = getattr(prof, "name", None) or (f"{prof.version}/{prof.arch}" if prof else "")
-    procs = ", ".join(f"P{p} {snap.mms[p]}" for p in pids) or "no processes"
+    procs = ", ".join(proc_label(p, snap.mms[p]) for p in pids) or "no processes"
     return f"{name}: {procs}".strip(": ")
 
 

@@ -369,7 +369,7 @@ class Layout:
     # -- placing -------------------------------------------------------------------------
     def _place(self, width: int) -> None:
         mm_w = max([text_width("anon rss 9999→9999")] +
-                   [text_width(f"P{p} {n}", True) for p in self.pids for n in self.u.mms[p]]) + 12
+                   [text_width(D.proc_label(p, n), True) for p in self.pids for n in self.u.mms[p]]) + 12
         lvl_w = text_width("pfn 99999") + 12
         x_pt0 = 2 + mm_w + 14 + 3 * (lvl_w + 12)
         wants = {r.rid: text_width(_row_text_max(r, self.u), True) for rows in self.rows.values() for r in rows}
@@ -501,7 +501,7 @@ class Layout:
         b = self.boxes[f"mm{pid}"]
         hot = bool(diff and (any(k[0] == pid for k in diff.rss) or pid in diff.mms))
         out.append(f'<g data-node="mm{pid}">{_rect(b, D.FILL["mm"], hot, rx=6)}'
-                   f'{_text(b.x + 6, b.y + 16, f"P{pid} {snap.mms[pid]}", "w b")}'
+                   f'{_text(b.x + 6, b.y + 16, D.proc_label(pid, snap.mms[pid]), "w b")}'
                    f'{_text(b.x + 6, b.y + 16 + LINE, "mm_struct", "w")}'
                    f'{_text(b.x + 6, b.y + 16 + 2 * LINE, "anon rss " + D._rss_text(snap, diff, (pid, "anon")), "w")}'
                    f'{_text(b.x + 6, b.y + 16 + 3 * LINE, "file rss " + D._rss_text(snap, diff, (pid, "file")), "w")}'

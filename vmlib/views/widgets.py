@@ -16,7 +16,7 @@ import ipywidgets as W
 
 from vmlib.errors import VmError
 from vmlib.trace import Snapshot
-from vmlib.views.dot import Diff, theme_ink
+from vmlib.views.dot import Diff, proc_label, theme_ink
 from vmlib.views.graphs import graph_for
 
 PRE = ("margin:2px 0;font-size:12px;white-space:pre-wrap;word-break:normal;overflow-wrap:normal;"
@@ -398,7 +398,7 @@ def _style() -> dict:
 def _result(value) -> str:
     """What an operation returned, in words (a Process by its pid and name, not its repr)."""
     if hasattr(value, "pid") and hasattr(value, "name"):
-        return f"P{value.pid} {value.name}"
+        return proc_label(value.pid, value.name)
     return str(value)
 
 
@@ -463,7 +463,7 @@ class Playground(W.VBox):
             raise ValueError(f"addr {text!r} is not a number: write it like 0x40000000") from None
 
     def _refresh(self, diff) -> None:
-        opts = [(f"P{pid} {p.name}", pid) for pid, p in sorted(self.k.procs.items())]
+        opts = [(proc_label(pid, p.name), pid) for pid, p in sorted(self.k.procs.items())]
         keep = self.proc.value
         self.proc.options = opts
         if opts:
