@@ -31,16 +31,29 @@ WORDS = {"devmem-dev": "/dev/mem of device memory", "devmem-ram": "/dev/mem of k
          "anon": "anonymous memory"}
 
 
+READ_OPS = [("parent", "read", 0), ("parent", "read", 1), ("parent", "fork", "child"), ("child", "read", 2),
+            ("child", "exit", None), ("parent", "munmap", 1), ("parent", "exit", None)]
+
+
 def normal_page_scenarios(params: dict) -> list[Scenario]:
-    """Visible: four classic mappings; hidden: seeded operation sequences on every kind of mapping."""
+    """Visible: every kind of mapping the hidden ones use, from the simplest (anonymous memory) to a
+    private /dev/mem where raw pfns and copies sit side by side; hidden: seeded operation sequences."""
     if params.get("cases") != "hidden":
-        return [scenario("private /dev/mem of device memory: write, fork, child writes, exits", P, "devmem-dev", 4,
-                         "private", COW_OPS),
-                scenario("private /dev/mem of kernel RAM: write, fork, child writes, exits", P, "devmem-ram", 4,
-                         "private", COW_OPS),
+        return [scenario("anonymous memory: write, fork, copy-on-write, exit", P, "anon", 4, "private", COW_OPS),
+                scenario("shared /dev/mem of device memory: touch, fork, child exits", P, "devmem-dev", 4, "shared",
+                         SHARED_OPS),
+                scenario("shared /dev/mem of kernel RAM: touch, fork, child exits", P, "devmem-ram", 4, "shared",
+                         SHARED_OPS),
+                scenario("shared /dev/mem of kernel RAM, read-only: fd opened 'r', prot 'r'", P, "devmem-ram", 4,
+                         "shared", READ_OPS, prot="r", mode="r"),
                 scenario("shared framebuffer on RAM: touch, fork, child exits", P, "fb-ram", 4, "shared",
                          SHARED_OPS),
-                scenario("anonymous memory: write, fork, copy-on-write, exit", P, "anon", 4, "private", COW_OPS)]
+                scenario("shared framebuffer on device memory: touch, fork, child exits", P, "fb-dev", 4, "shared",
+                         SHARED_OPS),
+                scenario("private /dev/mem of device memory: write, fork, child writes, exits", P, "devmem-dev", 4,
+                         "private", COW_OPS),
+                scenario("private /dev/mem of kernel RAM: write, fork, child writes, exits", P, "devmem-ram", 4,
+                         "private", COW_OPS)]
     rng = random.Random(params.get("seed", 0))
     out = []
     for i in range(14):
@@ -72,17 +85,20 @@ class PartRemap(Driver):
         return k.remap_pfn_range(vma, start, DEV_PFN + vma.vm_pgoff + self.first, self.n << PAGE_SHIFT)
 
 
-def partial(name: str, profile: str, npages: int, flags: str, first: int, n: int, ops: list) -> Scenario:
-    """Map a PartRemap driver remapping [first, first + n) of an npages vma, then perform ops."""
+def partial(name: str, profile: str, npages: int, flags: str, first: int, n: int, ops: list, prot: str = "rw",
+            mode: str = "rw") -> Scenario:
+    """Map a PartRemap driver (opened with `mode`) remapping [first, first + n) of an npages vma with
+    protection `prot`, then perform ops."""
     version, arch = profile.split("/")
 
     def run(w):
         k = w.k
         k.add_device_memory(DEV_PFN, 32, "nvram")
         p = k.spawn("parent")
-        f = k.open(PartRemap(first, n), "rw")
-        w.step(f"parent: mmap {flags}, {npages} pages; the driver remaps pages {first}..{first + n - 1}",
-               lambda: p.mmap(npages << PAGE_SHIFT, "rw", flags, file=f, addr=BASE))
+        f = k.open(PartRemap(first, n), mode)
+        how = "" if (prot, mode) == ("rw", "rw") else f" (prot {prot!r}, the file opened {mode!r})"
+        w.step(f"parent: mmap {flags}{how}, {npages} pages; the driver remaps pages {first}..{first + n - 1}",
+               lambda: p.mmap(npages << PAGE_SHIFT, prot, flags, file=f, addr=BASE))
         play_ops(w, {"parent": p}, ops)
     return Scenario(name, version, arch, run)
 
@@ -92,9 +108,18 @@ def remap_scenarios(params: dict) -> list[Scenario]:
     touch = [("parent", "read", 1), ("parent", "fork", "child"), ("child", "read", 1), ("child", "exit", None)]
     if params.get("cases") != "hidden":
         return [scenario("private /dev/mem, the whole vma", P, "devmem-dev", 4, "private", COW_OPS),
-                partial("private mapping, the driver remaps pages 1-2 of 4", P, 4, "private", 1, 2, touch),
+                scenario("shared /dev/mem, the whole vma", P, "devmem-dev", 4, "shared", SHARED_OPS),
+                scenario("private read-only /dev/mem (prot 'r'), the whole vma", P, "devmem-dev", 4, "private",
+                         READ_OPS, prot="r"),
+                scenario("shared read-only /dev/mem of a file opened 'r', the whole vma", P, "devmem-dev", 4, "shared",
+                         READ_OPS, prot="r", mode="r"),
                 partial("shared mapping, the driver remaps pages 1-2 of 4", P, 4, "shared", 1, 2, touch),
-                partial("private mapping, the driver remaps all 3 pages itself", P, 3, "private", 0, 3, touch)]
+                partial("private mapping, the driver remaps all 3 pages itself", P, 3, "private", 0, 3, touch),
+                partial("private mapping, the driver remaps pages 1-2 of 4", P, 4, "private", 1, 2, touch),
+                partial("private read-only mapping (prot 'r'), the driver remaps pages 1-2 of 4", P, 4, "private",
+                        1, 2, touch, prot="r"),
+                partial("shared read-only mapping of a file opened 'r', the driver remaps pages 1-2 of 4", P, 4,
+                        "shared", 1, 2, touch, prot="r", mode="r")]
     rng = random.Random(params.get("seed", 0))
     out = []
     for i in range(12):
@@ -103,10 +128,13 @@ def remap_scenarios(params: dict) -> list[Scenario]:
         n = rng.choice((npages - first, rng.randrange(1, npages - first + 1)))
         flags = ("private", "shared")[i % 2]
         profile = rng.choice(("2.6.25/x86", "2.6.26/x86", "2.6.26/s390"))
-        ops = [("parent", "read", first), ("parent", "write", first), ("parent", "fork", "child"),
-               ("child", "read", first), ("child", "exit", None), ("parent", "exit", None)]
-        out.append(partial(f"{flags}, pages {first}..{first + n - 1} of {npages} remapped (#{i + 1})", profile, npages, flags,
-                           first, n, ops))
+        prot = "r" if i % 6 >= 4 else "rw"            # a read-only private vma, a shared one of a file opened 'r'
+        mode = "r" if prot == "r" and flags == "shared" else "rw"
+        ops = [("parent", "read", first), ("parent", "write" if prot == "rw" else "read", first),
+               ("parent", "fork", "child"), ("child", "read", first), ("child", "exit", None), ("parent", "exit", None)]
+        ro = "" if prot == "rw" else f", read-only{' file' if mode == 'r' else ''}"
+        out.append(partial(f"{flags}{ro}, pages {first}..{first + n - 1} of {npages} remapped (#{i + 1})", profile,
+                           npages, flags, first, n, ops, prot=prot, mode=mode))
     return out
 
 

@@ -40,16 +40,21 @@ def _seeded(params: dict, profiles: tuple, kinds: list, n: int) -> list[Scenario
 
 
 def normal_page_scenarios(params: dict) -> list[Scenario]:
-    """Visible: XIP on device memory and on RAM, private and shared, and /dev/mem; hidden: seeded."""
+    """Visible: anonymous memory, XIP on device memory and on RAM (shared, then private), /dev/mem and a
+    framebuffer (the ps2 rows again, on 2.6.26); hidden: seeded."""
     if params.get("cases") == "hidden":
         return _seeded(params, ("2.6.26/x86", "2.6.26/powerpc", "2.6.26/m68k"), KINDS, 16)
-    return [scenario("private XIP file on device memory: read, write (COW), fork, exit", P, "xip-dev", 4, "private",
-                     COW_OPS),
-            scenario("private XIP file on RAM: read, write (COW), fork, exit", P, "xip-ram", 4, "private", COW_OPS),
+    return [scenario("anonymous memory: write, fork, copy-on-write, exit", P, "anon", 4, "private", COW_OPS),
             scenario("shared XIP file on device memory: read, write, fork, munmap", P, "xip-dev", 4, "shared",
                      SHARED_OPS),
             scenario("shared XIP file on RAM: read, write, fork, munmap", P, "xip-ram", 4, "shared", SHARED_OPS),
+            scenario("private XIP file on device memory: read, write (COW), fork, exit", P, "xip-dev", 4, "private",
+                     COW_OPS),
+            scenario("private XIP file on RAM: read, write (COW), fork, exit", P, "xip-ram", 4, "private", COW_OPS),
+            scenario("shared framebuffer on RAM: read, write, fork, munmap", P, "fb-ram", 4, "shared", SHARED_OPS),
             scenario("private /dev/mem of device memory on 2.6.26: write, fork, exit", P, "devmem-dev", 4, "private",
+                     COW_OPS),
+            scenario("private /dev/mem of kernel RAM on 2.6.26: write, fork, exit", P, "devmem-ram", 4, "private",
                      COW_OPS)]
 
 
@@ -68,7 +73,9 @@ def insert_mixed_scenarios(params: dict) -> list[Scenario]:
                      COW_OPS),
             scenario("shared XIP file on RAM, 2.6.27/x86 (pte_special)", "2.6.27/x86", "xip-ram", 4, "shared",
                      SHARED_OPS),
-            scenario("private XIP file on device memory, 2.6.26/x86", P, "xip-dev", 4, "private", COW_OPS)]
+            scenario("private XIP file on device memory, 2.6.26/x86", P, "xip-dev", 4, "private", COW_OPS),
+            scenario("shared XIP file on device memory, 2.6.27/x86 (pte_special)", "2.6.27/x86", "xip-dev", 4,
+                     "shared", SHARED_OPS)]
 
 
 register_sim("ps3.insert_mixed_decision", ("insert_mixed_decision",), insert_mixed_scenarios,

@@ -40,13 +40,19 @@ def wp_scenarios(params: dict) -> list[Scenario]:
                 scenario("private /dev/mem of device memory: write, fork, writes", P, "devmem-dev", 2, "private",
                          FORK_OPS),
                 scenario("shared XIP file on device memory (write notification): read, write, fork, writes", P,
-                         "xip-dev", 2, "shared", FILE_OPS)]
+                         "xip-dev", 2, "shared", FILE_OPS),
+                scenario("shared XIP file on RAM (write notification): read, write, fork, writes", P,
+                         "xip-ram", 2, "shared", FILE_OPS),
+                scenario("private /dev/mem of kernel RAM: write, fork, writes", P, "devmem-ram", 2, "private",
+                         FORK_OPS),
+                scenario("shared XIP file on RAM on s390 (pte_special): read, write, fork, writes", "2.6.26/s390",
+                         "xip-ram", 2, "shared", FILE_OPS)]
     rng = random.Random(params.get("seed", 0))
     out = []
-    kinds = ["anon", "xip-ram", "xip-dev", "devmem-dev", "devmem-ram", "xip-dev"]
+    kinds = ["anon", "xip-ram", "xip-dev", "devmem-dev", "devmem-ram", "xip-dev", "xip-ram"]
     for i in range(18):
         kind = kinds[i % len(kinds)]
-        flags = "shared" if i % len(kinds) == 5 else "private"
+        flags = "shared" if i % len(kinds) >= 5 else "private"
         npages = rng.randrange(1, 4)
         ops = random_ops(rng, npages, n=rng.randrange(6, 11), gup=("gupw", "write") if kind == "anon" else ())
         profile = rng.choice(("2.6.26/x86", "2.6.26/s390", "2.6.27/x86"))
@@ -70,17 +76,26 @@ def modern_scenarios(params: dict) -> list[Scenario]:
                 scenario("6.12: private XIP file on device memory: read then write, fork, writes", m, "xip-dev", 2,
                          "private", FILE_OPS),
                 scenario("6.12: shared XIP file on device memory (write notification): writes, fork", m, "xip-dev",
-                         2, "shared", FILE_OPS)]
+                         2, "shared", FILE_OPS),
+                scenario("6.12/m68k: shared XIP file on RAM (write notification): writes, fork", "6.12/m68k",
+                         "xip-ram", 2, "shared", FILE_OPS),
+                scenario("6.12: anonymous memory: read (the zero page) then write, fork, writes", m, "anon", 2,
+                         "private", FILE_OPS),
+                scenario("6.12: private /dev/mem of kernel RAM: write, fork, writes", m, "devmem-ram", 2, "private",
+                         FORK_OPS),
+                scenario("6.12: shared XIP file on RAM (write notification): writes, fork", m, "xip-ram", 2, "shared",
+                         FILE_OPS)]
     rng = random.Random(params.get("seed", 0))
     out = []
-    kinds = ["anon", "xip-ram", "xip-dev", "devmem-dev", "anon"]
+    kinds = ["anon", "xip-ram", "xip-dev", "devmem-dev", "anon", "xip-ram"]
     for i in range(12):
         kind = kinds[i % len(kinds)]
+        flags = "shared" if i % len(kinds) == 5 else "private"
         npages = rng.randrange(1, 4)
         ops = random_ops(rng, npages, n=rng.randrange(6, 11), gup=("gupw", "write") if kind == "anon" else ())
         profile = rng.choice(("6.12/x86", "6.12/arm64", "6.12/m68k"))
-        out.append(scenario(f"private {WORDS[kind]}, {npages} pages, sequence {i + 1}", profile, kind, npages,
-                            "private", ops))
+        out.append(scenario(f"{flags} {WORDS[kind]}, {npages} pages, sequence {i + 1}", profile, kind, npages,
+                            flags, ops))
     return out
 
 

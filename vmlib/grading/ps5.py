@@ -20,6 +20,9 @@ COW_OPS = [("parent", "read", 0), ("parent", "write", 1), ("parent", "gup", 1), 
 FAST_OPS = [("parent", "write", 0), ("parent", "gupfastw", 0), ("parent", "gupfast", 1), ("parent", "fork", "child"),
             ("parent", "gupfastw", 0), ("child", "gupfast", 0), ("child", "exit", None), ("parent", "gupfastw", 1),
             ("parent", "exit", None)]
+READ_FIRST_OPS = [("parent", "read", 0), ("parent", "gupfast", 0), ("parent", "gupfastw", 0), ("parent", "write", 1),
+                  ("parent", "gupfast", 1), ("parent", "fork", "child"), ("child", "gupfastw", 1),
+                  ("child", "gupfast", 1), ("child", "exit", None), ("parent", "gupfastw", 1), ("parent", "exit", None)]
 KINDS = [("fb-ram", "shared"), ("fb-dev", "shared"), ("devmem-dev", "private"), ("devmem-ram", "private"),
          ("xip-ram", "private"), ("xip-ram", "shared"), ("xip-dev", "shared"), ("anon", "private")]
 WORDS = {"fb-ram": "framebuffer on RAM", "fb-dev": "framebuffer on device memory", "devmem-dev": "/dev/mem of device memory",
@@ -44,12 +47,15 @@ def normal_page_scenarios(params: dict) -> list[Scenario]:
     """Visible: a framebuffer, /dev/mem, XIP on RAM and on device memory, anonymous memory; hidden: seeded."""
     if params.get("cases") == "hidden":
         return _seeded(params, ("2.6.26/s390", "2.6.27/x86", "2.6.27/powerpc"), ("gup", "gupw", "gupfast"), 16)
-    return [scenario("shared framebuffer on RAM: touch, fork, exit", P, "fb-ram", 3, "shared", COW_OPS),
+    return [scenario("anonymous memory: write, get_user_pages, fork, exit", P, "anon", 3, "private", COW_OPS),
+            scenario("shared framebuffer on RAM: touch, fork, exit", P, "fb-ram", 3, "shared", COW_OPS),
+            scenario("shared framebuffer on device memory: touch, fork, exit", P, "fb-dev", 3, "shared", COW_OPS),
             scenario("private /dev/mem of device memory: write, fork, exit", P, "devmem-dev", 3, "private", COW_OPS),
+            scenario("private /dev/mem of kernel RAM: write, fork, exit", P, "devmem-ram", 3, "private", COW_OPS),
+            scenario("shared XIP file on RAM (special ptes for RAM pfns)", P, "xip-ram", 3, "shared", COW_OPS),
             scenario("private XIP file on RAM (special ptes for RAM pfns)", P, "xip-ram", 3, "private", COW_OPS),
             scenario("shared XIP file on device memory on s390 (2.6.26)", "2.6.26/s390", "xip-dev", 3, "shared",
-                     COW_OPS),
-            scenario("anonymous memory: write, get_user_pages, fork, exit", P, "anon", 3, "private", COW_OPS)]
+                     COW_OPS)]
 
 
 register_sim("ps5.vm_normal_page", ("vm_normal_page",), normal_page_scenarios, ("vmlib.memory:vm_normal_page",),
@@ -62,9 +68,15 @@ def gup_fast_scenarios(params: dict) -> list[Scenario]:
         return _seeded(params, ("2.6.27/x86", "2.6.27/powerpc", "6.12/x86"), ("gupfast", "gupfastw", "gupfastw"), 14)
     return [scenario("anonymous memory: write, gup_fast, fork, gup_fast for a write", P, "anon", 2, "private",
                      FAST_OPS),
+            scenario("anonymous memory on powerpc (2.6.27)", "2.6.27/powerpc", "anon", 2, "private", FAST_OPS),
             scenario("shared framebuffer on device memory: gup_fast", P, "fb-dev", 2, "shared", FAST_OPS),
+            scenario("shared framebuffer on RAM: gup_fast", P, "fb-ram", 2, "shared", READ_FIRST_OPS),
             scenario("private XIP file on RAM: gup_fast", P, "xip-ram", 2, "private", FAST_OPS),
-            scenario("anonymous memory on powerpc (2.6.27)", "2.6.27/powerpc", "anon", 2, "private", FAST_OPS)]
+            scenario("private XIP file on RAM, read first: gup_fast", P, "xip-ram", 2, "private", READ_FIRST_OPS),
+            scenario("private /dev/mem of device memory, read first: gup_fast", P, "devmem-dev", 2, "private",
+                     READ_FIRST_OPS),
+            scenario("6.12: anonymous memory, read first (the zero page), then gup_fast", "6.12/x86", "anon", 2,
+                     "private", READ_FIRST_OPS)]
 
 
 register_sim("ps5.gup_fast_pte_ok", ("gup_fast_pte_ok",), gup_fast_scenarios, ("vmlib.gup:gup_fast_pte_ok",),

@@ -561,8 +561,10 @@ BASE = 0x40000000          # where every scenario maps its first mapping (MAP_FI
 DEV_PFN = 0x10000          # device memory ("nvram") starts here: no struct pages
 
 
-def mapping(w, kind: str, npages: int, flags: str = "private", who: str = "parent"):
-    """Map `npages` of `kind` at BASE in a new process `who`; return the process.
+def mapping(w, kind: str, npages: int, flags: str = "private", who: str = "parent", prot: str = "rw",
+            mode: str = "rw"):
+    """Map `npages` of `kind` at BASE in a new process `who` (protection `prot`, the file opened
+    with `mode`); return the process.
 
     kind: "anon", "devmem-dev", "devmem-ram" (/dev/mem of device memory, or of RAM the kernel uses),
     "fb-ram", "fb-dev" (FbDev: a shared PFNMAP filled on demand, ->nopfn on 2.6.25, ->fault later), "xip-dev", "xip-ram" (an XIP file).
@@ -574,15 +576,17 @@ def mapping(w, kind: str, npages: int, flags: str = "private", who: str = "paren
     file, offset = None, 0
     if kind.startswith("devmem"):
         first = DEV_PFN if dev else min(k.alloc_page().pfn for _ in range(npages))   # kernel RAM
-        file, offset = k.open(DevMem(), "rw"), first << PAGE_SHIFT
+        file, offset = k.open(DevMem(), mode), first << PAGE_SHIFT
     elif kind.startswith("fb"):
-        file = k.open(FbDev(k, npages, backing=dev or "ram"), "rw")
+        file = k.open(FbDev(k, npages, backing=dev or "ram"), mode)
     elif kind.startswith("xip"):
         fs = XipFs(k, backing=dev or "ram")
         fs.create("image", bytes(range(1, npages + 1)) * 8, size=npages << PAGE_SHIFT)
-        file = fs.open("image", "rw")
+        file = fs.open("image", mode)
     what = f"mmap {kind} {flags}, {npages} pages at {BASE:#x}"
-    w.step(f"{who}: {what}", lambda: p.mmap(npages << PAGE_SHIFT, "rw", flags, file=file, offset=offset,
+    if (prot, mode) != ("rw", "rw"):
+        what += f", prot {prot!r}" + (f", the file opened {mode!r}" if file is not None else "")
+    w.step(f"{who}: {what}", lambda: p.mmap(npages << PAGE_SHIFT, prot, flags, file=file, offset=offset,
                                             addr=BASE))
     return p
 
@@ -614,12 +618,13 @@ def play_ops(w, procs: dict, ops: list) -> None:
             raise ValueError(f"unknown op {op!r}")
 
 
-def scenario(name: str, profile: str, kind: str, npages: int, flags: str, ops: list) -> Scenario:
-    """A scenario: map `kind` in "parent", then perform `ops` (see play_ops)."""
+def scenario(name: str, profile: str, kind: str, npages: int, flags: str, ops: list, prot: str = "rw",
+             mode: str = "rw") -> Scenario:
+    """A scenario: map `kind` in "parent" (see mapping), then perform `ops` (see play_ops)."""
     version, arch = profile.split("/")
 
     def run(w):
-        procs = {"parent": mapping(w, kind, npages, flags)}
+        procs = {"parent": mapping(w, kind, npages, flags, prot=prot, mode=mode)}
         play_ops(w, procs, ops)
     return Scenario(name, version, arch, run)
 

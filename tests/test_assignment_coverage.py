@@ -1,0 +1,260 @@
+"""ps2-ps5: the visible scenarios reach every decision row the hidden ones reach (issue 12).
+
+A student learns from a failing visible check; the hidden seeded scenarios only add variety. So for
+each simulator-graded suite, the set of decision rows its hidden scenarios (seeds 0-9 and the seed
+the notebook uses) reach must be a subset of the rows its visible scenarios reach.
+
+A "row" is the kernel-facts row the reference recorded for the question (sim.World.calls, see
+sim.ask_reference) together with the facts about the question a decision can turn on (the vma
+is COW or not, VM_SHARED, VM_WRITE, VM_MAYSHARE; the pfn is RAM, the zero page or has no struct
+page; the pte is special, linear, writable; the page is anonymous, exclusive, its counts are 1).
+remap_pfn_range_check, insert_mixed_decision and gup_fast_pte_ok record no row of their own, so
+for them the facts alone tell the rows apart.
+
+Then wrong answers that only the hidden scenarios (or none) used to catch must fail the visible check.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from vmlib.flags import PAGE_SHIFT, VM_MAYSHARE, VM_MIXEDMAP, VM_PFNMAP, VM_SHARED, VM_WRITE, is_cow_mapping
+from vmlib.grading import sim
+from vmlib.grading.notebook import checking_cells
+from vmlib.grading.suites import get_suite
+from vmlib.profiles import make_profile
+from vmlib.pte import Pte
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "submissions"))
+import plants
+
+# suite -> (module, scenario function, overridden functions, notebook)
+SUITES = {
+    "ps2.vm_normal_page": ("ps2", "normal_page_scenarios", ("vm_normal_page",), "ps2_pfnmap"),
+    "ps2.remap_pfn_range_check": ("ps2", "remap_scenarios", ("remap_pfn_range_check",), "ps2_pfnmap"),
+    "ps3.vm_normal_page": ("ps3", "normal_page_scenarios", ("vm_normal_page",), "ps3_mixedmap"),
+    "ps3.insert_mixed_decision": ("ps3", "insert_mixed_scenarios", ("insert_mixed_decision",), "ps3_mixedmap"),
+    "ps4.do_wp_page_decision": ("ps4", "wp_scenarios", ("do_wp_page_decision",), "ps4_cow"),
+    "ps4.do_wp_page_decision_612": ("ps4", "modern_scenarios", ("do_wp_page_decision",), "ps4_cow"),
+    "ps5.vm_normal_page": ("ps5", "normal_page_scenarios", ("vm_normal_page",), "ps5_special"),
+    "ps5.gup_fast_pte_ok": ("ps5", "gup_fast_scenarios", ("gup_fast_pte_ok",), "ps5_special"),
+}
+
+
+def _vma_facts(fl: int) -> tuple:
+    return ("COW" if is_cow_mapping(fl) else "not COW", "VM_SHARED" if fl & VM_SHARED else "not VM_SHARED",
+            "VM_WRITE" if fl & VM_WRITE else "not VM_WRITE")
+
+
+def row_of(call: dict) -> tuple:
+    """The decision row a recorded call reached, with the facts that tell rows apart (see the docstring)."""
+    q = call["q"]
+    fn, w = q["fn"], q["world"]
+
+    def pfn_kind(pfn):
+        return "zero page" if pfn == w["zero_pfn"] else "RAM" if 0 <= pfn < w["ram_pages"] else "no struct page"
+
+    special_arch = "pte_special" if make_profile(w["version"], w["arch"]).HAVE_PTE_SPECIAL else "no pte_special"
+    if fn == "vm_normal_page":
+        v, pte = q["vma"], Pte(q["pte"]["pfn"], q["pte"]["bits"])
+        fl = v["vm_flags"]
+        linear = v["vm_pgoff"] + ((q["addr"] - v["vm_start"]) >> PAGE_SHIFT) == pte.pfn
+        kind = "VM_MIXEDMAP" if fl & VM_MIXEDMAP else "VM_PFNMAP" if fl & VM_PFNMAP else "plain vma"
+        return (call["row"], special_arch, kind, *_vma_facts(fl)[:2], pfn_kind(pte.pfn),
+                "special pte" if pte.special else "normal pte", "linear" if linear else "not linear")
+    if fn == "remap_pfn_range_check":
+        v = q["vma"]
+        whole = (q["addr"], q["end"]) == (v["vm_start"], v["vm_end"])
+        return (fn, *_vma_facts(v["vm_flags"]), "whole vma" if whole else "part of the vma")
+    if fn == "insert_mixed_decision":
+        return (fn, special_arch, pfn_kind(q["pfn"]))
+    if fn == "do_wp_page_decision":
+        p, fl = q["page"], q["vma"]["vm_flags"]
+        facts = (call["row"], *_vma_facts(fl), "VM_MAYSHARE" if fl & VM_MAYSHARE else "not VM_MAYSHARE")
+        if p is None:
+            return (*facts, "no page", pfn_kind(q["pte"]["pfn"]))
+        return (*facts, "anon" if p["anon"] else "file", "exclusive" if p["exclusive"] else "not exclusive",
+                "refcount 1" if p["count"] == 1 else "refcount > 1",
+                "mapcount 1" if p["mapcount"] == 1 else "mapcount > 1")
+    assert fn == "gup_fast_pte_ok", fn
+    p = q["pte"]
+    if p is None or not Pte(p["pfn"], p["bits"]).present:
+        return (fn, "no pte")
+    pte = Pte(p["pfn"], p["bits"])
+    return (fn, "write" if q["write"] else "read", "writable pte" if pte.write else "read-only pte",
+            "special pte" if pte.special else "normal pte", pfn_kind(pte.pfn))
+
+
+def _scenarios(suite_id: str, params: dict) -> list:
+    mod, make, _, _ = SUITES[suite_id]
+    return getattr(importlib.import_module(f"vmlib.grading.{mod}"), make)(params)
+
+
+def rows_reached(suite_id: str, params: dict) -> set:
+    """The rows the reference reaches in the scenarios of `suite_id` with `params`."""
+    fns = SUITES[suite_id][2]
+    rows = set()
+    for sc in _scenarios(suite_id, params):
+        w = sim.play(sc, fns, None, {})
+        broken = [s for s in w.steps if s[1].startswith(("not run", "stopped")) or sim.FAILED in s[1]]
+        assert not broken, f"{sc.name}: does not run with the reference: {broken[0]}"
+        rows |= {row_of(c) for c in w.calls}
+    return rows
+
+
+def _notebook_seeds(suite_id: str) -> set:
+    name = SUITES[suite_id][3]
+    nb = json.loads((ROOT / "solutions" / name / f"{name}.ipynb").read_text())
+    return {c["params"]["seed"] for _, checks in checking_cells(nb) for c in checks
+            if c["suite"] == suite_id and c["params"].get("cases") == "hidden"}
+
+
+@pytest.mark.parametrize("suite_id", sorted(SUITES))
+def test_visible_scenarios_reach_every_row_the_hidden_ones_reach(suite_id):
+    seeds = set(range(10)) | _notebook_seeds(suite_id)
+    assert len(seeds) == 11, f"{suite_id}: the notebook's hidden check has no seed of its own"
+    visible = rows_reached(suite_id, {})
+    hidden = set().union(*(rows_reached(suite_id, {"cases": "hidden", "seed": s}) for s in sorted(seeds)))
+    missing = sorted(hidden - visible)
+    assert not missing, f"{suite_id}: rows only hidden scenarios reach:\n" + "\n".join(map(str, missing))
+
+
+# The ones the issue names (§ refs: docs/kernel-facts.md): the visible scenarios must reach them.
+NAMED_ROWS = {
+    # a shared mapping of a file opened read-only: VM_MAYSHARE kept, VM_SHARED and VM_MAYWRITE cleared
+    "ps2.remap_pfn_range_check": [("remap_pfn_range_check", "not COW", "not VM_SHARED", "not VM_WRITE",
+                                   "part of the vma"),
+                                  # a private read-only mapping: VM_MAYWRITE without VM_WRITE, still COW
+                                  ("remap_pfn_range_check", "COW", "not VM_SHARED", "not VM_WRITE",
+                                   "part of the vma")],
+    "ps3.insert_mixed_decision": [("insert_mixed_decision", "pte_special", "RAM"),
+                                  ("insert_mixed_decision", "no pte_special", "RAM"),
+                                  ("insert_mixed_decision", "pte_special", "no struct page"),
+                                  ("insert_mixed_decision", "no pte_special", "no struct page")],
+    "ps4.do_wp_page_decision_612": [("§6b 6.12", "COW", "not VM_SHARED", "VM_WRITE", "not VM_MAYSHARE", "no page",
+                                     "zero page"),
+                                    ("§6b 6.12", "COW", "not VM_SHARED", "VM_WRITE", "not VM_MAYSHARE", "anon",
+                                     "not exclusive", "refcount > 1", "mapcount 1")],
+}
+
+
+@pytest.mark.parametrize("suite_id", sorted(NAMED_ROWS))
+def test_visible_scenarios_reach_the_rows_the_issue_names(suite_id):
+    visible = rows_reached(suite_id, {})
+    assert [r for r in NAMED_ROWS[suite_id] if r not in visible] == []
+
+
+# ---- wrong answers the visible checks must now catch ----------------------------------------------
+
+def grade_here(suite_id: str, source: str, params: dict | None = None) -> dict:
+    """The verdict of `source` (trusted test code, run in this process) on suite_id's scenarios."""
+    suite = get_suite(suite_id)
+    ns: dict = {}
+    exec(suite.prelude + source, ns)  # noqa: S102 - the test's own fixed sources
+    bound = {fn: ns[fn if fn in ns else next(n for n in ns if n.startswith(fn))] for fn in suite.names}
+
+    def ask(cases):
+        events = [{"setup": {"errors": [], "missing": {}}}]
+        for i, case in enumerate(cases):
+            try:
+                events.append({"i": i, "result": sim.call_student(bound, case)})
+            except Exception as e:  # noqa: BLE001 - the answer is then the failure
+                events.append({"i": i, "raised": f"{type(e).__name__}: {e}"})
+        return events, "ok"
+
+    return suite.grade(suite, params or {}, ask)
+
+
+WRONG = [
+    # testing VM_SHARED instead of is_cow_mapping: refuses a partial remap of a read-only shared file
+    ("ps2.remap_pfn_range_check", """
+def remap_pfn_range_check(k, vma, addr, end):
+    if not vma.vm_flags & VM_SHARED and (addr != vma.vm_start or end != vma.vm_end):
+        return -errno.EINVAL
+    return 0
+"""),
+    # "COW means writable and private": lets a private read-only vma be remapped in part
+    ("ps2.remap_pfn_range_check", """
+def remap_pfn_range_check(k, vma, addr, end):
+    cow = vma.vm_flags & VM_WRITE and not vma.vm_flags & VM_SHARED
+    if cow and (addr != vma.vm_start or end != vma.vm_end):
+        return -errno.EINVAL
+    return 0
+"""),
+    # the linear rule without the not-COW rule, on 2.6.26 (the old visible ps3 scenarios had no framebuffer)
+    ("ps3.vm_normal_page", """
+def vm_normal_page(k, vma, addr, pte):
+    if vma.vm_flags & VM_MIXEDMAP:
+        return k.pfn_to_page(pte.pfn) if k.pfn_valid(pte.pfn) else None
+    if vma.vm_flags & VM_PFNMAP and pte.pfn == vma.linear_pgoff(addr):
+        return None
+    return k.pfn_to_page(pte.pfn)
+"""),
+    # a file page is always copied (the old visible ps4 scenarios never wrote to a shared file page)
+    ("ps4.do_wp_page_decision", """
+def do_wp_page_decision(k, vma, page, pte):
+    shared_writable = (vma.vm_flags & (VM_WRITE | VM_SHARED)) == (VM_WRITE | VM_SHARED)
+    if page is None:
+        return "reuse" if shared_writable else "copy"
+    if page.anon:
+        return "reuse" if k.page_mapcount(page) == 1 else "copy"
+    return "copy"
+"""),
+    # 6.12: a write to the zero page "reuses" it (the old visible scenarios never read anonymous memory first)
+    ("ps4.do_wp_page_decision_612", """
+def do_wp_page_decision_612(k, vma, page, pte):
+    if vma.vm_flags & (VM_SHARED | VM_MAYSHARE) or (page is None and k.is_zero_pfn(pte.pfn)):
+        return "reuse"
+    if page is None:
+        return "copy"
+    if page.anon and (page.exclusive or k.page_count(page) == 1):
+        return "reuse"
+    return "copy"
+"""),
+    # 6.12: a shared file page is copied (the old visible scenarios had no shared file page)
+    ("ps4.do_wp_page_decision_612", """
+def do_wp_page_decision_612(k, vma, page, pte):
+    if page is None:
+        return "reuse" if vma.vm_flags & (VM_SHARED | VM_MAYSHARE) else "copy"
+    if page.anon and (page.exclusive or k.page_count(page) == 1):
+        return "reuse"
+    return "copy"
+"""),
+    # pte_special only for PFNMAP: a shared XIP file's special RAM ptes get refcounted
+    ("ps5.vm_normal_page", """
+def vm_normal_page(k, vma, addr, pte):
+    if pte.special and not (vma.vm_flags & VM_MIXEDMAP and vma.vm_flags & VM_SHARED):
+        return None
+    return k.pfn_to_page(pte.pfn)
+"""),
+    # a read may take any present pte: "special only matters for writes"
+    ("ps5.gup_fast_pte_ok", """
+def gup_fast_pte_ok(k, pte, write):
+    if pte is None or not pte.present:
+        return False
+    return not write or (pte.write and not pte.special)
+"""),
+]
+
+
+@pytest.mark.parametrize("suite_id, source", WRONG, ids=[f"{s}-{i}" for i, (s, _) in enumerate(WRONG)])
+def test_wrong_answers_fail_the_visible_check(suite_id, source):
+    v = grade_here(suite_id, source)
+    assert not v["passed"], f"{suite_id}: the visible check passes a wrong answer:\n{v['text']}"
+    assert v["failed"] < v["cases"], "every scenario fails: the wrong answer is not a near miss"
+
+
+@pytest.mark.parametrize("suite_id", sorted(SUITES))
+def test_the_reference_passes_here(suite_id):
+    """grade_here is a fair judge: the solution notebook's answer passes the visible scenarios."""
+    name = SUITES[suite_id][3]
+    fn = get_suite(suite_id).names[0]
+    sources = [s for s in plants.answers(name).values() if f"def {fn}" in s or f"def {fn}_612" in s]
+    source = next(s for s in sources if ("_612" in suite_id) == ("_612(" in s))
+    assert grade_here(suite_id, source)["passed"]
