@@ -1,8 +1,8 @@
-"""ps5 special: vm_normal_page when the pte has a special bit, and the lockless gup_fast pte test
-(kernel-facts §1b, §9a, §9b).
+"""ps5 special: one vm_normal_page for every 2.6.26 and 2.6.27 arch, with and without a special pte
+bit, and the lockless gup_fast pte test (kernel-facts §1a, §1b, §9a, §9b).
 
-Graded by the simulator (vmlib.grading.sim) on 2.6.26/s390 and 2.6.27 x86/powerpc (6.12 for the
-gup test): framebuffers, /dev/mem, XIP files on RAM and on device memory, anonymous memory, with
+Graded by the simulator (vmlib.grading.sim) on 2.6.26 x86/s390 and 2.6.27 x86/powerpc/m68k (6.12 for
+the gup test): framebuffers, /dev/mem, XIP files on RAM and on device memory, anonymous memory, with
 get_user_pages and get_user_pages_fast.
 """
 
@@ -46,7 +46,8 @@ def _seeded(params: dict, profiles: tuple, gup: tuple, n: int) -> list[Scenario]
 def normal_page_scenarios(params: dict) -> list[Scenario]:
     """Visible: a framebuffer, /dev/mem, XIP on RAM and on device memory, anonymous memory; hidden: seeded."""
     if params.get("cases") == "hidden":
-        return _seeded(params, ("2.6.26/s390", "2.6.27/x86", "2.6.27/powerpc"), ("gup", "gupw", "gupfast"), 16)
+        return _seeded(params, ("2.6.26/s390", "2.6.27/x86", "2.6.27/powerpc", "2.6.26/x86", "2.6.27/m68k"),
+                       ("gup", "gupw", "gupfast"), 18)
     return [scenario("anonymous memory: write, get_user_pages, fork, exit", P, "anon", 3, "private", COW_OPS),
             scenario("shared framebuffer on RAM: touch, fork, exit", P, "fb-ram", 3, "shared", COW_OPS),
             scenario("shared framebuffer on device memory: touch, fork, exit", P, "fb-dev", 3, "shared", COW_OPS),
@@ -55,7 +56,22 @@ def normal_page_scenarios(params: dict) -> list[Scenario]:
             scenario("shared XIP file on RAM (special ptes for RAM pfns)", P, "xip-ram", 3, "shared", COW_OPS),
             scenario("private XIP file on RAM (special ptes for RAM pfns)", P, "xip-ram", 3, "private", COW_OPS),
             scenario("shared XIP file on device memory on s390 (2.6.26)", "2.6.26/s390", "xip-dev", 3, "shared",
-                     COW_OPS)]
+                     COW_OPS),
+            scenario("2.6.27/m68k (no pte_special): anonymous memory", "2.6.27/m68k", "anon", 3, "private", COW_OPS),
+            scenario("2.6.27/m68k (no pte_special): shared framebuffer on RAM", "2.6.27/m68k", "fb-ram", 3, "shared",
+                     COW_OPS),
+            scenario("2.6.27/m68k (no pte_special): private /dev/mem of kernel RAM", "2.6.27/m68k", "devmem-ram", 3,
+                     "private", COW_OPS),
+            scenario("2.6.26/x86 (no pte_special): shared XIP file on device memory", "2.6.26/x86", "xip-dev", 3,
+                     "shared", COW_OPS),
+            scenario("2.6.26/x86 (no pte_special): private XIP file on RAM", "2.6.26/x86", "xip-ram", 3, "private",
+                     COW_OPS),
+            scenario("2.6.26/x86 (no pte_special): shared XIP file on RAM", "2.6.26/x86", "xip-ram", 3, "shared",
+                     COW_OPS),
+            scenario("2.6.27/m68k (no pte_special): private /dev/mem of device memory", "2.6.27/m68k", "devmem-dev",
+                     3, "private", COW_OPS),
+            scenario("2.6.27/m68k (no pte_special): shared framebuffer on device memory", "2.6.27/m68k", "fb-dev", 3,
+                     "shared", COW_OPS)]
 
 
 register_sim("ps5.vm_normal_page", ("vm_normal_page",), normal_page_scenarios, ("vmlib.memory:vm_normal_page",),

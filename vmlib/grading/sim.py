@@ -545,9 +545,14 @@ def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask, runs_key: st
     return v
 
 
+SCENARIOS: dict[str, Callable[[dict], list[Scenario]]] = {}     # suite id -> its scenarios (vmlib.grading.tryout)
+
+
 def register_sim(suite_id: str, fns: tuple, make_scenarios: Callable[[dict], list[Scenario]],
                  references: tuple, prelude: str = "") -> Suite:
     """Register a simulator-graded suite whose student functions are `fns` (override names)."""
+    SCENARIOS[suite_id] = make_scenarios
+
     def grade_hook(suite, params, ask):
         return grade(suite, make_scenarios(params), fns, ask, f"{suite.id} {json.dumps(params, sort_keys=True)}")
 
