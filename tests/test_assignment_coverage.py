@@ -173,12 +173,7 @@ def grade_here(suite_id: str, source: str, params: dict | None = None) -> dict:
 
 WRONG = [
     # testing VM_SHARED instead of is_cow_mapping: refuses a partial remap of a read-only shared file
-    ("ps2.remap_pfn_range_check", """
-def remap_pfn_range_check(k, vma, addr, end):
-    if not vma.vm_flags & VM_SHARED and (addr != vma.vm_start or end != vma.vm_end):
-        return -errno.EINVAL
-    return 0
-"""),
+    ("ps2.remap_pfn_range_check", plants.REMAP_VM_SHARED),
     # "COW means writable and private": lets a private read-only vma be remapped in part
     ("ps2.remap_pfn_range_check", """
 def remap_pfn_range_check(k, vma, addr, end):
@@ -197,15 +192,7 @@ def vm_normal_page(k, vma, addr, pte):
     return k.pfn_to_page(pte.pfn)
 """),
     # a file page is always copied (the old visible ps4 scenarios never wrote to a shared file page)
-    ("ps4.do_wp_page_decision", """
-def do_wp_page_decision(k, vma, page, pte):
-    shared_writable = (vma.vm_flags & (VM_WRITE | VM_SHARED)) == (VM_WRITE | VM_SHARED)
-    if page is None:
-        return "reuse" if shared_writable else "copy"
-    if page.anon:
-        return "reuse" if k.page_mapcount(page) == 1 else "copy"
-    return "copy"
-"""),
+    ("ps4.do_wp_page_decision", plants.WP_FILE_COPY),
     # 6.12: a write to the zero page "reuses" it (the old visible scenarios never read anonymous memory first)
     ("ps4.do_wp_page_decision_612", """
 def do_wp_page_decision_612(k, vma, page, pte):
