@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -245,3 +246,31 @@ def test_the_reference_passes_here(suite_id):
     sources = [s for s in plants.answers(name).values() if f"def {fn}" in s or f"def {fn}_612" in s]
     source = next(s for s in sources if ("_612" in suite_id) == ("_612(" in s))
     assert grade_here(suite_id, source)["passed"]
+
+
+# ---- the notebooks: hints collapsed, one run per part, no code in them ------------------------------
+
+HINT_TITLE = re.compile(r"^\*\*Hint (\d+) of (\d+): (a nudge|a closer look|nearly the rule)\*\* \(open it only if you are stuck\)$")
+
+
+@pytest.mark.parametrize("name", ["ps2_pfnmap", "ps3_mixedmap", "ps4_cow", "ps5_special"])
+def test_every_part_has_collapsed_hints_that_hold_no_code(name):
+    """Before each answer cell: a failing replay, then hints from a nudge to nearly the rule, collapsed
+    (JupyterLab shows only a collapsed cell's first line, which therefore names the hint and no more)."""
+    for folder in ("solutions", "exercises"):
+        cells = json.loads((ROOT / folder / name / f"{name}.ipynb").read_text())["cells"]
+        answers = [i for i, c in enumerate(cells) if c["metadata"].get("nbgrader", {}).get("solution")]
+        assert len(answers) == 2
+        start = 0
+        for i in answers:
+            part = cells[start:i]
+            hints = [c for c in part if c["metadata"].get("jupyter", {}).get("source_hidden")]
+            assert len(hints) >= 2, f"{folder}/{name}: fewer than two hints before cell {i}"
+            assert any("replay(" in "".join(c["source"]) for c in part if c["cell_type"] == "code")
+            for n, c in enumerate(hints, 1):
+                text = "".join(c["source"])
+                title = HINT_TITLE.match(text.splitlines()[0])
+                assert c["cell_type"] == "markdown" and title and int(title[1]) == n, text[:80]
+                assert int(title[2]) == len(hints)
+                assert "```" not in text and "def " not in text and "return " not in text, text
+            start = i + 1
