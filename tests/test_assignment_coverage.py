@@ -274,3 +274,53 @@ def test_every_part_has_collapsed_hints_that_hold_no_code(name):
                 assert int(title[2]) == len(hints)
                 assert "```" not in text and "def " not in text and "return " not in text, text
             start = i + 1
+
+
+# ---- vmlib.grading.tryout: the notebooks' workbench ------------------------------------------------
+
+NAIVE = "def naive(k, vma, addr, pte):\n    return None if vma.vm_flags & VM_PFNMAP else k.pfn_to_page(pte.pfn)\n"
+
+
+def test_replay_shows_steps_checks_and_questions_but_not_the_answers(capsys):
+    from vmlib.grading.tryout import replay
+    ns: dict = {}
+    exec(get_suite("ps2.vm_normal_page").prelude + NAIVE, ns)  # noqa: S102 - the test's own source
+    kept = dict(sim._REFERENCE_RUNS)
+    steps = replay("ps2.vm_normal_page", 8, vm_normal_page=ns["naive"])
+    out = capsys.readouterr().out
+    assert out.startswith("scenario 8: private /dev/mem of kernel RAM")
+    assert "your vm_normal_page was asked about a pte (pfn" in out and "it returned None" in out
+    assert "then k.check() fails: process 2: anon_rss is 0 but 1 ptes map anon pages" in out
+    assert "kernel returns" not in out and "kernel-facts" not in out
+    assert [s for s, _ in steps][:2] == ["parent: mmap devmem-ram private, 4 pages at 0x40000000",
+                                         "parent: write 0x40001000"]
+    assert sim._REFERENCE_RUNS == kept, "a replay must not touch the grader's reference runs"
+    kernel = replay("ps2.vm_normal_page", 8)
+    assert not any("k.check() fails" in outcome for _, outcome in kernel)
+
+
+def test_replay_shows_what_a_function_raised(capsys):
+    from vmlib.grading.tryout import replay
+    steps = replay("ps5.gup_fast_pte_ok", 3, show_changes=False, gup_fast_pte_ok=lambda k, pte, write: 1 / 0)
+    out = capsys.readouterr().out
+    assert "it raised ZeroDivisionError: division by zero" in out
+    assert any(outcome.startswith(sim.FAILED + "ZeroDivisionError") for _, outcome in steps)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("ps9.nothing", 1), "unknown grading suite 'ps9.nothing'"),
+    (("ps1.is_cow_mapping", 1), "'ps1.is_cow_mapping' is not graded by scenarios"),
+    (("ps2.vm_normal_page", 0), "ps2.vm_normal_page has visible scenarios 1..8; got 0"),
+    (("ps2.vm_normal_page", 9), "has visible scenarios 1..8; got 9"),
+    (("ps2.vm_normal_page", "1"), "got '1'"),
+])
+def test_replay_refuses_bad_input_saying_what_to_do(args, message):
+    from vmlib.grading.tryout import replay
+    with pytest.raises(ValueError, match=re.escape(message)):
+        replay(*args)
+
+
+def test_replay_refuses_a_function_the_suite_does_not_plug_in():
+    from vmlib.grading.tryout import replay
+    with pytest.raises(ValueError, match="ps2.vm_normal_page plugs in vm_normal_page, not gup_fast_pte_ok"):
+        replay("ps2.vm_normal_page", 1, gup_fast_pte_ok=lambda k, pte, write: True)
