@@ -207,6 +207,8 @@ def _seeded(params: dict, cls: str, n: int = 10) -> list[Scenario]:
         layout = _layout(rng)
         flags = "private" if i % 3 == 2 else "shared"
         ops = sim.random_ops(rng, len(layout), n=rng.randrange(6, 12), gup=("gup", "gupw"))
+        end = ops.index(("child", "exit", None))       # then both read every page: the bytes each one sees
+        ops[end:end] = [(who, "read", pg) for pg in range(len(layout)) for who in ("parent", "child")]
         profile = HIDDEN_PROFILES[i % len(HIDDEN_PROFILES)]
         out.append(scenario(f"{flags} mapping of card {layout}, sequence {i + 1}", profile, layout, flags, ops, cls,
                             seed=rng.randrange(1000)))
