@@ -58,8 +58,11 @@ def test_card_rejects_bad_layouts_and_leaves_the_kernel_as_it_was():
 
 @pytest.mark.parametrize("profile", ["2.6.26/x86", "2.6.27/x86", "2.6.27/powerpc", "6.12/x86"])
 def test_reference_drivers_on_a_real_kernel(profile):
-    """PFNMAP: shared only (mspec/spufs, kernel-facts §14c rows 1 and 4; §5a row 2); MIXEDMAP: private
-    mappings COW (§6a row 10); holes give SIGBUS in both (§6a row 11)."""
+    """Follows drivers/char/mspec.c:mspec_mmap @ v2.6.26 (a PFNMAP filled on demand refuses a private
+    mapping, kernel-facts §14c rows 1 and 4, because mm/memory.c:vm_insert_pfn @ v2.6.26 BUGs on a COW
+    PFNMAP, §5a row 2); mm/memory.c:vm_insert_mixed @ v2.6.26 and do_wp_page (a private MIXEDMAP
+    COWs, §6a row 10); arch/x86/mm/fault.c:do_page_fault @ v2.6.26 (VM_FAULT_SIGBUS → SIGBUS for
+    holes, §6a row 11); the same on 2.6.27 and 6.12 (vmf_insert_*, §5b rows 1-2)."""
     version, arch = profile.split("/")
     k = Kernel(version, arch, ram_pages=64)
     nv = Nvram.attach(k, "DC.D")
