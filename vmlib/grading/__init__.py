@@ -48,7 +48,9 @@ def check(suite_id: str, *answers, **params) -> None:
 
 def _label(source: str, answers: tuple) -> str:
     """How JupyterLab shows the cell whose code is `source`: by its execution count, "cell [7]"."""
-    history = next((fn.__globals__.get("In") for fn in answers if isinstance(fn, types.FunctionType)), None)
+    fns = [f for a in answers if isinstance(a, (types.FunctionType, type)) and a.__module__ == "__main__"
+           for f in _functions(a)]
+    history = next((fn.__globals__.get("In") for fn in fns), None)
     if isinstance(history, list):
         runs = [n for n, text in enumerate(history) if isinstance(text, str) and text.strip() == source.strip()]
         if runs:
@@ -58,16 +60,29 @@ def _label(source: str, answers: tuple) -> str:
 
 def _bind(answer, cells: list[str]) -> dict:
     """How the clean side finds `answer`: by name in the cells we collect, by import, or as a value."""
-    if isinstance(answer, types.FunctionType):
+    if isinstance(answer, (types.FunctionType, type)):
         if answer.__module__ != "__main__":
             return {"import": f"{answer.__module__}:{answer.__qualname__}"}
-        _collect(answer, cells, set())
+        seen: set = set()
+        for fn in _functions(answer):
+            _collect(fn, cells, seen)
         return {"name": answer.__name__}
     try:
         json.dumps(answer)
     except TypeError:
-        raise TypeError(f"check() cannot grade a {type(answer).__name__}; pass your function or a plain value")
+        raise TypeError(f"check() cannot grade a {type(answer).__name__}; pass your function, class or a plain value")
     return {"value": answer}
+
+
+def _functions(answer) -> list[types.FunctionType]:
+    """A function, or the methods of a class (a driver) and of its bases from the notebook."""
+    if isinstance(answer, types.FunctionType):
+        return [answer]
+    bases = [c for c in reversed(answer.__mro__) if c.__module__ == "__main__"]
+    found = [f for c in bases for f in vars(c).values() if isinstance(f, types.FunctionType)]
+    if not found:
+        raise ValueError(f"cannot find the cell that defines {answer.__name__}: it has no methods")
+    return found
 
 
 def _collect(fn: types.FunctionType, cells: list[str], seen: set) -> None:

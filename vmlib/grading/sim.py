@@ -17,17 +17,19 @@ A student function must be a function of its arguments (no state kept between ca
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from vmlib.errors import BadPageMap, InvariantError, VmError
-from vmlib.flags import PAGE_SHIFT, PAGE_SIZE, flag_names, is_cow_mapping
+from vmlib.flags import PAGE_SHIFT, PAGE_SIZE, VM_FAULT_NOPAGE, flag_names, is_cow_mapping
 from vmlib.grading.suites import Case, Suite, register
 from vmlib.profiles import make_profile
 from vmlib.pte import Pte
 
 MAX_ROUNDS = 5           # worker runs per check (runner.MAX_ROUNDS): asking again for questions a wrong answer raised
+DRIVER_REFS: dict[str, str] = {}   # graded driver class name -> its reference "module:Class" (ps8 registers)
 
 
 # ---- questions as data ------------------------------------------------------------------------
@@ -59,7 +61,11 @@ def _page(k, pfn) -> dict | None:
 def encode_call(fn: str, k, args: tuple) -> dict:
     """The question `fn(k, *args)` as JSON data (what the student's function will be shown)."""
     q = {"fn": fn, "world": world_of(k)}
-    if fn == "vm_normal_page":
+    if fn in DRIVER_REFS:
+        op, nv, vma, vmf = args
+        q.update(op=op, device=nv.as_data(), vma={**_vma(vma), "vm_page_prot": vma.vm_page_prot},
+                 vmf=None if vmf is None else {"address": vmf.address, "pgoff": vmf.pgoff, "write": bool(vmf.write)})
+    elif fn == "vm_normal_page":
         vma, addr, pte = args
         q.update(vma=_vma(vma), addr=addr, pte=_pte(pte), page=_page(k, pte.pfn))
     elif fn == "remap_pfn_range_check":
@@ -153,6 +159,136 @@ class SimKernel:
         return is_cow_mapping(vm_flags)
 
 
+# ---- drivers as the student side sees them: a kernel that writes down the calls --------------------
+
+MAX_ACTIONS = 64
+ACTIONS = {"vm_flags": 2, "vm_pgoff": 1, "remap_pfn_range": 4, "vm_insert_pfn": 2, "vm_insert_mixed": 2,
+           "vm_insert_page": 2, "vmf_insert_pfn": 2, "vmf_insert_mixed": 2, "get_page": 1, "put_page": 1}
+
+
+class SimVmf:
+    """A fault as data: address, pgoff, write; a handler may set .page (to a page from k.pfn_to_page)."""
+
+    def __init__(self, address, pgoff, write):
+        self.address, self.pgoff, self.write, self.page = address, pgoff, write, None
+
+    def __repr__(self):
+        return f"<vmf {self.address:#x} pgoff {self.pgoff} {'write' if self.write else 'read'}>"
+
+
+class RecKernel(SimKernel):
+    """SimKernel that also takes a driver's kernel calls and writes them down, in order, as data
+    (`actions`): the clean side replays them on the real kernel. Each call here succeeds (0, or
+    VM_FAULT_NOPAGE from vmf_*); what it really returns is known only in the replay."""
+
+    def __init__(self, world: dict, vma: SimVma):
+        super().__init__(world, [])
+        self.actions: list[list] = []
+        self._vma = vma
+        self._seen = (vma.vm_flags, vma.vm_pgoff)
+
+    def sync(self) -> None:
+        """Write down what the driver changed in vma.vm_flags (bits set, bits cleared) and vm_pgoff."""
+        flags, pgoff = self._vma.vm_flags, self._vma.vm_pgoff
+        if type(flags) is not int or type(pgoff) is not int:
+            raise TypeError(f"vma.vm_flags and vma.vm_pgoff must stay ints, got {flags!r} and {pgoff!r}")
+        old_flags, old_pgoff = self._seen
+        if flags != old_flags:
+            self.actions.append(["vm_flags", flags & ~old_flags, old_flags & ~flags])
+        if pgoff != old_pgoff:
+            self.actions.append(["vm_pgoff", pgoff])
+        self._seen = (flags, pgoff)
+
+    def _record(self, name: str, vma, *args) -> None:
+        if vma is not None and vma is not self._vma:
+            raise ValueError(f"{name}: pass the vma your mmap/fault was given")
+        bad = [a for a in args if type(a) is not int or abs(a) >= 1 << 64]
+        if bad:
+            raise TypeError(f"{name}: addresses, pfns and sizes are ints, got {bad[0]!r}")
+        self.sync()
+        self.actions.append([name, *args])
+        if len(self.actions) > MAX_ACTIONS:
+            raise RuntimeError(f"more than {MAX_ACTIONS} kernel calls in one mmap or fault")
+
+    @staticmethod
+    def _pfn_of(page) -> int:
+        pfn = getattr(page, "pfn", None)
+        if type(pfn) is not int:
+            raise TypeError(f"expected a page from k.pfn_to_page, got {page!r}")
+        return pfn
+
+    def remap_pfn_range(self, vma, addr, pfn, size, prot=None) -> int:
+        self._record("remap_pfn_range", vma, addr, pfn, size, vma.vm_page_prot if prot is None else prot)
+        return 0
+
+    def vm_insert_pfn(self, vma, addr, pfn) -> int:
+        self._record("vm_insert_pfn", vma, addr, pfn)
+        return 0
+
+    def vm_insert_mixed(self, vma, addr, pfn) -> int:
+        self._record("vm_insert_mixed", vma, addr, pfn)
+        return 0
+
+    def vm_insert_page(self, vma, addr, page) -> int:
+        self._record("vm_insert_page", vma, addr, self._pfn_of(page))
+        return 0
+
+    def vmf_insert_pfn(self, vma, addr, pfn) -> int:
+        self._record("vmf_insert_pfn", vma, addr, pfn)
+        return VM_FAULT_NOPAGE
+
+    def vmf_insert_mixed(self, vma, addr, pfn) -> int:
+        self._record("vmf_insert_mixed", vma, addr, pfn)
+        return VM_FAULT_NOPAGE
+
+    def get_page(self, page) -> None:
+        self._record("get_page", None, self._pfn_of(page))
+
+    def put_page(self, page) -> None:
+        self._record("put_page", None, self._pfn_of(page))
+
+
+def driver_answer(cls, q: dict) -> dict:
+    """Run `cls(nv).mmap` or `.fault` on stand-ins built from question q; what it did, as JSON.
+
+    A kernel error the driver ran into (BadPageMap from pfn_to_page of a device pfn) is part of
+    the answer ("raised"): the replay raises it in the real kernel after the calls made before it.
+    """
+    from vmlib.drivers.nvram import Nvram
+    v = q["vma"]
+    vma = SimVma(v["vm_start"], v["vm_end"], v["vm_flags"], v["vm_pgoff"])
+    vma.vm_page_prot = v["vm_page_prot"]
+    k = RecKernel(q["world"], vma)
+    vmf = None if q["vmf"] is None else SimVmf(**q["vmf"])
+    drv = cls(Nvram(q["device"]))
+    fault = getattr(drv, "fault", None)
+    if q["op"] == "fault" and not callable(fault):
+        raise TypeError(f"{cls.__name__} has no fault method")
+    ret, raised = 0, None
+    try:
+        ret = drv.mmap(k, vma) if q["op"] == "mmap" else fault(k, vma, vmf)
+    except VmError as e:
+        raised = f"{type(e).__name__}: {e}"[:300]
+    k.sync()
+    if type(ret) is not int:
+        want = "0 or a negative errno" if q["op"] == "mmap" else "VM_FAULT_* bits (an int)"
+        raise TypeError(f"{cls.__name__}.{q['op']} must return {want}, got {ret!r}")
+    page = None if vmf is None or vmf.page is None else RecKernel._pfn_of(vmf.page)
+    return {"actions": k.actions, "ret": ret, "page": page, "raised": raised, "fault": callable(fault)}
+
+
+def driver_answer_ok(a) -> bool:
+    """Whether `a` (untrusted) has the form driver_answer gives."""
+    def action_ok(x):
+        return (isinstance(x, list) and x and x[0] in ACTIONS and len(x) == ACTIONS[x[0]] + 1
+                and all(type(v) is int and abs(v) < 1 << 64 for v in x[1:]))
+    return (isinstance(a, dict) and set(a) == {"actions", "ret", "page", "raised", "fault"}
+            and isinstance(a["actions"], list) and len(a["actions"]) <= MAX_ACTIONS + 2
+            and all(action_ok(x) for x in a["actions"]) and type(a["ret"]) is int and abs(a["ret"]) < 1 << 32
+            and (a["page"] is None or type(a["page"]) is int) and type(a["fault"]) is bool
+            and (a["raised"] is None or isinstance(a["raised"], str) and len(a["raised"]) <= 300))
+
+
 def _sim_args(q: dict) -> tuple:
     k = SimKernel(q["world"], [q.get("page")])
     vma = SimVma(**q["vma"]) if "vma" in q else None
@@ -198,6 +334,8 @@ def _answer(fn: str, result):
 def call_student(bound: dict, case: Case):
     """Student side: answer one question with the student's function (Suite.run_case)."""
     q = case.args[0]
+    if "op" in q:
+        return driver_answer(bound[case.fn], q)
     return _answer(q["fn"], bound[case.fn](*_sim_args(q)))
 
 
@@ -299,7 +437,11 @@ def _reference(fn: str) -> Callable:
 
 
 def ask_reference(k, fn: str, args: tuple):
-    """(answer as JSON, kernel-facts row) of the reference on the real objects; the trace is left as it was."""
+    """(answer as JSON, kernel-facts row) of the reference on the real objects; the trace is left as it was.
+    A driver class (DRIVER_REFS) answers on the same stand-ins as the student's, from the question as data."""
+    if fn in DRIVER_REFS:
+        module, _, name = DRIVER_REFS[fn].partition(":")
+        return driver_answer(getattr(importlib.import_module(module), name), encode_call(fn, k, args)), ""
     tr = k.tracer
     mark, quiet = len(tr.trace.events), tr._quiet
     tr._quiet = 0
@@ -346,7 +488,7 @@ def deciders(world: World, fns: tuple, answers: dict | None, unknown: dict) -> d
                                 "row": row, "known": answers is None or key in answers})
             if isinstance(ans, dict) and "failed" in ans:
                 raise StudentFailed(ans["failed"])
-            if isinstance(ref, dict) and "raised" in ref and ans == ref:
+            if fn not in DRIVER_REFS and isinstance(ref, dict) and "raised" in ref and ans == ref:
                 raise _reraise(ref["raised"])
             return _decode(fn, k, ans)
         return decide
@@ -362,7 +504,8 @@ def _reraise(text: str) -> VmError:
 def play(sc: Scenario, fns: tuple, answers: dict | None, unknown: dict) -> World:
     """Run scenario `sc` with `fns` decided by `answers` (None: by the reference)."""
     w = World(sc, {})
-    w.overrides = deciders(w, fns, answers, unknown)
+    w.ask = deciders(w, fns, answers, unknown)
+    w.overrides = {fn: d for fn, d in w.ask.items() if fn not in DRIVER_REFS}
     try:
         sc.play(w)
     except StopScenario:
@@ -467,6 +610,8 @@ def judge_scenario(sc: Scenario, ref: World, got: World) -> str | None:
 
 def well_formed(fn: str, answer) -> bool:
     """Whether `answer` (from the untrusted student side) has the form _answer gives `fn`'s answers."""
+    if fn in DRIVER_REFS:
+        return driver_answer_ok(answer)
     if fn == "vm_normal_page":
         return answer is None or (isinstance(answer, dict) and set(answer) == {"page"}
                                   and type(answer["page"]) is int)
@@ -510,7 +655,8 @@ def reference_runs(suite: Suite, scenarios: list[Scenario], fns: tuple, key: str
     return _REFERENCE_RUNS[key]
 
 
-def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask, runs_key: str | None = None) -> dict:
+def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask, runs_key: str | None = None,
+          judge: Callable = judge_scenario) -> dict:
     """Play every scenario with the reference and with the student's answers; the verdict.
     `runs_key` names the scenarios (suite and parameters) so that their reference runs are reused."""
     from vmlib.grading.runner import verdict
@@ -536,7 +682,7 @@ def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask, runs_key: st
         runs = [play(sc, fns, answers, pending) for sc in scenarios]
     failures = []
     for sc, ref, got in zip(scenarios, refs, runs):
-        problem = judge_scenario(sc, ref, got)
+        problem = judge(sc, ref, got)
         if problem:
             failures.append(problem)
     cases = [Case(sc.name, fns[0], []) for sc in scenarios]
@@ -549,12 +695,14 @@ SCENARIOS: dict[str, Callable[[dict], list[Scenario]]] = {}     # suite id -> it
 
 
 def register_sim(suite_id: str, fns: tuple, make_scenarios: Callable[[dict], list[Scenario]],
-                 references: tuple, prelude: str = "") -> Suite:
-    """Register a simulator-graded suite whose student functions are `fns` (override names)."""
+                 references: tuple, prelude: str = "", judge: Callable = judge_scenario) -> Suite:
+    """Register a simulator-graded suite whose student functions are `fns` (override names, or
+    driver classes named in DRIVER_REFS); `judge(sc, ref, got)` tells a scenario's divergence."""
     SCENARIOS[suite_id] = make_scenarios
 
     def grade_hook(suite, params, ask):
-        return grade(suite, make_scenarios(params), fns, ask, f"{suite.id} {json.dumps(params, sort_keys=True)}")
+        return grade(suite, make_scenarios(params), fns, ask, f"{suite.id} {json.dumps(params, sort_keys=True)}",
+                     judge)
 
     return register(Suite(suite_id, fns, lambda params: [], prelude=prelude, references=references,
                           run_case=call_student, grade=grade_hook))

@@ -1,0 +1,203 @@
+"""ps8 driver: the NVRAM card, its reference drivers, and how a student's driver class is graded.
+
+The nbgrader round trip of ps8 (solutions full, release 0, plants strictly between) is in
+tests/test_grading.py (test_round_trip_scores[ps8_driver], plants.ps8_plants).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from vmlib import Kernel
+from vmlib.drivers.nvram import Nvram, NvramMixed, NvramPfnmap, pattern
+from vmlib.errors import BusError, KernelError
+from vmlib.flags import PAGE_SIZE
+from vmlib.grading import ps8, sandbox, sim
+from vmlib.grading.runner import run_clean
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "submissions"))
+import plants
+
+REFERENCES = tuple(ps8.CLASSES.values())
+
+
+def _grade(suite: str, cell: str, name: str, **params) -> dict:
+    [v] = run_clean([{"suite": suite, "params": params, "cells": [cell], "bind": {name: {"name": name}}}],
+                    trusted=True)   # sandboxed where bwrap runs (CI), a plain process elsewhere
+    return v
+
+
+# ---- the card and the reference drivers on a real kernel ------------------------------------------
+
+def test_card_layout_is_scattered_and_holds_its_patterns():
+    k = Kernel("2.6.26", "x86", ram_pages=32)
+    nv = Nvram.attach(k, "DDC.D")
+    dev = [nv.pfn(i) for i in range(nv.nblocks) if nv.where(i) == "device"]
+    assert dev != sorted(dev) or dev != list(range(dev[0], dev[0] + len(dev)))
+    assert nv.where(3) is None and nv.pfn(3) is None and nv.where(99) is None
+    assert not k.pfn_valid(nv.pfn(0)) and k.pfn_valid(nv.pfn(2))
+    assert k.page_count(k.pfn_to_page(nv.pfn(2))) == 1
+    assert k.phys.read_frame(nv.pfn(1), 0, 4) == pattern(1)[:4]
+    k.check()
+
+
+def test_card_rejects_bad_layouts_and_leaves_the_kernel_as_it_was():
+    k = Kernel("2.6.26", "x86", ram_pages=32)
+    before = k.nr_free_pages(), list(k.phys.devices)
+    for bad in ("", "DX", 3):
+        with pytest.raises(ValueError, match="layout is a string of D, C and ."):
+            Nvram.attach(k, bad)
+    assert (k.nr_free_pages(), list(k.phys.devices)) == before
+    with pytest.raises(ValueError, match="a block is None"):
+        Nvram([("ram", 3)])
+
+
+@pytest.mark.parametrize("profile", ["2.6.26/x86", "2.6.27/x86", "2.6.27/powerpc", "6.12/x86"])
+def test_reference_drivers_on_a_real_kernel(profile):
+    """Follows drivers/char/mspec.c:mspec_mmap @ v2.6.26 (a PFNMAP filled on demand refuses a private
+    mapping, kernel-facts §14c rows 1 and 4, because mm/memory.c:vm_insert_pfn @ v2.6.26 BUGs on a COW
+    PFNMAP, §5a row 2); mm/memory.c:vm_insert_mixed @ v2.6.26 and do_wp_page (a private MIXEDMAP
+    COWs, §6a row 10); arch/x86/mm/fault.c:do_page_fault @ v2.6.26 (VM_FAULT_SIGBUS → SIGBUS for
+    holes, §6a row 11); the same on 2.6.27 and 6.12 (vmf_insert_*, §5b rows 1-2)."""
+    version, arch = profile.split("/")
+    k = Kernel(version, arch, ram_pages=64)
+    nv = Nvram.attach(k, "DC.D")
+    pf, mx = k.open(NvramPfnmap(nv)), k.open(NvramMixed(nv))
+    p = k.spawn("p")
+    with pytest.raises(KernelError) as e:
+        p.mmap(4 * PAGE_SIZE, "rw", "private", file=pf)
+    assert e.value.errno == 22
+    a = p.mmap(4 * PAGE_SIZE, "rw", "shared", file=pf)
+    b = p.mmap(4 * PAGE_SIZE, "rw", "private", file=mx)
+    assert p.read(a, 2) == pattern(0)[:2] and p.read(b + PAGE_SIZE, 2) == pattern(1)[:2]
+    c = p.fork("c")
+    c.write(b + PAGE_SIZE, b"c")
+    c.write(a + 3 * PAGE_SIZE, b"s")
+    assert p.read(b + PAGE_SIZE, 2) == pattern(1)[:2] and c.read(b + PAGE_SIZE, 2) == b"c" + pattern(1)[1:2]
+    assert p.read(a + 3 * PAGE_SIZE, 1) == b"s"
+    for addr in (a + 2 * PAGE_SIZE, b + 2 * PAGE_SIZE):
+        with pytest.raises(BusError):
+            p.read(addr, 1)
+    c.exit()
+    p.exit()
+    k.check()
+
+
+def test_reference_drivers_agree_with_the_card_model_on_many_seeds():
+    """The model and the reference must agree: no WrongBytes, no broken invariant, no BUG in a reference run."""
+    for suite, make, fn in (("ps8.pfnmap", ps8.pfnmap_scenarios, "NvramPfnmap"),
+                            ("ps8.mixedmap", ps8.mixed_scenarios, "NvramMixed")):
+        scenarios = make({}) + [sc for seed in range(1, 6) for sc in make({"cases": "hidden", "seed": seed})]
+        for sc in scenarios:
+            w = sim.play(sc, (fn,), None, {})
+            bad = [(t, o) for t, o, _ in w.steps if any(b in o for b in ps8.BROKEN) or o.startswith("stopped")]
+            assert not bad, (suite, sc.name, bad[0])
+            reads = [o for t, o, _ in w.steps if ": read " in t]
+            mapped = w.steps[0][1].startswith("returned 0x")
+            assert mapped == (fn == "NvramMixed" or "shared" in w.steps[0][0]), (sc.name, w.steps[0])
+            assert any(o.startswith("returned '") for o in reads) == mapped, sc.name
+            assert any(o.startswith("BusError") for o in reads) == mapped, sc.name      # every card has a hole
+
+
+# ---- grading a student's class ---------------------------------------------------------------
+
+def test_solutions_pass_visible_and_hidden_seeds():
+    answers = plants.answers("ps8_driver")
+    for suite, cell, name in (("ps8.pfnmap", "pfnmap_driver", "NvramPfnmap"),
+                              ("ps8.mixedmap", "mixed_driver", "NvramMixed")):
+        for params in ({}, {"cases": "hidden", "seed": 7}):
+            v = _grade(suite, answers[cell], name, **params)
+            assert v["passed"], v["text"]
+
+
+def test_feedback_of_a_wrong_driver_names_scenario_step_and_invariant():
+    v = _grade("ps8.mixedmap", plants.MIXED_LEAK, "NvramMixed")
+    assert not v["passed"] and v["failed"] == v["cases"] == 4
+    assert v["first"].startswith("scenario 'private mapping, fork, child writes' (2.6.26/x86) step 3 "
+                                 "(parent: read 0x40001000): returned '4231'; then k.check() fails: page ")
+    assert "a reference was leaked (with a right driver: returned '4231')" in v["first"]
+    assert "your NvramMixed.fault(pgoff 1, read) called get_page(1), vm_insert_mixed(0x40001000, 1)" in v["first"]
+    v = _grade("ps8.pfnmap", plants.PFNMAP_PRIVATE, "NvramPfnmap")
+    assert 0 < v["failed"] < v["cases"]
+    assert ("step 1 (parent: mmap private, 5 pages at 0x40000000): returned 0x40000000 (with a right driver: "
+            "KernelError: mmap: nvram->mmap refused the mapping (-EINVAL))") in v["first"]
+    assert "then step 2 (parent: read 0x40000000): KernelBug: vm_insert_pfn: BUG_ON: VM_PFNMAP vma is a COW" in v["first"]
+    v = _grade("ps8.mixedmap", plants.MIXED_VMF_PAGE, "NvramMixed")
+    assert "BadPageMap: pfn_to_page: pfn 65538 has no struct page" in v["first"]
+    v = _grade("ps8.mixedmap", plants.MIXED_ZERO_HOLES, "NvramMixed")
+    assert "WrongBytes: read 0000 at page 2, a hole of the card" in v["first"]
+    assert "(with a right driver: BusError:" in v["first"]
+
+
+def test_both_designs_are_right():
+    """Eager (remap_pfn_range at mmap time) and vmf.page for cache blocks: ptes differ, outcomes do not."""
+    for suite, cell, name in (("ps8.pfnmap", plants.PFNMAP_EAGER, "NvramPfnmap"),
+                              ("ps8.mixedmap", plants.MIXED_VMF_CACHE, "NvramMixed")):
+        for params in ({}, {"cases": "hidden", "seed": 8}):
+            v = _grade(suite, cell, name, **params)
+            assert v["passed"], v["text"]
+
+
+def test_calling_the_reference_driver_does_not_count():
+    cell = ("from vmlib.drivers.nvram import NvramMixed as Ref\n\n"
+            "class NvramMixed(Driver):\n    def __init__(self, nv):\n        self.ref = Ref(nv)\n\n"
+            "    def mmap(self, k, vma):\n        return self.ref.mmap(k, vma)\n\n"
+            "    def fault(self, k, vma, vmf):\n        return self.ref.fault(k, vma, vmf)\n")
+    v = _grade("ps8.mixedmap", cell, "NvramMixed")
+    assert v["failed"] == v["cases"]
+    assert "called vmlib.drivers.nvram.NvramMixed, the reference you are asked to write" in v["first"]
+
+
+def test_a_driver_that_raises_or_returns_nonsense_fails_its_scenarios_only():
+    bad = ("class NvramMixed(Driver):\n    def __init__(self, nv):\n        self.nv = nv\n\n"
+           "    def mmap(self, k, vma):\n        vma.vm_flags |= VM_MIXEDMAP\n        return 0\n\n"
+           "    def fault(self, k, vma, vmf):\n        return 'NOPAGE'\n")
+    v = _grade("ps8.mixedmap", bad, "NvramMixed")
+    assert v["failed"] == v["cases"] and "must return VM_FAULT_* bits (an int), got 'NOPAGE'" in v["first"]
+
+
+def test_forged_answers_are_failures():
+    good = {"actions": [["vm_insert_pfn", 0x40000000, 65536]], "ret": 0x100, "page": None, "raised": None,
+            "fault": True}
+    assert sim.driver_answer_ok(good)
+    for forged in ({**good, "actions": [["os.system", 1]]}, {**good, "actions": [["vm_insert_pfn", "x", 1]]},
+                   {**good, "ret": 1 << 70}, {**good, "extra": 1}, {**good, "actions": [["get_page", 1, 2]]},
+                   {**good, "raised": 3}, [good]):
+        assert not sim.driver_answer_ok(forged), forged
+        assert sim._event_answer("NvramMixed", {"i": 0, "result": forged}, "ok") == {
+            "failed": "sent an answer of the wrong form"}
+
+
+def test_replay_ends_a_call_at_a_failing_kernel_call():
+    """A recorded call that fails on the real kernel ends the fault (SIGBUS) or mmap (its errno)."""
+    k = Kernel("2.6.26", "x86", ram_pages=32)
+    nv = Nvram.attach(k, "D")
+    p = k.spawn("p")
+    f = k.open(NvramMixed(nv))
+    a = p.mmap(PAGE_SIZE, "r", "shared", file=f)
+    vma = p.find_vma(a)
+    outside = {"actions": [["vm_insert_mixed", a + PAGE_SIZE, nv.pfn(0)], ["vm_insert_mixed", a, nv.pfn(0)]],
+               "ret": 0x100, "page": None, "raised": None, "fault": True}
+    vmf = type("Vmf", (), {"address": a, "pgoff": 0, "write": False, "page": None})()
+    assert ps8.replay(k, vma, vmf, outside) == ps8.VM_FAULT_SIGBUS
+    assert p.follow_pte(a) is None
+    assert ps8.replay(k, vma, None, {**outside, "ret": 0}) == -14
+
+
+def test_stripped_vmlib_has_only_stubs_of_the_reference_drivers():
+    lib = sandbox.student_lib(REFERENCES)
+    text = (lib / "vmlib" / "drivers" / "nvram.py").read_text()
+    assert "class NvramMixed" not in text and "class NvramPfnmap" not in text
+    assert "def NvramMixed(*args, **kwargs)" in text and "not_provided('vmlib.drivers.nvram.NvramMixed')" in text
+    assert "class Nvram:" in text and "vm_insert_mixed(vma" not in text
+
+
+def test_notebook_setup_gives_what_the_grader_gives():
+    nb = plants.load(ROOT / "solutions" / "ps8_driver" / "ps8_driver.ipynb")
+    assert plants.src(plants.cell(nb, "setup")).startswith(ps8.PRELUDE)
+    design = plants.cell(nb, "design")
+    assert design["cell_type"] == "markdown" and design["metadata"]["nbgrader"]["points"] > 0
