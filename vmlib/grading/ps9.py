@@ -305,16 +305,22 @@ def assignment(student: str | None = None) -> Task:
 
 # ---- grading: the row -------------------------------------------------------------------------------
 
-_ROW = re.compile(r"^\s*(?:§|section\s*|sec\.?\s*)?\s*(\d+[a-z]?)[\s,:./-]*(?:row|r\.?|#)?\s*(\d+)\s*$", re.I)
+_ROW = re.compile(r"^§?\s*(?:section\s*)?(\d+[a-z]?)\s*[,:]?\s*(?:v?\d+\.\d+(?:\.\d+)?\s*)?(?:row|r)\.?\s*(\d+)$")
+_LABEL = re.compile(r"^§\s*(\d+[a-z]?)\s+([a-z_][a-z_ ]*)$")
 
 
 def normalize_row(text) -> str | None:
-    """'§1a row 4' for sensible spellings ('§1a row 4', '1a row 4', '§1A, row 4', '§1a r4',
-    'section 1a row 4'); None if `text` is not a row id."""
+    """The row id `text` names, spelled as kernel-facts does ("§1a row 4"), for sensible spellings
+    ("1a row 4", "§1a, row 4", "§1a r4", "§6b v2.6.26 row 3"); a row the trace cites by its label
+    ("§5a vm_insert_mixed") stays a label. None if `text` names no row."""
     if not isinstance(text, str):
         return None
-    m = _ROW.match(text.replace("\u00a0", " "))
-    return f"§{m.group(1).lower()} row {int(m.group(2))}" if m else None
+    text = " ".join(text.replace("\u00a0", " ").split()).lower().strip(" .")
+    m = _ROW.match(text)
+    if m:
+        return f"§{m.group(1)} row {int(m.group(2))}"
+    m = _LABEL.match(text)
+    return f"§{m.group(1)} {m.group(2)}" if m else None
 
 
 def _row_cases(params: dict) -> list[Case]:
