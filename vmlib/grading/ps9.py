@@ -50,7 +50,7 @@ PRELUDE = (
 # (wrong answer, trace text) where the mutated rule differs, else None.
 
 def _mixed_ram_special(k, args, right):
-    vma, addr, pte = args
+    vma, _, pte = args
     if right is not None and vma.vm_flags & VM_MIXEDMAP:
         return None, f"VM_MIXEDMAP, pfn {pte.pfn} → special (not refcounted)"
     return None
@@ -71,7 +71,7 @@ def _pfnmap_linear_counted(k, args, right):
 
 
 def _special_ram_counted(k, args, right):
-    vma, addr, pte = args
+    _, _, pte = args
     if right is None and pte.special and k.pfn_valid(pte.pfn) and not k.is_zero_pfn(pte.pfn):
         return k.pfn_to_page(pte.pfn), f"pfn {pte.pfn} is pfn_valid → a page (refcounted)"
     return None
@@ -84,7 +84,7 @@ def _mixed_never_refcounts(k, args, right):
 
 
 def _anon_always_reused(k, args, right):
-    vma, page, pte = args
+    page = args[1]
     if right[0] == "copy" and page is not None and page.anon:
         cut = right[1].rfind(" (§")
         return ("reuse", f"anon page, mapcount {page._mapcount + 1} → reuse{right[1][cut:]}"), None
@@ -177,6 +177,11 @@ def mutation_for(student: str) -> Mutation:
 def _of_params(params: dict) -> Mutation:
     """The mutation a check grades: of params['student'] (put there by the grader), else of this user."""
     return mutation_for(params.get("student") or student_id())
+
+
+def prelude(params: dict) -> str:
+    """What the student's cells find defined when graded: the imports and MUTATION (their mutation's id)."""
+    return PRELUDE + f"MUTATION = {_of_params(params).id!r}\n"
 
 
 # ---- the broken kernel (student side: the notebook) -----------------------------------------------
@@ -310,9 +315,9 @@ _LABEL = re.compile(r"^§\s*(\d+[a-z]?)\s+([a-z_][a-z_ ]*)$")
 
 
 def normalize_row(text) -> str | None:
-    """The row id `text` names, spelled as kernel-facts does ("§1a row 4"), for sensible spellings
-    ("1a row 4", "§1a, row 4", "§1a r4", "§6b v2.6.26 row 3"); a row the trace cites by its label
-    ("§5a vm_insert_mixed") stays a label. None if `text` names no row."""
+    """The row id `text` names, spelled as kernel-facts does ("§9b row 8"), for sensible spellings
+    ("9b row 8", "§9b, row 8", "§9b r8", "§7 v2.6.26 row 1"); a row the trace cites by its label
+    ("§9b fast path") stays a label. None if `text` names no row."""
     if not isinstance(text, str):
         return None
     text = " ".join(text.replace("\u00a0", " ").split()).lower().strip(" .")
@@ -343,7 +348,7 @@ def _row_compare(case: Case, got) -> str | None:
     return None
 
 
-register(Suite("ps9.row", ("wrong_row",), _row_cases, prelude=lambda params: prelude(params), run_case=plain_value, compare=_row_compare,
+register(Suite("ps9.row", ("wrong_row",), _row_cases, prelude=prelude, run_case=plain_value, compare=_row_compare,
                params=("student", "rows")))
 
 
@@ -375,11 +380,6 @@ def _fix_grade(suite: Suite, params: dict, ask) -> dict:
     v["text"] = _CITED.sub("", v["text"])
     v["first"] = v["first"] and _CITED.sub("", v["first"])
     return v
-
-
-def prelude(params: dict) -> str:
-    """What the student's cells find defined when graded: the imports and MUTATION (their mutation's id)."""
-    return PRELUDE + f"MUTATION = {_of_params(params).id!r}\n"
 
 
 register(Suite("ps9.fix", ("fixed",), lambda params: [], prelude=prelude, references=REFERENCES,
