@@ -113,11 +113,12 @@ def verify(nb: dict, cell_timeout: float = 5.0, *, trusted: bool = False,
 
 
 def with_student(suite, params: dict, student: str | None) -> dict:
-    """`params` with "student" set to `student` (or left out), whatever the notebook wrote there."""
+    """For a suite with a "student" parameter: `params` with "student" set to `student` (or left out,
+    so that the suite takes this user's id), whatever the notebook wrote there."""
+    if "student" not in suite.params:
+        return params
     params = {k: v for k, v in params.items() if k != "student"}
-    if student and "student" in suite.params:
-        params["student"] = student
-    return params
+    return {**params, "student": student} if student else params
 
 
 def find_notebook(name: str) -> str:
