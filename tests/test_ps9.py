@@ -143,3 +143,12 @@ def test_fix_feedback_does_not_name_the_row():
     for student in ("bob", "carol", "dave", "a_good"):      # m4, m1, m5, m6
         v = verify(nb, trusted=True, student=student)["test_fix_visible"]
         assert not v["passed"] and "kernel-facts" not in v["text"] and "§" not in v["text"], v["text"]
+
+
+def test_check_in_the_notebook_ignores_a_student_id_too(monkeypatch):
+    from vmlib import grading
+    sent = []
+    monkeypatch.setattr(grading, "run_clean", lambda checks, **kw: sent.extend(checks) or [
+        {"passed": True, "first": None, "text": "ok"}])
+    grading.check("ps9.row", "§9b row 8", student="bob")
+    assert "student" not in sent[0]["params"]
