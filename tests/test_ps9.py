@@ -152,3 +152,16 @@ def test_check_in_the_notebook_ignores_a_student_id_too(monkeypatch):
         {"passed": True, "first": None, "text": "ok"}])
     grading.check("ps9.row", "§9b row 8", student="bob")
     assert "student" not in sent[0]["params"]
+
+
+@pytest.mark.parametrize("mid", sorted(FOLLOWS))
+def test_the_scenario_as_code_is_the_scenario_played(mid):
+    """task.code() performs the operations task.play() does (compared on a kernel that is not broken)."""
+    m = ps9.BY_ID[mid]
+    task = ps9.Task(m, "anyone")
+    played, coded = Kernel(m.version, m.arch, ram_pages=64), Kernel(m.version, m.arch, ram_pages=64)
+    task.play(played, quiet=True)
+    exec(task.code(), {"k": coded})  # noqa: S102 - our own generated code
+    ops = [[str(k.trace.events[i]) for i in k.trace.ops()] for k in (played, coded)]
+    assert ops[0] == ops[1] and len(ops[0]) == len(m.ops) + 2
+    assert played.snapshot().pages == coded.snapshot().pages

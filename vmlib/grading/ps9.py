@@ -241,10 +241,35 @@ class Task:
             pass
         return run.steps
 
+    def code(self) -> str:
+        """The scenario as Python code on a kernel `k` (what play() runs, without its checks)."""
+        m = self.mutation
+        lines = ["from vmlib import PAGE_SIZE, drivers", "", 'parent = k.spawn("parent")']
+        lines += _SETUP[m.kind].format(n=m.npages, n1=m.npages + 1).splitlines()
+        lines.append(f'parent.mmap({m.npages} * PAGE_SIZE, "rw", "{m.flags}"{", file=f, offset=offset" if m.kind != "anon" else ""}, '
+                     f"addr={BASE:#x})")
+        for who, op, arg in m.ops:
+            addr = f"{BASE + (arg << PAGE_SHIFT if isinstance(arg, int) else 0):#x}"
+            lines.append({"fork": f'{arg} = {who}.fork("{arg}")', "read": f"{who}.read({addr}, 1)",
+                          "write": f"{who}.write({addr}, {who[0].encode()!r})",
+                          "munmap": f"{who}.munmap({addr}, PAGE_SIZE)", "exit": f"{who}.exit()"}[op])
+        return "\n".join(lines)
+
     def __repr__(self):
         m = self.mutation
         return (f"ps9 for {self.student!r}: broken kernel {m.profile}, mutation {m.id}; "
                 f"the decision function to fix: {m.signature}")
+
+
+_SETUP = {      # the mappings of vmlib.grading.sim.mapping, as code
+    "anon": "",
+    "xip-ram": ('fs = drivers.XipFs(k, backing="ram")\n'
+                'fs.create("image", bytes(range(1, {n1})) * 8, size={n} * PAGE_SIZE)\n'
+                'f, offset = fs.open("image", "rw"), 0'),
+    "fb-ram": 'f, offset = k.open(drivers.FbDev(k, {n}), "rw"), 0',
+    "devmem-ram": ("first = min(k.alloc_page().pfn for _ in range({n}))    # {n} pages of kernel RAM\n"
+                   'f, offset = k.open(drivers.DevMem(), "rw"), first * PAGE_SIZE'),
+}
 
 
 class _Stop(Exception):
@@ -285,7 +310,7 @@ class _Run:
         shared = self.m.flags == "shared"
         owner = "all" if shared else who
         if op == "fork":
-            procs[arg] = self.step(f"{who}.fork() → {arg}", p.fork)
+            procs[arg] = self.step(f'{arg} = {who}.fork("{arg}")', lambda: p.fork(arg))
             if not shared:
                 self.memory.update({(arg, pg): b for (w, pg), b in list(self.memory.items()) if w == who})
         elif op == "read":
