@@ -289,7 +289,7 @@ class _Run:
             value = thunk()
             outcome = "ok"
             if expect is not None and value != expect:
-                outcome = f"WRONG READ: read {value!r}, but this process last wrote {expect!r} there"
+                outcome = f"WRONG READ: read {value!r}, but the last write this process should see there is {expect!r}"
             elif isinstance(value, bytes):
                 outcome = f"read {value!r}"
             self.k.check()
