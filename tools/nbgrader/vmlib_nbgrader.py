@@ -57,7 +57,7 @@ class VerifyChecks(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         start = time.perf_counter()
         _VERDICTS[_key(resources)] = verify(nb, self.cell_timeout, unsafe_no_sandbox=self.unsafe_no_sandbox,
-                                            in_process=True)
+                                            in_process=True, student=resources["nbgrader"]["student"])
         SECONDS["verify"] += time.perf_counter() - start
         return nb, resources
 

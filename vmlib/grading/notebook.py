@@ -74,9 +74,13 @@ def checking_cells(nb: dict) -> list[tuple[str, list[dict]]]:
 
 
 def verify(nb: dict, cell_timeout: float = 5.0, *, trusted: bool = False,
-           unsafe_no_sandbox: bool = False, in_process: bool = False) -> dict[str, dict]:
+           unsafe_no_sandbox: bool = False, in_process: bool = False, student: str | None = None) -> dict[str, dict]:
     """{grade_id: verdict} for every checking test cell; a verdict has passed, first, text and
     shape_only (only the form of the answer was checked).
+
+    `student` is the id nbgrader grades the notebook for; suites with a "student" parameter (ps9:
+    the mutation is drawn from it) get that one, never one written in the notebook (without it,
+    the suite takes the id of the user running this).
 
     The solution cells run in the sandbox (see run_clean); `trusted` (the student's own
     selfcheck) may run without one, `unsafe_no_sandbox` is the instructor's explicit opt-out;
@@ -89,8 +93,9 @@ def verify(nb: dict, cell_timeout: float = 5.0, *, trusted: bool = False,
     requests, owners = [], []
     for grade_id, checks in checking_cells(nb):
         for c in checks:
-            names = get_suite(c["suite"]).names
-            requests.append({"suite": c["suite"], "params": c["params"], "cells": cells,
+            suite = get_suite(c["suite"])
+            names, params = suite.names, with_student(suite, c["params"], student)
+            requests.append({"suite": c["suite"], "params": params, "cells": cells,
                              "bind": dict(zip(names, c["answers"]))})
             owners.append(grade_id)
     verdicts: dict[str, dict] = {}
@@ -105,6 +110,15 @@ def verify(nb: dict, cell_timeout: float = 5.0, *, trusted: bool = False,
     for merged in verdicts.values():
         merged["text"] = "\n".join(merged.pop("texts"))
     return verdicts
+
+
+def with_student(suite, params: dict, student: str | None) -> dict:
+    """For a suite with a "student" parameter: `params` with "student" set to `student` (or left out,
+    so that the suite takes this user's id), whatever the notebook wrote there."""
+    if "student" not in suite.params:
+        return params
+    params = {k: v for k, v in params.items() if k != "student"}
+    return {**params, "student": student} if student else params
 
 
 def find_notebook(name: str) -> str:

@@ -31,7 +31,7 @@ def run_child(suite: Suite, check: dict, cases: list[Case], cell_timeout: float)
     run_case = suite.run_case
     request = {"suite": suite.id, "cells": check.get("cells", []), "bind": check["bind"],
                "cases": [{"label": c.label, "fn": c.fn, "args": c.args} for c in cases],
-               "prelude": suite.prelude,
+               "prelude": suite.prelude(check.get("params", {})) if callable(suite.prelude) else suite.prelude,
                "run_case": f"{run_case.__module__}:{run_case.__qualname__}" if run_case else None}
     limit = CHECK_STEPS * cell_timeout + STARTUP_SLACK
     if _SIDE:

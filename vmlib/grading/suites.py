@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # assignment prefix -> module that registers its suites
-_MODULES = {f"ps{n}": f"vmlib.grading.ps{n}" for n in range(1, 9)}
+_MODULES = {f"ps{n}": f"vmlib.grading.ps{n}" for n in range(1, 10)}
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Suite:
     id: str
     names: tuple[str, ...]
     make_cases: Callable[[dict], list[Case]]          # params -> cases, expected filled in
-    prelude: str = ""                                  # run before the student's cells
+    prelude: str | Callable[[dict], str] = ""          # run before the student's cells (or params -> that)
     references: tuple[str, ...] = ()                   # "module:attr" the student writes: absent while grading
     show: Callable[[Any], str] = repr                  # how a result reads in feedback
     run_case: Callable[[dict, Case], Any] | None = None  # student side (a module in the sandbox); default: fn(*args)
