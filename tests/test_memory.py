@@ -749,7 +749,7 @@ def test_s6a_shared_write_maps_file_page_writable(profile):
 @profiles(*MIXED)
 def test_s6a_nopage_no_early_cow_then_double_fault(profile):
     """mm/memory.c __do_fault() and do_wp_page(), v2.6.26 / v6.12, kernel-facts §6a
-    'VM_FAULT_NOPAGE' and the double-fault rule: a private write to a MIXEDMAP gets a
+    'VM_FAULT_NOPAGE' and row 10 (the retried write): a private write to a MIXEDMAP gets a
     read-only pte from the handler, then a second fault copies."""
     k, dev, p = setup(profile)
     dev.write(0, b"dev")
@@ -757,7 +757,7 @@ def test_s6a_nopage_no_early_cow_then_double_fault(profile):
     m = mark(k)
     p.write(a + 3, b"+")
     r = rows(k, m)
-    assert r.index("§6a NOPAGE") < r.index("§6a double fault")
+    assert r.index("§6a NOPAGE") < r.index("§6a row 10")
     assert "§6a private write" not in r
     assert [x for x in r if "§6b" in x]
     page = k.pfn_to_page(p.follow_pte(a).pfn)

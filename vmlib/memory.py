@@ -6,7 +6,7 @@ pte_special, ->nopfn gone) and 6.12 ([M]).
 
 Faithfulness ledger
 - exact: the decision tables of kernel-facts §1 (vm_normal_page), §4 (remap_pfn_range), §5
-  (insert APIs, BUG_ONs and errnos), §6 (fault paths, the double-fault rule, do_wp_page reuse
+  (insert APIs, BUG_ONs and errnos), §6 (fault paths, the retried write after a NOPAGE, do_wp_page reuse
   or copy), §7 (which vmas fork copies, what each pte copy does), §8 (zap accounting). Every
   decision is traced with the row that made it.
 - simplified: one thread, so no pte locks, no retry of a raced fault, no TLB flushing;

@@ -336,8 +336,8 @@ class Process:
             if tracer.enabled:                      # _fault_in's loop, once round, flattened
                 tracer.emit("op", self.name, (_WRITE_TEXT, addr, data[:9]))
                 if not tracer._quiet:
-                    k.decide("fault", f"write to a read-only pte at {page_addr:#x}: the CPU faults again",
-                             "§6a double fault")
+                    k.decide("fault", f"write to a read-only pte at {page_addr:#x}: a write-protection "
+                             "fault, handled by do_wp_page", "§6b")
             memory.handle_mm_fault(k, vma, page_addr, True)          # do_wp_page: cannot fail here
             pte = entries[idx]
             if pte[1] & _WRITTEN != _WRITTEN:
@@ -386,7 +386,7 @@ class Process:
         if not vma.vm_flags & (VM_WRITE if write else VM_READ):
             raise Segfault(f"{what} at {addr:#x}: the vma {vma.vm_start:#x}-{vma.vm_end:#x} is not "
                            f"{'writable' if write else 'readable'} (SIGSEGV, SEGV_ACCERR)")
-        for _ in range(4):
+        for tries in range(4):
             pte = pgtable.lookup(mm, addr)
             if pte is not None and (pte.write or not write):
                 if not pte.young or (write and not pte.dirty):     # the MMU sets A (and D)
@@ -394,8 +394,12 @@ class Process:
                     k._set_pte(mm, addr, pte, "mmu: accessed/dirty bit")
                 return pte
             if pte is not None and k.tracer.on:
-                k.decide("fault", f"{what} to a read-only pte at {addr:#x}: the CPU faults again",
-                         "§6a double fault")
+                if tries:       # the fault just handled left a read-only pte (§6a row 10): retried
+                    k.decide("fault", f"{what} to the read-only pte the fault left at {addr:#x}: "
+                             "the retried write faults again", "§6a row 10")
+                else:
+                    k.decide("fault", f"{what} to a read-only pte at {addr:#x}: a write-protection "
+                             "fault, handled by do_wp_page", "§6b")
             code = memory.handle_mm_fault(k, vma, addr, write)
             if code & VM_FAULT_ERROR:
                 memory.fault_error(code, addr, f"{what} by {self.name}")
