@@ -1,4 +1,4 @@
-"""ps2-ps5: the visible scenarios reach every decision row the hidden ones reach (issue 12).
+"""ps1-ps5: the visible checks reach every decision row the hidden ones reach (issue 12).
 
 A student learns from a failing visible check; the hidden seeded scenarios only add variety. So for
 each simulator-graded suite, the set of decision rows its hidden scenarios (seeds 0-9 and the seed
@@ -24,7 +24,16 @@ from pathlib import Path
 
 import pytest
 
-from vmlib.flags import PAGE_SHIFT, VM_MAYSHARE, VM_MIXEDMAP, VM_PFNMAP, VM_SHARED, VM_WRITE, is_cow_mapping
+from vmlib.flags import (
+    PAGE_SHIFT,
+    VM_MAYSHARE,
+    VM_MAYWRITE,
+    VM_MIXEDMAP,
+    VM_PFNMAP,
+    VM_SHARED,
+    VM_WRITE,
+    is_cow_mapping,
+)
 from vmlib.grading import sim
 from vmlib.grading.notebook import checking_cells
 from vmlib.grading.suites import get_suite
@@ -324,3 +333,49 @@ def test_replay_refuses_a_function_the_suite_does_not_plug_in():
     from vmlib.grading.tryout import replay
     with pytest.raises(ValueError, match="ps2.vm_normal_page plugs in vm_normal_page, not gup_fast_pte_ok"):
         replay("ps2.vm_normal_page", 1, gup_fast_pte_ok=lambda k, pte, write: True)
+
+
+# ---- ps1: case suites, the same promise ---------------------------------------------------------
+
+CASE_SUITES = ("ps1.memmap", "ps1.is_cow_mapping", "ps1.classify_mmap")
+
+
+def _reasons(suite_id: str, params: dict) -> set[str]:
+    """The kernel reasons (Case.why) and answer kinds the cases of a case-based suite turn on."""
+    return {(c.fn, c.why, type(c.expected).__name__) for c in get_suite(suite_id).make_cases(params)}
+
+
+@pytest.mark.parametrize("suite_id", CASE_SUITES)
+def test_ps1_visible_cases_give_every_reason_the_hidden_ones_give(suite_id):
+    """Every reason a hidden case is judged by (EACCES included) is one a visible case shows."""
+    visible = _reasons(suite_id, {})
+    hidden = set().union(*(_reasons(suite_id, {"cases": "hidden", "seed": s}) for s in range(10)))
+    assert not hidden - visible, f"{suite_id}: reasons only hidden cases give: {sorted(hidden - visible)}"
+
+
+def _never_refuses(share, fd, prot):
+    """classify_mmap that maps a shared writable mapping of a read-only fd as if it were read-only."""
+    from vmlib.grading.ps1 import classify_mmap
+    answer = classify_mmap(share, fd, prot)
+    return classify_mmap(share, fd, "r") if answer == "EACCES" else answer
+
+
+PS1_WRONG = [
+    # tests VM_MAYSHARE where the kernel tests VM_SHARED (only hidden random words caught it before)
+    ("ps1.is_cow_mapping", "is_cow_mapping", lambda f: bool(f & VM_MAYWRITE) and not f & VM_MAYSHARE),
+    # a driver's vma without VM_MAYWRITE: "private means COW"
+    ("ps1.is_cow_mapping", "is_cow_mapping", lambda f: not f & VM_SHARED),
+    # never refuses (only the hidden cases had the EACCES call before)
+    ("ps1.classify_mmap", "classify_mmap", _never_refuses),
+    # rounds the partial page down (only the hidden cases had one before)
+    ("ps1.memmap", "memmap_bytes", lambda g, n, s=64, p=4096: g * (n // p) * s),
+    # rounds the break-even point down (the visible sizes all divided the page before)
+    ("ps1.memmap", "break_even_guests", lambda s, p=4096: p // s),
+]
+
+
+@pytest.mark.parametrize("suite_id, fn, wrong", PS1_WRONG, ids=[f"{s}-{i}" for i, (s, _, _) in enumerate(PS1_WRONG)])
+def test_ps1_wrong_answers_fail_a_visible_case(suite_id, fn, wrong):
+    from vmlib.grading.suites import as_json
+    cases = [c for c in get_suite(suite_id).make_cases({}) if c.fn == fn]
+    assert any(as_json(wrong(*c.args)) != c.expected for c in cases), f"{suite_id}: no visible case catches it"

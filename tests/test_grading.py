@@ -103,6 +103,14 @@ def test_exercises_are_current(tmp_path):
             assert _cells(fresh) == _cells(committed), f"{committed} is stale: run python tools/grade.py release"
 
 
+def test_solution_cells_have_ids():
+    """Every cell of solutions/ has an id, so a release gives the same exercises/ each time."""
+    for name in ASSIGNMENTS:
+        nb = json.loads((ROOT / "solutions" / name / f"{name}.ipynb").read_text(encoding="utf-8"))
+        missing = [n for n, c in enumerate(nb["cells"], 1) if not c.get("id")]
+        assert not missing, f"{name}: cells {missing} have no id; give each a stable one"
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """Autograde every planted submission of every assignment: two runs of tools/grade.py side by side

@@ -47,9 +47,10 @@ def break_even_guests(sizeof_struct_page: int, page_size: int = 4096) -> int:
 
 
 def _memmap_cases(params: dict) -> list[Case]:
-    """Visible: the commit's example; hidden: sizes of §12, partial pages, other page sizes."""
-    m = [(100, GiB, 64, 4096), (1, GiB, 56, 4096)]
-    b = [(64, 4096), (32, 4096)]
+    """Visible: the commit's example, a partial page, a struct page that does not divide the page;
+    hidden: sizes of §12, more partial pages, other page sizes."""
+    m = [(100, GiB, 64, 4096), (1, GiB, 56, 4096), (2, 4097, 64, 4096)]
+    b = [(64, 4096), (32, 4096), (56, 4096)]
     if params.get("cases") == "hidden":
         rng = random.Random(params.get("seed", 0))
         m = [(100, GiB, 56, 4096), (0, GiB, 64, 4096), (3, 4097, 64, 4096), (7, 1, 40, 4096),
@@ -86,13 +87,16 @@ def _cow_why(vm_flags: int) -> str:
 
 
 def _cow_cases(params: dict) -> list[Case]:
-    """Visible: the four mmap calls of kernel-facts §2; hidden: the driver row and random words."""
+    """Visible: the four mmap calls of kernel-facts §2, a driver's vma and a word that tells VM_SHARED
+    from VM_MAYSHARE; hidden: more such words and random ones."""
     base = VM_READ | VM_MAYREAD | VM_MAYEXEC
     words = [
         ("MAP_PRIVATE, PROT_READ|PROT_WRITE", base | VM_WRITE | VM_MAYWRITE),
         ("MAP_PRIVATE, PROT_READ only", base | VM_MAYWRITE),
         ("MAP_SHARED, fd opened read-only", base | VM_MAYSHARE),
         ("MAP_SHARED, fd opened read-write", base | VM_WRITE | VM_SHARED | VM_MAYSHARE | VM_MAYWRITE),
+        ("MAP_PRIVATE whose VM_MAYWRITE a driver cleared", base),
+        ("a word no mmap makes: VM_SHARED|VM_MAYWRITE without VM_MAYSHARE", base | VM_SHARED | VM_MAYWRITE),
     ]
     if params.get("cases") == "hidden":
         rng = random.Random(params.get("seed", 0))
@@ -143,9 +147,10 @@ def _classify_why(share: str, fd: str, prot: str) -> str:
 
 
 def _classify_cases(params: dict) -> list[Case]:
-    """Visible: six common calls; hidden: every share x fd x prot combination."""
+    """Visible: seven common calls, one refused; hidden: every share x fd x prot combination."""
     calls = [("MAP_PRIVATE", "rw", "rw"), ("MAP_PRIVATE", "ro", "r"), ("MAP_SHARED", "rw", "rw"),
-             ("MAP_SHARED", "ro", "r"), ("MAP_SHARED", "anon", "rw"), ("MAP_PRIVATE", "anon", "rw")]
+             ("MAP_SHARED", "ro", "r"), ("MAP_SHARED", "ro", "rw"), ("MAP_SHARED", "anon", "rw"),
+             ("MAP_PRIVATE", "anon", "rw")]
     if params.get("cases") == "hidden":
         calls = [(s, f, p) for s in SHARES for f in FDS for p in PROTS]
     return [Case(f"{s}, {FDS[f]}, {PROTS[p]}", "classify_mmap", [s, f, p],
