@@ -562,7 +562,7 @@ def describe(q: dict) -> str:
         return f"{pfn_words(q['pfn'])} into {vma_words(q['vma'])} on {w['version']}/{w['arch']}"
     if fn == "do_wp_page_decision":
         p = q["page"]
-        page = ("no struct page (vm_normal_page said special)" if p is None else
+        page = ("page None (vm_normal_page said special)" if p is None else
                 f"{'an anonymous' if p['anon'] else 'a file'} page {p['pfn']} with refcount {p['count']} "
                 f"and mapcount {p['mapcount']}")
         return f"a write to {pte_words(q['pte'])}: {page}, in {vma_words(q['vma'])}"
