@@ -300,11 +300,21 @@ def test_a_crash_costs_only_its_check(side):
     assert probe(side, "answer = 3") == 3 and side.starts == starts
 
 
+def _always_true_verdict() -> str:
+    """How the visible ps1.is_cow_mapping check judges an answer that is always True."""
+    from vmlib.grading.suites import get_suite
+    cases = get_suite("ps1.is_cow_mapping").make_cases({})
+    return f"ps1.is_cow_mapping: {sum(c.expected is True for c in cases)} of {len(cases)} cases agree"
+
+
+ALWAYS_TRUE_VERDICT = _always_true_verdict()
+
+
 def test_forged_output_is_only_an_answer():
     need_sandbox()
     [v] = run_clean([{"suite": "ps1.is_cow_mapping", "params": {}, "cells": [attacks.FORGE],
                       "bind": {"is_cow_mapping": {"name": "is_cow_mapping"}}}], 2.0)
-    assert not v["passed"] and v["text"].startswith("ps1.is_cow_mapping: 2 of 4 cases agree"), v["text"]
+    assert not v["passed"] and v["text"].startswith(ALWAYS_TRUE_VERDICT), v["text"]
 
 
 def test_untrusted_work_needs_a_sandbox(monkeypatch):
@@ -324,7 +334,7 @@ def test_run_check_in_process_opens_a_sandbox_or_refuses(monkeypatch):
     need_sandbox()
     check = {"suite": "ps1.is_cow_mapping", "params": {}, "bind": {"is_cow_mapping": {"name": "is_cow_mapping"}},
              "cells": ["def is_cow_mapping(vm_flags):\n    return True\n"]}
-    assert run_check(check, 2.0)["text"].startswith("ps1.is_cow_mapping: 2 of 4 cases agree")
+    assert run_check(check, 2.0)["text"].startswith(ALWAYS_TRUE_VERDICT)
     monkeypatch.setitem(sandbox._PROBED, "result", "bubblewrap (bwrap) is not installed")
     with pytest.raises(sandbox.SandboxUnavailable):
         run_check(check, 2.0)
