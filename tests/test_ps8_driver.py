@@ -114,29 +114,36 @@ def test_solutions_pass_visible_and_hidden_seeds():
             assert v["passed"], v["text"]
 
 
+def _plant(student: str) -> str:
+    """The driver cell the planted submission `student` hands in (tests/fixtures/submissions/plants.py)."""
+    nb = next(p for p in plants.ps8_plants() if p.student == student).build()
+    cell = "pfnmap_driver" if "pfnmap" in student else "mixed_driver"
+    return plants.src(plants.cell(nb, cell))
+
+
 def test_feedback_of_a_wrong_driver_names_scenario_step_and_invariant():
-    v = _grade("ps8.mixedmap", plants.MIXED_LEAK, "NvramMixed")
+    v = _grade("ps8.mixedmap", _plant("w_leak"), "NvramMixed")
     assert not v["passed"] and v["failed"] == v["cases"] == 4
     assert v["first"].startswith("scenario 'private mapping, fork, child writes' (2.6.26/x86) step 3 "
                                  "(parent: read 0x40001000): returned '4231'; then k.check() fails: page ")
     assert "a reference was leaked (with a right driver: returned '4231')" in v["first"]
     assert "your NvramMixed.fault(pgoff 1, read) called get_page(1), vm_insert_mixed(0x40001000, 1)" in v["first"]
-    v = _grade("ps8.pfnmap", plants.PFNMAP_PRIVATE, "NvramPfnmap")
+    v = _grade("ps8.pfnmap", _plant("w_pfnmap_private"), "NvramPfnmap")
     assert 0 < v["failed"] < v["cases"]
     assert ("step 1 (parent: mmap private, 5 pages at 0x40000000): returned 0x40000000 (with a right driver: "
             "KernelError: mmap: nvram->mmap refused the mapping (-EINVAL))") in v["first"]
     assert "then step 2 (parent: read 0x40000000): KernelBug: vm_insert_pfn: BUG_ON: VM_PFNMAP vma is a COW" in v["first"]
-    v = _grade("ps8.mixedmap", plants.MIXED_VMF_PAGE, "NvramMixed")
+    v = _grade("ps8.mixedmap", _plant("w_mixed_vmf_page"), "NvramMixed")
     assert "BadPageMap: pfn_to_page: pfn 65538 has no struct page" in v["first"]
-    v = _grade("ps8.mixedmap", plants.MIXED_ZERO_HOLES, "NvramMixed")
+    v = _grade("ps8.mixedmap", _plant("w_zero_holes"), "NvramMixed")
     assert "WrongBytes: read 0000 at page 2, a hole of the card" in v["first"]
     assert "(with a right driver: BusError:" in v["first"]
 
 
 def test_both_designs_are_right():
     """Eager (remap_pfn_range at mmap time) and vmf.page for cache blocks: ptes differ, outcomes do not."""
-    for suite, cell, name in (("ps8.pfnmap", plants.PFNMAP_EAGER, "NvramPfnmap"),
-                              ("ps8.mixedmap", plants.MIXED_VMF_CACHE, "NvramMixed")):
+    for suite, cell, name in (("ps8.pfnmap", _plant("a_eager_pfnmap"), "NvramPfnmap"),
+                              ("ps8.mixedmap", _plant("a_cache_as_vmf_page"), "NvramMixed")):
         for params in ({}, {"cases": "hidden", "seed": 8}):
             v = _grade(suite, cell, name, **params)
             assert v["passed"], v["text"]
