@@ -54,7 +54,8 @@ def _check_len(length, fn: str) -> int:
     if not isinstance(length, int) or isinstance(length, bool):
         raise TypeError(f"{fn}: length must be an int (bytes), got {type(length).__name__}")
     if length <= 0:
-        raise ValueError(f"{fn}: length must be positive, got {length} (the kernel returns -EINVAL)")
+        why = " (a zero length is -EINVAL in the kernel)" if length == 0 else ""
+        raise ValueError(f"{fn}: length must be positive, got {length}{why}")
     return (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
 
 
