@@ -249,6 +249,11 @@ class _Navigation:
     def last(self) -> int:
         return self.goto(len(self) - 1)
 
+    def _slid(self, value: int) -> None:
+        """The slider (counting from 1) moved: show that step unless it is shown already."""
+        if value - 1 != self.step:
+            self._show(value - 1)
+
 
 class FaultStepper(_Navigation, W.VBox):
     """Step a trace forwards and backwards: buttons, play, slider, event, graph with its diff."""
@@ -268,10 +273,6 @@ class FaultStepper(_Navigation, W.VBox):
     @property
     def step(self) -> int:
         return self.steps.step
-
-    def _slid(self, value: int) -> None:
-        if value - 1 != self.step:
-            self._show(value - 1)
 
     def _show(self, i: int) -> None:
         self.steps.goto(i)
@@ -361,10 +362,6 @@ class Compare(_Navigation, W.VBox):
         self.step = 0
         self.renders = 0
         self._show(0)
-
-    def _slid(self, value: int) -> None:
-        if value - 1 != self.step:
-            self._show(value - 1)
 
     def _show(self, i: int) -> None:
         self.step = max(0, min(i, self.n - 1))
