@@ -150,7 +150,7 @@ class Union:
         for step, (_first, last) in enumerate(spans[1:], start=1):
             touched, run_pids = set(), set()
             for j in range(at + 1, last + 1):
-                d = trace.events[j].delta
+                d = trace.delta(j)
                 if d is None:
                     continue
                 snap.apply(d)
