@@ -100,12 +100,16 @@ class Steps:
         return self.trace.events[first:last + 1]
 
     def diff(self) -> Diff:
-        return Diff.from_deltas(e.delta for e in self.events() if e.delta is not None)
+        """What the step changed (its deltas, read without making its Events)."""
+        first, last = self.spans[self.step]
+        deltas = map(self.trace.delta, range(first, last + 1))
+        return Diff.from_deltas(d for d in deltas if d is not None)
 
     def headline(self) -> str:
         """The step's event: the operation (ops_only) or the single event, with its row."""
-        ev = self.events()
-        head = next((e for e in ev if e.kind == "op"), ev[0])
+        first, last = self.spans[self.step]
+        ev = self.trace.events
+        head = next((e for e in map(ev.__getitem__, range(first, last + 1)) if e.kind == "op"), ev[first])
         return str(head).strip()
 
     def caption(self) -> str:
