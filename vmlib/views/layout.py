@@ -709,7 +709,8 @@ def _frame_text_max(fid: str, u: Union) -> tuple[str, str]:
     n = int(fid.split("_")[1]) if "_" in fid else 1
     head = f"pfn {pfn}..{pfn + n} ×{n}" if n > 1 else f"pfn {pfn}"
     kinds = {"anon": ["anon"], "file": [f"file {name}" for name in u.names], "kernel": ["reserved", "kernel"],
-             "zero": ["zero page"], "device": [max(u.names, key=len)]}
+             "zero": ["zero page"], "device": [max(u.names, key=len)] + [
+                 f"device {name}, struct page made by its driver" for name in u.info.get("memmapped", ())]}
     what = max([w for k in u.kinds for w in kinds.get(k, [])] + [""], key=len)
     counts = max("ref 99→99 map 99→99" + (" each" if n > 1 else ""), "device: no struct page", key=len)
     return f"Δ {head} {what}", counts
@@ -731,8 +732,7 @@ def _frame_lines(fid: str, refs, snap: Snapshot, info: dict, diff) -> tuple[list
     page = snap.pages.get(pfn)
     hot = bool(diff and any(p in diff.pages for p in pfns))
     if page is not None:
-        what = {"anon": "anon", "zero": "zero page", "kernel": "reserved" if page.reserved else "kernel"}.get(
-            kind, f"file {page.mapping}")
+        what = D.frame_what(kind, page, pfn, info)
         return [f"{'Δ ' if hot else ''}{head} {what}", _counts(pfns, snap, diff)], kind, hot
     if kind == "device":
         return [f"{head} {D.device_of(pfn, info)}", "device: no struct page"], kind, hot
