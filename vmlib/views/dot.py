@@ -130,7 +130,8 @@ def check_pids(snap: Snapshot, pids) -> list[int]:
 # -- frames --------------------------------------------------------------------------------
 
 def frame_kind(pfn: int, snap: Snapshot, info: dict) -> str:
-    """'anon', 'file', 'kernel', 'zero', 'device' (no struct page) or 'none' (no memory there)."""
+    """'anon', 'file', 'kernel', 'zero', 'device' (device memory: no struct page, or one its
+    driver made, as 2.6.25 XIP does) or 'none' (no memory there)."""
     page = snap.pages.get(pfn)
     if page is not None and not (pfn >= info.get("ram_pages", 0) and device_of(pfn, info)):
         if pfn == info.get("zero_pfn") and not page.anon:
