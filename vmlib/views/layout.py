@@ -471,6 +471,8 @@ class Layout:
         names = {"anon": "anon page", "file": "file / page cache page", "kernel": "kernel / reserved page",
                  "zero": "zero page", "device": "device memory: no struct page (dashed)",
                  "none": "no memory there (dashed)"}
+        if self.u.info.get("memmapped"):          # 2.6.25 XIP: its driver made struct pages
+            names["device"] = "device memory (dashed): struct pages only where its driver made them"
         items += [(D.FILL[k], name) for k, name in names.items() if k in kinds]
         if self.u.special:
             items.append((D.ORANGE, "special pte (S), dashed edge"))
