@@ -197,7 +197,7 @@ class Process:
         self._op(f"munmap({addr:#x}, {length:#x})")
         if not self.mm.overlaps(addr, addr + length):
             self.kernel.decide("do_munmap", f"no vma overlaps [{addr:#x}, {addr + length:#x}) → "
-                               f"returns 0, nothing changes", "§8")
+                               f"returns 0, nothing changes", "§8 row 6")
             return 0
         with self.kernel._transaction():
             self._do_munmap(addr, length)
