@@ -522,7 +522,7 @@ class Playground(W.VBox):
     def do_munmap(self):
         def op():
             p, addr, n = self._process(), self._address(), self.pages.value * 4096
-            had = any(v.vm_start < addr + n and addr < v.vm_end for v in p.vmas)
+            had = p.mm.overlaps(addr, addr + n)
             p.munmap(addr, n)
             return "unmapped" if had else "returned 0: nothing is mapped there, so nothing changed"
         self._run("munmap", op)
