@@ -11,6 +11,7 @@ from helpers_drivers import FlagsDriver, MixedDriver, kernel, mark, profiles, ro
 import vmlib
 from vmlib import PAGE_SIZE
 from vmlib.drivers import DevMem
+from vmlib.flags import VM_MIXEDMAP
 
 DEV = 1000
 FAST = ("2.6.27/x86", "6.12/x86")                          # HAVE_GUP_FAST
@@ -297,6 +298,38 @@ def test_s9b_foll_anon_and_vm_shared(profile, zero):
     assert (pg is k.zero_page) == zero
     assert (p.follow_pte(a) is None) == zero
     k.put_page(pg)
+    k.check()
+
+
+@pytest.mark.parametrize("profile,zero", [("2.6.25/x86", True), ("2.6.26/x86", False)])
+def test_s9b_foll_anon_and_nopfn(profile, zero):
+    """mm/memory.c get_user_pages(), v2.6.25 (FOLL_ANON unless the vma has ->nopage or
+    ->fault: ->nopfn does not count) and use_zero_page(), v2.6.26 (not for a vma with ->fault
+    or ->nopfn), kernel-facts §9b row 11: a read gup of a private VM_MIXEDMAP vma whose driver
+    has only ->nopfn. 2.6.25 hands out the ZERO_PAGE; 2.6.26 faults the pfn in through
+    do_no_pfn, and vm_normal_page calls that device pfn special (-EFAULT, §9b row 14)."""
+
+    class MixedNopfn(vmlib.Driver):
+        name = "mixed-nopfn"
+
+        def mmap(self, k, vma):
+            vma.vm_flags |= VM_MIXEDMAP
+            return 0
+
+        def nopfn(self, k, vma, address):
+            return DEV
+
+    k, _dev, p = setup(profile)
+    a = p.mmap(PAGE_SIZE, file=k.open(MixedNopfn()))
+    if zero:
+        [pg] = p.get_user_pages(a, 1)
+        assert pg is k.zero_page and p.follow_pte(a) is None
+        k.put_page(pg)
+    else:
+        with pytest.raises(vmlib.KernelError) as e:
+            p.get_user_pages(a, 1)
+        assert e.value.errno == errno.EFAULT
+        assert p.follow_pte(a) is None               # the failed call is undone
     k.check()
 
 

@@ -183,6 +183,24 @@ def test_answers_come_with_the_rows_that_decide_them():
             assert f"[{row}]" in text
 
 
+def test_setup_says_whether_the_device_memory_has_struct_pages():
+    """The problem text agrees with the simulator: 2.6.25 XIP gives the device memory a memmap
+    (XipFs calls add_shared_memory, arch/s390/mm/vmem.c @ v2.6.25, kernel-facts §11a row 13);
+    otherwise it has no struct pages (pfn_valid false)."""
+    seen = set()
+    for topic in ("special", "pfnmap", "gup"):
+        for seed in range(60):
+            p = generate(topic, seed)
+            line = next((s for s in p.setup_lines() if s.startswith("Device memory")), None)
+            if line is None:
+                continue
+            run = practice._Run(p)
+            valid = run.k.pfn_valid(practice.DEV_PFN)
+            assert ("no struct pages" not in line) == valid, (topic, seed, line)
+            seen.add(valid)
+    assert seen == {True, False}
+
+
 def test_normal_answers_cite_vm_normal_page():
     for seed in range(20):
         for a in generate("special", seed).solve().answers:

@@ -182,3 +182,23 @@ def test_a_linear_run_that_appears_or_goes_is_marked_as_changed():
     assert "Δ 0x" in s.panel.graph.value and "pfn 1000..1007" in s.panel.graph.value
     s.last()
     assert "→ none<" in s.panel.graph.value and "class=\"ln hot dash\"" in s.panel.graph.value
+
+
+def test_a_device_frame_with_a_memmap_says_so_in_both_renderings():
+    """2.6.25 XIP on device memory (XipFs calls add_shared_memory, kernel-facts §11a row 13):
+    the frame has a struct page made by its driver; the fixed-layout SVG and the DOT label
+    both say so (they once printed 'file None' in the layout)."""
+    from vmlib.drivers import XipFs
+    k = vmlib.Kernel(version="2.6.25", arch="x86", ram_pages=64)
+    dev = k.add_device_memory(1000, 8, "nvram")
+    fs = XipFs(k, backing=dev)
+    f = fs.create("data", size=2 * PAGE)
+    fs.write(f, 0, b"f")
+    p = k.spawn("P")
+    a = p.mmap(2 * PAGE, "r", "shared", file=f)
+    p.read(a, 1)
+    g = process_graph(k, p.pid)
+    for text in (g.svg(), g.source):
+        assert "device nvram, struct page made by its driver" in text
+        assert "file None" not in text
+    assert "device memory: no struct page" not in g.svg()      # the legend too

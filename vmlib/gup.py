@@ -60,10 +60,13 @@ def _grab(k, page, pin: bool, why: str) -> None:
 def foll_anon(k, vma, write: bool) -> bool:
     """Does get_user_pages pass FOLL_ANON for this vma? (mm/memory.c get_user_pages, v2.6.25;
     use_zero_page(), v2.6.26/v2.6.27, which also excludes VM_SHARED, 672ca28e30). A read of a
-    vma without a ->fault handler that is not VM_LOCKED; 6.12 has no FOLL_ANON."""
+    vma without a ->fault handler (nor, on 2.6.26, a ->nopfn one) that is not VM_LOCKED;
+    6.12 has no FOLL_ANON (kernel-facts §9b rows 11 and 14)."""
     if k.profile.MODERN or write:
         return False
-    if vma.vm_ops is not None and vma.vm_ops.fault is not None:
+    ops = vma.vm_ops
+    if ops is not None and (ops.fault is not None or k.profile.USE_ZERO_PAGE and k.profile.HAVE_NOPFN
+                            and getattr(ops, "nopfn", None) is not None):
         return False
     excluded = VM_LOCKED | (VM_SHARED if k.profile.USE_ZERO_PAGE else 0)
     return not vma.vm_flags & excluded

@@ -5,7 +5,8 @@ Faithfulness ledger
   with add_device_memory has none (pfn_valid false), as for s390 DCSS in 2.6.26 (§11a), until
   a driver gives it a memmap (Kernel.add_shared_memory, as s390 did for DCSS in 2.6.25);
   `_count` is the refcount and `_mapcount` is kept -1-based as in the kernel; the zero page is
-  a reserved RAM page; memmap cost = RAM pages x sizeof(struct page) of the profile (§12).
+  a reserved RAM page; memmap cost = struct pages (RAM and memmapped device pfns) x sizeof(struct page) of
+  the profile (§12).
 - simplified: struct pages are created lazily and a frame stores only the bytes up to the
   last one written (the rest reads as zero), so untouched memory costs nothing; the allocator hands out the lowest free pfn (deterministic).
   Page-table pages are RAM frames too; those that only back a linear run are counted, not built.

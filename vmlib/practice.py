@@ -133,8 +133,10 @@ class Problem:
         used = {op.backing for op in self.ops if op.kind == "mmap"}
         out = []
         if used & {"mem-dev", "xip"}:
-            out.append(f"Device memory 'nvram': pfns {DEV_PFN}..{DEV_PFN + DEV_PAGES - 1}, no struct "
-                       f"pages.")
+            pages = ("given struct pages when the XIP filesystem was set up on it (2.6.25 XIP maps "
+                     "only through struct pages: add_shared_memory)" if "xip" in used and
+                     self.version == "2.6.25" else "no struct pages")
+            out.append(f"Device memory 'nvram': pfns {DEV_PFN}..{DEV_PFN + DEV_PAGES - 1}, {pages}.")
         if "mem-dev" in used:
             out.append(f"/dev/mem is open read-write; each nvram page starts with {DEV_BYTE!r}.")
         if "mem-ram" in used:

@@ -54,7 +54,8 @@ def _check_len(length, fn: str) -> int:
     if not isinstance(length, int) or isinstance(length, bool):
         raise TypeError(f"{fn}: length must be an int (bytes), got {type(length).__name__}")
     if length <= 0:
-        raise ValueError(f"{fn}: length must be positive, got {length} (the kernel returns -EINVAL)")
+        why = " (a zero length is -EINVAL in the kernel)" if length == 0 else ""
+        raise ValueError(f"{fn}: length must be positive, got {length}{why}")
     return (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
 
 
@@ -196,7 +197,7 @@ class Process:
         self._op(f"munmap({addr:#x}, {length:#x})")
         if not self.mm.overlaps(addr, addr + length):
             self.kernel.decide("do_munmap", f"no vma overlaps [{addr:#x}, {addr + length:#x}) → "
-                               f"returns 0, nothing changes", "§8")
+                               f"returns 0, nothing changes", "§8 row 6")
             return 0
         with self.kernel._transaction():
             self._do_munmap(addr, length)

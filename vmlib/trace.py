@@ -279,10 +279,6 @@ class Trace:
         """The record stored for event i (see record_kind), as it is stored."""
         return self._rows[3 * i + 2]
 
-    def stored_text(self, i: int):
-        """What is stored as the text of event i: a str, or what a lazy text is made from."""
-        return self._rows[3 * i + 1]
-
     def __iter__(self):
         return iter(self.events)
 

@@ -49,7 +49,7 @@ _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.syscall.restype = ctypes.c_long
-SYS_io_uring_setup = 425     # the same number on every architecture (generic syscall table)
+SYS_io_uring_setup = 425     # x86-64, i386, arm64 and the other arches of the common table (not alpha: 535)
 IO_URING_PARAMS_SIZE = 120   # sizeof(struct io_uring_params)
 
 

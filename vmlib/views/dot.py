@@ -130,7 +130,8 @@ def check_pids(snap: Snapshot, pids) -> list[int]:
 # -- frames --------------------------------------------------------------------------------
 
 def frame_kind(pfn: int, snap: Snapshot, info: dict) -> str:
-    """'anon', 'file', 'kernel', 'zero', 'device' (no struct page) or 'none' (no memory there)."""
+    """'anon', 'file', 'kernel', 'zero', 'device' (device memory: no struct page, or one its
+    driver made, as 2.6.25 XIP does) or 'none' (no memory there)."""
     page = snap.pages.get(pfn)
     if page is not None and not (pfn >= info.get("ram_pages", 0) and device_of(pfn, info)):
         if pfn == info.get("zero_pfn") and not page.anon:
@@ -152,6 +153,14 @@ def page_text(page) -> str:
     return f"ref {page.count} map {page.mapcount}"
 
 
+def frame_what(kind: str, page, pfn: int, info: dict) -> str:
+    """What a frame with a struct page holds, in words: 'anon', 'file NAME', 'zero page', ..."""
+    if kind == "device":                        # device memory a driver gave struct pages (2.6.25 XIP)
+        return f"device {device_of(pfn, info)}, struct page made by its driver"
+    return {"anon": "anon", "zero": "zero page", "kernel": "reserved" if page.reserved else "kernel"}.get(
+        kind, f"file {page.mapping}")
+
+
 def frame_label(pfns: tuple, n: int, snap: Snapshot, info: dict, diff: Diff | None) -> tuple[str, bool]:
     """(HTML label, changed) for a frame or a collapsed group of n frames starting with pfns[0]."""
     pfn = pfns[0]
@@ -166,9 +175,7 @@ def frame_label(pfns: tuple, n: int, snap: Snapshot, info: dict, diff: Diff | No
     page = snap.pages.get(pfn)
     changed = False
     if page is not None:
-        what = {"anon": "anon", "zero": "zero page", "kernel": "reserved" if page.reserved else "kernel",
-                "device": f"device {device_of(pfn, info)}, struct page made by its driver"}.get(
-            kind, f"file {page.mapping}")
+        what = frame_what(kind, page, pfn, info)
         counts = page_text(page)
         if diff is not None and pfn in diff.pages and diff.pages[pfn] != page:
             old = diff.pages[pfn]

@@ -150,7 +150,7 @@ class Union:
         for step, (_first, last) in enumerate(spans[1:], start=1):
             touched, run_pids = set(), set()
             for j in range(at + 1, last + 1):
-                d = trace.events[j].delta
+                d = trace.delta(j)
                 if d is None:
                     continue
                 snap.apply(d)
@@ -471,6 +471,8 @@ class Layout:
         names = {"anon": "anon page", "file": "file / page cache page", "kernel": "kernel / reserved page",
                  "zero": "zero page", "device": "device memory: no struct page (dashed)",
                  "none": "no memory there (dashed)"}
+        if self.u.info.get("memmapped"):          # 2.6.25 XIP: its driver made struct pages
+            names["device"] = "device memory (dashed): struct pages only where its driver made them"
         items += [(D.FILL[k], name) for k, name in names.items() if k in kinds]
         if self.u.special:
             items.append((D.ORANGE, "special pte (S), dashed edge"))
@@ -709,7 +711,8 @@ def _frame_text_max(fid: str, u: Union) -> tuple[str, str]:
     n = int(fid.split("_")[1]) if "_" in fid else 1
     head = f"pfn {pfn}..{pfn + n} ×{n}" if n > 1 else f"pfn {pfn}"
     kinds = {"anon": ["anon"], "file": [f"file {name}" for name in u.names], "kernel": ["reserved", "kernel"],
-             "zero": ["zero page"], "device": [max(u.names, key=len)]}
+             "zero": ["zero page"], "device": [max(u.names, key=len)] + [
+                 f"device {name}, struct page made by its driver" for name in u.info.get("memmapped", ())]}
     what = max([w for k in u.kinds for w in kinds.get(k, [])] + [""], key=len)
     counts = max("ref 99→99 map 99→99" + (" each" if n > 1 else ""), "device: no struct page", key=len)
     return f"Δ {head} {what}", counts
@@ -731,8 +734,7 @@ def _frame_lines(fid: str, refs, snap: Snapshot, info: dict, diff) -> tuple[list
     page = snap.pages.get(pfn)
     hot = bool(diff and any(p in diff.pages for p in pfns))
     if page is not None:
-        what = {"anon": "anon", "zero": "zero page", "kernel": "reserved" if page.reserved else "kernel"}.get(
-            kind, f"file {page.mapping}")
+        what = D.frame_what(kind, page, pfn, info)
         return [f"{'Δ ' if hot else ''}{head} {what}", _counts(pfns, snap, diff)], kind, hot
     if kind == "device":
         return [f"{head} {D.device_of(pfn, info)}", "device: no struct page"], kind, hot

@@ -42,11 +42,6 @@ def have_dot() -> bool:
     return shutil.which("dot") is not None
 
 
-def have_renderer() -> bool:
-    """True when DOT text can be turned into SVG here (pygraphviz or `dot`)."""
-    return have_pygraphviz() or have_dot()
-
-
 @lru_cache(maxsize=256)
 def svg(source: str) -> str:
     """The SVG text of a DOT graph (the same text is rendered once); NoRenderer when nothing can."""

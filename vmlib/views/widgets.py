@@ -100,12 +100,16 @@ class Steps:
         return self.trace.events[first:last + 1]
 
     def diff(self) -> Diff:
-        return Diff.from_deltas(e.delta for e in self.events() if e.delta is not None)
+        """What the step changed (its deltas, read without making its Events)."""
+        first, last = self.spans[self.step]
+        deltas = map(self.trace.delta, range(first, last + 1))
+        return Diff.from_deltas(d for d in deltas if d is not None)
 
     def headline(self) -> str:
         """The step's event: the operation (ops_only) or the single event, with its row."""
-        ev = self.events()
-        head = next((e for e in ev if e.kind == "op"), ev[0])
+        first, last = self.spans[self.step]
+        ev = self.trace.events
+        head = next((e for e in map(ev.__getitem__, range(first, last + 1)) if e.kind == "op"), ev[first])
         return str(head).strip()
 
     def caption(self) -> str:
@@ -249,6 +253,11 @@ class _Navigation:
     def last(self) -> int:
         return self.goto(len(self) - 1)
 
+    def _slid(self, value: int) -> None:
+        """The slider (counting from 1) moved: show that step unless it is shown already."""
+        if value - 1 != self.step:
+            self._show(value - 1)
+
 
 class FaultStepper(_Navigation, W.VBox):
     """Step a trace forwards and backwards: buttons, play, slider, event, graph with its diff."""
@@ -268,10 +277,6 @@ class FaultStepper(_Navigation, W.VBox):
     @property
     def step(self) -> int:
         return self.steps.step
-
-    def _slid(self, value: int) -> None:
-        if value - 1 != self.step:
-            self._show(value - 1)
 
     def _show(self, i: int) -> None:
         self.steps.goto(i)
@@ -361,10 +366,6 @@ class Compare(_Navigation, W.VBox):
         self.step = 0
         self.renders = 0
         self._show(0)
-
-    def _slid(self, value: int) -> None:
-        if value - 1 != self.step:
-            self._show(value - 1)
 
     def _show(self, i: int) -> None:
         self.step = max(0, min(i, self.n - 1))
@@ -521,7 +522,7 @@ class Playground(W.VBox):
     def do_munmap(self):
         def op():
             p, addr, n = self._process(), self._address(), self.pages.value * 4096
-            had = any(v.vm_start < addr + n and addr < v.vm_end for v in p.vmas)
+            had = p.mm.overlaps(addr, addr + n)
             p.munmap(addr, n)
             return "unmapped" if had else "returned 0: nothing is mapped there, so nothing changed"
         self._run("munmap", op)
