@@ -664,14 +664,12 @@ def reference_runs(suite: Suite, scenarios: list[Scenario], fns: tuple, key: str
     return _REFERENCE_RUNS[key]
 
 
-def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask, runs_key: str | None = None,
+def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask, runs_key: str,
           judge: Callable = judge_scenario) -> dict:
     """Play every scenario with the reference and with the student's answers; the verdict.
     `runs_key` names the scenarios (suite and parameters) so that their reference runs are reused."""
     from vmlib.grading.runner import verdict
-    refs = reference_runs(suite, scenarios, fns, runs_key or f"{suite.id} {id(scenarios)}")
-    if runs_key is None:
-        _REFERENCE_RUNS.pop(f"{suite.id} {id(scenarios)}")
+    refs = reference_runs(suite, scenarios, fns, runs_key)
     pending = {key_of(c["q"]): c["q"] for w in refs for c in w.calls}
     answers: dict = {}
     errors: list[str] = []
