@@ -247,6 +247,16 @@ def test_wrong_answers_fail_the_visible_check(suite_id, source):
     assert v["failed"] < v["cases"], "every scenario fails: the wrong answer is not a near miss"
 
 
+def test_questions_left_unasked_after_the_last_round_are_not_passed(monkeypatch):
+    """sim.grade: a run whose later questions the kernel answered itself (the rounds ran out) was not
+    checked there, so its scenario must not count as agreeing. An eager PFNMAP driver needs a second
+    round (its mmap changes the questions); with one round, the rest was never asked."""
+    assert grade_here("ps8.pfnmap", plants.PFNMAP_EAGER)["passed"]        # right, given its two rounds
+    monkeypatch.setattr(sim, "MAX_ROUNDS", 1)
+    v = grade_here("ps8.pfnmap", plants.PFNMAP_EAGER)
+    assert not v["passed"] and "was not checked to the end" in v["first"], v["text"]
+
+
 @pytest.mark.parametrize("suite_id", sorted(SUITES))
 def test_the_reference_passes_here(suite_id):
     """grade_here is a fair judge: the solution notebook's answer passes the visible scenarios."""

@@ -690,6 +690,10 @@ def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask, runs_key: st
     failures = []
     for sc, ref, got in zip(scenarios, refs, runs):
         problem = judge(sc, ref, got)
+        if problem is None and not all(c["known"] for c in got.calls):   # the kernel answered some itself
+            problem = (f"scenario '{sc.name}' ({sc.version}/{sc.arch}) was not checked to the end: your answers "
+                       f"kept leading the kernel to new questions, and after {MAX_ROUNDS} rounds some were still "
+                       "not put to your function (a decision function must depend on its arguments only)")
         if problem:
             failures.append(problem)
     cases = [Case(sc.name, fns[0], []) for sc in scenarios]
