@@ -17,10 +17,10 @@ import sys
 import tempfile
 
 from vmlib.grading import sandbox
+from vmlib.grading.sim import MAX_ROUNDS
 from vmlib.grading.suites import Case, Suite, get_suite
 
 MAX_SHOWN = 5        # failures spelled out per check
-MAX_ROUNDS = 5       # student-side runs per check at most (sim.MAX_ROUNDS)
 CHECK_STEPS = 4      # a check may take this many cell timeouts in all (+ STARTUP_SLACK), then it is cut
 STARTUP_SLACK = 5.0
 _SIDE: list = []     # the student side of this runner process (one per request)

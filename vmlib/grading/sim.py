@@ -28,7 +28,7 @@ from vmlib.grading.suites import Case, Suite, register
 from vmlib.profiles import make_profile
 from vmlib.pte import Pte
 
-MAX_ROUNDS = 5           # worker runs per check (runner.MAX_ROUNDS): asking again for questions a wrong answer raised
+MAX_ROUNDS = 5           # worker runs per check at most: asking again for questions a wrong answer raised
 DRIVER_REFS: dict[str, str] = {}   # graded driver class name -> its reference "module:Class" (ps8 registers)
 
 
