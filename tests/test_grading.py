@@ -434,3 +434,29 @@ def test_autograde_leaves_an_outside_folder_as_it_was(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "grade.py"), "--course", str(course), "autograde",
                            str(course / "autograded")], check=False, capture_output=True, text=True)
     assert proc.returncode != 0 and "give its submitted/ folder" in proc.stderr
+
+
+def test_autograde_exports_the_grades_of_the_batches_that_went_through(tmp_path, monkeypatch, capsys):
+    """tools/grade.py autograde: one failed batch makes the exit status 1, but grades.csv is still
+    exported for everyone else (docs/instructors.md step 5), and the output never names a csv that
+    was not written."""
+    import importlib.util
+
+    from vmlib.grading import sandbox
+    spec = importlib.util.spec_from_file_location("grade_tool", ROOT / "tools" / "grade.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr(sandbox, "require", lambda trusted, unsafe_no_sandbox: True)
+    monkeypatch.setattr(tool, "find_submissions", lambda folder, known: {"ps7_design": ["alice", "bob"]})
+    monkeypatch.setattr(tool, "collect_into", lambda course, folder, found: None)
+    monkeypatch.setattr(tool, "prepare", lambda course, names: None)
+    monkeypatch.setattr(tool, "run_workers", lambda *args: ["a grading worker died grading ps7_design (bob)"])
+    csv_path, calls = tmp_path / "grades.csv", []
+    for export_rc in (0, 1):
+        calls.clear()
+        monkeypatch.setattr(tool, "nbgrader", lambda course, *args, rc=export_rc:
+                            calls.append(args) or subprocess.CompletedProcess(args, rc))
+        assert tool.autograde(tmp_path / "course", tmp_path / "subs", csv_path, None) == 1
+        assert calls == [("export", f"--to={csv_path}")]
+        out = capsys.readouterr().out
+        assert (f"grades: {csv_path}" in out) == (export_rc == 0), out

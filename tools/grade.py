@@ -253,10 +253,12 @@ def autograde(course: Path, folder: Path, csv: Path, timeout: int | None, worker
     seconds["grading (wall)"] = time.perf_counter() - clock
     for log in failures:
         print(log, file=sys.stderr)
-    clock = time.perf_counter()
-    failed = bool(failures) or nbgrader(course, "export", f"--to={csv}").returncode != 0
+    clock = time.perf_counter()        # the grades of every batch that went through, also when one did not
+    exported = nbgrader(course, "export", f"--to={csv}").returncode == 0
     seconds["export"] = time.perf_counter() - clock
-    print(f"grades: {csv}\nfeedback: {course / 'feedback'}")
+    failed = bool(failures) or not exported
+    print(f"grades: {csv if exported else 'not exported (nbgrader export failed: its messages are above)'}\n"
+          f"feedback: {course / 'feedback'}")
     print("seconds by stage (verify, autograde and feedback summed over the workers): "
           + json.dumps({k: round(v, 1) for k, v in seconds.items()}), file=sys.stderr)
     return 1 if failed else 0
