@@ -436,16 +436,21 @@ def test_autograde_leaves_an_outside_folder_as_it_was(tmp_path):
     assert proc.returncode != 0 and "give its submitted/ folder" in proc.stderr
 
 
+def _grade_tool():
+    """tools/grade.py as a module (tools/ is not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("grade_tool", ROOT / "tools" / "grade.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
 def test_autograde_exports_the_grades_of_the_batches_that_went_through(tmp_path, monkeypatch, capsys):
     """tools/grade.py autograde: one failed batch makes the exit status 1, but grades.csv is still
     exported for everyone else (docs/instructors.md step 5), and the output never names a csv that
     was not written."""
-    import importlib.util
-
     from vmlib.grading import sandbox
-    spec = importlib.util.spec_from_file_location("grade_tool", ROOT / "tools" / "grade.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = _grade_tool()
     monkeypatch.setattr(sandbox, "require", lambda trusted, unsafe_no_sandbox: True)
     monkeypatch.setattr(tool, "find_submissions", lambda folder, known: {"ps7_design": ["alice", "bob"]})
     monkeypatch.setattr(tool, "collect_into", lambda course, folder, found: None)
@@ -460,3 +465,27 @@ def test_autograde_exports_the_grades_of_the_batches_that_went_through(tmp_path,
         assert calls == [("export", f"--to={csv_path}")]
         out = capsys.readouterr().out
         assert (f"grades: {csv_path}" in out) == (export_rc == 0), out
+
+
+def test_autograde_names_the_batches_no_worker_was_left_to_grade(tmp_path, monkeypatch):
+    """run_workers: when every worker ends early (here none starts), the batches still queued are
+    failures that name their students, not silently dropped."""
+    import io
+
+    tool = _grade_tool()
+
+    class NoWorker:
+        def __init__(self, *args, **kwargs):
+            self.stdin, self.stdout = io.StringIO(), io.StringIO("")
+
+        def wait(self):
+            return 1
+
+    monkeypatch.setattr(tool.subprocess, "Popen", NoWorker)
+    items = tool.batches({"ps1_memmap": ["alice", "bob", "carol"], "ps7_design": ["dave"]}, 2)
+    failures = tool.run_workers(tmp_path, items, tool.Progress(4), 2, None, False, {})
+    assert failures.count("a grading worker did not start (tools/nbgrader/batch.py; see above)") == 2
+    assert sorted(f for f in failures if f.startswith("not graded")) == [
+        "not graded (no grading worker left): ps1_memmap (alice, bob)",
+        "not graded (no grading worker left): ps1_memmap (carol)",
+        "not graded (no grading worker left): ps7_design (dave)"]

@@ -229,6 +229,9 @@ def run_workers(course: Path, items: list[dict], progress: Progress, workers: in
                 seconds[stage] = seconds.get(stage, 0.0) + t
             if not event["ok"]:
                 failures.append(event["log"])
+    while not todo.empty():            # every worker ended early: say whose work nobody graded
+        item = todo.get_nowait()
+        failures.append(f"not graded (no grading worker left): {item['assignment']} ({', '.join(item['students'])})")
     return failures
 
 
