@@ -581,8 +581,13 @@ def show(fn: str, ans) -> str:
     return repr(ans)
 
 
+def changed_keys(old: dict, new: dict) -> list:
+    """The keys whose values differ between two states (state_of), in `new`'s order, then `old`'s own."""
+    return [k for k in list(new) + [k for k in old if k not in new] if old.get(k) != new.get(k)]
+
+
 def _state_diff(got: dict, ref: dict) -> str:
-    keys = [k for k in list(ref) + [k for k in got if k not in ref] if got.get(k) != ref.get(k)]
+    keys = changed_keys(got, ref)
     parts = [f"{k}: {got.get(k, 'none')} (kernel: {ref.get(k, 'none')})" for k in keys[:3]]
     return "; ".join(parts) + (f"; and {len(keys) - 3} more differences" if len(keys) > 3 else "")
 
