@@ -230,6 +230,15 @@ def test_shape_only_checks_never_say_pass(tmp_path):
     nb = plants.filled("ps7_design", choice_framebuffer='framebuffer = "MIXEDMAP"')
     verdicts = verify(nb)
     assert verdicts["test_framebuffer"]["passed"] and verdicts["test_framebuffer"]["shape_only"]
+    raised = _run_one("ps6.shape", {"seed": 4}, "table = 5", "table")      # an answer that raises: no "kernel says"
+    assert raised["shape_only"] and "your table raised TypeError: the table must be a list" in raised["first"]
+    assert "kernel" not in raised["text"], raised["text"]
+
+
+def _run_one(suite: str, params: dict, cell: str, name: str) -> dict:
+    [v] = run_clean([{"suite": suite, "params": params, "cells": [cell], "bind": {name: {"name": name}}}],
+                    trusted=True)
+    return v
 
 
 def test_check_in_a_notebook_names_the_cell_by_its_execution_count(monkeypatch, capsys):
