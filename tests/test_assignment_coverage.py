@@ -267,6 +267,19 @@ def test_the_reference_passes_here(suite_id):
     assert grade_here(suite_id, source)["passed"]
 
 
+
+def test_a_scenario_that_asks_nothing_is_not_counted_as_agreeing():
+    """sim.grade: a hidden scenario that never reaches the decision runs the same whatever the answers,
+    so it is left out of "N of M scenarios agree" instead of counting as checked."""
+    params = {"cases": "hidden", "seed": 0}
+    get_suite("ps3.insert_mixed_decision")                     # registers its scenarios
+    scenarios = sim.SCENARIOS["ps3.insert_mixed_decision"](params)
+    asking = [sc for sc in scenarios if sim.play(sc, ("insert_mixed_decision",), None, {}).calls]
+    assert 0 < len(asking) < len(scenarios), "this seed no longer has a scenario that asks nothing"
+    [source] = [s for s in plants.answers("ps3_mixedmap").values() if "def insert_mixed_decision" in s]
+    v = grade_here("ps3.insert_mixed_decision", source, params)
+    assert v["passed"] and v["cases"] == len(asking), v["text"]
+
 # ---- the notebooks: hints collapsed, one run per part, no code in them ------------------------------
 
 HINT_TITLE = re.compile(r"^\*\*Hint (\d+) of (\d+): (a nudge|a closer look|nearly the rule)\*\* \(open it only if you are stuck\)$")

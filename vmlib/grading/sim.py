@@ -671,10 +671,15 @@ def reference_runs(suite: Suite, scenarios: list[Scenario], fns: tuple, key: str
 
 def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask, runs_key: str,
           judge: Callable = judge_scenario) -> dict:
-    """Play every scenario with the reference and with the student's answers; the verdict.
-    `runs_key` names the scenarios (suite and parameters) so that their reference runs are reused."""
+    """Play every scenario that asks the student's function something with the reference and with the
+    student's answers; the verdict. A scenario whose reference run asks nothing would run the same
+    whatever the answers, so it checks nothing and is not counted. `runs_key` names the scenarios
+    (suite and parameters) so that their reference runs are reused."""
     from vmlib.grading.runner import verdict
-    refs = reference_runs(suite, scenarios, fns, runs_key)
+    asking = [(sc, w) for sc, w in zip(scenarios, reference_runs(suite, scenarios, fns, runs_key)) if w.calls]
+    if not asking:
+        raise RuntimeError(f"{suite.id}: no scenario asks {', '.join(fns)} anything")
+    scenarios, refs = [sc for sc, _ in asking], [w for _, w in asking]
     pending = {key_of(c["q"]): c["q"] for w in refs for c in w.calls}
     answers: dict = {}
     errors: list[str] = []
