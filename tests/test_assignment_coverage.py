@@ -247,6 +247,16 @@ def test_wrong_answers_fail_the_visible_check(suite_id, source):
     assert v["failed"] < v["cases"], "every scenario fails: the wrong answer is not a near miss"
 
 
+def test_questions_left_unasked_after_the_last_round_are_not_passed(monkeypatch):
+    """sim.grade: a run whose later questions the kernel answered itself (the rounds ran out) was not
+    checked there, so its scenario must not count as agreeing. An eager PFNMAP driver needs a second
+    round (its mmap changes the questions); with one round, the rest was never asked."""
+    assert grade_here("ps8.pfnmap", plants.PFNMAP_EAGER)["passed"]        # right, given its two rounds
+    monkeypatch.setattr(sim, "MAX_ROUNDS", 1)
+    v = grade_here("ps8.pfnmap", plants.PFNMAP_EAGER)
+    assert not v["passed"] and "was not checked to the end" in v["first"], v["text"]
+
+
 @pytest.mark.parametrize("suite_id", sorted(SUITES))
 def test_the_reference_passes_here(suite_id):
     """grade_here is a fair judge: the solution notebook's answer passes the visible scenarios."""
@@ -256,6 +266,19 @@ def test_the_reference_passes_here(suite_id):
     source = next(s for s in sources if ("_612" in suite_id) == ("_612(" in s))
     assert grade_here(suite_id, source)["passed"]
 
+
+
+def test_a_scenario_that_asks_nothing_is_not_counted_as_agreeing():
+    """sim.grade: a hidden scenario that never reaches the decision runs the same whatever the answers,
+    so it is left out of "N of M scenarios agree" instead of counting as checked."""
+    params = {"cases": "hidden", "seed": 0}
+    get_suite("ps3.insert_mixed_decision")                     # registers its scenarios
+    scenarios = sim.SCENARIOS["ps3.insert_mixed_decision"](params)
+    asking = [sc for sc in scenarios if sim.play(sc, ("insert_mixed_decision",), None, {}).calls]
+    assert 0 < len(asking) < len(scenarios), "this seed no longer has a scenario that asks nothing"
+    [source] = [s for s in plants.answers("ps3_mixedmap").values() if "def insert_mixed_decision" in s]
+    v = grade_here("ps3.insert_mixed_decision", source, params)
+    assert v["passed"] and v["cases"] == len(asking), v["text"]
 
 # ---- the notebooks: hints collapsed, one run per part, no code in them ------------------------------
 

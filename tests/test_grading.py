@@ -230,6 +230,15 @@ def test_shape_only_checks_never_say_pass(tmp_path):
     nb = plants.filled("ps7_design", choice_framebuffer='framebuffer = "MIXEDMAP"')
     verdicts = verify(nb)
     assert verdicts["test_framebuffer"]["passed"] and verdicts["test_framebuffer"]["shape_only"]
+    raised = _run_one("ps6.shape", {"seed": 4}, "table = 5", "table")      # an answer that raises: no "kernel says"
+    assert raised["shape_only"] and "your table raised TypeError: the table must be a list" in raised["first"]
+    assert "kernel" not in raised["text"], raised["text"]
+
+
+def _run_one(suite: str, params: dict, cell: str, name: str) -> dict:
+    [v] = run_clean([{"suite": suite, "params": params, "cells": [cell], "bind": {name: {"name": name}}}],
+                    trusted=True)
+    return v
 
 
 def test_check_in_a_notebook_names_the_cell_by_its_execution_count(monkeypatch, capsys):
@@ -434,3 +443,58 @@ def test_autograde_leaves_an_outside_folder_as_it_was(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "grade.py"), "--course", str(course), "autograde",
                            str(course / "autograded")], check=False, capture_output=True, text=True)
     assert proc.returncode != 0 and "give its submitted/ folder" in proc.stderr
+
+
+def _grade_tool():
+    """tools/grade.py as a module (tools/ is not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("grade_tool", ROOT / "tools" / "grade.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_autograde_exports_the_grades_of_the_batches_that_went_through(tmp_path, monkeypatch, capsys):
+    """tools/grade.py autograde: one failed batch makes the exit status 1, but grades.csv is still
+    exported for everyone else (docs/instructors.md step 5), and the output never names a csv that
+    was not written."""
+    from vmlib.grading import sandbox
+    tool = _grade_tool()
+    monkeypatch.setattr(sandbox, "require", lambda trusted, unsafe_no_sandbox: True)
+    monkeypatch.setattr(tool, "find_submissions", lambda folder, known: {"ps7_design": ["alice", "bob"]})
+    monkeypatch.setattr(tool, "collect_into", lambda course, folder, found: None)
+    monkeypatch.setattr(tool, "prepare", lambda course, names: None)
+    monkeypatch.setattr(tool, "run_workers", lambda *args: ["a grading worker died grading ps7_design (bob)"])
+    csv_path, calls = tmp_path / "grades.csv", []
+    for export_rc in (0, 1):
+        calls.clear()
+        monkeypatch.setattr(tool, "nbgrader", lambda course, *args, rc=export_rc:
+                            calls.append(args) or subprocess.CompletedProcess(args, rc))
+        assert tool.autograde(tmp_path / "course", tmp_path / "subs", csv_path, None) == 1
+        assert calls == [("export", f"--to={csv_path}")]
+        out = capsys.readouterr().out
+        assert (f"grades: {csv_path}" in out) == (export_rc == 0), out
+
+
+def test_autograde_names_the_batches_no_worker_was_left_to_grade(tmp_path, monkeypatch):
+    """run_workers: when every worker ends early (here none starts), the batches still queued are
+    failures that name their students, not silently dropped."""
+    import io
+
+    tool = _grade_tool()
+
+    class NoWorker:
+        def __init__(self, *args, **kwargs):
+            self.stdin, self.stdout = io.StringIO(), io.StringIO("")
+
+        def wait(self):
+            return 1
+
+    monkeypatch.setattr(tool.subprocess, "Popen", NoWorker)
+    items = tool.batches({"ps1_memmap": ["alice", "bob", "carol"], "ps7_design": ["dave"]}, 2)
+    failures = tool.run_workers(tmp_path, items, tool.Progress(4), 2, None, False, {})
+    assert failures.count("a grading worker did not start (tools/nbgrader/batch.py; see above)") == 2
+    assert sorted(f for f in failures if f.startswith("not graded")) == [
+        "not graded (no grading worker left): ps1_memmap (alice, bob)",
+        "not graded (no grading worker left): ps1_memmap (carol)",
+        "not graded (no grading worker left): ps7_design (dave)"]

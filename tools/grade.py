@@ -229,6 +229,9 @@ def run_workers(course: Path, items: list[dict], progress: Progress, workers: in
                 seconds[stage] = seconds.get(stage, 0.0) + t
             if not event["ok"]:
                 failures.append(event["log"])
+    while not todo.empty():            # every worker ended early: say whose work nobody graded
+        item = todo.get_nowait()
+        failures.append(f"not graded (no grading worker left): {item['assignment']} ({', '.join(item['students'])})")
     return failures
 
 
@@ -253,10 +256,12 @@ def autograde(course: Path, folder: Path, csv: Path, timeout: int | None, worker
     seconds["grading (wall)"] = time.perf_counter() - clock
     for log in failures:
         print(log, file=sys.stderr)
-    clock = time.perf_counter()
-    failed = bool(failures) or nbgrader(course, "export", f"--to={csv}").returncode != 0
+    clock = time.perf_counter()        # the grades of every batch that went through, also when one did not
+    exported = nbgrader(course, "export", f"--to={csv}").returncode == 0
     seconds["export"] = time.perf_counter() - clock
-    print(f"grades: {csv}\nfeedback: {course / 'feedback'}")
+    failed = bool(failures) or not exported
+    print(f"grades: {csv if exported else 'not exported (nbgrader export failed: its messages are above)'}\n"
+          f"feedback: {course / 'feedback'}")
     print("seconds by stage (verify, autograde and feedback summed over the workers): "
           + json.dumps({k: round(v, 1) for k, v in seconds.items()}), file=sys.stderr)
     return 1 if failed else 0

@@ -160,17 +160,23 @@ def prepare(nb) -> int:
         if "remove_input" in tags or (hidden.get("source_hidden") and not notes):
             cell.metadata["transient"] = {"remove_source": True}
         if cell.cell_type == "code":
-            if (cell.metadata.get("vmlib") or {}).get("steps"):   # its pictures carry their captions
+            if is_steps(cell):   # its pictures carry their captions
                 cell.metadata["transient"] = {"remove_source": True}
             lost = _static_outputs(cell, tags, hidden)
             dropped += lost
             if lost and not cell.outputs:
-                _pass_slide_start(cell, nb.cells, len(keep))
+                _pass_slide_start(cell, nb.cells)
                 continue
         keep.append(cell)
     nb.cells = split_tall(keep)
     nb.metadata.pop("widgets", None)
     return dropped
+
+
+def is_steps(cell) -> bool:
+    """Whether `cell` is a steps cell (metadata vmlib.steps): its outputs are shown one at a time."""
+    vm = cell.metadata.get("vmlib")
+    return isinstance(vm, dict) and bool(vm.get("steps"))
 
 
 def speaker_notes(nb) -> None:
@@ -212,8 +218,7 @@ def input_height(cell) -> int:
 def output_height(cell) -> int:
     """The tallest picture for a steps cell (its outputs take turns), else the sum."""
     heights = [_output_height(out) for out in cell.get("outputs", [])]
-    steps = (cell.metadata.get("vmlib") or {}).get("steps") if isinstance(cell.metadata.get("vmlib"), dict) else None
-    return max(heights, default=0) if steps else sum(heights)
+    return max(heights, default=0) if is_steps(cell) else sum(heights)
 
 
 def _output_height(out) -> int:
@@ -275,10 +280,8 @@ def _split_code(cell) -> list:
 
 def _static_outputs(cell, tags, hidden) -> int:
     """Keep a code cell's outputs that need no kernel; return how many widget outputs went."""
-    vm = cell.metadata.get("vmlib")
-    steps = isinstance(vm, dict) and vm.get("steps")
     # a steps cell may be collapsed in JupyterLab (its outputs are for the slides)
-    if "remove_output" in tags or (hidden.get("outputs_hidden") and not steps):
+    if "remove_output" in tags or (hidden.get("outputs_hidden") and not is_steps(cell)):
         cell.outputs = []
     kept, lost = [], 0
     for out in cell.outputs:
@@ -293,7 +296,7 @@ def _static_outputs(cell, tags, hidden) -> int:
     return lost
 
 
-def _pass_slide_start(cell, cells, index) -> None:
+def _pass_slide_start(cell, cells) -> None:
     """A slide or subslide that starts at a dropped cell starts at the next shown cell instead."""
     kind = cell.metadata.get("slideshow", {}).get("slide_type")
     if kind not in ("slide", "subslide"):
@@ -320,8 +323,7 @@ def mark_steps(nb, resources):
         if meta.get("fragment_start"):
             meta.setdefault("slideshow", {}).setdefault("data", {})["fragment_index"] = counter
             counter += 1
-        steps = (meta.get("vmlib") or {}).get("steps") if isinstance(meta.get("vmlib"), dict) else None
-        if cell.cell_type == "code" and steps and len(cell.get("outputs", [])) > 1:
+        if cell.cell_type == "code" and is_steps(cell) and len(cell.get("outputs", [])) > 1:
             meta["vmlib_step_base"] = counter
             counter += len(cell.outputs) - 1
     return nb, resources

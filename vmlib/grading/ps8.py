@@ -12,8 +12,9 @@ Judged by outcomes, not by pte states: eager (mmap time) and lazy (fault time) d
 right. A step agrees when its outcome (ok, SIGBUS, -errno, the bytes read) is the reference
 driver's; k.check() runs after every step; every read is compared with a model of the card
 (`CardModel`): a block's pattern, the card's bytes after shared writes, a process's own copy after
-its private writes (fork copies them). get_user_pages may give a page or -EFAULT: a RAM-cache page
-mapped with a refcount can be pinned, one mapped raw cannot, and both designs are right.
+its private writes (fork copies them). get_user_pages may give a page or an error: a RAM-cache page
+mapped with a refcount can be pinned, one mapped raw cannot (-EFAULT; -EEXIST for a raw pte of a
+VM_MIXEDMAP vma on 6.12, kernel-facts §9b rows 8-9), and both designs are right.
 """
 
 from __future__ import annotations

@@ -46,8 +46,7 @@ def _normalised(fn: str, f):
 
 
 def _changes(before: dict, after: dict) -> list[str]:
-    keys = [key for key in list(after) + [key for key in before if key not in after] if before.get(key) != after.get(key)]
-    return [f"{key}: {before.get(key, 'none')} → {after.get(key, 'none')}" for key in keys]
+    return [f"{key}: {before.get(key, 'none')} → {after.get(key, 'none')}" for key in sim.changed_keys(before, after)]
 
 
 def replay(suite_id: str, number: int, show_changes: bool = True, **functions) -> list[tuple[str, str]]:
