@@ -251,9 +251,9 @@ def test_questions_left_unasked_after_the_last_round_are_not_passed(monkeypatch)
     """sim.grade: a run whose later questions the kernel answered itself (the rounds ran out) was not
     checked there, so its scenario must not count as agreeing. An eager PFNMAP driver needs a second
     round (its mmap changes the questions); with one round, the rest was never asked."""
-    assert grade_here("ps8.pfnmap", plants.PFNMAP_EAGER)["passed"]        # right, given its two rounds
+    assert grade_here("ps8.pfnmap", plants.pfnmap_eager("ps8_driver"))["passed"]        # right, given its two rounds
     monkeypatch.setattr(sim, "MAX_ROUNDS", 1)
-    v = grade_here("ps8.pfnmap", plants.PFNMAP_EAGER)
+    v = grade_here("ps8.pfnmap", plants.pfnmap_eager("ps8_driver"))
     assert not v["passed"] and "was not checked to the end" in v["first"], v["text"]
 
 
