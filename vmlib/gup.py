@@ -199,7 +199,7 @@ def get_user_pages_fast(k, mm, start: int, nr: int, write: bool) -> list:
 def pin_user_pages(k, mm, start: int, nr: int, write: bool) -> list:
     """FOLL_PIN (6.12 only): each page gains GUP_PIN_COUNTING_BIAS references."""
     if not k.profile.MODERN:
-        raise MissingFeature("pin_user_pages: FOLL_PIN arrived in 5.6; choose version='6.12'")
+        raise MissingFeature("pin_user_pages: there is no FOLL_PIN in 2.6.x (v6.12 has it); choose version='6.12'")
     return get_user_pages(k, mm, start, nr, write, pin=True)
 
 
@@ -208,7 +208,7 @@ def unpin_user_page(k, page) -> None:
 
     Follows mm/gup.c unpin_user_page()/gup_put_folio(), v6.12 (small folios only)."""
     if not k.profile.MODERN:
-        raise MissingFeature("unpin_user_page: FOLL_PIN arrived in 5.6; choose version='6.12' "
+        raise MissingFeature("unpin_user_page: there is no FOLL_PIN in 2.6.x (v6.12 has it); choose version='6.12' "
                              "(before it, a get_user_pages reference is released with k.put_page)")
     if k.is_zero_pfn(page.pfn):
         k.decide("unpin_user_page", "the zero page: never pinned, nothing to release", "§9b")

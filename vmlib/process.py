@@ -54,7 +54,7 @@ def _check_len(length, fn: str) -> int:
     if not isinstance(length, int) or isinstance(length, bool):
         raise TypeError(f"{fn}: length must be an int (bytes), got {type(length).__name__}")
     if length <= 0:
-        why = " (a zero length is -EINVAL in the kernel)" if length == 0 else ""
+        why = " (a zero length is -EINVAL in the kernel, kernel-facts §2 row 9 and §8 row 6)" if length == 0 else ""
         raise ValueError(f"{fn}: length must be positive, got {length}{why}")
     return (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
 
@@ -193,7 +193,7 @@ class Process:
         length = _check_len(length, "munmap")
         if addr + length > TASK_SIZE:
             raise ValueError(f"munmap: [{addr:#x}, {addr + length:#x}) goes past the end of user "
-                             f"space ({TASK_SIZE:#x}; do_munmap returns -EINVAL)")
+                             f"space ({TASK_SIZE:#x}; do_munmap returns -EINVAL, kernel-facts §8 row 6)")
         self._op(f"munmap({addr:#x}, {length:#x})")
         if not self.mm.overlaps(addr, addr + length):
             self.kernel.decide("do_munmap", f"no vma overlaps [{addr:#x}, {addr + length:#x}) → "
