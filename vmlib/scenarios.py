@@ -382,7 +382,7 @@ SCENARIOS: list[Scenario] = [
        [MmapRing("q", npages=1, kind="io_uring")],
        "io_uring_mmap sets VM_DONTEXPAND and inserts the ring page with vm_insert_pages: VmFlags "
        "de mm, the page present at once, an ordinary kernel page mapped once (kpagecount 1, "
-       "bits 56 and 61 set, MMAP, not ANON).",
+       "bits 56 and 61 set, MMAP, not ANON; kernel-facts §14d rows 2-3).",
        tags=("ring", "io_uring")),
     _s("uring_fork_child_write", "mmap the SQ ring, fork, the child writes it, the parent reads.",
        [MmapRing("q", npages=1, kind="io_uring"), Fork(), Write("q", 0, b"c", who="child"),

@@ -29,7 +29,10 @@ MAX_BLOCKS = 64
 
 
 class PacketRing(Driver):
-    """A TPACKET_V2 RX ring of `nblocks` 4 KiB blocks; mmap it MAP_SHARED to see the ring."""
+    """A TPACKET_V2 RX ring of `nblocks` 4 KiB blocks; mmap it MAP_SHARED to see the ring.
+
+    Follows net/packet/af_packet.c packet_mmap of v6.12: every page inserted with vm_insert_page
+    at mmap time, which makes the vma VM_MIXEDMAP (kernel-facts §14d rows 1-2)."""
 
     name = "packet"
 
@@ -57,7 +60,7 @@ class IoUringRing(Driver):
     with vm_insert_pages, which, like vm_insert_page, makes the vma VM_MIXEDMAP and maps each
     page refcounted. The model inserts them one by one with vm_insert_page (the same checks and
     the same ptes). Left out: the CQ ring and SQE offsets, the ring contents, compound
-    allocations of multi-page rings.
+    allocations of multi-page rings. (kernel-facts §14d rows 2-3)
     """
 
     name = "io_uring"
