@@ -17,6 +17,7 @@ import random
 import ipywidgets as W
 
 from vmlib.practice import MAX_SEED, RAM_PAGES, check_seed, check_topic, describe, generate
+from vmlib.views.quiz import feedback_html
 
 NO_CHOICE = "(choose)"
 
@@ -96,11 +97,9 @@ class Practice(W.VBox):
 
     @staticmethod
     def _verdict(qid: str, given: str, ok: bool, answer) -> str:
-        head = (f'<span style="color:green">{qid}: right</span>' if ok else
-                f'<span style="color:#b00">{qid}: not quite</span> (you said {_esc(given)})')
+        head = f"{qid}: right: {answer.value}" if ok else f"{qid}: not quite (you said {given}): {answer.value}"
         rows = "".join(f"<li><code>[{_esc(row)}]</code> {_esc(why)}</li>" for row, why in answer.rows)
-        return (f"<p>{head}: {_esc(answer.value)}</p>"
-                + (f"<ul>{rows}</ul>" if rows else ""))
+        return feedback_html(head, ok) + (f"<ul>{rows}</ul>" if rows else "")
 
     def another(self) -> int:
         """Draw a new seed and show its problem; returns the seed."""
