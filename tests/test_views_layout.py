@@ -201,4 +201,4 @@ def test_a_device_frame_with_a_memmap_says_so_in_both_renderings():
     for text in (g.svg(), g.source):
         assert "device nvram, struct page made by its driver" in text
         assert "file None" not in text
-    assert "device memory: no struct page" not in g.svg()      # the legend too
+        assert "device memory: no struct page" not in text     # the legends too

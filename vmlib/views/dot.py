@@ -429,11 +429,16 @@ LEGEND = {
 }
 
 
-def legend(dot: Dot, with_diff: bool, kinds) -> None:
+DEVICE_MEMMAPPED = "device memory (dashed): struct pages only where its driver made them"
+
+
+def legend(dot: Dot, with_diff: bool, kinds, info: dict | None = None) -> None:
     """One compact legend row under the graph: only the kinds this graph shows."""
-    cells = ['<TD><B>legend</B></TD>']
+    cells = [f'<TD><FONT COLOR="{dot.ink}"><B>legend</B></FONT></TD>']       # on the graph's background
     for kind in kinds:
         colour, text, ink = LEGEND[kind]
+        if kind == "device" and info and info.get("memmapped"):     # 2.6.25 XIP: its driver made struct pages
+            text = DEVICE_MEMMAPPED
         cells.append(f'<TD BGCOLOR="{colour}"><FONT COLOR="{ink}">{esc(text)}</FONT></TD>')
     if with_diff:
         cells.append(f'<TD BGCOLOR="#FFFFFF" COLOR="{VERMILLION}" BORDER="3">Δ changed in this step</TD>')
@@ -459,7 +464,7 @@ def mm_graph(snap: Snapshot, info: dict, pids: list[int], diff: Diff | None = No
         dot.node(fid, label, frame_attrs(kinds[-1], changed))
     special = any(r.bits.special for rs in rows.values() for r in rs if r.kind != "removed")
     legend(dot, bool(diff), ["mm", "table", *sorted(set(kinds), key=list(LEGEND).index),
-                             *(["special"] if special else []), "bits"])
+                             *(["special"] if special else []), "bits"], info)
     return str(dot)
 
 
@@ -640,7 +645,7 @@ def phys_dot(snap: Snapshot, info: dict, diff: Diff | None = None, title: str = 
         dot.edge("memmap", f"dev{j}", 'style=dotted label="none" arrowhead=none')
     shown = set(counts) | ({"device"} if info.get("devices") else set())
     legend(dot, bool(diff), ["memmap", *(k for k in ("free", "pgtable", "anon", "file", "kernel", "device")
-                                         if k in shown or (k == "kernel" and "reserved" in shown))])
+                                         if k in shown or (k == "kernel" and "reserved" in shown))], info)
     return str(dot)
 
 

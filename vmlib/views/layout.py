@@ -472,7 +472,7 @@ class Layout:
                  "zero": "zero page", "device": "device memory: no struct page (dashed)",
                  "none": "no memory there (dashed)"}
         if self.u.info.get("memmapped"):          # 2.6.25 XIP: its driver made struct pages
-            names["device"] = "device memory (dashed): struct pages only where its driver made them"
+            names["device"] = D.DEVICE_MEMMAPPED
         items += [(D.FILL[k], name) for k, name in names.items() if k in kinds]
         if self.u.special:
             items.append((D.ORANGE, "special pte (S), dashed edge"))
