@@ -621,6 +621,60 @@ def test_s5b_vmf_insert_pfn(profile):
 
 
 @profiles(*MODERN)
+def test_s5b_row4_zero_pfn_refused_in_shared_writable_vma(profile):
+    """mm/memory.c vm_mixed_ok(), vm_mixed_zeropage_allowed() and __vm_insert_mixed(), v6.12,
+    kernel-facts §5b row 4: the zero pfn in a shared vma that may be written (VM_MAYWRITE) is
+    VM_FAULT_SIGBUS; nothing is mapped, so no write can reach the shared zero page."""
+    k, _dev, p = setup(profile)
+    a = p.mmap(2 * PAGE_SIZE, prot="rw", flags="shared", file=k.open(MixedDriver([k.zero_pfn] * 2)))
+    m = mark(k)
+    with pytest.raises(vmlib.BusError):
+        p.write(a, b"x")
+    assert p.follow_pte(a) is None
+    vma = p.find_vma(a)
+    assert k.vmf_insert_mixed(vma, a, k.zero_pfn) == VM_FAULT_SIGBUS
+    assert k.vm_insert_mixed(vma, a, k.zero_pfn) == -errno.EFAULT
+    assert "§5b row 4" in rows(k, m)
+    assert p.follow_pte(a) is None and bytes(k.phys.read_frame(k.zero_pfn, 0, 8)) == bytes(8)
+    b = p.mmap(PAGE_SIZE, prot="r", flags="shared", file=k.open(MixedDriver([k.zero_pfn])))
+    with pytest.raises(vmlib.BusError):     # VM_MAYWRITE still set: mprotect could make it writable
+        p.read(b, 1)
+    k.check()
+
+
+@profiles(*MODERN)
+def test_s5b_row4_zero_pfn_private_or_readonly_gets_readonly_special_pte(profile):
+    """mm/memory.c vm_mixed_zeropage_allowed() and insert_pfn()/insert_page(), v6.12,
+    kernel-facts §5b row 4: a COW mapping, or a shared vma of a file opened read-only (no
+    VM_MAYWRITE), gets the zero pfn read-only, special where the arch has the bit, with no
+    reference; a write to the private one copies it away (do_wp_page, §6b row 12)."""
+    k, _dev, p = setup(profile)
+    zc = k.page_count(k.zero_page)
+    a = p.mmap(PAGE_SIZE, prot="rw", flags="private", file=k.open(MixedDriver([k.zero_pfn])))
+    assert p.read(a, 4) == bytes(4)
+    pte = p.follow_pte(a)
+    assert pte.pfn == k.zero_pfn and not pte.write
+    assert pte.special == (profile != "6.12/m68k")
+    p.write(a, b"hello")
+    assert p.follow_pte(a).pfn != k.zero_pfn and p.read(a, 5) == b"hello"
+    b = p.mmap(PAGE_SIZE, prot="r", flags="shared", file=k.open(MixedDriver([k.zero_pfn]), "r"))
+    assert p.read(b, 2) == b"\0\0" and p.follow_pte(b).pfn == k.zero_pfn and not p.follow_pte(b).write
+    assert k.page_count(k.zero_page) == zc and k.page_mapcount(k.zero_page) == 0
+    assert bytes(k.phys.read_frame(k.zero_pfn, 0, 8)) == bytes(8)
+    k.check()
+
+
+def test_check_zero_page_stays_zero():
+    """k.check() (mm/memory.c vm_mixed_zeropage_allowed(), v6.12, is what keeps it true): a
+    zero page holding a written byte is an InvariantError naming the zero page."""
+    k = kernel("6.12/x86")
+    k.check()
+    k.phys.write_frame(k.zero_pfn, 7, b"!")
+    with pytest.raises(vmlib.InvariantError, match="zero page"):
+        k.check()
+
+
+@profiles(*MODERN)
 def test_s5b_vmf_insert_mixed(profile):
     """mm/memory.c vmf_insert_mixed()/vm_mixed_ok(), v6.12, kernel-facts §5b: not MIXEDMAP and
     not the zero pfn → SIGBUS; a RAM pfn is refcounted only without pte special."""

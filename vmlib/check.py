@@ -126,6 +126,11 @@ def check(k) -> None:
             if page.pgtable and page._count > 0 and pfn not in tables:
                 raise fail(f"page {pfn} is a page-table page that no process's page tables use: "
                            f"it was leaked (never freed by free_pgtables)")
+        zero = k.phys.frames.get(k.zero_pfn)
+        if zero is not None and any(zero):
+            raise fail(f"the zero page (pfn {k.zero_pfn}) holds non-zero bytes: a write reached the "
+                       f"page every process shares for reads of untouched memory (a writable pte "
+                       f"on it; vm_mixed_zeropage_allowed in mm/memory.c @ v6.12 exists to stop this)")
         if reserved != k.phys.reserved_pgtables:
             raise fail(f"allocator: {k.phys.reserved_pgtables} page-table pages reserved for linear "
                        f"runs, but the live processes account for {reserved}")

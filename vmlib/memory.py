@@ -193,7 +193,7 @@ def insert_page(k, vma, addr: int, page, prot: int) -> int:
         return -errno.EINVAL
     mm = vma.vm_mm
     zero = k.profile.MODERN and k.is_zero_pfn(page.pfn)
-    if zero and not (k.ops.is_cow_mapping(vma.vm_flags) or not vma.vm_flags & (VM_WRITE | VM_MAYWRITE)):
+    if zero and not vm_mixed_zeropage_allowed(k, vma):
         k.decide("insert_page", "zero page into a shared writable vma: vm_mixed_zeropage_allowed is "
                  "false → -EINVAL", "§5b vm_insert_page")
         return -errno.EINVAL
@@ -328,11 +328,34 @@ def _insert_mixed(k, vma, addr: int, pfn: int) -> int:
     return insert_pfn(k, vma, addr, pfn, vma.vm_page_prot)
 
 
+def vm_mixed_zeropage_allowed(k, vma) -> bool:
+    """Whether 6.12 lets the shared zero page be mapped into vma (§5b row 4).
+
+    Follows mm/memory.c vm_mixed_zeropage_allowed(), v6.12. The zero page is shared by every
+    process, so it may only sit where no write can reach it through this pte: a COW mapping
+    (a write copies it away) or a vma that can never be writable (neither VM_WRITE nor
+    VM_MAYWRITE). A driver with a pfn_mkwrite hook on an fsdax or VM_IO vma is the one
+    exception (it replaces the pte before a write). mm_forbids_zeropage (s390 KVM guests) is
+    left out."""
+    flags = vma.vm_flags
+    if k.ops.is_cow_mapping(flags):
+        return True
+    if not flags & (VM_WRITE | VM_MAYWRITE):
+        return True
+    ops = vma.vm_ops
+    return (getattr(ops, "pfn_mkwrite", None) is not None
+            and bool(flags & VM_IO or getattr(ops, "fsdax", False)))
+
+
 def vmf_insert(k, vma, addr: int, pfn: int, mixed: bool) -> int:
     """6.12 vmf_insert_pfn / vmf_insert_mixed: return VM_FAULT_* codes (§5b)."""
     fn = "vmf_insert_mixed" if mixed else "vmf_insert_pfn"
     with k.call(fn, f"{addr:#x} → pfn {pfn}"):
         if mixed:
+            if k.is_zero_pfn(pfn) and not vm_mixed_zeropage_allowed(k, vma):
+                k.decide(fn, "vm_mixed_ok: the zero pfn, and vm_mixed_zeropage_allowed is false (a "
+                         "shared vma that may be written) → VM_FAULT_SIGBUS", "§5b row 4")
+                return VM_FAULT_SIGBUS
             if not (vma.vm_flags & VM_MIXEDMAP or k.is_zero_pfn(pfn)):
                 k.decide(fn, "vm_mixed_ok: vma is not VM_MIXEDMAP and pfn is not the zero pfn "
                          "→ VM_FAULT_SIGBUS", "§5b vmf_insert_mixed")
