@@ -58,6 +58,19 @@ def _xip_mapped(w):
     w.m = w.p.mmap(2 * PAGE_SIZE, flags="private", file=w.f)
 
 
+def _devmem_ro(w):
+    w.m = w.p.mmap(PAGE_SIZE, prot="r", flags="shared", file=w.k.open(DevMem(), "r"),
+                   offset=DEV * PAGE_SIZE)
+
+
+def _devmem_ro_after_a(w):
+    """A read-only shared /dev/mem vma right after w.a's two pages (w.ro moved out of the way)."""
+    w.p.munmap(w.ro, PAGE_SIZE)
+    w.m = w.p.mmap(PAGE_SIZE, prot="r", flags="shared", file=w.k.open(DevMem(), "r"),
+                   offset=DEV * PAGE_SIZE, addr=w.a + 2 * PAGE_SIZE)
+    w.p.mprotect(w.a, 2 * PAGE_SIZE, "r")
+
+
 # (name, prepare, bad call, exception, key words in the message, profile)
 CASES = [
     ("mmap_misaligned_addr", None, lambda w: w.p.mmap(PAGE_SIZE, addr=0x10001), ValueError,
@@ -170,6 +183,53 @@ CASES = [
     ("xip_create_twice", _xip, lambda w: w.xip.create("small", b""), ValueError, ["exists"]),
     ("xip_mapping_past_eof", _xip_mapped, lambda w: w.p.read(w.m + PAGE_SIZE, 1), vmlib.BusError,
      ["sigbus"]),
+    ("mprotect_misaligned", None, lambda w: w.p.mprotect(w.a + 1, PAGE_SIZE, "r"), ValueError,
+     ["mprotect", "page-aligned"]),
+    ("mprotect_unknown_prot", None, lambda w: w.p.mprotect(w.a, PAGE_SIZE, "rq"), ValueError,
+     ["mprotect", "prot", "rwx"]),
+    ("mprotect_prot_not_str", None, lambda w: w.p.mprotect(w.a, PAGE_SIZE, prot=1), TypeError,
+     ["mprotect", "prot"]),
+    ("mprotect_negative_length", None, lambda w: w.p.mprotect(w.a, -1, "r"), ValueError,
+     ["mprotect", "positive"]),
+    ("mprotect_hole", None, lambda w: w.p.mprotect(w.a, 64 * PAGE_SIZE, "r"), vmlib.KernelError,
+     ["not mapped", "enomem"]),
+    ("mprotect_shared_readonly_file_to_rw", _devmem_ro,
+     lambda w: w.p.mprotect(w.m, PAGE_SIZE, "rw"), vmlib.KernelError, ["vm_maywrite", "eacces"]),
+    ("mprotect_eacces_on_second_vma_changes_first_neither", _devmem_ro_after_a,
+     lambda w: w.p.mprotect(w.a, 3 * PAGE_SIZE, "rw"), vmlib.KernelError, ["eacces"]),
+    ("madvise_pfnmap", _devmem, lambda w: w.p.madvise(w.m, PAGE_SIZE, "dontneed"), vmlib.KernelError,
+     ["vm_pfnmap", "einval"]),
+    ("madvise_pfnmap_6_12", _devmem, lambda w: w.p.madvise(w.m, PAGE_SIZE, "dontneed"),
+     vmlib.KernelError, ["vm_pfnmap", "einval"], "6.12/x86"),
+    ("madvise_unknown_advice", None, lambda w: w.p.madvise(w.a, PAGE_SIZE, "willneed"), ValueError,
+     ["madvise", "dontneed"]),
+    ("madvise_advice_not_str", None, lambda w: w.p.madvise(w.a, PAGE_SIZE, 4), TypeError,
+     ["madvise", "advice"]),
+    ("madvise_hole", None, lambda w: w.p.madvise(w.a, 64 * PAGE_SIZE), vmlib.KernelError,
+     ["not mapped", "enomem"]),
+    ("mremap_grow_pfnmap", _devmem, lambda w: w.p.mremap(w.m, PAGE_SIZE, 2 * PAGE_SIZE, may_move=True),
+     vmlib.KernelError, ["vm_pfnmap", "efault"]),
+    ("mremap_grow_pfnmap_6_12", _devmem,
+     lambda w: w.p.mremap(w.m, PAGE_SIZE, 2 * PAGE_SIZE, may_move=True), vmlib.KernelError,
+     ["vm_pfnmap", "vm_dontexpand", "efault"], "6.12/x86"),
+    ("mremap_cannot_grow_in_place", None, lambda w: w.p.mremap(w.a, 2 * PAGE_SIZE, 4 * PAGE_SIZE),
+     vmlib.KernelError, ["may_move", "enomem"]),
+    ("mremap_past_vma_end", None, lambda w: w.p.mremap(w.a, 3 * PAGE_SIZE, 4 * PAGE_SIZE, may_move=True),
+     vmlib.KernelError, ["end of its vma", "efault"]),
+    ("mremap_shrink_unmapped_6_12", None, lambda w: w.p.mremap(0x1000, 2 * PAGE_SIZE, PAGE_SIZE),
+     vmlib.KernelError, ["no vma", "efault"], "6.12/x86"),
+    ("mremap_fixed_without_may_move", None,
+     lambda w: w.p.mremap(w.a, PAGE_SIZE, PAGE_SIZE, new_addr=0x9000_0000), ValueError,
+     ["new_addr", "may_move"]),
+    ("mremap_fixed_overlap", None,
+     lambda w: w.p.mremap(w.a, 2 * PAGE_SIZE, 2 * PAGE_SIZE, may_move=True, new_addr=w.a + PAGE_SIZE),
+     ValueError, ["overlaps"]),
+    ("mremap_zero_new_len", None, lambda w: w.p.mremap(w.a, PAGE_SIZE, 0), ValueError,
+     ["new_len", "positive"]),
+    ("mremap_zero_old_len", None, lambda w: w.p.mremap(w.a, 0, PAGE_SIZE), ValueError,
+     ["old_len", "not modelled"]),
+    ("mremap_may_move_not_bool", None, lambda w: w.p.mremap(w.a, PAGE_SIZE, PAGE_SIZE, may_move=1),
+     TypeError, ["may_move"]),
 ]
 
 

@@ -87,6 +87,17 @@ class VmArea:
         return self.vm_pgoff + ((addr - self.vm_start) >> PAGE_SHIFT)
 
 
+def split_vma(v: VmArea, start: int, end: int) -> VmArea:
+    """A new vma for [start, end) of v, vm_pgoff moved along (split_vma: both pieces keep the
+    linear rule's pgoff). The caller puts it into the mm's list."""
+    pgoff = v.vm_pgoff + ((start - v.vm_start) >> PAGE_SHIFT)
+    n = VmArea(v.vm_mm, start, end, v.vm_flags, pgoff, v.vm_file, v.name)
+    n.__dict__["vm_page_prot"] = v.vm_page_prot
+    n.__dict__["anon_vma"] = v.anon_vma
+    n.__dict__["vm_private_data"] = v.vm_private_data
+    return n
+
+
 class MmStruct:
     """struct mm_struct: the vma list, the page tables, the rss counters.
 

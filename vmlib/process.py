@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 from bisect import bisect_right
 
-from vmlib import gup, memory, pgtable
+from vmlib import gup, madvise, memory, mprotect, mremap, pgtable
 from vmlib.errors import KernelError, Segfault
 from vmlib.flags import (
     PAGE_SHIFT,
@@ -26,6 +26,7 @@ from vmlib.flags import (
     VM_WRITE,
 )
 from vmlib.mm import File, MmStruct, VmArea
+from vmlib.mm import split_vma as _split
 from vmlib.pte import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW
 from vmlib.trace import lazy_text
 
@@ -36,13 +37,13 @@ _WRITTEN = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY
 _PROT = {"r": VM_READ, "w": VM_WRITE, "x": VM_EXEC}
 
 
-def _parse_prot(prot) -> int:
+def _parse_prot(prot, fn: str = "mmap") -> int:
     if not isinstance(prot, str):
-        raise TypeError(f"mmap: prot is a string such as 'r', 'rw' or 'rwx', got {prot!r}")
+        raise TypeError(f"{fn}: prot is a string such as 'r', 'rw' or 'rwx', got {prot!r}")
     if prot in ("", "none", "-"):
         return 0
     if any(c not in _PROT for c in prot) or len(set(prot)) != len(prot):
-        raise ValueError(f"mmap: unknown prot {prot!r}: use letters from 'rwx' (e.g. 'r', 'rw') "
+        raise ValueError(f"{fn}: unknown prot {prot!r}: use letters from 'rwx' (e.g. 'r', 'rw') "
                          f"or 'none'")
     vm = 0
     for c in prot:
@@ -50,12 +51,15 @@ def _parse_prot(prot) -> int:
     return vm
 
 
-def _check_len(length, fn: str) -> int:
+def _check_len(length, fn: str, what: str = "length") -> int:
     if not isinstance(length, int) or isinstance(length, bool):
-        raise TypeError(f"{fn}: length must be an int (bytes), got {type(length).__name__}")
+        raise TypeError(f"{fn}: {what} must be an int (bytes), got {type(length).__name__}")
     if length <= 0:
-        why = " (a zero length is -EINVAL in the kernel, kernel-facts §2 row 9 and §8 row 6)" if length == 0 else ""
-        raise ValueError(f"{fn}: length must be positive, got {length}{why}")
+        why = ""
+        if length == 0:
+            why = (" (a zero length is -EINVAL in the kernel, kernel-facts §2 row 9 and §8 row 6)"
+                   if fn in ("mmap", "munmap") else " (the kernel returns -EINVAL)")
+        raise ValueError(f"{fn}: {what} must be positive, got {length}{why}")
     return (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
 
 
@@ -219,6 +223,87 @@ class Process:
                 memory.zap_page_range(k, v, max(v.vm_start, start), min(v.vm_end, end))
             k._set_vmas(mm, sorted(vmas, key=lambda v: v.vm_start))
             k._free_empty_tables(mm)
+
+    # -- mprotect / madvise / mremap (kernel-facts §16) -----------------------------------
+
+    def mprotect(self, addr: int, length: int, prot: str = "r") -> int:
+        """Change the protection of [addr, addr+length) to prot ('r', 'rw', 'none', ...); return 0.
+
+        Follows mm/mprotect.c sys_mprotect() of the kernel's version (vmlib.mprotect). A length
+        of 0 returns 0 and changes nothing, as the kernel does; KernelError -ENOMEM when part of
+        the range is unmapped, -EACCES when a vma may not get those rights (VM_MAY*); nothing
+        changes then."""
+        _check_aligned(addr, "mprotect")
+        if isinstance(length, int) and not isinstance(length, bool) and length == 0:
+            self._op(f"mprotect({addr:#x}, 0, {prot or 'none'})")
+            return 0
+        length = _check_len(length, "mprotect")
+        vm_prot = _parse_prot(prot, "mprotect")
+        self._check_user_range(addr, length, "mprotect")
+        self._op(f"mprotect({addr:#x}, {length:#x}, {prot or 'none'})")
+        with self.kernel._transaction(), self.kernel.call("sys_mprotect", f"{addr:#x}-{addr + length:#x}"):
+            mprotect.sys_mprotect(self.kernel, self.mm, addr, addr + length, vm_prot)
+        return 0
+
+    def madvise(self, addr: int, length: int, advice: str = "dontneed") -> int:
+        """madvise(addr, length, MADV_DONTNEED): zap the range's ptes; return 0.
+
+        Follows mm/madvise.c of the kernel's version (vmlib.madvise): KernelError -EINVAL for a
+        VM_PFNMAP vma (and the other flags the version refuses), -ENOMEM for an unmapped part;
+        nothing changes then. Only "dontneed" is modelled."""
+        _check_aligned(addr, "madvise")
+        if not isinstance(advice, str):
+            raise TypeError(f"madvise: advice is a string such as 'dontneed', got {advice!r}")
+        if advice.lower() not in ("dontneed", "madv_dontneed"):
+            raise ValueError(f"madvise: advice {advice!r} is not modelled: use 'dontneed' (MADV_DONTNEED)")
+        if isinstance(length, int) and not isinstance(length, bool) and length == 0:
+            self._op(f"madvise({addr:#x}, 0, MADV_DONTNEED)")
+            return 0
+        length = _check_len(length, "madvise")
+        self._check_user_range(addr, length, "madvise")
+        self._op(f"madvise({addr:#x}, {length:#x}, MADV_DONTNEED)")
+        with self.kernel._transaction(), self.kernel.call("sys_madvise", f"{addr:#x}-{addr + length:#x}"):
+            madvise.sys_madvise_dontneed(self.kernel, self.mm, addr, addr + length)
+        return 0
+
+    def mremap(self, addr: int, old_len: int, new_len: int, may_move: bool = False,
+               new_addr: int | None = None) -> int:
+        """Resize [addr, addr+old_len) to new_len bytes; return its (possibly new) address.
+
+        Follows mm/mremap.c of the kernel's version (vmlib.mremap). may_move=True is
+        MREMAP_MAYMOVE; new_addr= (with may_move) is MREMAP_FIXED. KernelError -EFAULT for a
+        growing VM_PFNMAP or VM_DONTEXPAND vma or a range not inside one vma, -ENOMEM when it
+        cannot grow in place and may not move; nothing changes then."""
+        _check_aligned(addr, "mremap")
+        if isinstance(old_len, int) and old_len == 0:
+            raise ValueError("mremap: old_len 0 (duplicating a shared mapping) is not modelled; "
+                             "give the length of the mapping to resize")
+        old_len = _check_len(old_len, "mremap", "old_len")
+        new_len = _check_len(new_len, "mremap", "new_len")
+        if not isinstance(may_move, bool):
+            raise TypeError(f"mremap: may_move must be True or False, got {may_move!r}")
+        self._check_user_range(addr, old_len, "mremap")
+        if new_addr is not None:
+            _check_aligned(new_addr, "mremap", "new_addr")
+            if not may_move:
+                raise ValueError("mremap: new_addr (MREMAP_FIXED) needs may_move=True "
+                                 "(the kernel returns -EINVAL)")
+            if new_addr == 0:
+                raise ValueError("mremap: new_addr 0 is outside user space (0x1000..)")
+            self._check_user_range(new_addr, new_len, "mremap")
+            if addr < new_addr + new_len and new_addr < addr + old_len:
+                raise ValueError(f"mremap: the new range [{new_addr:#x}, {new_addr + new_len:#x}) overlaps "
+                                 f"the old one (the kernel returns -EINVAL)")
+        self._op(f"mremap({addr:#x}, {old_len:#x}, {new_len:#x}"
+                 f"{', MREMAP_MAYMOVE' if may_move else ''}"
+                 f"{f', MREMAP_FIXED {new_addr:#x}' if new_addr is not None else ''})")
+        with self.kernel._transaction(), self.kernel.call("sys_mremap", f"{addr:#x}"):
+            return mremap.do_mremap(self, addr, old_len, new_len, may_move, new_addr)
+
+    def _check_user_range(self, addr: int, length: int, fn: str) -> None:
+        if addr + length > TASK_SIZE:
+            raise ValueError(f"{fn}: [{addr:#x}, {addr + length:#x}) goes past the end of user space "
+                             f"({TASK_SIZE:#x})")
 
     # -- memory access --------------------------------------------------------------------
 
@@ -503,16 +588,6 @@ class Process:
 
 _write_text, _read_text = memory.write_op_text, memory.read_op_text
 _WRITE_TEXT, _READ_TEXT = lazy_text(_write_text), lazy_text(_read_text)
-
-
-def _split(v: VmArea, start: int, end: int) -> VmArea:
-    """A new vma for [start, end) of v with vm_pgoff moved along (split_vma)."""
-    pgoff = v.vm_pgoff + ((start - v.vm_start) >> PAGE_SHIFT)
-    n = VmArea(v.vm_mm, start, end, v.vm_flags, pgoff, v.vm_file, v.name)
-    n.__dict__["vm_page_prot"] = v.vm_page_prot
-    n.__dict__["anon_vma"] = v.anon_vma
-    n.__dict__["vm_private_data"] = v.vm_private_data
-    return n
 
 
 def _flag_text(flags: int) -> str:

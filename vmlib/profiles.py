@@ -45,6 +45,8 @@ class Profile:
                                     # for a missing table (89f5b7da2a, 2.6.26 and 2.6.27)
     USE_ZERO_PAGE: bool             # use_zero_page() gates FOLL_ANON and leaves out VM_SHARED
                                     # vmas (672ca28e30, 2.6.26 and 2.6.27)
+    PTE_CHG_MASK_SPECIAL: bool      # pte_modify keeps the special bit (_PAGE_SPECIAL in x86's
+                                    # _PAGE_CHG_MASK from a0a8f5364a, 2.6.27; kernel-facts §16a)
     sizeof_struct_page: int         # bytes of one struct page (kernel-facts §12)
 
     @property
@@ -78,5 +80,6 @@ def make_profile(version: str, arch: str, sizeof_struct_page: int | None = None)
         HAVE_GUP_FAST_API=version not in ("2.6.25", "2.6.26"),
         FOLL_ANON_PTE_NONE=version in ("2.6.26", "2.6.27"),
         USE_ZERO_PAGE=version in ("2.6.26", "2.6.27"),
+        PTE_CHG_MASK_SPECIAL=arch in _PTE_SPECIAL[version],
         sizeof_struct_page=sizeof_struct_page,
     )
