@@ -1,4 +1,5 @@
-"""A hypothesis state machine over mmap/read/write/fork/munmap/exit/gup/put_page, per profile.
+"""A hypothesis state machine over mmap/read/write/fork/munmap/exit/gup/put_page and
+mprotect/madvise(MADV_DONTNEED)/mremap, per profile.
 
 Mappings: anonymous, /dev/mem (short, and longer than RUN_MIN pages so that remap_pfn_range
 records a linear run), remapped PFNMAP, an on-demand PFNMAP (FbDev), MIXEDMAP, XipFs on device
@@ -12,6 +13,8 @@ driver RAM page, shared-anonymous page) or holds private bytes (anonymous memory
 private page after its first write). Fork copies private bytes and keeps backing views;
 shared mappings write the backing cell; a private write never reaches the backing.
 """
+
+import errno
 
 import pytest
 from helpers_drivers import PROFILE_IDS, MixedDriver, RemapDriver
@@ -171,6 +174,12 @@ def make_machine(profile: str):
                 return
             off = data.draw(st.integers(0, PAGE_SIZE - 1))
             n = data.draw(st.sampled_from([PAGE_SIZE - off, min(16, PAGE_SIZE - off)]))
+            if self.space[pid][addr][3] == "none":
+                before = self.k.snapshot()
+                with pytest.raises(vmlib.Segfault, match="not readable"):
+                    self.procs[pid].read(addr + off, n)
+                assert self.k.snapshot() == before
+                return
             got = self.procs[pid].read(addr + off, n)
             want = self.view(self.space[pid][addr])[off:off + n]
             assert got == want, f"P{pid} read {addr + off:#x} (+{n}): differs from the model"
@@ -185,7 +194,7 @@ def make_machine(profile: str):
             off = data.draw(st.integers(0, PAGE_SIZE - len(payload)))
             entry = self.space[pid][addr]
             p = self.procs[pid]
-            if entry[3] == "r":
+            if entry[3] in ("r", "none"):
                 before = self.k.snapshot()
                 with pytest.raises(vmlib.Segfault, match="not writable"):
                     p.write(addr + off, payload)
@@ -199,7 +208,7 @@ def make_machine(profile: str):
             """Every process mapping addr reads exactly its model page (a write shows through
             only where the mapping is shared)."""
             for pid, space in self.space.items():
-                if addr in space:
+                if addr in space and space[addr][3] != "none":
                     got = self.procs[pid].read(addr, PAGE_SIZE)
                     assert got == self.view(space[addr]), f"P{pid} page {addr:#x} differs"
 
@@ -231,6 +240,93 @@ def make_machine(profile: str):
             self.procs[pid].munmap(addr, n * PAGE_SIZE)
             for i in range(n):
                 self.space[pid].pop(addr + i * PAGE_SIZE, None)
+
+        def refused(self, call, errnos):
+            """call() raises KernelError with one of errnos and changes nothing."""
+            before = self.k.snapshot(), self.k.nr_free_pages(), dict(self.k.held)
+            with pytest.raises(vmlib.KernelError) as e:
+                call()
+            assert e.value.errno in errnos, e.value
+            assert (self.k.snapshot(), self.k.nr_free_pages(), dict(self.k.held)) == before
+
+        @rule(data=st.data(), n=st.integers(1, 3), prot=st.sampled_from(["r", "rw", "none"]))
+        def mprotect(self, data, n, prot):
+            """kernel-facts §16a: the data stays; only the access rights change."""
+            pid, addr = self.pick(data)
+            if addr is None:
+                return
+            pages = [addr + i * PAGE_SIZE for i in range(n)]
+            space, p = self.space[pid], self.procs[pid]
+            if any(a not in space for a in pages):
+                self.refused(lambda: p.mprotect(addr, n * PAGE_SIZE, prot=prot), (errno.ENOMEM,))
+                return
+            assert p.mprotect(addr, n * PAGE_SIZE, prot=prot) == 0
+            for a in pages:
+                space[a][3] = prot
+
+        @rule(data=st.data(), n=st.integers(1, 3))
+        def madvise_dontneed(self, data, n):
+            """kernel-facts §16b: -EINVAL on VM_PFNMAP; elsewhere private pages read their backing
+            (or zeroes) again and shared ones keep their data."""
+            pid, addr = self.pick(data)
+            if addr is None:
+                return
+            pages = [addr + i * PAGE_SIZE for i in range(n)]
+            space, p = self.space[pid], self.procs[pid]
+            if any(a not in space for a in pages):
+                self.refused(lambda: p.madvise(addr, n * PAGE_SIZE, "dontneed"), (errno.ENOMEM,))
+                return
+            if any(p.find_vma(a).vm_flags & vmlib.VM_PFNMAP for a in pages):
+                self.refused(lambda: p.madvise(addr, n * PAGE_SIZE, "dontneed"), (errno.EINVAL,))
+                return
+            assert p.madvise(addr, n * PAGE_SIZE, "dontneed") == 0
+            for a in pages:
+                if not space[a][0]:
+                    space[a][2] = None
+
+        @rule(data=st.data(), n=st.integers(1, 3), mode=st.sampled_from(["shrink", "move", "grow"]),
+              may_move=st.booleans())
+        def mremap(self, data, n, mode, may_move):
+            """kernel-facts §16c: a shrink unmaps the tail, a move carries every page (and its
+            data) to the new address, growth is -EFAULT for VM_PFNMAP/VM_DONTEXPAND and gives
+            anonymous memory zeroed pages."""
+            pid, addr = self.pick(data)
+            if addr is None:
+                return
+            space, p = self.space[pid], self.procs[pid]
+            vma = p.find_vma(addr)
+            n = min(n, (vma.vm_end - addr) // PAGE_SIZE)
+            old = [addr + i * PAGE_SIZE for i in range(n)]
+            if mode == "shrink":
+                if n < 2:
+                    return
+                assert p.mremap(addr, n * PAGE_SIZE, (n - 1) * PAGE_SIZE) == addr
+                space.pop(old[-1])
+                return
+            if mode == "move":
+                self.nmoves = getattr(self, "nmoves", 0) + 1
+                target = 0x7000_0000 + self.nmoves * 16 * PAGE_SIZE
+                assert p.mremap(addr, n * PAGE_SIZE, n * PAGE_SIZE, may_move=True, new_addr=target) == target
+                for i, a in enumerate(old):
+                    space[target + i * PAGE_SIZE] = space.pop(a)
+                return
+            if vma.vm_flags & (vmlib.VM_PFNMAP | vmlib.VM_DONTEXPAND):
+                self.refused(lambda: p.mremap(addr, n * PAGE_SIZE, (n + 1) * PAGE_SIZE, may_move=True),
+                             (errno.EFAULT,))
+                return
+            entry = space[addr]
+            if entry[0] or entry[1] is not None or vma.vm_ops is not None:
+                return                       # only private anonymous memory: the new page is zeroes
+            grow = lambda: p.mremap(addr, n * PAGE_SIZE, (n + 1) * PAGE_SIZE, may_move=may_move)
+            in_place = addr + n * PAGE_SIZE == vma.vm_end and not p.mm.overlaps(vma.vm_end, vma.vm_end + PAGE_SIZE)
+            if not in_place and not may_move:
+                self.refused(grow, (errno.ENOMEM,))
+                return
+            new = grow()
+            assert (new == addr) == in_place
+            moved = [space.pop(a) for a in old]
+            for i, e in enumerate(moved + [[False, None, None, entry[3]]]):
+                space[new + i * PAGE_SIZE] = e
 
         @precondition(lambda self: len(self.procs) > 1)
         @rule(data=st.data())
@@ -309,7 +405,8 @@ def make_machine(profile: str):
 
 @pytest.mark.parametrize("profile", PROFILE_IDS)
 def test_state_machine(profile):
-    """Random mmap/read/write/fork/munmap/exit/gup/put_page against the reference model."""
+    """Random mmap/read/write/fork/munmap/exit/gup/put_page/mprotect/madvise/mremap against the
+    reference model."""
     machine = make_machine(profile)
     machine.TestCase.settings = settings(max_examples=200, stateful_step_count=60, deadline=None,
                                          suppress_health_check=[HealthCheck.too_slow])
