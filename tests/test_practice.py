@@ -111,8 +111,10 @@ def expected(problem, q, world) -> str | None:
             " special" if pte.special else "")
     if q.kind == "same":
         other = snap.pte(procs[q.other].pid, addr)
+        if pte is None and other is None:
+            return "neither has a pte"
         if pte is None or other is None:
-            return "one of them has no pte"
+            return "only one of them has a pte"
         return "yes" if pte.pfn == other.pfn else "no"
     zero = pte is not None and pte.pfn == k.zero_pfn
     if q.kind == "kind":

@@ -806,20 +806,21 @@ def do_wp_page(k, vma, addr: int, pte: Pte) -> int:
 # -- fork ----------------------------------------------------------------------------------
 
 def vma_needs_copy(k, vma) -> tuple[bool, str]:
-    """Whether fork copies this vma's ptes, and why (§7)."""
+    """Whether fork copies this vma's ptes, and why (§7 rows 1-3)."""
     flags = vma.vm_flags
     if k.profile.MODERN:
         if flags & (VM_PFNMAP | VM_MIXEDMAP):
-            return True, "VM_PFNMAP or VM_MIXEDMAP → copy (§7 v6.12)"
+            return True, "VM_PFNMAP or VM_MIXEDMAP → copy (§7 row 3)"
         if vma.anon_vma:
-            return True, "vma has an anon_vma → copy (§7 v6.12)"
-        return False, "no anon_vma, not PFNMAP/MIXEDMAP → skip; the child refaults (§7 v6.12)"
+            return True, "vma has an anon_vma → copy (§7 row 3)"
+        return False, "no anon_vma, not PFNMAP/MIXEDMAP → skip; the child refaults (§7 row 3)"
+    row = "§7 row 1" if k.profile.version == "2.6.26" else "§7 row 2"     # v2.6.25, v2.6.27: same list
     if flags & (VM_HUGETLB | VM_NONLINEAR | VM_PFNMAP | VM_INSERTPAGE):
-        return True, "VM_HUGETLB|VM_NONLINEAR|VM_PFNMAP|VM_INSERTPAGE → copy (§7 v2.6.26)"
+        return True, f"VM_HUGETLB|VM_NONLINEAR|VM_PFNMAP|VM_INSERTPAGE → copy ({row})"
     if vma.anon_vma:
-        return True, "vma has an anon_vma → copy (§7 v2.6.26)"
+        return True, f"vma has an anon_vma → copy ({row})"
     extra = " (VM_MIXEDMAP is not in the list)" if flags & VM_MIXEDMAP else ""
-    return False, f"no anon_vma{extra} → skip; the child refaults (§7 v2.6.26)"
+    return False, f"no anon_vma{extra} → skip; the child refaults ({row})"
 
 
 def copy_page_range(k, dst_vma, src_vma) -> None:

@@ -55,7 +55,7 @@ FILE_BYTE = b"f"                    # what the XIP file holds where it has block
 PTE_CHOICES = ("none", "read-only", "writable", "read-only special", "writable special")
 KIND_CHOICES = ("no pte", "the zero page", "a device pfn (no struct page)",
                 "a device pfn with a struct page (2.6.25 XIP memmap)", "a RAM page")
-SAME_CHOICES = ("yes", "no", "one of them has no pte")
+SAME_CHOICES = ("yes", "no", "only one of them has a pte", "neither has a pte")
 NORMAL_CHOICES = ("no pte", "a struct page", "NULL")
 COUNTS_HINT = "COUNT/MAPCOUNT (e.g. 2/1), or 'zero page', 'no struct page' or 'no pte'"
 
@@ -354,8 +354,10 @@ class _Run:
     def _same(self, q, proc, addr, pte):
         other = self.procs[q.other].follow_pte(addr)
         rows = self._pte_rows(self.procs[q.other], addr)
+        if pte is None and other is None:
+            return "neither has a pte", rows
         if pte is None or other is None:
-            return "one of them has no pte", rows
+            return "only one of them has a pte", rows
         return ("yes" if pte.pfn == other.pfn else "no"), rows
 
     def _counts(self, q, proc, addr, pte):

@@ -480,7 +480,12 @@ class Process:
                     k._set_pte(mm, addr, pte, "mmu: accessed/dirty bit")
                 return pte
             if pte is not None and k.tracer.on:
-                if tries:       # the fault just handled left a read-only pte (§6a row 10): retried
+                if tries and vma.vm_flags & VM_SHARED:    # write notification: ptes start read-only
+                    k.decide("fault", f"{what} to the read-only pte the fault left at {addr:#x}: the "
+                             "shared vma wants write notification (vm_page_prot has no write bit), "
+                             "so the retried write faults again and do_wp_page makes it writable",
+                             "§6b row 7" if k.profile.MODERN else "§6b row 1")
+                elif tries:     # a private vma's vm_page_prot has no write bit (§6a row 10): retried
                     k.decide("fault", f"{what} to the read-only pte the fault left at {addr:#x}: "
                              "the retried write faults again", "§6a row 10")
                 else:
