@@ -66,6 +66,19 @@ def replay(problem):
         elif op.kind == "exit":
             p.exit()
             del procs[op.who]
+        elif op.kind in ("mprotect", "madvise", "mremap"):
+            try:
+                if op.kind == "mprotect":
+                    r = p.mprotect(a, op.npages * PAGE_SIZE, prot=op.prot)
+                elif op.kind == "madvise":
+                    r = p.madvise(a, op.npages * PAGE_SIZE, "dontneed")
+                else:
+                    new = p.mremap(addrs[op.name], op.npages * PAGE_SIZE, op.new_npages * PAGE_SIZE,
+                                   may_move=op.may_move)
+                    r = "the same address" if new == addrs[op.name] else "a new address"
+                    addrs[op.name] = new
+            except vmlib.KernelError as e:
+                r = e
         else:
             fn = p.get_user_pages if op.kind == "gup" else p.get_user_pages_fast
             before = [p.follow_pte(a + i * PAGE_SIZE) for i in range(op.npages)]
@@ -100,6 +113,9 @@ def expected(problem, q, world) -> str | None:
         return errno.errorcode[r.errno] if isinstance(r, vmlib.KernelError) else f"{len(r)} pages"
     if q.kind == "fallback":
         return fallbacks[q.step]
+    if q.kind == "call":
+        r = results[q.step]
+        return errno.errorcode[r.errno] if isinstance(r, vmlib.KernelError) else str(r)
     addr = addrs[q.name] + q.page * PAGE_SIZE
     pte = snap.pte(procs[q.who].pid, addr)
     if q.kind == "normal":        # only what holds on every profile: a pfn without struct page is never normal
@@ -301,3 +317,33 @@ def test_answers_are_compared_loosely(given, right):
                                           ("EFAULT", "EEXIST"), ("0", "no pte")])
 def test_different_answers_stay_different(given, right):
     assert practice.normalise(given) != practice.normalise(right)
+
+
+def test_protect_answers_follow_kernel_facts_16():
+    """The 'protect' topic, against the rules of kernel-facts §16 rather than a replay:
+    mprotect of a mapped range returns 0 (§16a row 1; PFNMAP is not refused, row 2);
+    madvise(MADV_DONTNEED) of /dev/mem (VM_PFNMAP) is EINVAL on every version (§16b rows 1-2),
+    and 0 elsewhere; growing a /dev/mem mapping is EFAULT (§16c row 2), shrinking one returns
+    the same address (§16c row 1)."""
+    seen = set()
+    for seed in SEEDS:
+        problem = generate("protect", seed)
+        backing = next(op.backing for op in problem.ops if op.kind == "mmap" and op.name == "m")
+        pfnmap = backing.startswith("mem-")
+        for a in problem.solve().answers:
+            if a.question.kind != "call":
+                continue
+            op = problem.ops[a.question.step]
+            if op.kind == "mprotect":
+                want = "0"
+            elif op.kind == "madvise":
+                want = "EINVAL" if pfnmap else "0"
+            elif op.new_npages < op.npages:
+                want = "the same address"
+            else:
+                want = "EFAULT" if pfnmap else None
+            if want is not None:
+                assert a.value == want, (seed, op, a.value, problem.text())
+            seen.add((op.kind, a.value))
+    assert {("madvise", "EINVAL"), ("madvise", "0"), ("mremap", "EFAULT"), ("mprotect", "0"),
+            ("mremap", "a new address"), ("mremap", "the same address")} <= seen, seen

@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 from vmlib.errors import KernelError, VmError
 from vmlib.flags import PAGE_SIZE
 
-TOPICS = ("cow", "pfnmap", "mixedmap", "special", "gup")
+TOPICS = ("cow", "pfnmap", "mixedmap", "special", "gup", "protect")
 TOPIC_TEXT = {
     "cow": "fork and copy on write of private anonymous memory",
     "pfnmap": "VM_PFNMAP: /dev/mem mappings of device memory and of RAM",
     "mixedmap": "VM_MIXEDMAP: an XIP file on device memory, with holes",
     "special": "special ptes: which mappings vm_normal_page refuses",
     "gup": "get_user_pages and where get_user_pages_fast falls back",
+    "protect": "mprotect, madvise(MADV_DONTNEED) and mremap on anonymous, PFNMAP and MIXEDMAP mappings",
 }
 TOPIC_PROFILES = {
     "cow": (("2.6.25", "x86"), ("2.6.26", "x86"), ("2.6.27", "x86"), ("6.12", "x86")),
@@ -43,6 +44,8 @@ TOPIC_PROFILES = {
                 ("6.12", "x86"), ("6.12", "m68k")),
     "gup": (("2.6.26", "x86"), ("2.6.27", "x86"), ("2.6.27", "powerpc"), ("2.6.27", "s390"),
             ("6.12", "x86"), ("6.12", "arm64"), ("6.12", "m68k")),
+    "protect": (("2.6.25", "x86"), ("2.6.26", "x86"), ("2.6.26", "s390"), ("2.6.27", "x86"),
+                ("6.12", "x86"), ("6.12", "m68k")),
 }
 MAX_SEED = 2**32 - 1
 RAM_PAGES = 64
@@ -58,6 +61,7 @@ KIND_CHOICES = ("no pte", "the zero page", "a device pfn (no struct page)",
 SAME_CHOICES = ("yes", "no", "only one of them has a pte", "neither has a pte")
 NORMAL_CHOICES = ("no pte", "a struct page", "NULL")
 COUNTS_HINT = "COUNT/MAPCOUNT (e.g. 2/1), or 'zero page', 'no struct page' or 'no pte'"
+CALL_HINT = "0, 'the same address' or 'a new address' (mremap), or the errno name, e.g. EINVAL"
 
 
 # -- problems ------------------------------------------------------------------------------
@@ -65,11 +69,14 @@ COUNTS_HINT = "COUNT/MAPCOUNT (e.g. 2/1), or 'zero page', 'no struct page' or 'n
 
 @dataclass(frozen=True)
 class Op:
-    """One operation. kind: mmap, read, write, fork, exit, gup, gup_fast.
+    """One operation. kind: mmap, read, write, fork, exit, gup, gup_fast, mprotect, madvise,
+    mremap.
 
     mmap: `backing` is 'anon', 'mem-dev' (/dev/mem over device memory), 'mem-ram' (/dev/mem
     over a kernel buffer in RAM) or 'xip' (the XIP file); read/write/gup name a mapping and a
-    page in it; gup takes `npages` pages from there.
+    page in it; gup takes `npages` pages from there; mprotect (to `prot`) and madvise
+    (MADV_DONTNEED) act on `npages` pages from there; mremap resizes the whole mapping of
+    `npages` pages to `new_npages`, moving it only if `may_move`.
     """
 
     kind: str
@@ -81,12 +88,15 @@ class Op:
     backing: str = "anon"
     data: bytes = b""
     write: bool = False
+    prot: str = ""
+    new_npages: int = 0
+    may_move: bool = False
 
 
 @dataclass(frozen=True)
 class Question:
     """What to predict. kind: pte, kind, same, counts, normal (about `who`'s pte at
-    name[page] after the last step), read, gup, fallback (about step `step`)."""
+    name[page] after the last step), read, gup, fallback, call (about step `step`)."""
 
     qid: str
     kind: str
@@ -209,6 +219,14 @@ def describe(op: Op) -> str:
         fn = "get_user_pages" if op.kind == "gup" else "get_user_pages_fast"
         return (f"{op.who}: {fn}({op.name}[{op.page}], {op.npages} page(s), "
                 f"{'write' if op.write else 'read'}) (the pages are kept)")
+    if op.kind == "mprotect":
+        prot = {"r": "PROT_READ", "rw": "PROT_READ|PROT_WRITE", "none": "PROT_NONE"}[op.prot]
+        return f"{op.who}: mprotect({op.name}[{op.page}], {op.npages} page(s), {prot})"
+    if op.kind == "madvise":
+        return f"{op.who}: madvise({op.name}[{op.page}], {op.npages} page(s), MADV_DONTNEED)"
+    if op.kind == "mremap":
+        return (f"{op.who}: mremap({op.name}, {op.npages} -> {op.new_npages} page(s)"
+                f"{', MREMAP_MAYMOVE' if op.may_move else ''})")
     raise ValueError(f"describe: unknown operation kind {op.kind!r}")
 
 
@@ -295,6 +313,8 @@ class _Run:
             proc.exit()
             del self.procs[op.who]
             return None
+        if op.kind in ("mprotect", "madvise", "mremap"):
+            return self._vma_call(proc, op, addr)
         if op.kind not in ("gup", "gup_fast"):
             raise ValueError(f"practice: unknown operation kind {op.kind!r}")
         fn = proc.get_user_pages if op.kind == "gup" else proc.get_user_pages_fast
@@ -303,10 +323,25 @@ class _Run:
         except KernelError as e:
             return e
 
+    def _vma_call(self, proc, op: Op, addr: int):
+        """mprotect, madvise or mremap: 0, 'the same address' / 'a new address', or the
+        KernelError (a refused call changes nothing)."""
+        try:
+            if op.kind == "mprotect":
+                return proc.mprotect(addr, op.npages * PAGE_SIZE, op.prot)
+            if op.kind == "madvise":
+                return proc.madvise(addr, op.npages * PAGE_SIZE, "dontneed")
+            old = self.addrs[op.name]
+            new = proc.mremap(old, op.npages * PAGE_SIZE, op.new_npages * PAGE_SIZE, may_move=op.may_move)
+        except KernelError as e:
+            return e
+        self.addrs[op.name] = new
+        return "the same address" if new == old else "a new address"
+
     # -- answers ---------------------------------------------------------------------------
 
     def answer(self, q: Question) -> Answer:
-        if q.kind in ("read", "gup", "fallback"):
+        if q.kind in ("read", "gup", "fallback", "call"):
             value = getattr(self, f"_{q.kind}")(q)
             return Answer(q, value, self._op_rows(q.step))
         proc = self.procs[q.who]
@@ -324,6 +359,10 @@ class _Run:
         if isinstance(r, KernelError):
             return errno.errorcode[r.errno]
         return f"{len(r)} page{'s' if len(r) != 1 else ''}"
+
+    def _call(self, q: Question) -> str:
+        r = self.results[q.step]
+        return errno.errorcode[r.errno] if isinstance(r, KernelError) else str(r)
 
     def _fallback(self, q: Question) -> str:
         base = self.addrs[self.p.ops[q.step].name]
@@ -503,6 +542,10 @@ class _Gen:
             self.questions.append(Question("", "read", f"What byte does step {i + 1} read?", step=i,
                                            hint="the letter, or 0 for a zero byte"))
 
+    def ask_call(self, i):
+        self.questions.append(Question("", "call", f"What does step {i + 1} return?", step=i,
+                                       name=self.ops[i].name, hint=CALL_HINT))
+
     def ask_gup(self, i):
         op = self.ops[i]
         self.questions.append(Question("", "gup", f"What does step {i + 1} return?", step=i, name=op.name,
@@ -603,6 +646,45 @@ def _gen_gup(g: _Gen) -> None:
         g.ask("pte", "a", who="parent")
 
 
+def _gen_protect(g: _Gen) -> None:
+    """A mapping, some accesses, then mprotect, madvise(MADV_DONTNEED) or mremap on it
+    (kernel-facts §16): what each call returns and what the ptes and counts are after it."""
+    r = g.rng
+    backing = r.choice(("anon", "mem-dev", "mem-ram", "xip"))
+    n = 1 if backing == "mem-ram" else r.randint(2, 3)
+    if backing == "xip":
+        g.file_pages, g.holes = 4, (r.randrange(4),)
+    g.mmap("m", n, r.choice(("private", "shared")), backing)
+    for page in r.sample(range(n), r.randint(1, n)):
+        g.access("m", "parent", page=page)
+    calls = r.sample(("mprotect", "madvise", "mremap"), r.randint(1, 2))
+    for call in calls:
+        if call == "mprotect":
+            page = r.randrange(g.maps["m"])
+            prot = r.choice(("r", "r", "none"))
+            g.ops.append(Op("mprotect", "parent", "m", page, r.randint(1, g.maps["m"] - page), prot=prot))
+            g.ask_call(len(g.ops) - 1)
+            if r.random() < 0.5:
+                g.ops.append(Op("mprotect", "parent", "m", 0, g.maps["m"], prot="rw"))
+        elif call == "madvise":
+            page = r.randrange(g.maps["m"])
+            g.ops.append(Op("madvise", "parent", "m", page, r.randint(1, g.maps["m"] - page)))
+            g.ask_call(len(g.ops) - 1)
+        else:
+            old = g.maps["m"]
+            new = r.choice([k for k in range(1, 5) if k != old] + [old + 1])
+            if r.random() < 0.3:
+                g.mmap("blocker", 1)            # often lands right after m: growth must move
+            g.ops.append(Op("mremap", "parent", "m", 0, old, new_npages=new, may_move=r.random() < 0.5))
+            g.ask_call(len(g.ops) - 1)
+            g.maps["m"] = min(old, new)
+    if r.random() < 0.6:
+        g.access("m", "parent", write=False, page=r.randrange(g.maps["m"]))
+    for kind in r.sample(("pte", "counts", "normal"), 2):
+        g.ask(kind, "m", who="parent")
+    g.ask_read()
+
+
 def _ask_mix(g: _Gen, name: str, kinds: tuple) -> None:
     """Four or five questions of the kinds given (same only if a child is alive), and a read."""
     r = g.rng
@@ -616,7 +698,7 @@ def _ask_mix(g: _Gen, name: str, kinds: tuple) -> None:
 
 
 GENERATORS = {"cow": _gen_cow, "pfnmap": _gen_pfnmap, "mixedmap": _gen_mixedmap,
-              "special": _gen_special, "gup": _gen_gup}
+              "special": _gen_special, "gup": _gen_gup, "protect": _gen_protect}
 MAX_DRAWS = 50
 
 
