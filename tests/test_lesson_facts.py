@@ -44,6 +44,14 @@ ROWS = [
      "arch/x86/mm/gup.c appears in v2.6.27; none in v2.6.26"),
     ("08", r"pte_mkdevmap", r"their ptes are normal\s+\"devmap\" ptes",
      "arch/x86/include/asm/pgtable.h:pte_mkdevmap @ v6.12; mm/memory.c:vm_normal_page @ v6.12"),
+    ("05", r"above pfn 256", r"beyond the first megabyte",
+     "arch/x86/mm/init_64.c:devmem_is_allowed @ v2.6.26 (pagenr <= 256 is allowed)"),
+    ("08", r"refcount of a small folio", r"adds 1024 \(`GUP_PIN_COUNTING_BIAS`\) to the refcount so",
+     "mm/gup.c:try_grab_folio @ v6.12 (a large folio: +1 and _pincount)"),
+    ("08", r"date\s+is not checked", r"restored in 2\.6\.32\)|replaced around v4\.0 \(2015\)\s+by",
+     "no tree at hand covers v2.6.32 or v4.0 (kernel-facts §15)"),
+    ("07", r"`_PAGE_SPECIAL` to `_PAGE_CHG_MASK`", None,
+     "include/asm-x86/pgtable.h @ v2.6.27; commit a0a8f5364a (kernel-facts §16a row 3)"),
 ]
 
 
