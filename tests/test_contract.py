@@ -116,6 +116,16 @@ def test_contract_calls_as_written():
     assert k.vm_insert_page(vma, b + 2 * PAGE_SIZE, page2) == -16
     k.check()
 
+    # mprotect, madvise(MADV_DONTNEED) and mremap, as written in §3 (kernel-facts §16)
+    assert p.mprotect(a, PAGE_SIZE, prot="r") == 0 and not p.follow_pte(a).write
+    with pytest.raises(vmlib.Segfault):
+        p.write(a, b"z")
+    assert p.madvise(b, PAGE_SIZE, "dontneed") == 0 and p.follow_pte(b) is None   # MIXEDMAP: zapped
+    assert k.page_count(page) == 1 and k.page_mapcount(page) == 0                  # its ref dropped
+    assert p.mremap(a + PAGE_SIZE, 3 * PAGE_SIZE, 2 * PAGE_SIZE, may_move=False) == a + PAGE_SIZE
+    assert p.read(a, 1) == b"x"
+    k.check()
+
     p.munmap(a, 4 * PAGE_SIZE)
     assert p.find_vma(a).vm_start == b
     p.exit()

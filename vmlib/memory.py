@@ -13,7 +13,8 @@ Faithfulness ledger
   CONFIG_DEBUG_VM is on (VM_BUG_ON raises KernelBug); page_mkwrite/dirty accounting only as
   far as kernel-facts describes it; a linear run longer than RUN_EXPAND pages is classified by
   vm_normal_page at its two ends instead of at every pte.
-- left out: swap, THP/mTHP, fault-around, NUMA, userfaultfd, KSM, mlock, memcg charging.
+- left out: swap, THP/mTHP, fault-around, NUMA, userfaultfd, KSM, mlock, memcg charging,
+  mm_forbids_zeropage (s390 KVM guests) in vm_mixed_zeropage_allowed.
 """
 
 from __future__ import annotations

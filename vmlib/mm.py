@@ -7,7 +7,8 @@ Faithfulness ledger
   happens on the write fault), a shared writable one does.
 - simplified: vmas kept in a sorted list instead of a maple/rb tree; anon_vma is a flag saying
   that the vma has (or had) anonymous pages; i_mmap is a plain list of vmas per file.
-- left out: vma merging, mprotect, mremap, stack growth, NUMA policy, rmap trees.
+- left out: vma merging, stack growth, NUMA policy, rmap trees. (mprotect, madvise and
+  mremap live in vmlib/mprotect.py, madvise.py and mremap.py; they split vmas with split_vma.)
 """
 
 from __future__ import annotations

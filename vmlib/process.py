@@ -1,4 +1,5 @@
-"""The teaching facade: a user process with mmap, read, write, fork, munmap, exit and gup.
+"""The teaching facade: a user process with mmap, read, write, fork, munmap, exit, gup,
+mprotect, madvise(MADV_DONTNEED) and mremap.
 
 These are the system calls and memory accesses a user program makes; each runs the kernel
 paths of vmlib.memory and vmlib.gup atomically (an operation that raises changes nothing).
