@@ -357,3 +357,30 @@ def test_s16c_row5_move_mixedmap_with_refcounted_pages(profile):
     new = p.mremap(a, PAGE_SIZE, PAGE_SIZE, may_move=True, new_addr=0x6100_0000)
     assert p.follow_pte(new).pfn == page.pfn and (k.page_count(page), k.page_mapcount(page)) == counts
     k.check()
+
+
+@profiles("2.6.26/x86", "2.6.27/x86", "6.12/x86")
+def test_s16a_s16c_long_remap_runs(profile):
+    """mm/mprotect.c change_pte_range() and mm/mremap.c move_page_tables(), kernel-facts §16a
+    row 3 and §16c row 5, on a /dev/mem mapping long enough that remap_pfn_range records a
+    linear run: mprotect of its middle rewrites only that part; moving a part carries its pfns
+    and vm_pgoff along, the rest stays where it was."""
+    k, p = setup(profile, ram_pages=256)
+    k.add_device_memory(5000, 200, "long")
+    n = 100
+    a = p.mmap(n * PAGE_SIZE, prot="rw", flags="shared", file=k.open(DevMem()), offset=5000 * PAGE_SIZE)
+    assert p.mm.runs
+    p.mprotect(a + 10 * PAGE_SIZE, 5 * PAGE_SIZE, prot="r")
+    for i, write in ((9, True), (10, False), (14, False), (15, True)):
+        pte = p.follow_pte(a + i * PAGE_SIZE)
+        assert (pte.pfn, pte.write, pte.special) == (5000 + i, write, profile != "2.6.26/x86")
+    k.check()
+    new = p.mremap(a + 50 * PAGE_SIZE, 20 * PAGE_SIZE, 20 * PAGE_SIZE, may_move=True, new_addr=0x9000_0000)
+    assert p.follow_pte(new).pfn == 5050 and p.follow_pte(new + 19 * PAGE_SIZE).pfn == 5069
+    assert p.find_vma(new).vm_pgoff == 5050 and p.follow_pte(a + 50 * PAGE_SIZE) is None
+    assert p.follow_pte(a + 70 * PAGE_SIZE).pfn == 5070
+    k.check()
+    p.munmap(a, n * PAGE_SIZE)
+    p.munmap(new, 20 * PAGE_SIZE)
+    assert not p.mm.runs
+    k.check()

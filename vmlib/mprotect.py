@@ -142,7 +142,7 @@ def change_protection(k, vma, lo: int, hi: int, newprot: int, dirty_accountable:
             k._set_pte(mm, addr, new, fn)
     runs = [r for r in mm.runs if r.start < hi and lo < r.end]
     if runs:
-        _change_runs(k, vma, runs, lo, hi, newprot, dirty_accountable)
+        _change_runs(k, vma, runs, lo, hi, newprot, dirty_accountable, try_writable)
 
 
 def _new_pte(k, vma, addr: int, pte: Pte, newprot: int, dirty_accountable: bool,
@@ -167,10 +167,11 @@ def _new_pte(k, vma, addr: int, pte: Pte, newprot: int, dirty_accountable: bool,
     return new
 
 
-def _change_runs(k, vma, runs, lo: int, hi: int, newprot: int, dirty_accountable: bool) -> None:
-    """The linear runs of remap_pfn_range inside [lo, hi) get the new bits (all their ptes are
-    raw pfns, so the per-pte rules give the same answer for each; 6.12's write upgrade needs
-    an anonymous page or, in a shared vma, a dirty pte, handled like the explicit ptes)."""
+def _change_runs(k, vma, runs, lo: int, hi: int, newprot: int, dirty_accountable: bool,
+                 try_writable: bool) -> None:
+    """The linear runs of remap_pfn_range inside [lo, hi) get the new bits. Every pte of a run
+    is a raw pfn with the same bits, so the per-pte rules give the same answer for each and
+    are asked once, at the run's first address."""
     mm = vma.vm_mm
     out = [r for r in mm.runs if r not in runs]
     for r in runs:
@@ -180,8 +181,7 @@ def _change_runs(k, vma, runs, lo: int, hi: int, newprot: int, dirty_accountable
         if b < r.end:
             out.append(Run(b, r.end, r.pfn0 + ((b - r.start) >> PAGE_SHIFT), r.bits))
         pfn = r.pfn0 + ((a - r.start) >> PAGE_SHIFT)
-        upgrade = k.profile.MODERN and vma.vm_flags & VM_WRITE and vma.vm_flags & VM_SHARED
-        new = _new_pte(k, vma, a, Pte(pfn, r.bits), newprot, dirty_accountable, bool(upgrade))
+        new = _new_pte(k, vma, a, Pte(pfn, r.bits), newprot, dirty_accountable, try_writable)
         out.append(Run(a, b, pfn, new.bits))
         k.decide("change_pte_range", f"linear run [{a:#x}, {b:#x}): every pte rewritten by pte_modify "
                  f"({Pte(0, r.bits).flags_str()} → {new.flags_str()})", "§16a row 3")
