@@ -9,7 +9,8 @@ from __future__ import annotations
 import inspect
 
 _MODULES = ("vmlib.memory", "vmlib.gup", "vmlib.process", "vmlib.kernel", "vmlib.drivers.xipfs",
-            "vmlib.drivers.devmem", "vmlib.drivers.fbdev", "vmlib.flags", "vmlib.pgtable")
+            "vmlib.drivers.devmem", "vmlib.drivers.fbdev", "vmlib.flags", "vmlib.pgtable",
+            "vmlib.mprotect", "vmlib.madvise", "vmlib.mremap")
 
 
 def source(name: str) -> str:
