@@ -6,7 +6,8 @@ do the same for what is modelled here) and of v6.12, with pte_modify() per arch.
 Faithfulness ledger
 - exact: the range must be mapped without a hole (-ENOMEM) and each vma must allow the new
   rights by its VM_MAY* bits (-EACCES); vm_flags take the new VM_READ/WRITE/EXEC, vm_page_prot
-  is recomputed from them (a driver's own changes to it are lost, as in the kernel), and a
+  is recomputed from them (a driver's own changes to it are lost, as in the kernel; the model
+  has no cache bits for x86's pgprot_modify to carry over), and a
   writenotify vma keeps read-only ptes; every present pte is rewritten with pte_modify, which
   keeps the pfn, accessed and dirty, and keeps the special bit exactly where the arch puts it
   in _PAGE_CHG_MASK (profile PTE_CHG_MASK_SPECIAL); 2.6 makes a dirty pte of a writenotify vma
