@@ -84,13 +84,14 @@ def sys_mprotect(k, mm, start: int, end: int, vm_prot: int) -> None:
     vmas = vmas_in_range(mm, start, end, "sys_mprotect")
     for vma in vmas:
         newflags = vm_prot | (vma.vm_flags & ~VM_RWX)
-        if newflags & ~(newflags >> 4) & VM_RWX:
-            k.decide("sys_mprotect", f"vma {vma.vm_start:#x}-{vma.vm_end:#x} lacks the VM_MAY* bit for "
-                     f"{flag_names(newflags & ~(newflags >> 4) & VM_RWX)} → -EACCES", "§16a row 1")
-            raise KernelError(errno.EACCES, f"mprotect: the vma {vma.vm_start:#x}-{vma.vm_end:#x} may not "
-                              f"become {flag_names(vm_prot) if vm_prot else 'PROT_NONE'} (it lacks "
-                              f"VM_MAY{'WRITE' if newflags & VM_WRITE and not newflags & (VM_WRITE << 4) else '*'}, "
-                              f"e.g. a shared mapping of a file opened read-only) → -EACCES")
+        missing = newflags & ~(newflags >> 4) & VM_RWX          # VM_MAY* sit 4 bits above VM_*
+        if missing:
+            lacks = flag_names(missing << 4)
+            k.decide("sys_mprotect", f"vma {vma.vm_start:#x}-{vma.vm_end:#x} lacks {lacks} → -EACCES",
+                     "§16a row 1")
+            raise KernelError(errno.EACCES, f"mprotect: the vma {vma.vm_start:#x}-{vma.vm_end:#x} lacks "
+                              f"{lacks} (e.g. a shared mapping of a file opened read-only), so it may "
+                              f"not become {flag_names(vm_prot) if vm_prot else 'PROT_NONE'} → -EACCES")
     for vma in vmas:
         lo, hi = max(start, vma.vm_start), min(end, vma.vm_end)
         mprotect_fixup(k, mm, mm.vma_at(lo), lo, hi, vm_prot | (vma.vm_flags & ~VM_RWX))
