@@ -90,8 +90,10 @@ def _of_params(params: dict) -> Mutation:
 
 
 def prelude(params: dict) -> str:
-    """What the student's cells find defined when graded: the imports and MUTATION (their mutation's id)."""
-    return PRELUDE + f"MUTATION = {_of_params(params).id!r}\n"
+    """What the student's cells find defined when graded: the imports, MUTATION (their mutation's id) and
+    DECISION (the name of the decision function it breaks), as the notebook's setup cell defines them."""
+    m = _of_params(params)
+    return PRELUDE + f"MUTATION = {m.id!r}\nDECISION = {m.fn!r}\n"
 
 
 # ---- the broken kernel (student side: the notebook) -----------------------------------------------
