@@ -131,7 +131,7 @@ class Task:
     def code(self) -> str:
         """The scenario as Python code on a kernel `k` (what play() runs, without its checks)."""
         m = self.mutation
-        lines = ["from vmlib import PAGE_SIZE, drivers", "", 'parent = k.spawn("parent")']
+        lines = ["from vmlib import PAGE_SIZE, KernelError, drivers", "", 'parent = k.spawn("parent")']
         if m.kind.endswith("-dev"):
             lines.append(f'dev = k.add_device_memory({DEV_PFN:#x}, 32, "nvram")      # device memory: no struct pages')
         dev = m.kind.endswith("-dev")
@@ -145,8 +145,10 @@ class Task:
             addr = f"{BASE + (arg << PAGE_SHIFT if isinstance(arg, int) else 0):#x}"
             lines.append({"fork": f'{arg} = {who}.fork("{arg}")', "read": f"{who}.read({addr}, 1)",
                           "write": f"{who}.write({addr}, {who[0].encode()!r})",
-                          "gupfast": f"{who}.get_user_pages_fast({addr}, 1)",
-                          "gup": f"{who}.get_user_pages({addr}, 1)",
+                          "gupfast": f"try:\n    {who}.get_user_pages_fast({addr}, 1)\nexcept KernelError as e:\n"
+                                     "    print(e)    # the kernel may refuse it with an errno",
+                          "gup": f"try:\n    {who}.get_user_pages({addr}, 1)\nexcept KernelError as e:\n"
+                                 "    print(e)    # the kernel may refuse it with an errno",
                           "munmap": f"{who}.munmap({addr}, PAGE_SIZE)", "exit": f"{who}.exit()"}[op])
         return "\n".join(lines)
 

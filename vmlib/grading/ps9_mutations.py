@@ -165,7 +165,7 @@ def wp_anon_shared_by_fork_reused(k, args, right):
 def gf_special_taken(k, args, right):
     pte, write = args
     if not right and pte is not None and pte.present and pte.special and (pte.write or not write):
-        return True, None
+        return True, f"pte of pfn {pte.pfn} is present{' and writable' if pte.write else ''} → taken without the slow path"
     return None
 
 
@@ -324,8 +324,10 @@ def mutated(m: Mutation) -> Callable:
         answer, text = (right, None) if wrong is None else wrong
         if m.fn == "vm_normal_page":       # it traced itself: keep the text (or the wrong one), drop the row
             mine = [e for e in tracer.trace.events[mark:] if e.kind == "decision"]
-            tracer.trace._truncate(mark)
+            del tracer.trace._rows[3 * mark:]
             for e in mine[-1:]:
+                if text:
+                    k._ps9_wrong.add(text)
                 tracer.emit("decision", e.func, text or e.text, "")
         else:                              # its caller reports the answer next: see broken_kernel
             k._ps9_pending = text or ""
@@ -344,11 +346,41 @@ def broken_kernel(m: Mutation, ram_pages: int = 64):
     setattr(k.ops, m.fn, mutated(m))
     reporters = REPORTERS[m.fn]
     plain = k.decide
-    k._ps9_pending = None
+    k._ps9_pending = None            # the next report of the broken function's answer: its text ("" = keep)
+    k._ps9_wrong = set()             # the texts of the wrong decisions it traced (wrong_decisions)
 
     def decide(func, text, row=""):
         if k._ps9_pending is not None and func in reporters:
+            if k._ps9_pending:
+                k._ps9_wrong.add(k._ps9_pending)
             text, row, k._ps9_pending = k._ps9_pending or text, "", None
         plain(func, text, row)
     k.decide = decide
+    _keep_undone_decisions(k)
     return k
+
+
+def wrong_decisions(k) -> list[int]:
+    """The indices in the broken kernel k's trace of the decisions its broken rule got wrong."""
+    return [i for i, e in enumerate(k.trace.events)
+            if e.kind == "decision" and not e.row and e.text in k._ps9_wrong]
+
+
+def _keep_undone_decisions(k) -> None:
+    """A crash undoes its operation and drops the operation's trace events (Kernel._transaction); on the
+    broken kernel the calls and decisions that led to the crash are put back in front of the error
+    (not the state changes, which were undone), so that the student can step back to the wrong one."""
+    tracer, trace = k.tracer, k.tracer.trace
+    truncate, emit = trace._truncate, tracer.emit
+    dropped: list = []
+
+    def keep_truncated(n: int) -> None:
+        dropped[:] = [trace._rows[i:i + 3] for i in range(3 * n, len(trace._rows), 3)]
+        truncate(n)
+
+    def emit_after(kind, func, text, row="", delta=None):
+        if kind == "error" and dropped:
+            trace._rows.extend(x for r in dropped if r[0][0] in ("call", "decision", "warn") for x in r)
+            dropped.clear()
+        emit(kind, func, text, row, delta)
+    trace._truncate, tracer.emit = keep_truncated, emit_after
