@@ -327,7 +327,7 @@ def fix_scenarios(m: Mutation, params: dict) -> list:
     for i in range(HIDDEN):
         profile, (kind, flags) = combos[i % len(combos)]
         npages = rng.randrange(2, 5)
-        ops = random_ops(rng, npages, n=rng.randrange(5, 8), gup=("gup", "gupw", "gupfast"))
+        ops = random_ops(rng, npages, n=rng.randrange(5, 8), gup=("gup", "gupw", "gupfast", "gupfastw"))
         out.append(scenario(f"{flags} {kind}, {npages} pages, on {profile} (#{i + 1})", profile, kind, npages,
                             flags, ops))
     return out
