@@ -195,9 +195,21 @@ def safe_markdown2html(source: str) -> str:
     return nh3.clean(html, url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
 
 
+RELEASE_NEEDS = ("timestamp.txt", "submission_secret.txt")   # what release_feedback reads (never sends)
+
+
 def _feedback_files_only(self, assignment_id: str, student_id: str) -> None:
-    """GenerateFeedback.init_assignment: copy nothing. nbgrader would copy every file of the
-    student's autograded/ folder into feedback/, which release_feedback hands out."""
+    """GenerateFeedback.init_assignment: copy only the two files release_feedback reads to name the
+    feedback (regular files only, no link followed). nbgrader would copy every file of the student's
+    autograded/ folder into feedback/, from which release_feedback hands out the HTML."""
+    import intake
+
+    source = Path(self._format_source(assignment_id, student_id))
+    dest = Path(self._format_dest(assignment_id, student_id))
+    for name in RELEASE_NEEDS:
+        if (source / name).is_file() and intake.refusal(source / name, source) is None:
+            dest.mkdir(parents=True, exist_ok=True)
+            intake.copy_file(source / name, dest / name)
 
 
 GenerateFeedback.init_assignment = _feedback_files_only
