@@ -340,3 +340,26 @@ def test_intake_refuses_every_kind_of_non_file(tmp_path):
     assert not (tmp_path / "x").exists()
     with pytest.raises(OSError, match="symbolic link"):
         intake.copy_tree(work, tmp_path / "copy2")
+
+
+def test_collect_copies_a_link_as_a_link(tmp_path):
+    """nbgrader collect (as patched by vmlib_nbgrader) never reads through a link a student left in
+    the exchange, and leaves fifos out; grade.py then refuses the link."""
+    import types
+
+    from vmlib_nbgrader import _collect_keeps_links
+
+    inbound = tmp_path / "inbound" / "alice+ps1_memmap+2026"
+    inbound.mkdir(parents=True)
+    (inbound / "ps1_memmap.ipynb").write_text("{}")
+    os.symlink(ROOT / "solutions" / "ps1_memmap" / "ps1_memmap.ipynb", inbound / "solution.ipynb")
+    os.mkfifo(inbound / "pipe")
+    coursedir = types.SimpleNamespace(max_dir_size=1000, ignore=[".ipynb_checkpoints"], include=["*"],
+                                      max_file_size=100000, groupshared=True)
+    fake = types.SimpleNamespace(coursedir=coursedir, log=None, get_size=lambda path: 1)
+    dest = tmp_path / "submitted" / "alice" / "ps1_memmap"
+    _collect_keeps_links(fake, str(inbound), str(dest))
+    assert sorted(p.name for p in dest.iterdir()) == ["ps1_memmap.ipynb", "solution.ipynb"]
+    assert (dest / "solution.ipynb").is_symlink()
+    assert intake.check_tree(dest) == ("ps1_memmap/solution.ipynb is a symbolic link; a submission holds "
+                                       "files, not links: submit the file itself")

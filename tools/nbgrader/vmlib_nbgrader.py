@@ -18,6 +18,8 @@ What a student receives is made safe here too (`configure` wires it for tools/gr
 * HideHiddenTests (feedback): the hidden part of every test cell is cut from its source, and a
   test cell with hidden tests shows only its score; its verdict (which names hidden cases, seeds,
   ps7's expected choice and reason, ps9's rows) stays in autograded/, which only the grader sees.
+* nbgrader collect keeps a link in the exchange a link (never reads through it), so tools/grade.py
+  refuses it.
 * Feedback is only the HTML: nbgrader's generate_feedback would copy every other file of
   autograded/ into feedback/, which release_feedback hands out.
 * safe_markdown2html: students' markdown and HTML (and graders' comments) are rendered, then
@@ -35,6 +37,7 @@ from pathlib import Path
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbformat.notebooknode import NotebookNode
 from nbgrader.converters import GenerateFeedback
+from nbgrader.exchange.default.collect import ExchangeCollect
 from nbgrader.plugins import CsvExportPlugin
 from nbgrader.preprocessors import (
     AssignLatePenalties,
@@ -213,6 +216,42 @@ def _feedback_files_only(self, assignment_id: str, student_id: str) -> None:
 
 
 GenerateFeedback.init_assignment = _feedback_files_only
+
+
+def _collect_keeps_links(self, src, dest, log=None) -> None:
+    """ExchangeCollect.do_copy: nbgrader's copy from the exchange, except that a link is copied as
+    a link, never followed, and a fifo, socket or device is left out. The exchange is writable by
+    every student: nbgrader's own copy, run by the instructor, would read through a student's link
+    to a solution notebook or the gradebook and collect the target as the submission; kept as a
+    link, tools/grade.py refuses it ("not graded: ... is a symbolic link")."""
+    import os
+    import shutil
+    import stat
+
+    from nbgrader.utils import ignore_patterns
+
+    if self.get_size(src) > 1000 * self.coursedir.max_dir_size:
+        raise RuntimeError(f"Directory size is too big: {src}")
+    patterns = ignore_patterns(exclude=self.coursedir.ignore, include=self.coursedir.include,
+                               max_file_size=self.coursedir.max_file_size, log=self.log)
+
+    def ignore(directory, names):
+        special = [n for n in names if not stat.S_ISDIR(m := os.lstat(os.path.join(directory, n)).st_mode)
+                   and not stat.S_ISREG(m) and not stat.S_ISLNK(m)]
+        links = {n for n in names if os.path.islink(os.path.join(directory, n))}
+        return set(special) | (set(patterns(directory, [n for n in names if n not in links])))
+
+    shutil.copytree(src, dest, symlinks=True, ignore=ignore)
+    if self.coursedir.groupshared:
+        for dirname, _, filenames in os.walk(dest):
+            os.chmod(dirname, (os.stat(dirname).st_mode | 0o2770) & 0o2777)
+            for name in filenames:
+                path = os.path.join(dirname, name)
+                if not os.path.islink(path):          # chmod follows a link: never for one
+                    os.chmod(path, (os.stat(path).st_mode | 0o660) & 0o777)
+
+
+ExchangeCollect.do_copy = _collect_keeps_links
 
 
 class StatusCsvExport(CsvExportPlugin):
