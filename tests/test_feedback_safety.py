@@ -205,6 +205,7 @@ def test_attackers_get_what_they_deserve_and_every_student_a_row(attacked):
     assert "is a hard link" in rows[(attacks.NAME, "m_hard_link")]["status"]
     assert "is a fifo" in rows[(attacks.NAME, "m_fifo")]["status"]
     assert "JSON" in rows[(attacks.NAME, "m_malformed")]["status"]
+    assert "missing an expected key: metadata" in rows[(attacks.NAME, "m_no_metadata")]["status"]
 
 
 def test_no_linked_file_is_copied_anywhere(attacked):
@@ -363,3 +364,45 @@ def test_collect_copies_a_link_as_a_link(tmp_path):
     assert (dest / "solution.ipynb").is_symlink()
     assert intake.check_tree(dest) == ("ps1_memmap/solution.ipynb is a symbolic link; a submission holds "
                                        "files, not links: submit the file itself")
+
+
+def test_a_batch_nbgrader_stops_is_graded_again_one_by_one(tmp_path):
+    """A student can only fail itself: when nbgrader's converter stops a batch at one student (as a
+    schema_version it did not know did), everyone it left out is converted again alone, and only
+    the one that fails alone too is "not graded: <reason>"."""
+    import logging
+
+    import batch
+    from traitlets.config import Config
+
+    course = tmp_path / "course"
+    students = ["alice", "bob", "carol"]
+    for s in students:
+        (course / "submitted" / s / "ps1_memmap").mkdir(parents=True)
+    config = Config()
+    config.CourseDirectory.root = str(course)
+    runs = []
+
+    class Stops:
+        """Converts the batch in order and stops the whole run at bob."""
+
+        def __init__(self, coursedir, config):
+            self.coursedir, self.log = coursedir, logging.getLogger("stops")
+
+        def start(self):
+            left_out = set(self.coursedir.student_id_exclude.split(","))
+            todo = [s for s in students if s not in left_out]
+            runs.append(todo)
+            for s in todo:
+                if s == "bob":
+                    raise ValueError("bob's notebook stops nbgrader")
+                out = course / "autograded" / s / "ps1_memmap"
+                out.mkdir(parents=True, exist_ok=True)
+                (out / "ps1_memmap.ipynb").write_text("{}")
+
+    status = {}
+    done = batch._isolated(config, "ps1_memmap", students, Stops, "autograded", ".ipynb", [], {"autograde": 0.0},
+                           status)
+    assert done == ["alice", "carol"]
+    assert status == {"bob": "not graded: ValueError: bob's notebook stops nbgrader"}
+    assert runs == [students, ["bob"], ["carol"]]
