@@ -328,6 +328,12 @@ def test_intake_refuses_every_kind_of_non_file(tmp_path):
     work.mkdir(parents=True)
     (work / "ps1_memmap.ipynb").write_text("{}")
     assert intake.check_tree(work) is None
+    (tmp_path / "bob").mkdir()
+    (tmp_path / "bob" / "ps1_memmap").write_text("a file where the folder should be")
+    found, refused, notes = intake.discover(tmp_path, ["ps1_memmap"])
+    assert found == {"ps1_memmap": ["alice"]} and notes == []
+    assert refused == {"ps1_memmap": {"bob": "not graded: ps1_memmap is a file; a submission is a folder "
+                                             "<student>/<assignment>/ of files"}}
     (work / "sub").mkdir()
     (work / "sub" / "data.txt").write_text("mine")
     assert intake.check_tree(work) is None

@@ -57,6 +57,8 @@ def check_tree(folder: Path) -> str | None:
     problem = refusal(folder, folder)
     if problem:
         return problem
+    if not folder.is_dir():
+        return f"{folder.name} is a file; a submission is a folder <student>/<assignment>/ of files"
     for dirpath, dirnames, filenames in os.walk(folder):       # os.walk does not follow links
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP)
         for name in sorted(dirnames) + sorted(filenames):
