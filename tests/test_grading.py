@@ -181,7 +181,9 @@ def test_grades_csv_feedback_and_no_stderr(graded):
 
     html = feedback("w_cow_maywrite", "ps1_memmap")
     assert "case 4 (MAP_SHARED, fd opened read-write" in html and "the kernel says False" in html
-    assert "you chose MIXEDMAP; the kernel needs PFNMAP" in feedback("w_framebuffer", "ps7_design")
+    ps7 = courses["ps7_design"] / "autograded" / "w_framebuffer" / "ps7_design" / "ps7_design.ipynb"
+    assert "you chose MIXEDMAP; the kernel needs PFNMAP" in ps7.read_text()    # hidden: not in feedback
+    assert "hidden tests: 0 of 1 points" in feedback("w_framebuffer", "ps7_design")
     html = feedback("w_no_cow_rule", "ps2_pfnmap")
     assert "scenario 'shared framebuffer on RAM: touch, fork, child exits'" in html
     assert "your vm_normal_page returned page" in html and "kernel-facts §1a row 4" in html

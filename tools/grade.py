@@ -23,6 +23,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools" / "nbgrader"))
+
+import intake  # tools/nbgrader is not a package: the path above finds it
+
 SOLUTIONS = ROOT / "solutions"
 EXERCISES = ROOT / "exercises"
 COURSE = ROOT / "build" / "nbgrader"
@@ -100,33 +104,67 @@ def release(course: Path, out: Path, names: list[str]) -> None:
 
 
 def find_submissions(folder: Path, known: list[str]) -> dict[str, list[str]]:
-    """{assignment: [student, ...]} from folder/<student>/<assignment>/*.ipynb; SystemExit if none."""
-    found: dict[str, list[str]] = {}
-    for nb in sorted(folder.glob("*/*/*.ipynb")):
-        student, name = nb.parent.parent.name, nb.parent.name
-        if name not in known:
-            sys.exit(f"{nb}: unknown assignment {name!r}; expected one of {', '.join(known)}")
-        if student not in found.setdefault(name, []):
-            found[name].append(student)
-    if not found:
+    """{assignment: [student, ...]} to grade from folder/<student>/<assignment>/ (tools/nbgrader/intake.py:
+    nothing followed; refusals are refused_submissions); SystemExit if there is no submission at all."""
+    found, refused, notes = intake.discover(folder, known)
+    for note in notes:
+        print(note, file=sys.stderr)
+    if not found and not refused:
         sys.exit(f"no submissions in {folder}: expected {folder}/<student>/<assignment>/<notebook>.ipynb")
     return found
 
 
-def collect_into(course: Path, folder: Path, found: dict[str, list[str]]) -> None:
+def refused_submissions(folder: Path, known: list[str]) -> dict[str, dict[str, str]]:
+    """{assignment: {student: "not graded: <reason>"}}: the submissions under `folder` that are not only
+    regular files (a link, a hard link, a device, a fifo) or hold no notebook; none is read."""
+    return intake.discover(folder, known)[1] if folder.is_dir() else {}
+
+
+def collect_into(course: Path, folder: Path, found: dict[str, list[str]]) -> dict[str, dict[str, str]]:
     """Copy folder/<student>/<assignment>/ into the course's submitted/ (nothing to do if `folder` is
-    submitted/ itself). The input is only read: SystemExit if it is, or holds, a folder nbgrader rewrites."""
+    submitted/ itself), regular files only, never following a link (intake.copy_tree); {assignment:
+    {student: "not graded: <reason>"}} for a submission that changed into something else meanwhile
+    (dropped from `found`). The input is only read: SystemExit if it is, or holds, a folder nbgrader rewrites."""
     submitted = course / "submitted"
     if folder == submitted:
-        return
+        return {}
     if folder == course or course.is_relative_to(folder) or folder.is_relative_to(course):
         sys.exit(f"{folder} is part of the nbgrader course {course} (whose autograded/ and feedback/ "
                  f"nbgrader rewrites): give its submitted/ folder, or a folder outside it")
+    refused: dict[str, dict[str, str]] = {}
     for name, students in found.items():
-        for student in students:
+        for student in list(students):
             dest = submitted / student / name
             shutil.rmtree(dest, ignore_errors=True)
-            shutil.copytree(folder / student / name, dest, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+            try:
+                intake.copy_tree(folder / student / name, dest)
+            except OSError as exc:
+                shutil.rmtree(dest, ignore_errors=True)
+                refused.setdefault(name, {})[student] = f"not graded: {exc}"
+                students.remove(student)
+    return refused
+
+
+def forget(course: Path, statuses: dict[str, dict[str, str]]) -> None:
+    """Remove what an earlier run left in autograded/ and feedback/ for the submissions refused now
+    (their grades in grades.csv become 0 with the reason: vmlib_nbgrader.StatusCsvExport)."""
+    for name, by_student in statuses.items():
+        for student in by_student:
+            for stage in ("autograded", "feedback"):
+                shutil.rmtree(course / stage / student / name, ignore_errors=True)
+
+
+def report(course: Path, statuses: dict[str, dict[str, str]]) -> list[str]:
+    """Save each student's status in the course (status.json, the "status" column of grades.csv) and
+    print those not graded on stderr; returns them."""
+    intake.write_status(course, statuses)
+    out = [f"{student}/{name}: {status}" for name, by_student in sorted(statuses.items())
+           for student, status in sorted(by_student.items()) if status != intake.GRADED]
+    for line in out:
+        print(line, file=sys.stderr)
+    if out:
+        print(f"{len(out)} submission(s) not (fully) graded: see the column 'status' of grades.csv", file=sys.stderr)
+    return out
 
 
 def batches(found: dict[str, list[str]], workers: int) -> list[dict]:
@@ -163,9 +201,15 @@ def _span(seconds: float) -> str:
 
 
 def run_workers(course: Path, items: list[dict], progress: Progress, workers: int, timeout: float | None,
-                unsafe: bool, seconds: dict) -> list[str]:
+                unsafe: bool, seconds: dict, statuses: dict | None = None) -> list[str]:
     """Grade `items` on `workers` processes of tools/nbgrader/batch.py; the logs of failed batches.
-    Adds the workers' seconds by stage to `seconds`."""
+    Adds the workers' seconds by stage to `seconds`, and each student's status to
+    statuses[assignment][student] ("graded", "not graded: <reason>")."""
+    statuses = {} if statuses is None else statuses
+
+    def lost(item: dict, why: str) -> None:
+        statuses.setdefault(item["assignment"], {}).update(dict.fromkeys(item["students"], f"not graded: {why}"))
+
     todo: queue.Queue = queue.Queue()
     for item in items:
         todo.put(item)
@@ -189,6 +233,7 @@ def run_workers(course: Path, items: list[dict], progress: Progress, workers: in
                 proc.stdin.write(json.dumps(item) + "\n")
                 proc.stdin.flush()
                 if not follow(proc, item):
+                    lost(item, "the grading worker died grading this batch")
                     events.put({"failed": f"a grading worker died grading {item['assignment']} "
                                           f"({', '.join(item['students'])})"})
                     return
@@ -227,10 +272,12 @@ def run_workers(course: Path, items: list[dict], progress: Progress, workers: in
         else:
             for stage, t in event["seconds"].items():
                 seconds[stage] = seconds.get(stage, 0.0) + t
+            statuses.setdefault(event["assignment"], {}).update(event["status"])
             if not event["ok"]:
                 failures.append(event["log"])
     while not todo.empty():            # every worker ended early: say whose work nobody graded
         item = todo.get_nowait()
+        lost(item, "no grading worker was left to grade it")
         failures.append(f"not graded (no grading worker left): {item['assignment']} ({', '.join(item['students'])})")
     return failures
 
@@ -245,21 +292,25 @@ def autograde(course: Path, folder: Path, csv: Path, timeout: int | None, worker
     except SandboxUnavailable as exc:
         sys.exit(str(exc))
     found = find_submissions(folder, assignments())
-    collect_into(course, folder, found)
+    statuses = refused_submissions(folder, assignments())
+    for name, refused in (collect_into(course, folder, found) or {}).items():
+        statuses.setdefault(name, {}).update(refused)
+    forget(course, statuses)
     clock, seconds = time.perf_counter(), {}
-    prepare(course, sorted(found))
+    prepare(course, sorted(set(found) | set(statuses)))
     seconds["generate_assignment"] = time.perf_counter() - clock
     total = sum(len(s) for s in found.values())
     print(f"grading {total} submissions of {len(found)} assignment(s) on {workers} worker(s)", file=sys.stderr)
     progress, clock = Progress(total), time.perf_counter()
-    failures = run_workers(course, batches(found, workers), progress, workers, timeout, unsafe, seconds)
+    failures = run_workers(course, batches(found, workers), progress, workers, timeout, unsafe, seconds, statuses)
     seconds["grading (wall)"] = time.perf_counter() - clock
     for log in failures:
         print(log, file=sys.stderr)
+    not_graded = report(course, statuses)
     clock = time.perf_counter()        # the grades of every batch that went through, also when one did not
     exported = nbgrader(course, "export", f"--to={csv}").returncode == 0
     seconds["export"] = time.perf_counter() - clock
-    failed = bool(failures) or not exported
+    failed = bool(failures) or not exported or bool(not_graded)
     print(f"grades: {csv if exported else 'not exported (nbgrader export failed: its messages are above)'}\n"
           f"feedback: {course / 'feedback'}")
     print("seconds by stage (verify, autograde and feedback summed over the workers): "

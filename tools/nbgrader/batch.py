@@ -8,21 +8,30 @@ nbgrader_config.py once, then reads one batch a line on stdin as JSON
 ({"assignment": name, "students": [...]}) and grades it with nbgrader's own converters (the
 pipeline of vmlib_nbgrader.configure: no Jupyter kernel, the clean verdicts). It writes JSON
 lines on stdout: {"step": 1} after each submission's autograde and again after its feedback, then
-{"batch": n, "ok": bool, "log": tail-of-nbgrader's-log, "seconds": by stage}. nbgrader's log goes nowhere else.
+{"batch": n, "ok": bool, "log": tail-of-nbgrader's-log, "seconds": by stage, "status": {student:
+"graded" or "not graded: <reason>"}}. nbgrader's log goes nowhere else. A submission nbgrader
+cannot convert costs only its own student (grade_batch), and one that is not only regular files
+is refused before nbgrader copies or reads it (intake.check_tree).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
+import re
 import runpy
+import shutil
 import sys
 import time
 import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import intake  # tools/nbgrader is not a package: the path above finds it
 
 
 def load_config(course: Path, cell_timeout: float | None, unsafe: bool):
@@ -105,34 +114,111 @@ def _say(event: dict) -> None:
     sys.stdout.flush()
 
 
-def grade_batch(config, assignment: str, students: list[str]) -> tuple[bool, str, dict]:
+def grade_batch(config, assignment: str, students: list[str]) -> tuple[bool, str, dict, dict]:
     """Autograde and generate feedback for `students` of `assignment`; (all went through, log tail,
-    seconds by stage: verify, the rest of autograde, feedback)."""
+    seconds by stage: verify, the rest of autograde, feedback; {student: status}).
+
+    A student can only fail itself: a submission nbgrader cannot convert (or that intake refuses)
+    makes nbgrader stop or skip; whoever of the batch has no autograded notebook afterwards is
+    graded again alone, and one that fails alone too is "not graded: <reason>"."""
     import vmlib_nbgrader
+    from nbgrader.converters import GenerateFeedback
+
+    course = Path(config.CourseDirectory.root)
+    for student in students:         # what is there afterwards was made by this run
+        for stage in ("autograded", "feedback"):
+            shutil.rmtree(course / stage / student / assignment, ignore_errors=True)
+    logs, seconds, status = [], {"autograde": 0.0, "feedback": 0.0}, {}
+    verified = vmlib_nbgrader.SECONDS["verify"]
+    graded = _isolated(config, assignment, students, _safe_autograde(), "autograded", ".ipynb", logs, seconds, status)
+    made = _isolated(config, assignment, graded, GenerateFeedback, "feedback", ".html", logs, seconds, {})
+    for student in graded:
+        status[student] = intake.GRADED if student in made else f"{intake.GRADED} (no feedback: see the log)"
+    seconds["verify"] = vmlib_nbgrader.SECONDS["verify"] - verified
+    seconds["autograde"] -= seconds["verify"]
+    ok = all(s == intake.GRADED for s in status.values())
+    return ok, "".join(logs)[-4000:], seconds, status
+
+
+def _isolated(config, assignment: str, students: list[str], cls, stage: str, ext: str, logs: list,
+              seconds: dict, status: dict) -> list[str]:
+    """Run the converter `cls` on `students`, then alone on each one it left without output in
+    COURSE/`stage`; the students it made output for. Sets status[student] for the others."""
+    done, result = _convert(config, assignment, students, cls, stage, ext, logs, seconds)
+    for student in [s for s in students if s not in done]:
+        if len(students) > 1:
+            alone, result = _convert(config, assignment, [student], cls, stage, ext, logs, seconds)
+            done += alone
+        if student not in done:
+            status[student] = f"not graded: {reason(result)}"
+    return [s for s in students if s in done]
+
+
+def _convert(config, assignment: str, students: list[str], cls, stage: str, ext: str, logs: list,
+             seconds: dict) -> tuple[list[str], dict]:
+    """One nbgrader converter run over `students`; (those with output in COURSE/`stage`, its result)."""
     from nbgrader.apps.api import capture_log
-    from nbgrader.converters import Autograde, GenerateFeedback
     from nbgrader.coursedir import CourseDirectory
 
     c = copy.deepcopy(config)
     c.CourseDirectory.assignment_id = assignment
-    submitted = Path(c.CourseDirectory.root) / "submitted"
-    others = [d.name for d in submitted.iterdir() if (d / assignment).is_dir() and d.name not in set(students)]
+    course = Path(c.CourseDirectory.root)
+    source = course / ("submitted" if stage == "autograded" else "autograded")
+    others = [d.name for d in source.iterdir() if d.name not in set(students) and (d / assignment).is_dir()]
     c.CourseDirectory.student_id_exclude = ",".join(others)       # every other submission there
-    coursedir = CourseDirectory(config=c)
     c.BaseConverter.post_convert_hook = lambda **_: _say({"step": 1})
-    logs, ok, seconds = [], True, {}
-    verified = vmlib_nbgrader.SECONDS["verify"]
-    for stage, cls in (("autograde", Autograde), ("feedback", GenerateFeedback)):
-        start = time.perf_counter()
-        app = cls(coursedir=coursedir, config=c)
-        app.force = True
-        result = capture_log(app)
-        seconds[stage] = time.perf_counter() - start
-        ok = ok and result["success"]
-        logs.append(result.get("log", "") + result.get("error", ""))
-    seconds["verify"] = vmlib_nbgrader.SECONDS["verify"] - verified
-    seconds["autograde"] -= seconds["verify"]
-    return ok, "".join(logs)[-4000:], seconds
+    key = "autograde" if stage == "autograded" else "feedback"
+    start = time.perf_counter()
+    app = cls(coursedir=CourseDirectory(config=c), config=c)
+    app.force = True
+    result = capture_log(app)
+    seconds[key] += time.perf_counter() - start
+    logs.append(result.get("log", "") + result.get("error", ""))
+    done = [s for s in students if any(p.suffix == ext for p in _listing(course / stage / s / assignment))]
+    return done, result
+
+
+def _listing(folder: Path) -> list[Path]:
+    return list(folder.iterdir()) if folder.is_dir() else []
+
+
+_BORING = ("There was an error processing assignment", "Please see the", "Removing failed")
+_RAISED = re.compile(r"^\s*((?:\w+\.)*\w*(?:Error|Exception|Refused))(?::\s*(.*))?$")
+
+
+def reason(result: dict) -> str:
+    """One line saying why nbgrader could not convert a submission, from its log: the first
+    exception other than nbgrader's summing-up one, else its last error message."""
+    lines = (result.get("log", "") + result.get("error", "")).splitlines()
+    for line in lines:
+        m = _RAISED.match(line)
+        if m and not m.group(1).endswith("NbGraderException"):
+            name = m.group(1).rsplit(".", 1)[-1]
+            return (m.group(2) if name == "Refused" else f"{name}: {m.group(2) or ''}").strip()[:300]
+    errors = [ln[len("[ERROR] "):] for ln in lines if ln.startswith("[ERROR]") and not ln[8:].startswith(_BORING)]
+    return errors[-1][:300] if errors else "nbgrader could not convert this notebook (no message)"
+
+
+class Refused(Exception):
+    """A submission that is not only regular files (intake.check_tree)."""
+
+
+@functools.cache
+def _safe_autograde():
+    from nbgrader.converters import Autograde
+
+    class SafeAutograde(Autograde):
+        """nbgrader's Autograde that checks the submission (no link, hard link, device, fifo)
+        before nbgrader copies or reads any of it: a link is refused, never followed."""
+
+        def init_assignment(self, assignment_id: str, student_id: str) -> None:
+            problem = intake.check_tree(Path(self._format_source(assignment_id, student_id)))
+            if problem:
+                self.log.error("not graded: %s", problem)
+                raise Refused(problem)
+            super().init_assignment(assignment_id, student_id)
+
+    return SafeAutograde
 
 
 def generate(config, names: list[str]) -> int:
@@ -171,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     _say({"ready": True})
     for n, line in enumerate(sys.stdin):
         item = json.loads(line)
-        ok, log, seconds = grade_batch(config, item["assignment"], item["students"])
-        _say({"batch": n, "ok": ok, "log": log, "seconds": seconds})
+        ok, log, seconds, status = grade_batch(config, item["assignment"], item["students"])
+        _say({"batch": n, "assignment": item["assignment"], "ok": ok, "log": log, "seconds": seconds,
+              "status": status})
     return 0
 
 

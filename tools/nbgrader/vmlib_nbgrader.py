@@ -8,19 +8,43 @@ verifier can read, an error saying so. nbgrader's Execute is not in the pipeline
 student's notebook in a Jupyter kernel would run student code outside the sandbox, and nothing
 it printed could change a score anyway. `configure(c)` wires both, with nbgrader's other default
 preprocessors, into a config object.
+
+What a student receives is made safe here too (`configure` wires it for tools/grade.py, the
+`nbgrader` commands and the formgrader alike):
+
+* NormaliseMetadata (first in autograde): a student can only fail itself; nbgrader metadata it
+  cannot read (another schema_version, not a dict, a grade_id that is not a plain name) is put
+  right or dropped, so nbgrader's converter never stops on it for the whole batch.
+* HideHiddenTests (feedback): the hidden part of every test cell is cut from its source, and a
+  test cell with hidden tests shows only its score; its verdict (which names hidden cases, seeds,
+  ps7's expected choice and reason, ps9's rows) stays in autograded/, which only the grader sees.
+* nbgrader collect keeps a link in the exchange a link (never reads through it), so tools/grade.py
+  refuses it.
+* Feedback is only the HTML: nbgrader's generate_feedback would copy every other file of
+  autograded/ into feedback/, which release_feedback hands out.
+* safe_markdown2html: students' markdown and HTML (and graders' comments) are rendered, then
+  cleaned by nh3 (the Python binding of the Rust sanitiser ammonia, maintained, allowlist-based:
+  no script, no event handler attribute, no javascript: URL), in the feedback and in the formgrader.
 """
 
 from __future__ import annotations
 
+import csv
+import re
 import time
+from pathlib import Path
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbformat.notebooknode import NotebookNode
+from nbgrader.converters import GenerateFeedback
+from nbgrader.exchange.default.collect import ExchangeCollect
+from nbgrader.plugins import CsvExportPlugin
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
     ClearOutput,
     DeduplicateIds,
+    GetGrades,
     IgnorePattern,
     LimitOutput,
     NbGraderPreprocessor,
@@ -28,7 +52,7 @@ from nbgrader.preprocessors import (
     OverwriteKernelspec,
     SaveAutoGrades,
 )
-from traitlets import Bool, Float
+from traitlets import Bool, Float, List
 
 from vmlib.grading.notebook import verify
 
@@ -85,13 +109,212 @@ def outputs_for(verdict: dict) -> list:
     return outputs
 
 
+SCHEMA_VERSION = 3                      # nbgrader 0.9's cell metadata format
+_GRADE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
+
+
+class NormaliseMetadata(NbGraderPreprocessor):
+    """Put right the nbgrader metadata a student may have changed, before nbgrader reads it.
+
+    Another schema_version on a cell made nbgrader's converter stop the whole batch: every cell
+    gets the version this nbgrader reads (the locked cells come back from the gradebook anyway).
+    Metadata that is not a dict, or whose grade_id is not a plain name (the formgrader and the
+    feedback print grade_id as HTML), is dropped: the cell is then an ordinary cell, and a graded
+    cell it replaced comes back from the gradebook (OverwriteCells.add_missing_cells).
+    """
+
+    def preprocess(self, nb, resources):
+        if not isinstance(nb.get("metadata"), dict):
+            nb.metadata = NotebookNode()
+        for cell in nb.cells:
+            if not isinstance(cell.get("metadata"), dict):
+                cell.metadata = NotebookNode()
+            meta = cell.metadata.get("nbgrader")
+            if meta is None:
+                continue
+            grade_id = meta.get("grade_id", "") if isinstance(meta, dict) else None
+            if not isinstance(grade_id, str) or (grade_id and not _GRADE_ID.match(grade_id)):
+                del cell.metadata["nbgrader"]
+            else:
+                meta["schema_version"] = SCHEMA_VERSION
+        return nb, resources
+
+
+BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
+HIDDEN_SHOWN = "# hidden tests: run by the autograder; they are not shown in feedback"
+
+
+def without_hidden(source: str) -> str:
+    """`source` without its hidden-test regions (from a line holding BEGIN HIDDEN TESTS to the
+    line holding END HIDDEN TESTS, or to the end), each replaced by one line saying so."""
+    out, hidden = [], False
+    for line in source.splitlines():
+        if not hidden and BEGIN_HIDDEN in line:
+            hidden = True
+            out.append(line[:len(line) - len(line.lstrip())] + HIDDEN_SHOWN)
+        if not hidden:
+            out.append(line)
+        elif END_HIDDEN in line:
+            hidden = False
+    return "\n".join(out)
+
+
+class HideHiddenTests(NbGraderPreprocessor):
+    """Feedback: no hidden test source, seed, key, expected value or reason reaches a student.
+
+    The source of every cell loses its hidden-test regions (without_hidden). A cell that had one
+    shows, instead of its verdict, only its score: the verdict of hidden cases names them, their
+    expected values and the reasons (ps7), which would then be out for every later cohort. The
+    visible checks, which reach the same decision rules, keep their full feedback.
+    """
+
+    display_data_priority = List(GetGrades.display_data_priority.default_value, config=True)   # as GetGrades
+
+    def preprocess_cell(self, cell, resources, index):
+        source = cell.get("source", "")
+        if isinstance(source, list):
+            source = "".join(source)
+        if BEGIN_HIDDEN in source:
+            cell.source = without_hidden(source)
+            if cell.get("cell_type") == "code":
+                meta = cell.metadata.get("nbgrader", {})
+                score, points = meta.get("score"), meta.get("points")
+                got = f"{score:g} of {points:g} points" if isinstance(score, (int, float)) and isinstance(
+                    points, (int, float)) else "see the score above"
+                cell.outputs = [NotebookNode(output_type="stream", name="stdout", text=(
+                    f"hidden tests: {got}. The hidden cases are not described in feedback; the visible "
+                    f"tests check the same rules and say what went wrong.\n"))]
+        return cell, resources
+
+
+def safe_markdown2html(source: str) -> str:
+    """Markdown (with any HTML in it) to HTML that runs nothing when opened: rendered by nbconvert's
+    mistune renderer, then cleaned by nh3 (no script or style element, no on* attribute, links and
+    images only to http, https and mailto URLs and relative paths)."""
+    import nh3
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    html = markdown2html_mistune(source if isinstance(source, str) else str(source))
+    return nh3.clean(html, url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
+
+
+RELEASE_NEEDS = ("timestamp.txt", "submission_secret.txt")   # what release_feedback reads (never sends)
+
+
+def _feedback_files_only(self, assignment_id: str, student_id: str) -> None:
+    """GenerateFeedback.init_assignment: copy only the two files release_feedback reads to name the
+    feedback (regular files only, no link followed). nbgrader would copy every file of the student's
+    autograded/ folder into feedback/, from which release_feedback hands out the HTML."""
+    import intake
+
+    source = Path(self._format_source(assignment_id, student_id))
+    dest = Path(self._format_dest(assignment_id, student_id))
+    for name in RELEASE_NEEDS:
+        if (source / name).is_file() and intake.refusal(source / name, source) is None:
+            dest.mkdir(parents=True, exist_ok=True)
+            intake.copy_file(source / name, dest / name)
+
+
+GenerateFeedback.init_assignment = _feedback_files_only
+
+
+def _collect_keeps_links(self, src, dest, log=None) -> None:
+    """ExchangeCollect.do_copy: nbgrader's copy from the exchange, except that a link is copied as
+    a link, never followed, and a fifo, socket or device is left out. The exchange is writable by
+    every student: nbgrader's own copy, run by the instructor, would read through a student's link
+    to a solution notebook or the gradebook and collect the target as the submission; kept as a
+    link, tools/grade.py refuses it ("not graded: ... is a symbolic link")."""
+    import os
+    import shutil
+    import stat
+
+    from nbgrader.utils import ignore_patterns
+
+    if self.get_size(src) > 1000 * self.coursedir.max_dir_size:
+        raise RuntimeError(f"Directory size is too big: {src}")
+    patterns = ignore_patterns(exclude=self.coursedir.ignore, include=self.coursedir.include,
+                               max_file_size=self.coursedir.max_file_size, log=self.log)
+
+    def ignore(directory, names):
+        special = [n for n in names if not stat.S_ISDIR(m := os.lstat(os.path.join(directory, n)).st_mode)
+                   and not stat.S_ISREG(m) and not stat.S_ISLNK(m)]
+        links = {n for n in names if os.path.islink(os.path.join(directory, n))}
+        return set(special) | (set(patterns(directory, [n for n in names if n not in links])))
+
+    shutil.copytree(src, dest, symlinks=True, ignore=ignore)
+    if self.coursedir.groupshared:
+        for dirname, _, filenames in os.walk(dest):
+            os.chmod(dirname, (os.stat(dirname).st_mode | 0o2770) & 0o2777)
+            for name in filenames:
+                path = os.path.join(dirname, name)
+                if not os.path.islink(path):          # chmod follows a link: never for one
+                    os.chmod(path, (os.stat(path).st_mode | 0o660) & 0o777)
+
+
+ExchangeCollect.do_copy = _collect_keeps_links
+
+
+class StatusCsvExport(CsvExportPlugin):
+    """nbgrader's CSV export with a "status" column and a row for every submission tools/grade.py
+    saw: "graded", "graded (no feedback: ...)", "not graded: <reason>" (from the course's
+    status.json; a refused submission may never have reached the gradebook), or, for a student
+    without a word there, "graded" when the gradebook has a submission and "no submission" if not.
+    A submission that was not graded scores 0, whatever an earlier run left in the gradebook."""
+
+    def export(self, gradebook) -> None:
+        import intake
+        from nbgrader.api import MissingEntry
+
+        super().export(gradebook)
+        dest = Path(self.to or "grades.csv")
+        statuses = intake.read_status(Path(self.parent.coursedir.root))
+        with dest.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        fields = list(rows[0]) if rows else ["assignment", "duedate", "timestamp", "student_id", "last_name",
+                                             "first_name", "email", "raw_score", "late_submission_penalty",
+                                             "score", "max_score"]
+        seen = set()
+        for row in rows:
+            key = (row["assignment"], row["student_id"])
+            seen.add(key)
+            status = statuses.get(key[0], {}).get(key[1])
+            if status is None:
+                try:
+                    gradebook.find_submission(*key)
+                    status = intake.GRADED
+                except MissingEntry:
+                    status = "no submission"
+            row["status"] = status
+            if status.startswith("not graded"):
+                row.update(raw_score="0.0", late_submission_penalty="0.0", score="0.0")
+        max_scores = {a.name: a.max_score for a in gradebook.assignments}
+        for name, by_student in sorted(statuses.items()):
+            for student, status in sorted(by_student.items()):
+                if (name, student) not in seen and (not self.assignment or name in self.assignment):
+                    rows.append({**dict.fromkeys(fields, ""), "assignment": name, "student_id": student,
+                                 "raw_score": "0.0", "late_submission_penalty": "0.0", "score": "0.0",
+                                 "max_score": str(max_scores.get(name, "")), "status": status})
+        with dest.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=[*fields, "status"], lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+
+
 def configure(c, cell_timeout: float = 10.0) -> None:
-    """Put VerifyChecks and ApplyVerdicts into nbgrader's autograde pipeline on config `c` (no Execute)."""
+    """Put VerifyChecks and ApplyVerdicts into nbgrader's autograde pipeline on config `c` (no Execute),
+    and what keeps feedback safe into its feedback, formgrader and export."""
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+
     c.OverwriteCells.add_missing_cells = True
     c.Exporter.optimistic_validation = True      # validate each notebook once, after all preprocessors
     c.VerifyChecks.cell_timeout = cell_timeout
     c.Autograde.sanitize_preprocessors = [
-        ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, VerifyChecks, CheckCellMetadata]
+        NormaliseMetadata, ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, VerifyChecks,
+        CheckCellMetadata]
     c.Autograde.autograde_preprocessors = [
         ApplyVerdicts, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
         AssignLatePenalties, CheckCellMetadata]
+    c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+    c.HTMLExporter.filters = {"markdown2html": safe_markdown2html}   # feedback and formgrader
+    c.HTMLExporter.sanitize_html = True          # outputs: no JavaScript, HTML cleaned (bleach)
+    c.ExportApp.plugin_class = StatusCsvExport
