@@ -67,7 +67,7 @@ def _mm_graph(snap, info, pids, theme, diff, title, collapse, kind) -> Graph:
 
     def picture():
         lay = Layout(Union.of([snap], info), collapse, pids=pids)
-        return themed(lay.svg(snap, info, diff, title or D._default_title(info, pids, snap)), theme)
+        return themed(lay.svg(snap, info, diff, title or D.default_title(info, pids, snap)), theme)
     return Graph(lambda: D.mm_graph(snap, info, pids, diff, title, theme, collapse), kind, title, picture)
 
 

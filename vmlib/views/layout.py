@@ -23,7 +23,7 @@ import html
 from dataclasses import dataclass, field
 
 from vmlib.trace import Snapshot
-from vmlib.views import dot as D
+from vmlib.views import picture as D
 
 PAGE = 4096
 FONT = 12                       # px; the smallest text in a graph is 11 px
@@ -505,8 +505,8 @@ class Layout:
         out.append(f'<g data-node="mm{pid}">{_rect(b, D.FILL["mm"], hot, rx=6)}'
                    f'{_text(b.x + 6, b.y + 16, D.proc_label(pid, snap.mms[pid]), "w b")}'
                    f'{_text(b.x + 6, b.y + 16 + LINE, "mm_struct", "w")}'
-                   f'{_text(b.x + 6, b.y + 16 + 2 * LINE, "anon rss " + D._rss_text(snap, diff, (pid, "anon")), "w")}'
-                   f'{_text(b.x + 6, b.y + 16 + 3 * LINE, "file rss " + D._rss_text(snap, diff, (pid, "file")), "w")}'
+                   f'{_text(b.x + 6, b.y + 16 + 2 * LINE, "anon rss " + D.rss_text(snap, diff, (pid, "anon")), "w")}'
+                   f'{_text(b.x + 6, b.y + 16 + 3 * LINE, "file rss " + D.rss_text(snap, diff, (pid, "file")), "w")}'
                    "</g>")
         live = {key: rows for key, rows in self.rows.items() if key[0] == pid}
         present = {key: [(r, r.ptes(snap)) for r in rows] for key, rows in live.items()}
@@ -751,8 +751,8 @@ def _counts(pfns, snap: Snapshot, diff) -> str:
         if old is None:
             return f"new: {D.page_text(page)}"
         if old != page:
-            return (f"ref {D._moved(old and old.count, page.count)} "
-                    f"map {D._moved(old and old.mapcount, page.mapcount)}")
+            return (f"ref {D.moved(old and old.count, page.count)} "
+                    f"map {D.moved(old and old.mapcount, page.mapcount)}")
         return D.page_text(page)
     pages = [snap.pages.get(p) for p in pfns]
     refs = sorted({p.count for p in pages if p is not None})
