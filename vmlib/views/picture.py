@@ -11,6 +11,7 @@ code examined (ptes, vmas, frames, mms).
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -177,3 +178,319 @@ def rss_text(snap, diff, key) -> str:
     now = snap.rss.get(key, 0)
     return moved(diff.rss[key] or 0, now) if diff and key in diff.rss else str(now)
 
+
+
+# -- what each step is: one operation, its words, what it changed and examined ---------------
+
+# Kernel functions a lesson may call directly (outside any process operation): each starts a step.
+STANDALONE = {"move_to_pagecache", "move_to_xip", "unpin_user_page", "put_page", "vm_insert_mixed",
+              "vm_insert_page", "vm_insert_pfn", "remap_pfn_range", "add_shared_memory"}
+# Decisions that only dispatch or look up; they decide an operation only when nothing else did.
+MINOR = {"fault", "vm_normal_page", "insert_page", "insert_pfn"}
+# Functions a lesson's own code calls to ask (k.vm_normal_page): at depth 0 they belong to no operation.
+ASKED = {"vm_normal_page"}
+_HEX = re.compile(r"0x[0-9a-f]+")
+_PAGE_NO = re.compile(r"\b(?:page|pfn) (\d+)")
+_OP = re.compile(r"^(\w+)\((.*)\)$")
+
+
+@dataclass
+class Examined:
+    """What the deciding code looked at: ptes (pid, addr), vmas (pid, start), frames (pfn), mms (pid)."""
+
+    ptes: set = field(default_factory=set)
+    vmas: set = field(default_factory=set)
+    frames: set = field(default_factory=set)
+    mms: set = field(default_factory=set)
+
+    def __bool__(self):
+        return bool(self.ptes or self.vmas or self.frames or self.mms)
+
+
+@dataclass
+class StepModel:
+    """One default step: a user-visible operation (events first..last of the trace).
+
+    `op` holds its machine-readable facts (see Steps.frames for the keys); `headline` says in
+    plain words what the kernel did and why, `row` is the deciding kernel-facts row, `events`
+    the kernel events in words (bookkeeping folded), `examined` what the deciding code looked at."""
+
+    first: int
+    last: int
+    op: dict
+    headline: str
+    row: str
+    events: list
+    examined: Examined
+
+
+def op_spans(trace) -> list[tuple[int, int]]:
+    """(first, last) event index of each operation: an "op" event or a top-level call of a
+    kernel function a lesson may call directly (STANDALONE); earlier events join the first."""
+    heads = trace._rows[::3]
+    starts = [i for i, (kind, func, _row, depth) in enumerate(heads)
+              if kind == "op" or (kind == "call" and depth == 0 and func in STANDALONE)]
+    starts = sorted({0, *starts[1:]}) if starts else [0]
+    return [(s, e - 1) for s, e in zip(starts, [*starts[1:], len(trace)])]
+
+
+def step_models(trace, spans=None) -> list[StepModel]:
+    """The StepModel of every span (default: op_spans), walking the trace once."""
+    spans = op_spans(trace) if spans is None else spans
+    snap = trace.state_at(spans[0][0] - 1) if spans[0][0] > 0 else trace.base.copy()
+    out = []
+    for first, last in spans:
+        before = snap.copy()
+        for j in range(first, last + 1):
+            trace.step(snap, j, True)
+        out.append(_model(trace, first, last, before, snap))
+    return out
+
+
+def _model(trace, first: int, last: int, before: Snapshot, after: Snapshot) -> StepModel:
+    events = trace.events[first:last + 1]
+    opev = next((e for e in events if e.kind == "op"), None)
+    op = _parse_op(opev, events[0], before, after)
+    decisions = [e for e in events if e.kind == "decision" and not (e.depth == 0 and e.func in ASKED)]
+    errors = [e for e in events if e.kind in ("error", "warn")]
+    key = _key_decision(decisions)
+    op.update(_decision_facts(key, decisions, errors))
+    pid, addr = op.get("pid"), op.get("addr")
+    if pid is not None and addr is not None:
+        page = addr & ~(PAGE - 1)
+        op["before"], op["after"] = _facts(before, pid, page), _facts(after, pid, page)
+    examined = _examined(op, decisions, errors, before, after)
+    return StepModel(first, last, op, _headline(op, key, decisions, errors, events, before, after),
+                     key.row if key else "", [w for e in events if (w := event_words(e))], examined)
+
+
+def _parse_op(opev, first_event, before: Snapshot, after: Snapshot) -> dict:
+    """{"kind", "who", "pid", and the operation's arguments} from the op event's text."""
+    if opev is None:
+        return {"kind": first_event.func, "who": "kernel", "pid": None, "text": first_event.text}
+    m = _OP.match(opev.text.strip())
+    kind, args = (m[1], m[2]) if m else (opev.text, "")
+    op = {"kind": kind, "who": opev.func, "pid": _pid_of(opev.func, before, after), "text": opev.text}
+    parts = [a.strip() for a in _split_args(args)]
+    nums = [int(a, 0) for a in parts if re.fullmatch(r"0x[0-9a-f]+|\d+", a)]
+    if kind in ("read", "write", "munmap") or "user_pages" in kind:
+        op["addr"] = nums[0] if nums else None
+    if kind == "read" and len(nums) > 1:
+        op["n"] = nums[1]
+    elif kind == "write" and len(parts) > 1:
+        op["data"] = _bytes_text(parts[1])
+    elif kind == "munmap" and len(nums) > 1:
+        op["length"] = nums[1]
+    elif "user_pages" in kind:
+        op["nr"] = nums[1] if len(nums) > 1 else 1
+        op["write"] = "write=True" in args
+    elif kind == "mmap":
+        op["length"] = nums[0] if nums else None
+        op["prot"], op["flags"] = (parts + ["", ""])[1:3]
+        op["file"] = parts[3] if len(parts) > 3 and "=" not in parts[3] else ""
+        new = [v for v in after.vmas.get(op["pid"], ()) if v not in before.vmas.get(op["pid"], ())]
+        if new:
+            op["addr"], op["vma"] = new[0].start, {"start": new[0].start, "end": new[0].end, "flags": new[0].flags}
+    elif kind == "spawn":
+        born = [p for p in after.mms if p not in before.mms]
+        op["pid"] = born[0] if born else None
+        op["who"] = "kernel"
+    elif kind == "fork":
+        born = [p for p in after.mms if p not in before.mms]
+        op["child"] = born[0] if born else None
+    return op
+
+
+def _split_args(args: str) -> list[str]:
+    """Split 'a, b\'x, y\', c' at top-level commas (quoted bytes may hold commas)."""
+    out, cur, quote = [], "", None
+    for ch in args:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == ",":
+            out.append(cur)
+            cur = ""
+            continue
+        cur += ch
+    return [*out, cur] if args else out
+
+
+def _bytes_text(arg: str) -> str:
+    """b'hi' -> "hi" (what a student wrote, not Python's repr of it)."""
+    arg = arg.strip()
+    if arg[:2] in ("b'", 'b"') and arg[-1:] == arg[1]:
+        arg = arg[2:-1]
+    return f'"{arg}"'
+
+
+def _pid_of(name: str, before: Snapshot, after: Snapshot):
+    for snap in (before, after):
+        pids = sorted(p for p, n in snap.mms.items() if n == name)
+        if pids:
+            return pids[0]
+    m = re.fullmatch(r"P(\d+)", name)
+    return int(m[1]) if m else None
+
+
+def _key_decision(decisions):
+    """The decision that decided the operation: a refusal or fallback first, then a decision
+    with a numbered kernel-facts row, then any decision of a function that is not MINOR."""
+    def score(e):
+        t = e.text
+        s = 0
+        if "fall back" in t or "-E" in t or "SIGBUS" in t:
+            s += 8
+        if e.func not in MINOR:
+            s += 4
+        if "row" in e.row:
+            s += 2
+        return s
+    best = None
+    for e in decisions:
+        if best is None or score(e) > score(best):
+            best = e
+    return best
+
+
+def _decision_facts(key, decisions, errors) -> dict:
+    facts = {"decisions": [{"fn": e.func, "text": e.text, "row": e.row} for e in decisions]}
+    if key is not None:
+        t = key.text
+        word = t.split(":", 1)[0].strip() if ":" in t[:12] else ""
+        facts.update(fn=key.func, row=key.row, why=t, decision=(
+            "fallback" if "fall back" in t else word if word in ("copy", "reuse") else
+            "special" if "→ special" in t else "efault" if "-EFAULT" in t else key.func))
+    if errors:
+        e = errors[-1]
+        facts["error"] = e.text
+        if "SIGBUS" in e.text:
+            facts["decision"] = "sigbus"
+        elif e.func == "Segfault" or "SIGSEGV" in e.text:
+            facts["decision"] = "segfault"
+    return facts
+
+
+def _facts(snap: Snapshot, pid: int, addr: int) -> dict:
+    """The pte at addr of pid and its struct page, as plain data (None where there is none)."""
+    pte = snap.pte(pid, addr)
+    out = {"pte": None, "page": None}
+    if pte is not None:
+        out["pte"] = {"pfn": pte.pfn, "flags": pte.flags_str(), "present": pte.present, "write": pte.write,
+                      "special": pte.special}
+        page = snap.pages.get(pte.pfn)
+        if page is not None:
+            out["page"] = {"pfn": pte.pfn, "count": page.count, "mapcount": page.mapcount, "anon": page.anon}
+    return out
+
+
+def _examined(op: dict, decisions, errors, before: Snapshot, after: Snapshot) -> Examined:
+    """What the operation's deciding code looked at, from its arguments and its decisions' words."""
+    ex = Examined()
+    pid, addr = op.get("pid"), op.get("addr")
+    kind = op["kind"]
+    if kind in ("spawn", "fork", "exit"):
+        ex.mms.add(pid)
+    if kind == "fork" and pid is not None:
+        ex.ptes |= {(pid, a) for (m, a), p in before.ptes.items() if m == pid and p is not None}
+    if pid is not None and addr is not None:
+        n = op.get("nr", 1) if "user_pages" in kind else max(1, -(-op.get("length", PAGE) // PAGE)) \
+            if kind == "munmap" else 1
+        for i in range(n):
+            a = (addr & ~(PAGE - 1)) + i * PAGE
+            ex.ptes.add((pid, a))
+            for snap in (before, after):
+                v = _vma_at(snap, pid, a)
+                if v is not None:
+                    ex.vmas.add((pid, v.start))
+    m = re.fullmatch(r"(.+) page (\d+)", op.get("text", "").strip()) if op["who"] == "kernel" else None
+    for pid_, vmas in (before.vmas.items() if m else ()):
+        for v in vmas:
+            a = v.start + (int(m[2]) - v.pgoff) * PAGE
+            if v.name == m[1] and v.start <= a < v.end:
+                ex.vmas.add((pid_, v.start))
+                ex.ptes.add((pid_, a))
+    for e in [*decisions, *errors]:
+        for h in _HEX.findall(e.text):
+            a = int(h, 16)
+            if pid is not None and a % PAGE == 0 and _vma_at(before, pid, a) is not None:
+                ex.ptes.add((pid, a))
+        ex.frames |= {int(n) for n in _PAGE_NO.findall(e.text)}
+    for pid_, a in list(ex.ptes):
+        pte = before.pte(pid_, a) or after.pte(pid_, a)
+        if pte is not None and kind != "fork":
+            ex.frames.add(pte.pfn)
+    return ex
+
+
+def _vma_at(snap: Snapshot, pid: int, addr: int):
+    return next((v for v in snap.vmas.get(pid, ()) if v.start <= addr < v.end), None)
+
+
+def _pgtable(info) -> bool:
+    return info is not None and info.pgtable
+
+
+def _bare(info) -> bool:
+    """A page just allocated, mapped by nobody yet (it becomes a page table or is filled next)."""
+    return info is not None and not info.anon and not info.mapping and info.mapcount == 0
+
+
+def event_words(e) -> str:
+    """One event in words for a student ('' for bookkeeping that is folded into its operation)."""
+    d = e.delta
+    if e.kind == "op":
+        return ""
+    if d is not None:
+        what, key, old, new = d
+        if what == "page" and (_pgtable(old) or _pgtable(new) or old is None and _bare(new)):
+            return ""                             # page-table pages: said by their table events
+        if what in ("rss", "vmas", "runs") and (old in (None, ()) and new in (0, ()) or
+                                                 new in (None, ()) and old in (0, ())):
+            return ""                             # counters and lists made or dropped with the mm
+        if what == "vmas" and old is not None and new is not None and len(old) == len(new):
+            return f"{'  ' * e.depth}{e.func}: P{key}'s vma updated" if old != new else ""
+    text = str(e).replace("None", "none")
+    return text
+
+
+def _headline(op, key, decisions, errors, events, before, after) -> str:
+    """What the kernel did and why, in one or two plain sentences."""
+    who, kind, pid = op.get("who"), op["kind"], op.get("pid")
+    actor = proc_label(pid, who) if pid is not None and who != "kernel" else who
+    at = f" {op['addr']:#x}" if op.get("addr") is not None else ""
+    what = {
+        "spawn": f"The kernel creates process {proc_label(pid, after.mms.get(pid, ''))}" if pid else "spawn",
+        "mmap": f"{actor} maps {(op.get('length') or 0) // PAGE} page(s) {op.get('prot', '')} "
+                f"{op.get('flags', '')}{' of ' + op['file'] if op.get('file') else ''}"
+                + (f" at {op['addr']:#x}" if op.get("addr") is not None else ""),
+        "read": f"{actor} reads{at}",
+        "write": f"{actor} writes {op.get('data', '')} to{at}",
+        "fork": f"{actor} forks" + (f" child P{op['child']}" if op.get("child") else ""),
+        "exit": f"{actor} exits",
+        "munmap": f"{actor} unmaps {(op.get('length') or 0) // PAGE} page(s) at{at}",
+    }.get(kind)
+    if what is None and "user_pages" in kind:
+        what = f"{actor} calls {kind} for {op.get('nr', 1)} page(s) at{at}"
+    if what is None:
+        what = f"{kind}: {op.get('text', '')}"
+    why = ""
+    if errors:
+        why = f"{errors[-1].func}: {errors[-1].text}"
+    elif key is not None:
+        why = f"{key.func}: {key.text}"
+        last = decisions[-1]
+        if last is not key and key.func != last.func and ("fall back" in key.text or last.func == "follow_page"):
+            why += f"; then {last.func}: {last.text}"
+    elif kind in ("read", "write"):
+        pte = op.get("before", {}).get("pte")
+        changed = any(e.delta is not None for e in events)
+        if pte and not changed:
+            why = (f"The pte is present{' and writable' if kind == 'write' else ''} (pfn {pte['pfn']}): "
+                   "the MMU does it, no fault, nothing changes.")
+    elif kind == "spawn":
+        why = "A new mm_struct with an empty page table (a pgd)."
+    elif kind == "exit":
+        why = "Its vmas, ptes and page tables are gone."
+    return f"{what}. {why}" if why else f"{what}."
