@@ -505,7 +505,7 @@ class Layout:
             items.append((D.ORANGE, "special pte (S), dashed edge"))
         items.append(("", "P W D S: present write dirty special"))
         items.append(("hot", "Δ changed in this step"))
-        items.append(("seen", "looked at by the deciding code"))
+        items.append(("seen", "looked at by the deciding code (▶ the entry it decided on)"))
         return items
 
     # -- drawing one state ----------------------------------------------------------------
@@ -598,13 +598,18 @@ class Layout:
                     _edge(out, self.boxes[pmd].x + self.boxes[pmd].w, self.ports[f"{pmd}:{i2}"],
                           self.boxes[pt], False)
 
-    def _seen_mark(self, b: Box, on, inside: bool = False) -> str:
-        """The dashed "examined" outline around box b (just outside it, or inside for a row)."""
+    def _seen_mark(self, b: Box, on, inside: bool = False, key: bool = False) -> str:
+        """The dashed "examined" outline around box b (just outside it, or inside for a row);
+        key: the entry the deciding code named, with a pointer at its left."""
         if not on:
             return ""
         m = -2 if inside else SEEN
-        return (f'<rect class="seen" x="{b.x - m:.1f}" y="{b.y - m:.1f}" width="{b.w + 2 * m:.1f}" '
+        mark = (f'<rect class="seen" x="{b.x - m:.1f}" y="{b.y - m:.1f}" width="{b.w + 2 * m:.1f}" '
                 f'height="{b.h + 2 * m:.1f}"/>')
+        if key:
+            y = b.y + b.h / 2
+            mark += f'<path class="seenmark" data-key="1" d="M{b.x - 1:.1f},{y:.1f} l-9,-6 v12 z"/>'
+        return mark
 
     def _draw_gone(self, out, pid: int, name: str) -> None:
         """A process that exited in this step: its mm box once more, marked changed."""
@@ -682,7 +687,9 @@ class Layout:
         ty = r.y + LINE / 2 + 4
         parts = [f'<g data-vm="pte:{r.pid}:{r.first:#x}">']
         if self._seen and any((r.pid, a) in self._seen.ptes for a in _row_addrs(r)):
-            parts.append(self._seen_mark(Box(b.x + 1, r.y + 1, b.w - 2, LINE * r.lines - 2), True, inside=True))
+            key = any((r.pid, a) in self._seen.key for a in _row_addrs(r))
+            parts.append(self._seen_mark(Box(b.x + 1, r.y + 1, b.w - 2, LINE * r.lines - 2), True, inside=True,
+                                         key=key))
         if now is None:
             old = next((o for o in olds if o is not None), None)
             if old is not None:

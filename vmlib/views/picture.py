@@ -202,6 +202,7 @@ class Examined:
     vmas: set = field(default_factory=set)
     frames: set = field(default_factory=set)
     mms: set = field(default_factory=set)
+    key: set = field(default_factory=set)      # the ptes (pid, addr) the deciding decision names
 
     def __bool__(self):
         return bool(self.ptes or self.vmas or self.frames or self.mms)
@@ -218,6 +219,7 @@ class StepModel:
     first: int
     last: int
     op: dict
+    action: str        # what was done, without the outcome ("P2 writes "C" to 0x40000000")
     headline: str
     row: str
     events: list
@@ -260,7 +262,13 @@ def _model(trace, first: int, last: int, before: Snapshot, after: Snapshot) -> S
         page = addr & ~(PAGE - 1)
         op["before"], op["after"] = _facts(before, pid, page), _facts(after, pid, page)
     examined = _examined(op, decisions, errors, before, after)
-    return StepModel(first, last, op, _headline(op, key, decisions, errors, events, before, after),
+    for e in [x for x in (key, *errors[-1:]) if x is not None]:
+        examined.key |= {(pid, int(h, 16)) for h in _HEX.findall(e.text) if (pid, int(h, 16)) in examined.ptes}
+    if not examined.key and pid is not None and addr is not None and op["kind"] in ("read", "write"):
+        examined.key.add((pid, addr & ~(PAGE - 1)))
+    action = _action(op, after)
+    why = _why(op, key, decisions, errors, events)
+    return StepModel(first, last, op, action, f"{action}. {why}" if why else f"{action}.",
                      key.row if key else "", [w for e in events if (w := event_words(e))], examined)
 
 
@@ -405,12 +413,12 @@ def _examined(op: dict, decisions, errors, before: Snapshot, after: Snapshot) ->
                 if v is not None:
                     ex.vmas.add((pid, v.start))
     m = re.fullmatch(r"(.+) page (\d+)", op.get("text", "").strip()) if op["who"] == "kernel" else None
-    for pid_, vmas in (before.vmas.items() if m else ()):
-        for v in vmas:
-            a = v.start + (int(m[2]) - v.pgoff) * PAGE
-            if v.name == m[1] and v.start <= a < v.end:
-                ex.vmas.add((pid_, v.start))
-                ex.ptes.add((pid_, a))
+    named = [(p, v) for p, vmas in (before.vmas.items() if m else ()) for v in vmas if v.name]
+    for pid_, v in [pv for pv in named if pv[1].name == m[1]] or named:    # a file's vma, else any file's
+        a = v.start + (int(m[2]) - v.pgoff) * PAGE
+        if v.start <= a < v.end:
+            ex.vmas.add((pid_, v.start))
+            ex.ptes.add((pid_, a))
     for e in [*decisions, *errors]:
         for h in _HEX.findall(e.text):
             a = int(h, 16)
@@ -455,8 +463,8 @@ def event_words(e) -> str:
     return text
 
 
-def _headline(op, key, decisions, errors, events, before, after) -> str:
-    """What the kernel did and why, in one or two plain sentences."""
+def _action(op, after) -> str:
+    """What the operation asks for, in words (the first half of a headline)."""
     who, kind, pid = op.get("who"), op["kind"], op.get("pid")
     actor = proc_label(pid, who) if pid is not None and who != "kernel" else who
     at = f" {op['addr']:#x}" if op.get("addr") is not None else ""
@@ -475,6 +483,12 @@ def _headline(op, key, decisions, errors, events, before, after) -> str:
         what = f"{actor} calls {kind} for {op.get('nr', 1)} page(s) at{at}"
     if what is None:
         what = f"{kind}: {op.get('text', '')}"
+    return what
+
+
+def _why(op, key, decisions, errors, events) -> str:
+    """What the kernel did and the decision that made it so, in words (the second half)."""
+    kind = op["kind"]
     why = ""
     if errors:
         why = f"{errors[-1].func}: {errors[-1].text}"
@@ -493,4 +507,4 @@ def _headline(op, key, decisions, errors, events, before, after) -> str:
         why = "A new mm_struct with an empty page table (a pgd)."
     elif kind == "exit":
         why = "Its vmas, ptes and page tables are gone."
-    return f"{what}. {why}" if why else f"{what}."
+    return why

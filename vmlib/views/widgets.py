@@ -131,16 +131,18 @@ class Steps:
     def caption(self) -> str:
         return f"step {self.step + 1}/{len(self)}: {self.headline()}"
 
-    def graph_now(self, presentation: bool = False):
+    def graph_now(self, presentation: bool = False, title: str | None = None):
         """The Graph of the current step with what it changed and what it examined marked
-        (fork and process graphs are drawn on the trace's one layout: nodes stay where they are)."""
+        (fork and process graphs are drawn on the trace's one layout: nodes stay where they are);
+        its title is the caption unless given."""
         lay = self.presentation_layout if presentation else self.layout
+        caption = self.caption() if title is None else title
         if lay is None:
-            return graph_for(self.graph, self._snap, self.trace.info, self.diff(), self.caption(), self.theme)
+            return graph_for(self.graph, self._snap, self.trace.info, self.diff(), caption, self.theme)
         from vmlib.views.dot import mm_graph
         from vmlib.views.graphs import Graph
         from vmlib.views.layout import themed
-        snap, info, diff, caption = self._snap.copy(), self.trace.info, self.diff(), self.caption()
+        snap, info, diff = self._snap.copy(), self.trace.info, self.diff()
         examined = self.model().examined
         pids = [p for p in lay.pids if p in snap.mms]
         return Graph(lambda: mm_graph(snap, info, pids, diff, caption, self.theme), self.graph, caption,
@@ -198,7 +200,7 @@ class Steps:
             for i in range(len(self)):
                 self.goto(i)
                 m = self.model()
-                svg = self.graph_now(presentation).svg()
+                svg = self.graph_now(presentation, f"step {i + 1}/{len(self)}: {m.action}").svg()
                 out.append({"svg": svg, "headline": self.headline(), "row": m.row, "events": list(m.events),
                             "marks": marks(self.diff().prune(self._snap), m.examined), "op": dict(m.op)})
         finally:
