@@ -13,7 +13,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass
 
-from vmlib.flags import VM_MIXEDMAP, VM_PFNMAP, flag_names, is_cow_mapping, smaps_flags
+from vmlib.flags import SMAPS_CODES, VM_MIXEDMAP, VM_PFNMAP, flag_names, is_cow_mapping, smaps_flags
 from vmlib.trace import Snapshot
 from vmlib.views.picture import (  # noqa: F401  (Diff, proc_label, theme_ink, colours: re-exported)
     BLUE,
@@ -24,6 +24,7 @@ from vmlib.views.picture import (  # noqa: F401  (Diff, proc_label, theme_ink, c
     PAGE,
     PURPLE,
     SKY,
+    SMAPS_WORDS,
     THEMES,
     VERMILLION,
     YELLOW,
@@ -308,8 +309,11 @@ LEGEND = {
 
 
 
-def legend(dot: Dot, with_diff: bool, kinds, info: dict | None = None) -> None:
-    """One compact legend row under the graph: only the kinds this graph shows."""
+def legend(dot: Dot, with_diff: bool, kinds, info: dict | None = None, notes: str = "") -> None:
+    """One compact legend row under the graph: only the kinds this graph shows, then `notes`
+    (lines of text, e.g. what the smaps letters mean); nothing at all when there is nothing to say."""
+    if not kinds and not with_diff and not notes:
+        return                                       # an empty legend box explains nothing
     cells = [f'<TD><FONT COLOR="{dot.ink}"><B>legend</B></FONT></TD>']       # on the graph's background
     for kind in kinds:
         colour, text, ink = LEGEND[kind]
@@ -318,8 +322,14 @@ def legend(dot: Dot, with_diff: bool, kinds, info: dict | None = None) -> None:
         cells.append(f'<TD BGCOLOR="{colour}"><FONT COLOR="{ink}">{esc(text)}</FONT></TD>')
     if with_diff:
         cells.append(f'<TD BGCOLOR="#FFFFFF" COLOR="{VERMILLION}" BORDER="3">Δ changed in this step</TD>')
+    note = f'<TD ALIGN="LEFT" BALIGN="LEFT"><FONT COLOR="{dot.ink}">{notes}</FONT></TD>' if notes else ""
+    if len(cells) == 1:                              # nothing but notes: one row
+        cells.append(note)
+        note = ""
+    extra = f'<TR><TD COLSPAN="{len(cells)}" ALIGN="LEFT" BALIGN="LEFT">{note[note.index(">") + 1:]}</TR>' \
+        if note else ""
     dot.node("legend", '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="2" CELLPADDING="3" COLOR="black">'
-             f'<TR>{"".join(cells)}</TR></TABLE>')
+             f'<TR>{"".join(cells)}</TR>{extra}</TABLE>')
     dot.raw("{rank=sink; legend}")
 
 
@@ -411,7 +421,7 @@ def vma_dot(snap: Snapshot, info: dict, pids: list[int], diff: Diff | None = Non
     dot = Dot(esc(title or "vma layout: " + default_title(info, pids, snap)), theme, rankdir="TB")
     rows = build_rows(snap, info, pids, diff, collapse)
     for pid in pids:
-        trs = [f'<TR><TD COLSPAN="6"><B>P{pid} {esc(snap.mms[pid])}: vmas</B></TD></TR>',
+        trs = [f'<TR><TD COLSPAN="6"><B>{esc(proc_label(pid, snap.mms[pid]))}: vmas</B></TD></TR>',
                "<TR><TD>range</TD><TD>pages</TD><TD>vm_flags</TD><TD>smaps</TD><TD>vm_pgoff</TD><TD>file</TD></TR>"]
         for j, v in enumerate(snap.vmas.get(pid, ())):
             moved = diff is not None and pid in diff.vmas and v not in (diff.vmas[pid] or ())
@@ -428,8 +438,19 @@ def vma_dot(snap: Snapshot, info: dict, pids: list[int], diff: Diff | None = Non
                 dot.node(f"vp{pid}_{j}", _pfn_rule_table(v, inside, snap, info))
                 dot.edge(f"vmas{pid}:v{j}", f"vp{pid}_{j}")
     text = str(dot)
-    legend(dot, bool(diff), [k for k, colour in (("special", ORANGE), ("cow", GREEN)) if colour in text])
+    codes = {c for pid in pids for v in snap.vmas.get(pid, ()) for c in smaps_flags(v.flags).split()}
+    legend(dot, bool(diff), [k for k, colour in (("special", ORANGE), ("cow", GREEN)) if colour in text],
+           notes=smaps_note(codes))
     return str(dot)
+
+
+def smaps_note(codes) -> str:
+    """What the smaps letters in this graph mean (DOT HTML lines), in smaps' order."""
+    shown = [f"{c} = {esc(SMAPS_WORDS[c])}" for _bit, c in SMAPS_CODES if c in codes and c in SMAPS_WORDS]
+    if not shown:
+        return ""
+    lines = ["; ".join(shown[i:i + 3]) for i in range(0, len(shown), 3)]
+    return "<BR/>".join(["smaps letters (VmFlags, kernel-facts §13d):", *lines])
 
 
 def _flag_lines(names: list[str], cow: str, per_line: int = 4) -> str:

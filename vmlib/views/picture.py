@@ -165,6 +165,16 @@ def moved(old, new) -> str:
 
 
 
+# What each smaps "VmFlags:" letter pair says about a vma (kernel-facts §13d; our words).
+SMAPS_WORDS = {
+    "rd": "readable", "wr": "writable", "ex": "executable", "sh": "shared", "mr": "may be made readable",
+    "mw": "may be made writable", "me": "may be made executable", "ms": "may be shared",
+    "gd": "stack growing down", "pf": "pure pfn range (VM_PFNMAP)", "lo": "locked in memory",
+    "io": "I/O memory (VM_IO)", "dc": "not copied on fork", "de": "not expanded by mremap",
+    "ac": "counted against the commit limit", "ht": "huge pages", "dd": "left out of core dumps",
+    "mm": "mixed map (VM_MIXEDMAP)",
+}
+
 DEVICE_MEMMAPPED = "device memory (dashed): struct pages only where its driver made them"
 
 def default_title(info, pids, snap) -> str:
