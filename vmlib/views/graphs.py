@@ -48,7 +48,8 @@ class Graph:
         """HTML showing the graph, or a short note saying what to install when nothing can draw it."""
         from vmlib.views.render import NoRenderer, no_renderer_html
         try:
-            return (f'<div class="vmlib-graph-static" style="color:var(--jp-content-font-color1,#111)">'
+            return (f'<div class="vmlib-graph-static" style="color:var(--jp-content-font-color1,#111);'
+                    f'overflow-x:auto">'
                     f"{self.inline_svg()}</div>")
         except NoRenderer as e:
             return no_renderer_html(e)

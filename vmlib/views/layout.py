@@ -32,6 +32,7 @@ CHAR = 0.56 * FONT              # mean width of a character (DejaVu Sans / Helve
 WIDTH = 960                     # the column a graph is designed for
 GAP = 8
 BIT = 18                        # width of one P/W/D/S cell
+PRESENT_W = 940                 # a reveal.js slide's column: what a presentation picture is sized for
 MAX_VMA_LINES = 6               # more vmas than this in one process: the mm box counts them
 SEEN = 4                        # how far outside a box its "examined" outline runs
 MANY_FRAMES = 12                # more frames than this: one-line frame boxes
@@ -70,7 +71,7 @@ def themed(svg: str, theme: str) -> str:
     """The picture with an explicit theme's colours (unchanged for "auto")."""
     if theme not in THEMES:
         return svg
-    return svg.replace('style="max-width:100%', f'style="{THEMES[theme]};max-width:100%', 1)
+    return svg.replace(' style="', f' style="{THEMES[theme]};', 1)
 
 
 def esc(text) -> str:
@@ -356,9 +357,13 @@ class Layout:
 
     _seen = None                  # what the step being drawn examined (set by svg)
 
-    def __init__(self, u: Union, collapse: int = 4, width: int = WIDTH, pids=None, levels: bool = True):
+    def __init__(self, u: Union, collapse: int = 4, width: int = WIDTH, pids=None, levels: bool = True,
+                 fit: str = "natural"):
+        if fit not in ("natural", "column"):
+            raise ValueError(f"fit must be 'natural' or 'column', got {fit!r}")
         self.u = u
-        self.levels = levels           # False (presentation): no pgd/pud/pmd boxes, a narrower picture
+        self.levels = levels           # False: no pgd/pud/pmd boxes (the walk in the pte table's head), narrower
+        self.fit = fit                 # "column": drawn as wide as its column (presentation)
         self.pids = sorted(u.mms) if pids is None else sorted(pids)
         explicit = set(u.ptes)
         self.rows: dict[tuple, list[Row]] = {}      # (pid, i4, i3, i2) -> rows in address order
@@ -516,8 +521,7 @@ class Layout:
         diff = diff.prune(snap) if diff else None
         self._seen = examined if examined else None
         out = [(f'<svg xmlns="http://www.w3.org/2000/svg" class="vg" viewBox="0 0 {self.width:.0f} '
-               f'{self.height:.0f}" width="{self.width:.0f}" height="{self.height:.0f}" '
-               f'style="{"width:100%" if not self.levels else "max-width:100%"};height:auto" role="img">'),
+               f'{self.height:.0f}" {self.size_attrs()} role="img">'),
                f"<title>{esc(title)}</title><style>{CSS}</style>",
                f'<rect class="bg" x="0" y="0" width="{self.width:.0f}" height="{self.height:.0f}"/>',
                _text(4, 4 + FONT, _fit(title, self.width - 8, True), "b")]
@@ -531,6 +535,15 @@ class Layout:
         self._draw_legend(out, diff is not None, self._seen is not None)
         out.append("</svg>")
         return "".join(out)
+
+    def size_attrs(self) -> str:
+        """width, height and style of the picture. fit "natural": its natural size, text 12 px,
+        never shrunk (the box around it scrolls in a narrow column). fit "column" (presentation):
+        as wide as its column (its width/height say a 940 px slide's)."""
+        if self.fit == "natural":
+            return f'width="{self.width:.0f}" height="{self.height:.0f}" style="max-width:none;height:auto"'
+        k = PRESENT_W / self.width
+        return f'width="{PRESENT_W}" height="{self.height * k:.0f}" style="width:100%;height:auto"'
 
     def _draw_mm(self, out, snap, pid, diff, seen) -> None:
         b = self.boxes[f"mm{pid}"]

@@ -55,6 +55,7 @@ class Steps:
         self._at = self.spans[0][1]
         self._snap = trace.state_at(self._at)
         self._layout = None
+        self._player = None
         self._models = None
 
     @property
@@ -68,12 +69,14 @@ class Steps:
         return self._layout
 
     def share_layout(self, other: Steps) -> None:
-        """Draw this trace and `other` on one layout (Compare: both sides line up)."""
+        """Draw this trace and `other` on one layout (Compare: both sides line up, and without
+        pgd/pud/pmd boxes each is narrow enough to stand beside the other in a wide column)."""
         from vmlib.views.layout import Layout, Union
         if self.graph in ("fork", "process") and other.graph == self.graph:
             u = Union.of([(self.trace, self.spans), (other.trace, other.spans)])
             pids = None if self.graph == "fork" or not u.mms else [min(u.mms)]
-            self._layout = other._layout = Layout(u, pids=pids)
+            self._layout = other._layout = Layout(u, pids=pids, levels=False)
+            self._player = other._player = Layout(u, pids=pids, levels=False, fit="column")
 
     @staticmethod
     def _spans(trace, ops_only: bool) -> list[tuple[int, int]]:
@@ -152,10 +155,10 @@ class Steps:
     def presentation_layout(self):
         """The layout for presentation mode: no pgd/pud/pmd boxes, so the picture is narrow
         and grows to the column's width with large text."""
-        if getattr(self, "_player", None) is None and self.layout is not None:
+        if self._player is None and self.layout is not None:
             from vmlib.views.layout import Layout
-            self._player = Layout(self.layout.u, pids=self.layout.pids, levels=False)
-        return getattr(self, "_player", None)
+            self._player = Layout(self.layout.u, pids=self.layout.pids, levels=False, fit="column")
+        return self._player
 
     def frames(self, presentation: bool = False) -> list[dict]:
         """Every step, computed once, for a browser-side stepper: one dict per step.
@@ -292,18 +295,25 @@ def _svg_box(svg: str):
 class StepOutput:
     """One static output: the step's picture with its caption (text/plain carries the caption)."""
 
-    def __init__(self, caption: str, graph):
-        self.caption, self.graph = caption, graph
+    def __init__(self, caption: str, graph, headline: str = "", row: str = ""):
+        self.caption, self.graph, self.headline, self.row = caption, graph, headline, row
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return {"text/html": f'<div class="vmlib-step-picture">{self.graph.html()}</div>', "text/plain": self.caption}
+        row = f" [{_esc(self.row)}]" if self.row else ""
+        head = f'<p class="vmlib-step-headline">{_esc(self.headline)}{row}</p>' if self.headline else ""
+        return {"text/html": f'<div class="vmlib-step-picture">{head}{self.graph.html()}</div>',
+                "text/plain": self.caption}
 
 
 def show_steps(trace, ops_only: bool = True, graph="fork", theme: str = "auto") -> None:
-    """Display one SVG output per step (caption inside it): a steps cell becomes slide fragments."""
+    """Display one output per step, its headline over its picture drawn at the column's width
+    (the presentation form): a steps cell becomes slide fragments."""
     from IPython.display import display
-    for caption, g in Steps(trace, ops_only, graph, theme).all_steps():
-        display(StepOutput(caption, g))
+    s = Steps(trace, ops_only, graph, theme)
+    for i in range(len(s)):
+        s.goto(i)
+        g = s.graph_now(presentation=True, title=f"step {i + 1}/{len(s)}: {s.model().action}")
+        display(StepOutput(s.caption(), g, s.headline(), s.model().row))
 
 
 def _slider(name: str, n: int, interval: int, on_value):
@@ -328,7 +338,8 @@ def _button(desc: str, tip: str, fn) -> W.Button:
 
 
 class _Panel:
-    """The display of one Steps: event text, graph and changed counts (HTML widgets)."""
+    """The display of one Steps: its picture first (the same size at every step, so nothing
+    moves while stepping), then the headline, the events (collapsed), counts and notes."""
 
     def __init__(self, steps: Steps, title: str = ""):
         self.steps = steps
@@ -337,7 +348,8 @@ class _Panel:
         self.graph = W.HTML()
         self.counts = W.HTML()
         self.note = W.HTML()
-        self.box = W.VBox([self.title, self.event, self.counts, self.note, self.graph])
+        self.box = W.VBox([self.title, self.graph, self.event, self.counts, self.note],
+                          layout=W.Layout(min_width="0", flex="0 1 auto"))
 
     def show(self) -> None:
         s = self.steps
@@ -345,8 +357,8 @@ class _Panel:
         counts = s.counts()
         self.counts.value = ('<div class="vmlib-counts">' + ("changed: " + "; ".join(map(_esc, counts))
                                                                if counts else "no counts changed") + "</div>")
-        self.graph.value = (f'<div class="vmlib-graph" data-step="{s.step}" style="max-width:100%">'
-                            f'{s.graph_now().html()}</div>')
+        self.graph.value = (f'<div class="vmlib-graph" data-step="{s.step}" style="max-width:100%;overflow-x:auto">'
+                            f'{s.graph_now(title=f"step {s.step + 1}/{len(s)}: {s.model().action}").html()}</div>')
 
 
 class _Navigation:
@@ -474,7 +486,9 @@ class Compare(_Navigation, W.VBox):
         self.errors = [err for _, _, err in sides]
         self.n = max(len(self.left), len(self.right))
         self.slider, self.play = _slider("operation", self.n, 1200, self._slid)
-        body = W.VBox([p.box for p in self.panels])          # stacked: each side gets the full column
+        body = W.Box([p.box for p in self.panels],           # side by side where the column has room
+                     layout=W.Layout(display="flex", flex_flow="row wrap", align_items="flex-start",
+                                     grid_gap="8px 16px"))
         super().__init__([W.HBox([*_buttons(self), self.play, self.slider],
                                  layout=W.Layout(flex_flow="row wrap")), body])
         self.add_class("vmlib-compare")
