@@ -350,6 +350,7 @@ class _Panel:
         self.note = W.HTML()
         self.box = W.VBox([self.title, self.graph, self.event, self.counts, self.note],
                           layout=W.Layout(min_width="0", flex="0 1 auto"))
+        self.presentation = False        # True: the picture at the column's width, large text
 
     def show(self) -> None:
         s = self.steps
@@ -357,8 +358,10 @@ class _Panel:
         counts = s.counts()
         self.counts.value = ('<div class="vmlib-counts">' + ("changed: " + "; ".join(map(_esc, counts))
                                                                if counts else "no counts changed") + "</div>")
-        self.graph.value = (f'<div class="vmlib-graph" data-step="{s.step}" style="max-width:100%;overflow-x:auto">'
-                            f'{s.graph_now(title=f"step {s.step + 1}/{len(s)}: {s.model().action}").html()}</div>')
+        title = f"step {s.step + 1}/{len(s)}: {s.model().action}"
+        self.graph.value = (f'<div class="vmlib-graph" data-step="{s.step}" data-ops="{len(s.trace.ops())}" '
+                            f'style="max-width:100%;overflow-x:auto">'
+                            f'{s.graph_now(self.presentation, title).html()}</div>')
 
 
 class _Navigation:
@@ -395,7 +398,11 @@ class FaultStepper(_Navigation, W.VBox):
         n = len(self.steps)
         self.slider, self.play = _slider("step", n, 900, self._slid)
         self.buttons = _buttons(self)
-        controls = W.HBox([*self.buttons, self.play, self.slider], layout=W.Layout(flex_flow="row wrap"))
+        self.present = W.ToggleButton(value=False, description="presentation", tooltip="presentation",
+                                      layout=W.Layout(width="auto"))
+        self.present.observe(lambda ch: self.presentation_mode(ch["new"]), names="value")
+        controls = W.HBox([*self.buttons, self.play, self.slider, self.present],
+                          layout=W.Layout(flex_flow="row wrap"))
         super().__init__([controls, self.panel.box])
         self.add_class("vmlib-stepper")
         self.renders = 0
@@ -404,6 +411,12 @@ class FaultStepper(_Navigation, W.VBox):
     @property
     def step(self) -> int:
         return self.steps.step
+
+    def presentation_mode(self, on: bool = True) -> None:
+        """Draw the picture at the column's width with large text (for a lecture hall), or not."""
+        self.panel.presentation = bool(on)
+        self.present.value = bool(on)
+        self._show(self.step)
 
     def _show(self, i: int) -> None:
         self.steps.goto(i)
