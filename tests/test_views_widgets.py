@@ -278,3 +278,14 @@ def test_compare_sides_wrap_next_to_each_other():
     body = cmp.children[1]
     assert body.layout.flex_flow == "row wrap" and len(body.children) == 2
     assert ">pgd<" not in cmp.panels[0].graph.value, "narrow sides: no pgd/pud/pmd boxes"
+
+
+def test_playground_log_reads_in_words_without_python_values():
+    k = vmlib.Kernel(ram_pages=64)
+    k.tracer.reset()
+    pg = Playground(k)
+    pg.do_spawn()
+    pg.do_mmap()
+    pg.do_write()
+    log = html.unescape(pg.event_log.value)
+    assert "do_anonymous_page" in log and "None" not in log and "_rss: 0 → 0" not in log

@@ -629,7 +629,8 @@ class Playground(W.VBox):
             self.event_log.value = ""                  # the old log belongs to an earlier operation
             return None
         self.message.value = f'<div class="vmlib-ok">{_esc(what)}: {_esc(_result(result))}</div>'
-        text = trace.text(n0) if self.k.trace is trace else ""
+        words = [event_words(e) for e in trace.events[n0:]] if self.k.trace is trace else []
+        text = "\n".join(w for w in words if w)          # bookkeeping folded, no raw Python values
         self.event_log.value = f'<pre class="vmlib-log" style="{PRE}">{_esc(text)}</pre>'
         self._refresh(Diff.between(before, self.k.snapshot()))
         return result
