@@ -278,7 +278,7 @@ def _model(trace, first: int, last: int, before: Snapshot, after: Snapshot) -> S
         examined.key.add((pid, addr & ~(PAGE - 1)))
     action = _action(op, after)
     why = _why(op, key, decisions, errors, events)
-    return StepModel(first, last, op, action, f"{action}. {why}" if why else f"{action}.",
+    return StepModel(first, last, op, action, words(f"{action}. {why}" if why else f"{action}."),
                      key.row if key else "", [w for e in events if (w := event_words(e))], examined)
 
 
@@ -469,8 +469,14 @@ def event_words(e) -> str:
             return ""                             # counters and lists made or dropped with the mm
         if what == "vmas" and old is not None and new is not None and len(old) == len(new):
             return f"{'  ' * e.depth}{e.func}: P{key}'s vma updated" if old != new else ""
-    text = str(e).replace("None", "none")
-    return text
+    return words(str(e))
+
+
+def words(text: str) -> str:
+    """Text without Python literals: 'COW=True' -> 'COW', 'write=False' -> 'not write', None -> none."""
+    text = re.sub(r"\b(\w+)=True\b", r"\1", text)
+    text = re.sub(r"\b(\w+)=False\b", r"not \1", text)
+    return re.sub(r"\bNone\b", "none", text)
 
 
 def _action(op, after) -> str:
