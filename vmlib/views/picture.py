@@ -252,14 +252,71 @@ def step_models(trace, spans=None) -> list[StepModel]:
     snap = trace.state_at(spans[0][0] - 1) if spans[0][0] > 0 else trace.base.copy()
     out = []
     for first, last in spans:
-        before = snap.copy()
         for j in range(first, last + 1):
             trace.step(snap, j, True)
-        out.append(_model(trace, first, last, before, snap))
+        out.append(step_model(trace, first, last, snap))
     return out
 
 
-def _model(trace, first: int, last: int, before: Snapshot, after: Snapshot) -> StepModel:
+def step_model(trace, first: int, last: int, after: Snapshot) -> StepModel:
+    """The StepModel of events first..last, given the state after them (read, not kept)."""
+    diff = Diff.from_deltas(d for d in map(trace.delta, range(first, last + 1)) if d is not None)
+    return _model(trace, first, last, Before(after, diff), after)
+
+
+class Before:
+    """The state before a step, read through the state after it and the step's Diff: no copy
+    of the whole state (a step of a large trace stays cheap). Offers what _model reads: mms,
+    vmas, pages.get, pte(pid, addr) and ptes."""
+
+    def __init__(self, after: Snapshot, diff: Diff):
+        self._after, self._diff = after, diff
+        self.mms = _undone(after.mms, diff.mms)
+        self.vmas = _undone(after.vmas, diff.vmas)
+        self.pages = _Undone(after.pages, diff.pages)
+
+    def pte(self, pid: int, addr: int):
+        if (pid, addr) in self._diff.ptes:
+            return self._diff.ptes[(pid, addr)]
+        if pid in self._diff.runs:                       # linear runs changed: read the old ones
+            from vmlib.pte import Pte
+            for r in self._diff.runs[pid] or ():
+                if r.start <= addr < r.end:
+                    return Pte(r.pfn0 + ((addr - r.start) >> 12), r.bits)
+            return self._after.ptes.get((pid, addr))
+        return self._after.pte(pid, addr)
+
+    @property
+    def ptes(self) -> dict:
+        out = {k: v for k, v in self._after.ptes.items() if k not in self._diff.ptes}
+        out.update((k, v) for k, v in self._diff.ptes.items() if v is not None)
+        return out
+
+
+def _undone(now: dict, olds: dict) -> dict:
+    out = dict(now)
+    for key, old in olds.items():
+        if old is None:
+            out.pop(key, None)
+        else:
+            out[key] = old
+    return out
+
+
+class _Undone:
+    """dict.get over a large table with some keys' old values (None: absent) laid on top."""
+
+    def __init__(self, now: dict, olds: dict):
+        self._now, self._olds = now, olds
+
+    def get(self, key, default=None):
+        if key in self._olds:
+            old = self._olds[key]
+            return default if old is None else old
+        return self._now.get(key, default)
+
+
+def _model(trace, first: int, last: int, before: Before, after: Snapshot) -> StepModel:
     events = trace.events[first:last + 1]
     opev = next((e for e in events if e.kind == "op"), None)
     op = _parse_op(opev, events[0], before, after)
@@ -417,7 +474,8 @@ def _examined(op: dict, decisions, errors, before: Snapshot, after: Snapshot) ->
             if kind == "munmap" else 1
         for i in range(n):
             a = (addr & ~(PAGE - 1)) + i * PAGE
-            ex.ptes.add((pid, a))
+            if kind != "mmap":                   # mmap makes a vma and looks at no pte
+                ex.ptes.add((pid, a))
             for snap in (before, after):
                 v = _vma_at(snap, pid, a)
                 if v is not None:

@@ -19,7 +19,7 @@ from vmlib.errors import VmError
 from vmlib.trace import Snapshot
 from vmlib.views.dot import Diff, proc_label, theme_ink
 from vmlib.views.graphs import graph_for
-from vmlib.views.picture import StepModel, event_words, op_spans, step_models
+from vmlib.views.picture import StepModel, event_words, op_spans, step_model
 
 PRE = ("margin:2px 0;font-size:12px;white-space:pre-wrap;word-break:normal;overflow-wrap:normal;"
        "max-height:14em;overflow-y:auto")     # wraps between words only ("fast path", not "fas t path")
@@ -56,7 +56,7 @@ class Steps:
         self._snap = trace.state_at(self._at)
         self._layout = None
         self._player = None
-        self._models = None
+        self._models: dict[int, StepModel] = {}
 
     @property
     def layout(self):
@@ -87,13 +87,19 @@ class Steps:
 
     @property
     def models(self) -> list[StepModel]:
-        """The StepModel of every step (computed once, walking the trace once)."""
-        if self._models is None:
-            self._models = step_models(self.trace, self.spans)
-        return self._models
+        """The StepModel of every step."""
+        return [self.model(i) for i in range(len(self))]
 
     def model(self, i: int | None = None) -> StepModel:
-        return self.models[self.step if i is None else i]
+        """The StepModel of step i (the current one by default), made once when first asked."""
+        i = self.step if i is None else i
+        if i not in self._models:
+            keep = self.step
+            self.goto(i)
+            first, last = self.spans[i]
+            self._models[i] = step_model(self.trace, first, last, self._snap)
+            self.goto(keep)
+        return self._models[i]
 
     def __len__(self):
         return len(self.spans)
