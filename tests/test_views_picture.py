@@ -203,3 +203,23 @@ def test_no_renderer_imports_another():
     assert not {"dot", "render", "graphs", "widgets"} & imports("layout")
     assert not {"layout", "render", "graphs", "widgets"} & imports("dot")
     assert not {"layout", "dot", "render", "graphs", "widgets"} & imports("picture")
+
+
+def test_the_lessons_own_put_page_is_its_own_step_not_part_of_the_exit():
+    """Lesson 02: get_user_pages, fork, the child exits, then the lesson drops its gup reference."""
+    k = vmlib.Kernel("2.6.26", "x86", ram_pages=64)
+    p = k.spawn("parent")
+    a = p.mmap(PAGE)
+    p.write(a, b"A")
+    t = k.tracer.reset()
+    (page,) = p.get_user_pages(a, 1)
+    c = p.fork()
+    c.exit()
+    k.put_page(page)
+    models = step_models(t)
+    assert [m.op["kind"] for m in models] == ["get_user_pages", "fork", "exit", "put_page"]
+    exit_step = Steps(t)
+    exit_step.goto(2)
+    assert exit_step.diff().pages[page.pfn].count == 3 and page.pfn in exit_step.diff().prune(exit_step._snap).pages
+    assert exit_step._snap.pages[page.pfn].count == 2, "the exit drops the child's reference only"
+    assert models[3].examined.frames == {page.pfn} and "put_page" in models[3].headline

@@ -627,7 +627,7 @@ class Layout:
     def _draw_gone(self, out, pid: int, name: str) -> None:
         """A process that exited in this step: its mm box once more, marked changed."""
         b = self.boxes[f"mm{pid}"]
-        head = Box(b.x, b.y, b.w, 2 * LINE + 4)
+        head = Box(b.x, b.y, b.w, 4 * LINE + 4)        # the mm box's place and size: nothing moves
         out.append(f'<g data-node="mm{pid}" data-vm="mm:{pid}">{_rect(head, "", True, rx=6)}'
                    f'{self._seen_mark(head, self._seen and pid in self._seen.mms)}'
                    f'{_text(b.x + 6, b.y + 16, "Δ " + D.proc_label(pid, name), "b")}'

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from vmlib.trace import Snapshot
+from vmlib.trace import Snapshot, describe
 
 PAGE = 4096
 
@@ -237,11 +237,22 @@ class StepModel:
 
 
 def op_spans(trace) -> list[tuple[int, int]]:
-    """(first, last) event index of each operation: an "op" event or a top-level call of a
-    kernel function a lesson may call directly (STANDALONE); earlier events join the first."""
+    """(first, last) event index of each operation: an "op" event, a top-level call of a kernel
+    function a lesson may call directly (STANDALONE), or a run of top-level struct page changes
+    after an operation's nested work (the lesson's own k.put_page / k.alloc_page, which emit no
+    call); earlier events join the first."""
     heads = trace._rows[::3]
-    starts = [i for i, (kind, func, _row, depth) in enumerate(heads)
-              if kind == "op" or (kind == "call" and depth == 0 and func in STANDALONE)]
+    starts, deeper, direct = [], False, False
+    for i, (kind, func, _row, depth) in enumerate(heads):
+        if kind == "op" or (kind == "call" and depth == 0 and func in STANDALONE):
+            starts.append(i)
+            deeper = direct = False
+            continue
+        own = kind == "state" and depth == 0 and func == "page"
+        if own and deeper and not direct:
+            starts.append(i)
+        direct = own and (direct or deeper)
+        deeper = deeper or depth > 0
     starts = sorted({0, *starts[1:]}) if starts else [0]
     return [(s, e - 1) for s, e in zip(starts, [*starts[1:], len(trace)])]
 
@@ -341,6 +352,10 @@ def _model(trace, first: int, last: int, before: Before, after: Snapshot) -> Ste
 
 def _parse_op(opev, first_event, before: Snapshot, after: Snapshot) -> dict:
     """{"kind", "who", "pid", and the operation's arguments} from the op event's text."""
+    if opev is None and first_event.func == "page" and first_event.delta is not None:
+        _what, pfn, old, new = first_event.delta        # the lesson's own call on a struct page
+        kind = "alloc_page" if old is None else "put_page" if new is None or new.count < old.count else "get_page"
+        return {"kind": kind, "who": "kernel", "pid": None, "text": describe(first_event.delta), "pfn": pfn}
     if opev is None:
         return {"kind": first_event.func, "who": "kernel", "pid": None, "text": first_event.text}
     m = _OP.match(opev.text.strip())
@@ -467,6 +482,8 @@ def _examined(op: dict, decisions, errors, before: Snapshot, after: Snapshot) ->
     kind = op["kind"]
     if kind in ("spawn", "fork", "exit"):
         ex.mms.add(pid)
+    if "pfn" in op:
+        ex.frames.add(op["pfn"])
     if kind == "fork" and pid is not None:
         ex.ptes |= {(pid, a) for (m, a), p in before.ptes.items() if m == pid and p is not None}
     if pid is not None and addr is not None:
@@ -552,6 +569,9 @@ def _action(op, after) -> str:
         "fork": f"{actor} forks" + (f" child P{op['child']}" if op.get("child") else ""),
         "exit": f"{actor} exits",
         "munmap": f"{actor} unmaps {(op.get('length') or 0) // PAGE} page(s) at{at}",
+        "put_page": f"The lesson's code drops a reference to page {op.get('pfn')} (put_page): {op.get('text')}",
+        "get_page": f"The lesson's code takes a reference to page {op.get('pfn')}: {op.get('text')}",
+        "alloc_page": f"The lesson's code allocates page {op.get('pfn')} (alloc_page)",
     }.get(kind)
     if what is None and "user_pages" in kind:
         what = f"{actor} calls {kind} for {op.get('nr', 1)} page(s) at{at}"
