@@ -227,7 +227,9 @@ def test_every_kind_of_graph_renders_to_svg(forked):
         assert "legend" in svg
         bundle = g._repr_mimebundle_()
         assert g.inline_svg() in bundle["text/html"] and "vmlib" in bundle["text/plain"]
-        assert g.inline_svg().lstrip().startswith("<svg") and "max-width:100%" in g.inline_svg()
+        assert g.inline_svg().lstrip().startswith("<svg") and "max-width:none" in g.inline_svg(), \
+            "drawn at its natural size: text is not shrunk in a narrow column"
+        assert "overflow-x:auto" in g.html(), "a narrow column scrolls the picture instead"
 
 
 def test_a_process_is_named_once_when_its_name_is_the_default():

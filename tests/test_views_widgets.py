@@ -39,7 +39,7 @@ def test_forward_and_back_change_step_event_and_graph():
     seen = [(s.panel.event.value, s.panel.graph.value)]
     for i in range(1, len(ops)):
         assert s.forward() == i and s.slider.value == i + 1, "the slider counts from 1, like the caption"
-        assert str(t.events[ops[i]]).strip() in s.panel.event.value
+        assert html.escape(s.steps.model(i).headline, quote=False) in s.panel.event.value
         assert f'data-step="{i}"' in s.panel.graph.value
         seen.append((s.panel.event.value, s.panel.graph.value))
     assert len({e for e, _ in seen}) == len(seen) and len({g for _, g in seen}) == len(seen)
@@ -253,3 +253,39 @@ def test_playground_munmap_and_exit_and_their_errors():
     pg.buttons["read"].click()
     assert "vmlib-error" in pg.message.value
     k.check()
+
+
+def test_presentation_mode_draws_the_picture_at_the_column_width_and_keeps_the_step():
+    _k, t = cow_trace()
+    s = FaultStepper(t)
+    s.forward()
+    assert "max-width:none" in s.panel.graph.value, "notebook form: natural size, 12 px text"
+    s.present.value = True                              # the toggle button
+    assert s.step == 1 and "width:100%" in s.panel.graph.value and ">pgd<" not in s.panel.graph.value
+    s.presentation_mode(False)
+    assert not s.present.value and "max-width:none" in s.panel.graph.value
+
+
+def test_the_picture_comes_before_the_text_that_changes_length():
+    _k, t = cow_trace()
+    s = FaultStepper(t)
+    kids = s.panel.box.children
+    assert kids.index(s.panel.graph) < kids.index(s.panel.event) < kids.index(s.panel.counts)
+
+
+def test_compare_sides_wrap_next_to_each_other():
+    cmp = Compare(scenario)
+    body = cmp.children[1]
+    assert body.layout.flex_flow == "row wrap" and len(body.children) == 2
+    assert ">pgd<" not in cmp.panels[0].graph.value, "narrow sides: no pgd/pud/pmd boxes"
+
+
+def test_playground_log_reads_in_words_without_python_values():
+    k = vmlib.Kernel(ram_pages=64)
+    k.tracer.reset()
+    pg = Playground(k)
+    pg.do_spawn()
+    pg.do_mmap()
+    pg.do_write()
+    log = html.unescape(pg.event_log.value)
+    assert "do_anonymous_page" in log and "None" not in log and "_rss: 0 → 0" not in log

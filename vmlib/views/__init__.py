@@ -1,9 +1,21 @@
 """vmlib.views: page-table graphs, fault-stepping widgets and plots.
 
+One direction through the views:
+
+    trace ──► picture (vmlib.views.picture)          what each step IS: one operation (op_spans),
+                                                     its headline, row, events in words, the Diff
+                                                     it made and what its deciding code examined
+          ──► a renderer                             how it LOOKS; renderers read the picture
+              layout.py   our own SVG on one fixed     model and never each other
+                          layout per trace (no Graphviz), changed and examined marked
+              dot.py      DOT text (vma and physical-memory graphs; .source of the others),
+                          turned into SVG by render.py (pygraphviz or `dot`)
+          ──► users       graphs.py (Graph objects, process_graph ...), widgets.py (Steps and
+                          Steps.frames for a browser stepper, FaultStepper, Compare,
+                          Playground, show_steps for slides) use the model and a renderer.
+
 The only part of vmlib that imports graphviz, pygraphviz, ipywidgets and IPython, each lazily:
-`from vmlib.views import process_graph` loads none of them. Page-table graphs and steppers go
-trace -> layout (once) -> per-step SVG through vmlib.views.layout, with no Graphviz; vma and
-physical-memory graphs are DOT text rendered by pygraphviz or `dot` (vmlib.views.render).
+`from vmlib.views import process_graph` loads none of them.
 """
 
 from __future__ import annotations

@@ -10,155 +10,38 @@ reads on JupyterLab's light and dark themes alike (theme "auto": transparent bac
 
 from __future__ import annotations
 
-import html
 from bisect import bisect_left
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import dataclass
 
-from vmlib.flags import VM_MIXEDMAP, VM_PFNMAP, flag_names, is_cow_mapping, smaps_flags
+from vmlib.flags import SMAPS_CODES, VM_MIXEDMAP, VM_PFNMAP, flag_names, is_cow_mapping, smaps_flags
 from vmlib.trace import Snapshot
-
-PAGE = 4096
-
-# Okabe-Ito colours
-ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (
-    "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
-FILL = {"anon": GREEN, "file": SKY, "kernel": YELLOW, "zero": "#FFFFFF", "device": PURPLE,
-        "table": "#E0E0E0", "special": ORANGE, "mm": BLUE, "none": "#BBBBBB"}
-THEMES = {
-    "auto": {"bg": "transparent", "ink": "#808080"},
-    "light": {"bg": "#FFFFFF", "ink": "#333333"},
-    "dark": {"bg": "#1E1E1E", "ink": "#D0D0D0"},
-}
-
-
-def theme_ink(theme: str) -> dict:
-    """Background and line/text colour of a theme; ValueError for an unknown name."""
-    if theme not in THEMES:
-        raise ValueError(f"unknown theme {theme!r}: use one of {', '.join(repr(t) for t in THEMES)}")
-    return THEMES[theme]
-
-
-def proc_label(pid: int, name: str) -> str:
-    """How a process is named: "P2 child", or just "P2" when its name is the default one."""
-    return f"P{pid}" if name == f"P{pid}" else f"P{pid} {name}"
-
-
-def esc(text) -> str:
-    return html.escape(str(text), quote=True)
-
-
-# -- what a step changed ------------------------------------------------------------------
-
-@dataclass
-class Diff:
-    """What changed between two states: for each key, the value before (None = absent)."""
-
-    ptes: dict = field(default_factory=dict)     # (pid, addr) -> old Pte|None
-    pages: dict = field(default_factory=dict)    # pfn -> old PageInfo|None
-    rss: dict = field(default_factory=dict)      # (pid, kind) -> old int
-    vmas: dict = field(default_factory=dict)     # pid -> old tuple
-    runs: dict = field(default_factory=dict)     # pid -> old tuple
-    mms: dict = field(default_factory=dict)      # pid -> old name|None
-    tables: dict = field(default_factory=dict)   # (pid, level, base) -> old pfn|None
-
-    TABLES: ClassVar[dict] = {"pte": "ptes", "page": "pages", "rss": "rss", "vmas": "vmas", "runs": "runs",
-                              "mm": "mms", "table": "tables"}
-
-    @classmethod
-    def from_deltas(cls, deltas) -> Diff:
-        """The net change of a sequence of trace deltas (first old value of each key wins)."""
-        d = cls()
-        for what, key, old, _new in deltas:
-            getattr(d, cls.TABLES[what]).setdefault(key, old)
-        return d
-
-    @classmethod
-    def between(cls, old: Snapshot, new: Snapshot) -> Diff:
-        """The change from snapshot `old` to snapshot `new` (ptes compared with runs resolved)."""
-        d = cls()
-        for key in set(old.ptes) | set(new.ptes):
-            if old.pte(*key) != new.pte(*key):
-                d.ptes[key] = old.pte(*key)
-        for name in ("pages", "rss", "vmas", "runs", "mms", "tables"):
-            a, b = getattr(old, name), getattr(new, name)
-            for key in set(a) | set(b):
-                if a.get(key) != b.get(key):
-                    getattr(d, name)[key] = a.get(key)
-        return d
-
-    def __bool__(self):
-        return any((self.ptes, self.pages, self.rss, self.vmas, self.runs, self.mms, self.tables))
-
-    def prune(self, snap: Snapshot) -> Diff:
-        """Drop keys whose value ended where it started (nothing visible moved)."""
-        d = Diff()
-        d.ptes = {k: v for k, v in self.ptes.items() if snap.pte(*k) != v}
-        for name in ("pages", "rss", "vmas", "runs", "mms", "tables"):
-            now = getattr(snap, name)
-            getattr(d, name).update({k: v for k, v in getattr(self, name).items() if now.get(k) != v})
-        return d
-
-
-# -- inputs --------------------------------------------------------------------------------
-
-def inputs(src, trace_info=None) -> tuple[Snapshot, dict]:
-    """(snapshot, info) from a Kernel, a Trace (its last state) or a Snapshot (+ trace_info)."""
-    if hasattr(src, "snapshot") and hasattr(src, "trace_info"):
-        return src.snapshot(), trace_info or src.trace_info()
-    if isinstance(src, Snapshot):
-        return src, trace_info or {}
-    if hasattr(src, "state_at") and hasattr(src, "info"):
-        return src.state_at(len(src) - 1), trace_info or src.info
-    raise TypeError(f"expected a vmlib.Kernel, a Trace or a Snapshot, got {type(src).__name__}")
-
-
-def check_pids(snap: Snapshot, pids) -> list[int]:
-    """The pids to draw (all live ones for None); ValueError naming a pid that is not alive."""
-    live = sorted(snap.mms)
-    if pids is None:
-        return live
-    pids = [pids] if isinstance(pids, int) else list(pids)
-    for pid in pids:
-        if pid not in snap.mms:
-            alive = ", ".join(f"{p} ({snap.mms[p]})" for p in live) or "none"
-            raise ValueError(f"process {pid} is not in this state: it has exited or never existed "
-                             f"(live processes: {alive}); pass one of those pids")
-    return pids
-
-
-# -- frames --------------------------------------------------------------------------------
-
-def frame_kind(pfn: int, snap: Snapshot, info: dict) -> str:
-    """'anon', 'file', 'kernel', 'zero', 'device' (device memory: no struct page, or one its
-    driver made, as 2.6.25 XIP does) or 'none' (no memory there)."""
-    page = snap.pages.get(pfn)
-    if page is not None and not (pfn >= info.get("ram_pages", 0) and device_of(pfn, info)):
-        if pfn == info.get("zero_pfn") and not page.anon:
-            return "zero"
-        return "anon" if page.anon else "file" if page.mapping else "kernel"
-    if device_of(pfn, info):
-        return "device"
-    return "kernel" if pfn < info.get("ram_pages", 0) else "none"
-
-
-def device_of(pfn: int, info: dict) -> str | None:
-    for name, start, n in info.get("devices", ()):
-        if start <= pfn < start + n:
-            return name
-    return None
-
-
-def page_text(page) -> str:
-    return f"ref {page.count} map {page.mapcount}"
-
-
-def frame_what(kind: str, page, pfn: int, info: dict) -> str:
-    """What a frame with a struct page holds, in words: 'anon', 'file NAME', 'zero page', ..."""
-    if kind == "device":                        # device memory a driver gave struct pages (2.6.25 XIP)
-        return f"device {device_of(pfn, info)}, struct page made by its driver"
-    return {"anon": "anon", "zero": "zero page", "kernel": "reserved" if page.reserved else "kernel"}.get(
-        kind, f"file {page.mapping}")
+from vmlib.views.picture import (  # noqa: F401  (Diff, proc_label, theme_ink, colours: re-exported)
+    BLUE,
+    DEVICE_MEMMAPPED,
+    FILL,
+    GREEN,
+    ORANGE,
+    PAGE,
+    PURPLE,
+    SKY,
+    SMAPS_WORDS,
+    THEMES,
+    VERMILLION,
+    YELLOW,
+    Diff,
+    check_pids,
+    default_title,
+    device_of,
+    esc,
+    frame_kind,
+    frame_what,
+    inputs,
+    moved,
+    page_text,
+    proc_label,
+    rss_text,
+    theme_ink,
+)
 
 
 def frame_label(pfns: tuple, n: int, snap: Snapshot, info: dict, diff: Diff | None) -> tuple[str, bool]:
@@ -180,8 +63,8 @@ def frame_label(pfns: tuple, n: int, snap: Snapshot, info: dict, diff: Diff | No
         if diff is not None and pfn in diff.pages and diff.pages[pfn] != page:
             old = diff.pages[pfn]
             changed = True
-            counts = (f"ref {_moved(old and old.count, page.count)} "
-                      f"map {_moved(old and old.mapcount, page.mapcount)}")
+            counts = (f"ref {moved(old and old.count, page.count)} "
+                      f"map {moved(old and old.mapcount, page.mapcount)}")
         lines.append(esc(f"struct page: {counts}" + (" each" if n > 1 else "")))
         lines.append(esc(what))
     elif kind == "device":
@@ -193,10 +76,6 @@ def frame_label(pfns: tuple, n: int, snap: Snapshot, info: dict, diff: Diff | No
         changed = True
         lines.append("<B>Δ new page</B>")
     return "<BR/>".join(lines), changed
-
-
-def _moved(old, new) -> str:
-    return str(new) if old == new else f"{'–' if old is None else old}→{new}"
 
 
 def frame_attrs(kind: str, changed: bool) -> str:
@@ -429,11 +308,12 @@ LEGEND = {
 }
 
 
-DEVICE_MEMMAPPED = "device memory (dashed): struct pages only where its driver made them"
 
-
-def legend(dot: Dot, with_diff: bool, kinds, info: dict | None = None) -> None:
-    """One compact legend row under the graph: only the kinds this graph shows."""
+def legend(dot: Dot, with_diff: bool, kinds, info: dict | None = None, notes: str = "") -> None:
+    """One compact legend row under the graph: only the kinds this graph shows, then `notes`
+    (lines of text, e.g. what the smaps letters mean); nothing at all when there is nothing to say."""
+    if not kinds and not with_diff and not notes:
+        return                                       # an empty legend box explains nothing
     cells = [f'<TD><FONT COLOR="{dot.ink}"><B>legend</B></FONT></TD>']       # on the graph's background
     for kind in kinds:
         colour, text, ink = LEGEND[kind]
@@ -442,8 +322,14 @@ def legend(dot: Dot, with_diff: bool, kinds, info: dict | None = None) -> None:
         cells.append(f'<TD BGCOLOR="{colour}"><FONT COLOR="{ink}">{esc(text)}</FONT></TD>')
     if with_diff:
         cells.append(f'<TD BGCOLOR="#FFFFFF" COLOR="{VERMILLION}" BORDER="3">Δ changed in this step</TD>')
+    note = f'<TD ALIGN="LEFT" BALIGN="LEFT"><FONT COLOR="{dot.ink}">{notes}</FONT></TD>' if notes else ""
+    if len(cells) == 1:                              # nothing but notes: one row
+        cells.append(note)
+        note = ""
+    extra = f'<TR><TD COLSPAN="{len(cells)}" ALIGN="LEFT" BALIGN="LEFT">{note[note.index(">") + 1:]}</TR>' \
+        if note else ""
     dot.node("legend", '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="2" CELLPADDING="3" COLOR="black">'
-             f'<TR>{"".join(cells)}</TR></TABLE>')
+             f'<TR>{"".join(cells)}</TR>{extra}</TABLE>')
     dot.raw("{rank=sink; legend}")
 
 
@@ -453,7 +339,7 @@ def mm_graph(snap: Snapshot, info: dict, pids: list[int], diff: Diff | None = No
     theme_ink(theme)
     diff = diff.prune(snap) if diff else None
     rows = build_rows(snap, info, pids, diff, collapse)
-    dot = Dot(esc(title) if title else esc(_default_title(info, pids, snap)), theme)
+    dot = Dot(esc(title) if title else esc(default_title(info, pids, snap)), theme)
     frames: dict[str, tuple] = {}
     for pid in pids:
         _draw_mm(dot, snap, pid, rows[pid], diff, frames)
@@ -468,16 +354,9 @@ def mm_graph(snap: Snapshot, info: dict, pids: list[int], diff: Diff | None = No
     return str(dot)
 
 
-def _default_title(info, pids, snap) -> str:
-    prof = info.get("profile")
-    name = getattr(prof, "name", None) or (f"{prof.version}/{prof.arch}" if prof else "")
-    procs = ", ".join(proc_label(p, snap.mms[p]) for p in pids) or "no processes"
-    return f"{name}: {procs}".strip(": ")
-
-
 def _draw_mm(dot: Dot, snap, pid: int, rows: list[Row], diff, frames: dict) -> None:
     """The mm node, its tables (only populated paths) and one edge per row to its frame."""
-    rss = " ".join(f"{k} {_rss_text(snap, diff, (pid, k))}" for k in ("anon", "file"))
+    rss = " ".join(f"{k} {rss_text(snap, diff, (pid, k))}" for k in ("anon", "file"))
     changed = bool(diff and (any(k[0] == pid for k in diff.rss) or pid in diff.mms))
     pen = f' color="{VERMILLION}" penwidth=3' if changed else ""
     dot.node(f"mm{pid}", f"<B>P{pid} {esc(snap.mms[pid])}</B><BR/>mm_struct<BR/>rss: {esc(rss)}",
@@ -518,11 +397,6 @@ def _draw_mm(dot: Dot, snap, pid: int, rows: list[Row], diff, frames: dict) -> N
                     dot.edge(f"{pt}:{port}:e", r.frame, _edge_attrs(r))
 
 
-def _rss_text(snap, diff, key) -> str:
-    now = snap.rss.get(key, 0)
-    return _moved(diff.rss[key] or 0, now) if diff and key in diff.rss else str(now)
-
-
 def _edge_attrs(r: Row) -> str:
     attrs = []
     if r.kind == "removed":
@@ -544,10 +418,10 @@ def vma_dot(snap: Snapshot, info: dict, pids: list[int], diff: Diff | None = Non
     the linear rule pfn == vm_pgoff + off (raw) or not (COWed)."""
     theme_ink(theme)
     diff = diff.prune(snap) if diff else None
-    dot = Dot(esc(title or "vma layout: " + _default_title(info, pids, snap)), theme, rankdir="TB")
+    dot = Dot(esc(title or "vma layout: " + default_title(info, pids, snap)), theme, rankdir="TB")
     rows = build_rows(snap, info, pids, diff, collapse)
     for pid in pids:
-        trs = [f'<TR><TD COLSPAN="6"><B>P{pid} {esc(snap.mms[pid])}: vmas</B></TD></TR>',
+        trs = [f'<TR><TD COLSPAN="6"><B>{esc(proc_label(pid, snap.mms[pid]))}: vmas</B></TD></TR>',
                "<TR><TD>range</TD><TD>pages</TD><TD>vm_flags</TD><TD>smaps</TD><TD>vm_pgoff</TD><TD>file</TD></TR>"]
         for j, v in enumerate(snap.vmas.get(pid, ())):
             moved = diff is not None and pid in diff.vmas and v not in (diff.vmas[pid] or ())
@@ -564,8 +438,19 @@ def vma_dot(snap: Snapshot, info: dict, pids: list[int], diff: Diff | None = Non
                 dot.node(f"vp{pid}_{j}", _pfn_rule_table(v, inside, snap, info))
                 dot.edge(f"vmas{pid}:v{j}", f"vp{pid}_{j}")
     text = str(dot)
-    legend(dot, bool(diff), [k for k, colour in (("special", ORANGE), ("cow", GREEN)) if colour in text])
+    codes = {c for pid in pids for v in snap.vmas.get(pid, ()) for c in smaps_flags(v.flags).split()}
+    legend(dot, bool(diff), [k for k, colour in (("special", ORANGE), ("cow", GREEN)) if colour in text],
+           notes=smaps_note(codes))
     return str(dot)
+
+
+def smaps_note(codes) -> str:
+    """What the smaps letters in this graph mean (DOT HTML lines), in smaps' order."""
+    shown = [f"{c} = {esc(SMAPS_WORDS[c])}" for _bit, c in SMAPS_CODES if c in codes and c in SMAPS_WORDS]
+    if not shown:
+        return ""
+    lines = ["; ".join(shown[i:i + 3]) for i in range(0, len(shown), 3)]
+    return "<BR/>".join(["smaps letters (VmFlags, kernel-facts §13d):", *lines])
 
 
 def _flag_lines(names: list[str], cow: str, per_line: int = 4) -> str:

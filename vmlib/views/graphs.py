@@ -48,7 +48,8 @@ class Graph:
         """HTML showing the graph, or a short note saying what to install when nothing can draw it."""
         from vmlib.views.render import NoRenderer, no_renderer_html
         try:
-            return (f'<div class="vmlib-graph-static" style="color:var(--jp-content-font-color1,#111)">'
+            return (f'<div class="vmlib-graph-static" style="color:var(--jp-content-font-color1,#111);'
+                    f'overflow-x:auto">'
                     f"{self.inline_svg()}</div>")
         except NoRenderer as e:
             return no_renderer_html(e)
@@ -67,7 +68,7 @@ def _mm_graph(snap, info, pids, theme, diff, title, collapse, kind) -> Graph:
 
     def picture():
         lay = Layout(Union.of([snap], info), collapse, pids=pids)
-        return themed(lay.svg(snap, info, diff, title or D._default_title(info, pids, snap)), theme)
+        return themed(lay.svg(snap, info, diff, title or D.default_title(info, pids, snap)), theme)
     return Graph(lambda: D.mm_graph(snap, info, pids, diff, title, theme, collapse), kind, title, picture)
 
 

@@ -23,7 +23,7 @@ import html
 from dataclasses import dataclass, field
 
 from vmlib.trace import Snapshot
-from vmlib.views import dot as D
+from vmlib.views import picture as D
 
 PAGE = 4096
 FONT = 12                       # px; the smallest text in a graph is 11 px
@@ -32,6 +32,9 @@ CHAR = 0.56 * FONT              # mean width of a character (DejaVu Sans / Helve
 WIDTH = 960                     # the column a graph is designed for
 GAP = 8
 BIT = 18                        # width of one P/W/D/S cell
+PRESENT_W = 940                 # a reveal.js slide's column: what a presentation picture is sized for
+MAX_VMA_LINES = 6               # more vmas than this in one process: the mm box counts them
+SEEN = 4                        # how far outside a box its "examined" outline runs
 MANY_FRAMES = 12                # more frames than this: one-line frame boxes
 FRAME_X_GAP = 40                # room for the edges between pte tables and frames
 
@@ -41,7 +44,7 @@ CSS = (
     ".vg text{fill:var(--jp-content-font-color1,#111)}"
     ".vg text.k{fill:#000}.vg text.w{fill:#fff}"
     ".vg text.b{font-weight:bold}.vg text.i{font-style:italic;fill:var(--jp-content-font-color2,#333)}"
-    ".vg text.s{font-size:11px}"
+    ".vg text.s{font-size:12px}"
     ".vg .box{fill:var(--jp-layout-color2,#eee);stroke:var(--jp-content-font-color1,#222)}"
     ".vg .ln{stroke:var(--jp-content-font-color1,#222);fill:none;stroke-width:1.2}"
     ".vg .ar{fill:var(--jp-content-font-color1,#222)}"
@@ -50,6 +53,9 @@ CSS = (
     ".vg .dash{stroke-dasharray:5 3}"
     ".vg .hot{stroke:#D55E00;stroke-width:3}"
     ".vg .ln.hot{stroke-width:2.5}.vg .ar.hot{fill:#D55E00;stroke:none}"
+    ".vg .seen{stroke:var(--vm-seen,#0072B2);stroke-width:3;stroke-dasharray:7 4;fill:none}"
+    ".vg .seenmark{fill:var(--vm-seen,#0072B2)}"
+    "[data-jp-theme-light=false] .vg{--vm-seen:#56B4E9}"
 )
 
 
@@ -57,7 +63,7 @@ THEMES = {   # JupyterLab's variables, set on the picture for an explicit theme 
     "light": "--jp-layout-color0:#fff;--jp-layout-color2:#eee;--jp-content-font-color1:#111;"
              "--jp-content-font-color2:#333",
     "dark": "--jp-layout-color0:#111;--jp-layout-color2:#424242;--jp-content-font-color1:#fff;"
-            "--jp-content-font-color2:#ddd",
+            "--jp-content-font-color2:#ddd;--vm-seen:#56B4E9",
 }
 
 
@@ -65,7 +71,7 @@ def themed(svg: str, theme: str) -> str:
     """The picture with an explicit theme's colours (unchanged for "auto")."""
     if theme not in THEMES:
         return svg
-    return svg.replace('style="max-width:100%', f'style="{THEMES[theme]};max-width:100%', 1)
+    return svg.replace(' style="', f' style="{THEMES[theme]};', 1)
 
 
 def esc(text) -> str:
@@ -92,6 +98,7 @@ class Union:
     names: set = field(default_factory=set)       # page-cache and device names seen
     special: bool = False                         # some pte was special
     sigs: dict = field(default_factory=dict)      # ((pid, addr), step) -> (kind, count, mapcount) then
+    vmas: dict = field(default_factory=dict)      # pid -> {start: VmaInfo} of every vma any step shows
     info: dict = field(default_factory=dict)
 
     @classmethod
@@ -112,6 +119,8 @@ class Union:
         for pid, name in snap.mms.items():
             self.mms.setdefault(pid, set()).add(name)
         self.tables.update(snap.tables)
+        for pid, vmas in snap.vmas.items():
+            self._vmas(pid, vmas)
         for pid, runs in snap.runs.items():
             self._runs(snap, pid, runs)
         for key in snap.ptes:
@@ -134,6 +143,12 @@ class Union:
         self.kinds.add(D.frame_kind(pfn, snap, self.info))
         page = snap.pages.get(pfn)
         self.names.add(page.mapping if page is not None and page.mapping else D.device_of(pfn, self.info) or "")
+
+    def _vmas(self, pid: int, vmas) -> None:
+        slots = self.vmas.setdefault(pid, {})
+        for v in vmas or ():
+            if v.start not in slots or (v.end - v.start) > (slots[v.start].end - slots[v.start].start):
+                slots[v.start] = v
 
     def _runs(self, snap: Snapshot, pid: int, runs) -> None:
         from vmlib.pte import Pte
@@ -162,6 +177,8 @@ class Union:
                     self._runs(snap, key, new)
                 elif what == "table" and new is not None:
                     self.tables.add(key)
+                elif what == "vmas":
+                    self._vmas(key, new)
                 elif what == "mm" and new is not None:
                     self.mms.setdefault(key, set()).add(new)
             if run_pids:
@@ -338,8 +355,15 @@ class Box:
 class Layout:
     """Fixed places for every node of a union of states; `svg()` draws one state on them."""
 
-    def __init__(self, u: Union, collapse: int = 4, width: int = WIDTH, pids=None):
+    _seen = None                  # what the step being drawn examined (set by svg)
+
+    def __init__(self, u: Union, collapse: int = 4, width: int = WIDTH, pids=None, levels: bool = True,
+                 fit: str = "natural"):
+        if fit not in ("natural", "column"):
+            raise ValueError(f"fit must be 'natural' or 'column', got {fit!r}")
         self.u = u
+        self.levels = levels           # False: no pgd/pud/pmd boxes (the walk in the pte table's head), narrower
+        self.fit = fit                 # "column": drawn as wide as its column (presentation)
         self.pids = sorted(u.mms) if pids is None else sorted(pids)
         explicit = set(u.ptes)
         self.rows: dict[tuple, list[Row]] = {}      # (pid, i4, i3, i2) -> rows in address order
@@ -368,10 +392,17 @@ class Layout:
 
     # -- placing -------------------------------------------------------------------------
     def _place(self, width: int) -> None:
-        mm_w = max([text_width("anon rss 9999→9999")] +
+        self.vma_slots = {p: sorted(self.u.vmas.get(p, {})) for p in self.pids}
+        for p, slots in self.vma_slots.items():
+            if len(slots) > MAX_VMA_LINES:
+                self.vma_slots[p] = []             # too many to list: the mm box says how many
+        mm_w = max([text_width("anon rss 9999→9999"), text_width("vmas: 99")] +
+                   [text_width(t) + 4 for p in self.pids for v in self.u.vmas.get(p, {}).values()
+                    for t in _vma_lines(v)] +
                    [text_width(D.proc_label(p, n), True) for p in self.pids for n in self.u.mms[p]]) + 12
         lvl_w = text_width("pfn 99999") + 12
-        x_pt0 = 2 + mm_w + 14 + 3 * (lvl_w + 12)
+        self.walk_w = 3 * (lvl_w + 12) if self.levels else 0
+        x_pt0 = 2 + mm_w + 14 + self.walk_w
         wants = {r.rid: text_width(_row_text_max(r, self.u), True) for rows in self.rows.values() for r in rows}
 
         def room(frame_w: float) -> float:          # for a row's text, in a 960 px column
@@ -389,7 +420,7 @@ class Layout:
                             if r.lines == 2] + [text_width("0x7fffffff000 (empty)")]) + 16
         x_pgd = 2 + mm_w + 14
         xs = (x_pgd, x_pgd + lvl_w + 12, x_pgd + 2 * (lvl_w + 12))
-        x_pt = x_pgd + 3 * (lvl_w + 12)
+        x_pt = x_pgd + self.walk_w
         self.pt_w = max(self.label_w + 4 * BIT, text_width("pte table @pfn 99999", True) + 12)
         self.x_frames = x_pt + self.pt_w + FRAME_X_GAP
         y = LINE + 10                                 # below the title
@@ -404,13 +435,14 @@ class Layout:
 
     def _place_mm(self, pid: int, top: float, mm_w, xs, lvl_w, x_pt) -> float:
         x_pgd, x_pud, x_pmd = xs
-        self.boxes[f"mm{pid}"] = Box(2, top, mm_w, 4 * LINE + 4)
+        mm_h = (5 + 2 * len(self.vma_slots[pid])) * LINE + 8
+        self.boxes[f"mm{pid}"] = Box(2, top, mm_w, mm_h)
         tree: dict = {}
         for (p, i4, i3, i2) in self.rows:
             if p == pid:
                 tree.setdefault(i4, {}).setdefault(i3, []).append(i2)
         y = top
-        bottom = top + 4 * LINE + 4
+        bottom = top + mm_h
         self.boxes[f"pgd{pid}"] = self._level(f"pgd{pid}", x_pgd, top, lvl_w, sorted(tree))
         for i4 in sorted(tree):
             pud = f"pud{pid}_{i4}"
@@ -478,15 +510,18 @@ class Layout:
             items.append((D.ORANGE, "special pte (S), dashed edge"))
         items.append(("", "P W D S: present write dirty special"))
         items.append(("hot", "Δ changed in this step"))
+        items.append(("seen", "looked at by the deciding code (▶ the entry it decided on)"))
         return items
 
     # -- drawing one state ----------------------------------------------------------------
-    def svg(self, snap: Snapshot, info: dict, diff: D.Diff | None = None, title: str = "") -> str:
-        """The SVG of `snap` on this layout; `diff` (what the step changed) is highlighted."""
+    def svg(self, snap: Snapshot, info: dict, diff: D.Diff | None = None, title: str = "", examined=None) -> str:
+        """The SVG of `snap` on this layout; `diff` (what the step changed) is highlighted with a
+        solid vermillion outline, `examined` (a picture.Examined: what the deciding code looked at)
+        with a dashed blue outline just outside the element. Marked elements carry data-vm."""
         diff = diff.prune(snap) if diff else None
+        self._seen = examined if examined else None
         out = [(f'<svg xmlns="http://www.w3.org/2000/svg" class="vg" viewBox="0 0 {self.width:.0f} '
-               f'{self.height:.0f}" width="{self.width:.0f}" height="{self.height:.0f}" '
-               f'style="max-width:100%;height:auto" role="img">'),
+               f'{self.height:.0f}" {self.size_attrs()} role="img">'),
                f"<title>{esc(title)}</title><style>{CSS}</style>",
                f'<rect class="bg" x="0" y="0" width="{self.width:.0f}" height="{self.height:.0f}"/>',
                _text(4, 4 + FONT, _fit(title, self.width - 8, True), "b")]
@@ -494,20 +529,34 @@ class Layout:
         for pid in self.pids:
             if pid in snap.mms:
                 self._draw_mm(out, snap, pid, diff, seen)
+            elif diff is not None and diff.mms.get(pid) is not None:
+                self._draw_gone(out, pid, diff.mms[pid])
         self._draw_frames(out, snap, info, diff, seen)
-        self._draw_legend(out, diff is not None)
+        self._draw_legend(out, diff is not None, self._seen is not None)
         out.append("</svg>")
         return "".join(out)
+
+    def size_attrs(self) -> str:
+        """width, height and style of the picture. fit "natural": its natural size, text 12 px,
+        never shrunk (the box around it scrolls in a narrow column). fit "column" (presentation):
+        as wide as its column (its width/height say a 940 px slide's)."""
+        if self.fit == "natural":
+            return f'width="{self.width:.0f}" height="{self.height:.0f}" style="max-width:none;height:auto"'
+        k = PRESENT_W / self.width
+        return f'width="{PRESENT_W}" height="{self.height * k:.0f}" style="width:100%;height:auto"'
 
     def _draw_mm(self, out, snap, pid, diff, seen) -> None:
         b = self.boxes[f"mm{pid}"]
         hot = bool(diff and (any(k[0] == pid for k in diff.rss) or pid in diff.mms))
-        out.append(f'<g data-node="mm{pid}">{_rect(b, D.FILL["mm"], hot, rx=6)}'
+        head = Box(b.x, b.y, b.w, 4 * LINE + 4)
+        out.append(f'<g data-node="mm{pid}" data-vm="mm:{pid}">{_rect(head, D.FILL["mm"], hot, rx=6)}'
+                   f'{self._seen_mark(head, self._seen and pid in self._seen.mms)}'
                    f'{_text(b.x + 6, b.y + 16, D.proc_label(pid, snap.mms[pid]), "w b")}'
                    f'{_text(b.x + 6, b.y + 16 + LINE, "mm_struct", "w")}'
-                   f'{_text(b.x + 6, b.y + 16 + 2 * LINE, "anon rss " + D._rss_text(snap, diff, (pid, "anon")), "w")}'
-                   f'{_text(b.x + 6, b.y + 16 + 3 * LINE, "file rss " + D._rss_text(snap, diff, (pid, "file")), "w")}'
+                   f'{_text(b.x + 6, b.y + 16 + 2 * LINE, "anon rss " + D.rss_text(snap, diff, (pid, "anon")), "w")}'
+                   f'{_text(b.x + 6, b.y + 16 + 3 * LINE, "file rss " + D.rss_text(snap, diff, (pid, "file")), "w")}'
                    "</g>")
+        self._draw_vmas(out, snap, pid, diff, Box(b.x, b.y + head.h + 4, b.w, b.h - head.h - 4))
         live = {key: rows for key, rows in self.rows.items() if key[0] == pid}
         present = {key: [(r, r.ptes(snap)) for r in rows] for key, rows in live.items()}
 
@@ -529,6 +578,14 @@ class Layout:
         if not i4s and table_at(4, 0) is None:
             return
         pgd = f"pgd{pid}"
+        if not self.levels:
+            for key, rows in present.items():
+                b2 = key[1] << 39 | key[2] << 30 | key[3] << 21
+                if any(p[0] is not None for _r, p in rows) or table_at(1, b2) is not None:
+                    pt = f"pt{pid}_{key[1]}_{key[2]}_{key[3]}"
+                    self._pte_table(out, pt, b2, table_at(1, b2), new(1, b2), rows, diff, seen)
+                    _edge(out, b.x + b.w, b.y + LINE / 2 + 4, self.boxes[pt], False)
+            return
         out.append(self._index(pgd, "pgd", table_at(4, 0), new(4, 0), i4s))
         _edge(out, b.x + b.w, b.y + LINE / 2 + 4, self.boxes[pgd], False)
         for i4 in i4s:
@@ -554,6 +611,54 @@ class Layout:
                     _edge(out, self.boxes[pmd].x + self.boxes[pmd].w, self.ports[f"{pmd}:{i2}"],
                           self.boxes[pt], False)
 
+    def _seen_mark(self, b: Box, on, inside: bool = False, key: bool = False) -> str:
+        """The dashed "examined" outline around box b (just outside it, or inside for a row);
+        key: the entry the deciding code named, with a pointer at its left."""
+        if not on:
+            return ""
+        m = -2 if inside else SEEN
+        mark = (f'<rect class="seen" x="{b.x - m:.1f}" y="{b.y - m:.1f}" width="{b.w + 2 * m:.1f}" '
+                f'height="{b.h + 2 * m:.1f}"/>')
+        if key:
+            y = b.y + b.h / 2
+            mark += f'<path class="seenmark" data-key="1" d="M{b.x - 1:.1f},{y:.1f} l-9,-6 v12 z"/>'
+        return mark
+
+    def _draw_gone(self, out, pid: int, name: str) -> None:
+        """A process that exited in this step: its mm box once more, marked changed."""
+        b = self.boxes[f"mm{pid}"]
+        head = Box(b.x, b.y, b.w, 4 * LINE + 4)        # the mm box's place and size: nothing moves
+        out.append(f'<g data-node="mm{pid}" data-vm="mm:{pid}">{_rect(head, "", True, rx=6)}'
+                   f'{self._seen_mark(head, self._seen and pid in self._seen.mms)}'
+                   f'{_text(b.x + 6, b.y + 16, "Δ " + D.proc_label(pid, name), "b")}'
+                   f'{_text(b.x + 6, b.y + 16 + LINE, "exited: mm freed", "i")}</g>')
+
+    def _draw_vmas(self, out, snap, pid, diff, b: Box) -> None:
+        """The process's vmas under its mm box, one fixed slot (two lines) per vma start."""
+        vmas = {v.start: v for v in snap.vmas.get(pid, ())}
+        moved = diff is not None and pid in diff.vmas
+        old = {v.start: v for v in (diff.vmas[pid] or ())} if moved else {}
+        parts = [f'<g data-vm="vmas:{pid}">{_rect(b, "", False)}', _text(b.x + 6, b.y + 15, f"vmas: {len(vmas)}", "b")]
+        for j, start in enumerate(self.vma_slots[pid]):
+            v = vmas.get(start)
+            y = b.y + LINE * (1 + 2 * j) + 2
+            if v is None:
+                continue
+            box = Box(b.x + 2, y, b.w - 4, 2 * LINE)
+            hot = moved and old.get(start) != v
+            looked = bool(self._seen and (pid, start) in self._seen.vmas)
+            parts.append(f'<g data-vm="vma:{pid}:{start:#x}">')
+            if hot:
+                parts.append(f'<rect class="hot" x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" '
+                             f'height="{box.h:.1f}" fill="none"/>')
+            parts.append(self._seen_mark(box, looked, inside=True))
+            first, second = _vma_lines(v)
+            parts.append(_text(b.x + 6, y + 14, first, ""))
+            parts.append(_text(b.x + 6, y + 14 + LINE, second, "s"))
+            parts.append("</g>")
+        parts.append("</g>")
+        out.append("".join(parts))
+
     def _index(self, nid: str, name: str, pfn, hot: bool, entries: list[int]) -> str:
         b = self.boxes[nid]
         where = "" if pfn is None else "freed" if isinstance(pfn, tuple) else f"pfn {pfn}"
@@ -573,9 +678,11 @@ class Layout:
         b = self.boxes[nid]
         where = "" if pfn is None else f" freed (was @pfn {pfn[1]})" if isinstance(pfn, tuple) else f" @pfn {pfn}"
         xb = b.x + self.label_w
+        sub = f"entries from {base:#x}" if self.levels else \
+            f"pgd[{base >> 39 & 511}] pud[{base >> 30 & 511}] pmd[{base >> 21 & 511}]"
         parts = [f'<g data-node="{nid}">{_rect(b, "", hot)}',
                  _text(b.x + 5, b.y + 15, f"pte table{where}", "b"),
-                 _text(b.x + 5, b.y + 15 + LINE, f"entries from {base:#x}", "s")]
+                 _text(b.x + 5, b.y + 15 + LINE, sub, "s")]
         for j, letter in enumerate("PWDS"):
             parts.append(_text(xb + BIT * j + 4, b.y + 15 + LINE, letter, "s b"))
         for r, ptes in rows:
@@ -591,7 +698,11 @@ class Layout:
         changed = olds
         now = ptes[0]
         ty = r.y + LINE / 2 + 4
-        parts = []
+        parts = [f'<g data-vm="pte:{r.pid}:{r.first:#x}">']
+        if self._seen and any((r.pid, a) in self._seen.ptes for a in _row_addrs(r)):
+            key = any((r.pid, a) in self._seen.key for a in _row_addrs(r))
+            parts.append(self._seen_mark(Box(b.x + 1, r.y + 1, b.w - 2, LINE * r.lines - 2), True, inside=True,
+                                         key=key))
         if now is None:
             old = next((o for o in olds if o is not None), None)
             if old is not None:
@@ -601,7 +712,7 @@ class Layout:
                 self._want(seen, r, [old], True, True, removed=True)
             else:
                 parts.append(_text(b.x + 6, ty, f"{_addr_text(r)} (empty)", "i"))
-            return "".join(parts)
+            return "".join(parts) + "</g>"
         if now.special:
             parts.append(f'<rect x="{xb + 3 * BIT:.1f}" y="{r.y:.1f}" width="{BIT}" height="{LINE}" fill="{D.ORANGE}"/>')
         if changed:
@@ -614,7 +725,7 @@ class Layout:
             parts.append(_text(xb + BIT * j + 4, ty, "PWDS"[j] if on else "·",
                                ("k b" if name == "special" else "b") if on else ""))
         self._want(seen, r, ptes, bool(changed), now.special)
-        return "".join(parts)
+        return "".join(parts) + "</g>"
 
     def _want(self, seen, r: Row, ptes, hot: bool, dashed: bool, removed: bool = False) -> None:
         """Note the edge from row r to its frame node (drawn after the frames)."""
@@ -632,19 +743,27 @@ class Layout:
                 second = _text(b.x + 10 + text_width(lines[0], True), b.y + 15, "· " + lines[1], "k")
             else:
                 second = _text(b.x + 6, b.y + 15 + LINE, lines[1], "k")
-            out.append(f'<g data-node="{fid}">{_rect(b, fill, hot, extra=style)}'
+            looked = bool(self._seen and _fid_pfns(fid, refs, snap) & self._seen.frames)
+            out.append(f'<g data-node="{fid}" data-vm="frame:{_fid_pfn(fid)}">{_rect(b, fill, hot, extra=style)}'
+                       f'{self._seen_mark(b, looked)}'
                        f'{_text(b.x + 6, b.y + 15, lines[0], "k b")}{second}</g>')
             for r, hot_edge, dashed, removed in refs:
                 tb = self.boxes[_table_of(r)]
                 _edge(out, tb.x + tb.w, r.y + LINE / 2, b, hot_edge, dashed or removed,
                       f"×{r.n}" if r.n > 1 and not r.frame else "")
 
-    def _draw_legend(self, out, with_diff: bool) -> None:
+    def _draw_legend(self, out, with_diff: bool, with_seen: bool = False) -> None:
         y = self.legend_y
         for line in self.legend_lines:
             x = 4.0
             for swatch, label in line:
-                if swatch == "hot" and not with_diff:
+                if (swatch == "hot" and not with_diff) or (swatch == "seen" and not with_seen):
+                    continue
+                if swatch == "seen":
+                    out.append(f'<rect class="seen" x="{x:.1f}" y="{y + 3:.1f}" width="14" height="12"/>')
+                    x += 18
+                    out.append(_text(x, y + 14, label, ""))
+                    x += text_width(label) + 16
                     continue
                 if swatch:
                     cls = ' class="hot"' if swatch == "hot" else ' class="box"' if swatch == "table" else ""
@@ -659,6 +778,33 @@ class Layout:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+def _vma_lines(v) -> tuple[str, str]:
+    """Two short lines for a vma: '0x40000000 ×4' (start, pages) and 'rw-p MIXEDMAP' (or its file)."""
+    from vmlib.flags import VM_EXEC, VM_MIXEDMAP, VM_PFNMAP, VM_READ, VM_SHARED, VM_WRITE
+    f = v.flags
+    prot = "".join(c if f & bit else "-" for c, bit in (("r", VM_READ), ("w", VM_WRITE), ("x", VM_EXEC)))
+    prot += "s" if f & VM_SHARED else "p"
+    kind = "PFNMAP" if f & VM_PFNMAP else "MIXEDMAP" if f & VM_MIXEDMAP else (v.name or "anon")
+    return f"{v.start:#x} ×{(v.end - v.start) // PAGE}", f"{prot} {kind}"[:20]
+
+
+def _row_addrs(r: Row):
+    """Every address a row stands for."""
+    if r.run:
+        return range(r.run[0], r.run[0] + r.run[1] * PAGE, PAGE)
+    return r.addrs
+
+
+def _fid_pfns(fid: str, refs, snap) -> set:
+    """The pfns a frame node stands for (one, a group's, or a run's)."""
+    if fid.startswith("f"):
+        return {int(fid[1:])}
+    r = refs[0][0]
+    if r.run:
+        return set(range(r.run[2], r.run[2] + r.n))
+    return {p.pfn for p in r.ptes(snap) if p is not None}
+
 
 def _walk(addr: int) -> tuple[int, int, int]:
     return addr >> 39 & 511, addr >> 30 & 511, addr >> 21 & 511
@@ -751,8 +897,8 @@ def _counts(pfns, snap: Snapshot, diff) -> str:
         if old is None:
             return f"new: {D.page_text(page)}"
         if old != page:
-            return (f"ref {D._moved(old and old.count, page.count)} "
-                    f"map {D._moved(old and old.mapcount, page.mapcount)}")
+            return (f"ref {D.moved(old and old.count, page.count)} "
+                    f"map {D.moved(old and old.mapcount, page.mapcount)}")
         return D.page_text(page)
     pages = [snap.pages.get(p) for p in pfns]
     refs = sorted({p.count for p in pages if p is not None})

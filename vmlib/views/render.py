@@ -81,11 +81,12 @@ def _quiet_fontconfig():
 
 
 def inline_svg(source: str) -> str:
-    """The SVG without its XML prolog, doctype and comments, scaled to its column; lines and
+    """The SVG without its XML prolog, doctype and comments, at its natural size (the box around
+    it scrolls in a narrow column rather than shrinking its text); lines and
     text of the "auto" theme take the colour of the text around them (JupyterLab's theme)."""
     text = _PROLOG.sub("", svg(source), count=1)
     text = text.replace('"#808080"', '"currentColor"')   # "auto" theme ink: the page's text colour
-    return _SIZE.sub(lambda m: f'<svg style="max-width:100%;height:auto" width="{float(m[1]) * 4 / 3:.0f}" '
+    return _SIZE.sub(lambda m: f'<svg style="max-width:none;height:auto" width="{float(m[1]) * 4 / 3:.0f}" '
                      f'height="{float(m[2]) * 4 / 3:.0f}"', text, count=1)
 
 

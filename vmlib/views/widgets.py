@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import inspect
+import re
 
 import ipywidgets as W
 
@@ -18,6 +19,7 @@ from vmlib.errors import VmError
 from vmlib.trace import Snapshot
 from vmlib.views.dot import Diff, proc_label, theme_ink
 from vmlib.views.graphs import graph_for
+from vmlib.views.picture import StepModel, event_words, op_spans, step_model
 
 PRE = ("margin:2px 0;font-size:12px;white-space:pre-wrap;word-break:normal;overflow-wrap:normal;"
        "max-height:14em;overflow-y:auto")     # wraps between words only ("fast path", not "fas t path")
@@ -29,9 +31,16 @@ def _esc(text) -> str:
 
 
 class Steps:
-    """Navigate a trace step by step (every event, or one top-level operation per step)."""
+    """Navigate a trace step by step: by default one user-visible operation per step (mmap,
+    read, write, fork, munmap, get_user_pages, exit, ...; vmlib.views.picture.op_spans), with
+    ops_only=False one kernel event per step (the drill-down).
 
-    def __init__(self, trace, ops_only: bool = False, graph="fork", theme: str = "auto"):
+    Every step has a StepModel (vmlib.views.picture): a headline saying what the kernel did
+    and why, the deciding kernel-facts row, the kernel events in words, what changed and what
+    the deciding code examined. `frames()` gives all steps at once for a browser-side stepper.
+    """
+
+    def __init__(self, trace, ops_only: bool = True, graph="fork", theme: str = "auto"):
         if not hasattr(trace, "events") or not hasattr(trace, "state_at"):
             raise TypeError(f"expected a vmlib Trace (k.trace or k.tracer.reset()), got {type(trace).__name__}")
         if len(trace) == 0:
@@ -46,6 +55,8 @@ class Steps:
         self._at = self.spans[0][1]
         self._snap = trace.state_at(self._at)
         self._layout = None
+        self._player = None
+        self._models: dict[int, StepModel] = {}
 
     @property
     def layout(self):
@@ -58,22 +69,37 @@ class Steps:
         return self._layout
 
     def share_layout(self, other: Steps) -> None:
-        """Draw this trace and `other` on one layout (Compare: both sides line up)."""
+        """Draw this trace and `other` on one layout (Compare: both sides line up, and without
+        pgd/pud/pmd boxes each is narrow enough to stand beside the other in a wide column)."""
         from vmlib.views.layout import Layout, Union
         if self.graph in ("fork", "process") and other.graph == self.graph:
             u = Union.of([(self.trace, self.spans), (other.trace, other.spans)])
             pids = None if self.graph == "fork" or not u.mms else [min(u.mms)]
-            self._layout = other._layout = Layout(u, pids=pids)
+            self._layout = other._layout = Layout(u, pids=pids, levels=False)
+            self._player = other._player = Layout(u, pids=pids, levels=False, fit="column")
 
     @staticmethod
     def _spans(trace, ops_only: bool) -> list[tuple[int, int]]:
         """(first, last) event index of every step."""
-        n = len(trace)
         if not ops_only:
-            return [(i, i) for i in range(n)]
-        starts = trace.ops()[1:]
-        starts = [0, *starts]            # events before the first operation (spawn) join its step
-        return [(s, e - 1) for s, e in zip(starts, [*starts[1:], n])]
+            return [(i, i) for i in range(len(trace))]
+        return op_spans(trace)
+
+    @property
+    def models(self) -> list[StepModel]:
+        """The StepModel of every step."""
+        return [self.model(i) for i in range(len(self))]
+
+    def model(self, i: int | None = None) -> StepModel:
+        """The StepModel of step i (the current one by default), made once when first asked."""
+        i = self.step if i is None else i
+        if i not in self._models:
+            keep = self.step
+            self.goto(i)
+            first, last = self.spans[i]
+            self._models[i] = step_model(self.trace, first, last, self._snap)
+            self.goto(keep)
+        return self._models[i]
 
     def __len__(self):
         return len(self.spans)
@@ -106,28 +132,89 @@ class Steps:
         return Diff.from_deltas(d for d in deltas if d is not None)
 
     def headline(self) -> str:
-        """The step's event: the operation (ops_only) or the single event, with its row."""
-        first, last = self.spans[self.step]
-        ev = self.trace.events
-        head = next((e for e in map(ev.__getitem__, range(first, last + 1)) if e.kind == "op"), ev[first])
-        return str(head).strip()
+        """What the kernel did in this step and why, in plain words (with ops_only=False: the event)."""
+        if not self.ops_only:
+            return event_words(self.trace.events[self.spans[self.step][0]]).strip() or self.model().headline
+        return self.model().headline
 
     def caption(self) -> str:
         return f"step {self.step + 1}/{len(self)}: {self.headline()}"
 
-    def graph_now(self):
-        """The Graph of the current step with what it changed highlighted (fork and process
-        graphs are drawn on the trace's one layout: nodes stay where they are)."""
-        lay = self.layout
+    def graph_now(self, presentation: bool = False, title: str | None = None):
+        """The Graph of the current step with what it changed and what it examined marked
+        (fork and process graphs are drawn on the trace's one layout: nodes stay where they are);
+        its title is the caption unless given."""
+        lay = self.presentation_layout if presentation else self.layout
+        caption = self.caption() if title is None else title
         if lay is None:
-            return graph_for(self.graph, self._snap, self.trace.info, self.diff(), self.caption(), self.theme)
+            return graph_for(self.graph, self._snap, self.trace.info, self.diff(), caption, self.theme)
         from vmlib.views.dot import mm_graph
         from vmlib.views.graphs import Graph
         from vmlib.views.layout import themed
-        snap, info, diff, caption = self._snap.copy(), self.trace.info, self.diff(), self.caption()
+        snap, info, diff = self._snap.copy(), self.trace.info, self.diff()
+        examined = self.model().examined
         pids = [p for p in lay.pids if p in snap.mms]
         return Graph(lambda: mm_graph(snap, info, pids, diff, caption, self.theme), self.graph, caption,
-                     themed(lay.svg(snap, info, diff, caption), self.theme))
+                     themed(lay.svg(snap, info, diff, caption, examined), self.theme))
+
+    @property
+    def presentation_layout(self):
+        """The layout for presentation mode: no pgd/pud/pmd boxes, so the picture is narrow
+        and grows to the column's width with large text."""
+        if self._player is None and self.layout is not None:
+            from vmlib.views.layout import Layout
+            self._player = Layout(self.layout.u, pids=self.layout.pids, levels=False, fit="column")
+        return self._player
+
+    def frames(self, presentation: bool = False) -> list[dict]:
+        """Every step, computed once, for a browser-side stepper: one dict per step.
+
+        Keys of each dict:
+          svg       complete SVG markup of the step's picture; every frame of one Steps has the
+                    same width, height and viewBox (the layout is fixed per trace, the tallest
+                    state reserved). presentation=False: its width/height attributes are its
+                    natural size (text 12 px at 1:1: show it at that size and let it scroll in a
+                    narrow column rather than shrink); presentation=True: a narrower picture
+                    (no pgd/pud/pmd boxes) with style width:100%, for the column's width.
+          headline  plain text: what the kernel did in this step and why.
+          row       the deciding kernel-facts row ("§6b v2.6.26 row 3") or "".
+          events    list[str]: the step's kernel events in words, bookkeeping folded away
+                    (show them collapsed); indentation is the call depth.
+          marks     {"changed": [...], "examined": [...]}: the data-vm attribute values of the
+                    SVG elements the step changed / the deciding code looked at (ptes "pte:PID:ADDR",
+                    vmas "vma:PID:START", frames "frame:PFN", mms "mm:PID"); informational.
+          op        machine-readable facts of the operation (for questions), see below.
+
+        Keys of "op" (absent when the trace does not say):
+          kind      "spawn" "mmap" "read" "write" "fork" "exit" "munmap" "get_user_pages"
+                    "get_user_pages_fast" "pin_user_pages", or a kernel function a lesson called
+                    directly ("move_to_xip", ...); with ops_only=False the event's function.
+          who, pid  the process (name as traced, pid); who is "kernel" for spawn and direct calls.
+          text      the operation as traced, e.g. "write(0x40000000, b'P')" (not for display).
+          addr      the address it works on (mmap: the new vma's start); n (read), data (write,
+                    as text in quotes), length (mmap, munmap), nr and write (gup), prot, flags,
+                    file, vma {start, end, flags} (mmap), child (fork: the new pid).
+          decision  the decision in one word: "copy" | "reuse" | "fallback" | "special" |
+                    "efault" | "sigbus" | "segfault" | else the deciding function's name.
+          fn, row, why   the deciding function, its kernel-facts row and its words.
+          error     the error or warning text, when the operation failed.
+          decisions [{"fn", "text", "row"}, ...]: every decision of the step, in order.
+          before, after  {"pte": {"pfn", "flags", "present", "write", "special"} | None,
+                    "page": {"pfn", "count", "mapcount", "anon"} | None} at addr's page, before
+                    and after the step (read/write/gup/munmap/mmap with a pid and addr).
+        Leaves the navigator on the step it was on."""
+        keep = self.step
+        out = []
+        try:
+            for i in range(len(self)):
+                self.goto(i)
+                m = self.model()
+                svg = self.graph_now(presentation, f"step {i + 1}/{len(self)}: {m.action}").svg()
+                out.append({"svg": svg, "headline": self.headline(), "row": m.row, "events": list(m.events),
+                            "marks": marks(self.diff().prune(self._snap), m.examined), "op": dict(m.op)})
+        finally:
+            self.goto(keep)
+        return same_size(out)
 
     def counts(self) -> list[str]:
         """Counts that moved in this step: refcounts, mapcounts, rss."""
@@ -150,22 +237,22 @@ class Steps:
         return out
 
     def event_html(self) -> str:
-        """The step's events as HTML (decisions carry their kernel-facts row)."""
+        """The step's headline (with its row) and its events in words, collapsed under a
+        <details> so that opening them never moves the picture's top (the list comes last)."""
+        m = self.model()
         if self.ops_only:
-            shown, current = self.events(), None
+            lines = [_esc(t) for t in m.events]
         else:
             lo = max(0, self._at - 3)
-            shown, current = self.trace.events[lo:self._at + 4], self._at
-        lines = []
-        for e in shown:
-            text = _esc(str(e))
-            if e.seq == current or (current is None and e.kind == "op"):
-                text = f"<b>{text}</b>"
-            if e.kind in ("warn", "error"):
-                text = f'<span style="border-left:4px solid #D55E00;padding-left:4px">⚠ {text}</span>'
-            lines.append(text)
-        return (f'<div class="vmlib-event" data-step="{self.step}"><b>{_esc(self.caption())}</b>'
-                f'<pre style="{PRE}">{"<br>".join(lines)}</pre></div>')
+            lines = []
+            for e in self.trace.events[lo:self._at + 4]:
+                text = _esc(event_words(e) or str(e))
+                lines.append(f"<b>{text}</b>" if e.seq == self._at else text)
+        row = f' <span class="vmlib-row">[{_esc(m.row)}]</span>' if m.row else ""
+        return (f'<div class="vmlib-event" data-step="{self.step}"><b>step {self.step + 1}/{len(self)}</b>: '
+                f'{_esc(self.headline())}{row}'
+                f'<details><summary>kernel events ({len(lines)})</summary>'
+                f'<pre style="{PRE}">{"<br>".join(lines)}</pre></details></div>')
 
     def all_steps(self):
         """Yield (caption, Graph) for every step, from the first; leaves the navigator on the last."""
@@ -174,21 +261,65 @@ class Steps:
             yield self.caption(), self.graph_now()
 
 
+def marks(diff: Diff, examined) -> dict:
+    """{"changed": [...], "examined": [...]}: data-vm values (see Steps.frames)."""
+    changed = [f"pte:{p}:{a:#x}" for p, a in sorted(diff.ptes)] + [f"frame:{n}" for n in sorted(diff.pages)] + \
+        [f"mm:{p}" for p in sorted({k[0] for k in diff.rss} | set(diff.mms))] + \
+        [f"vmas:{p}" for p in sorted(diff.vmas)]
+    seen = [f"pte:{p}:{a:#x}" for p, a in sorted(examined.ptes)] + [f"vma:{p}:{s:#x}" for p, s in
+                                                                   sorted(examined.vmas)] + \
+        [f"frame:{n}" for n in sorted(examined.frames)] + [f"mm:{p}" for p in sorted(examined.mms)]
+    return {"changed": changed, "examined": seen}
+
+
+_SVG_SIZE = re.compile(r'<svg\b[^>]*>')
+
+
+def same_size(frames: list[dict]) -> list[dict]:
+    """Give every frame's root <svg> the largest width, height and viewBox of them all (the
+    fixed layouts already agree; Graphviz pictures differ from step to step)."""
+    sizes = [_svg_box(f["svg"]) for f in frames]
+    if not sizes or None in sizes or len(set(sizes)) == 1:
+        return frames
+    w, h = max(s[0] for s in sizes), max(s[1] for s in sizes)
+    for f in frames:
+        tag = _SVG_SIZE.search(f["svg"])[0]
+        new = re.sub(r'\swidth="[^"]*"', f' width="{w:.0f}"', tag, count=1)
+        new = re.sub(r'\sheight="[^"]*"', f' height="{h:.0f}"', new, count=1)
+        new = re.sub(r'\sviewBox="([-\d.]+) ([-\d.]+) [^"]*"', lambda m: f' viewBox="{m[1]} {m[2]} {w:.2f} {h:.2f}"',
+                     new, count=1)
+        f["svg"] = f["svg"].replace(tag, new, 1)
+    return frames
+
+
+def _svg_box(svg: str):
+    tag = _SVG_SIZE.search(svg)
+    vb = re.search(r'viewBox="[-\d.]+ [-\d.]+ ([\d.]+) ([\d.]+)"', tag[0]) if tag else None
+    return (float(vb[1]), float(vb[2])) if vb else None
+
+
 class StepOutput:
     """One static output: the step's picture with its caption (text/plain carries the caption)."""
 
-    def __init__(self, caption: str, graph):
-        self.caption, self.graph = caption, graph
+    def __init__(self, caption: str, graph, headline: str = "", row: str = ""):
+        self.caption, self.graph, self.headline, self.row = caption, graph, headline, row
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return {"text/html": f'<div class="vmlib-step-picture">{self.graph.html()}</div>', "text/plain": self.caption}
+        row = f" [{_esc(self.row)}]" if self.row else ""
+        head = f'<p class="vmlib-step-headline">{_esc(self.headline)}{row}</p>' if self.headline else ""
+        return {"text/html": f'<div class="vmlib-step-picture">{head}{self.graph.html()}</div>',
+                "text/plain": self.caption}
 
 
 def show_steps(trace, ops_only: bool = True, graph="fork", theme: str = "auto") -> None:
-    """Display one SVG output per step (caption inside it): a steps cell becomes slide fragments."""
+    """Display one output per step, its headline over its picture drawn at the column's width
+    (the presentation form): a steps cell becomes slide fragments."""
     from IPython.display import display
-    for caption, g in Steps(trace, ops_only, graph, theme).all_steps():
-        display(StepOutput(caption, g))
+    s = Steps(trace, ops_only, graph, theme)
+    for i in range(len(s)):
+        s.goto(i)
+        g = s.graph_now(presentation=True, title=f"step {i + 1}/{len(s)}: {s.model().action}")
+        display(StepOutput(s.caption(), g, s.headline(), s.model().row))
 
 
 def _slider(name: str, n: int, interval: int, on_value):
@@ -213,7 +344,8 @@ def _button(desc: str, tip: str, fn) -> W.Button:
 
 
 class _Panel:
-    """The display of one Steps: event text, graph and changed counts (HTML widgets)."""
+    """The display of one Steps: its picture first (the same size at every step, so nothing
+    moves while stepping), then the headline, the events (collapsed), counts and notes."""
 
     def __init__(self, steps: Steps, title: str = ""):
         self.steps = steps
@@ -222,7 +354,9 @@ class _Panel:
         self.graph = W.HTML()
         self.counts = W.HTML()
         self.note = W.HTML()
-        self.box = W.VBox([self.title, self.event, self.counts, self.note, self.graph])
+        self.box = W.VBox([self.title, self.graph, self.event, self.counts, self.note],
+                          layout=W.Layout(min_width="0", flex="0 1 auto"))
+        self.presentation = False        # True: the picture at the column's width, large text
 
     def show(self) -> None:
         s = self.steps
@@ -230,8 +364,10 @@ class _Panel:
         counts = s.counts()
         self.counts.value = ('<div class="vmlib-counts">' + ("changed: " + "; ".join(map(_esc, counts))
                                                                if counts else "no counts changed") + "</div>")
-        self.graph.value = (f'<div class="vmlib-graph" data-step="{s.step}" style="max-width:100%">'
-                            f'{s.graph_now().html()}</div>')
+        title = f"step {s.step + 1}/{len(s)}: {s.model().action}"
+        self.graph.value = (f'<div class="vmlib-graph" data-step="{s.step}" data-ops="{len(s.trace.ops())}" '
+                            f'style="max-width:100%;overflow-x:auto">'
+                            f'{s.graph_now(self.presentation, title).html()}</div>')
 
 
 class _Navigation:
@@ -262,13 +398,17 @@ class _Navigation:
 class FaultStepper(_Navigation, W.VBox):
     """Step a trace forwards and backwards: buttons, play, slider, event, graph with its diff."""
 
-    def __init__(self, trace, ops_only: bool = False, graph="fork", theme: str = "auto"):
+    def __init__(self, trace, ops_only: bool = True, graph="fork", theme: str = "auto"):
         self.steps = Steps(trace, ops_only, graph, theme)
         self.panel = _Panel(self.steps)
         n = len(self.steps)
         self.slider, self.play = _slider("step", n, 900, self._slid)
         self.buttons = _buttons(self)
-        controls = W.HBox([*self.buttons, self.play, self.slider], layout=W.Layout(flex_flow="row wrap"))
+        self.present = W.ToggleButton(value=False, description="presentation", tooltip="presentation",
+                                      layout=W.Layout(width="auto"))
+        self.present.observe(lambda ch: self.presentation_mode(ch["new"]), names="value")
+        controls = W.HBox([*self.buttons, self.play, self.slider, self.present],
+                          layout=W.Layout(flex_flow="row wrap"))
         super().__init__([controls, self.panel.box])
         self.add_class("vmlib-stepper")
         self.renders = 0
@@ -277,6 +417,12 @@ class FaultStepper(_Navigation, W.VBox):
     @property
     def step(self) -> int:
         return self.steps.step
+
+    def presentation_mode(self, on: bool = True) -> None:
+        """Draw the picture at the column's width with large text (for a lecture hall), or not."""
+        self.panel.presentation = bool(on)
+        self.present.value = bool(on)
+        self._show(self.step)
 
     def _show(self, i: int) -> None:
         self.steps.goto(i)
@@ -359,7 +505,9 @@ class Compare(_Navigation, W.VBox):
         self.errors = [err for _, _, err in sides]
         self.n = max(len(self.left), len(self.right))
         self.slider, self.play = _slider("operation", self.n, 1200, self._slid)
-        body = W.VBox([p.box for p in self.panels])          # stacked: each side gets the full column
+        body = W.Box([p.box for p in self.panels],           # side by side where the column has room
+                     layout=W.Layout(display="flex", flex_flow="row wrap", align_items="flex-start",
+                                     grid_gap="8px 16px"))
         super().__init__([W.HBox([*_buttons(self), self.play, self.slider],
                                  layout=W.Layout(flex_flow="row wrap")), body])
         self.add_class("vmlib-compare")
@@ -487,7 +635,8 @@ class Playground(W.VBox):
             self.event_log.value = ""                  # the old log belongs to an earlier operation
             return None
         self.message.value = f'<div class="vmlib-ok">{_esc(what)}: {_esc(_result(result))}</div>'
-        text = trace.text(n0) if self.k.trace is trace else ""
+        words = [event_words(e) for e in trace.events[n0:]] if self.k.trace is trace else []
+        text = "\n".join(w for w in words if w)          # bookkeeping folded, no raw Python values
         self.event_log.value = f'<pre class="vmlib-log" style="{PRE}">{_esc(text)}</pre>'
         self._refresh(Diff.between(before, self.k.snapshot()))
         return result
