@@ -79,6 +79,7 @@ function render({ model, el }) {
       if (p.frame !== j) {
         p.graph.innerHTML = f.svg;
         p.frame = j;
+        p.graph.dataset.frame = String(j);
         const row = f.row ? ` [${f.row}]` : "";
         p.event.replaceChildren(h("b", { text: `step ${j + 1}/${side.frames.length}: ${f.headline}` }));
         if (row) p.event.append(h("span", { class: "vmlib-row", text: row }));

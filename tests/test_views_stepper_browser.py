@@ -1,0 +1,118 @@
+"""The Stepper's front end (vmlib/views/stepper.js) in headless Chromium, on its self-contained
+HTML (the same module the anywidget runs): predict mode asks before it reveals, says right or
+wrong with the deciding row and what the wrong choice would have broken, and nothing visible
+(text, picture, title, alt, aria) tells the answer before the student chose."""
+
+import tempfile
+
+import pytest
+from conftest import ROOT, find_chromium
+from test_views_browser import CHROMIUM_ARGS
+from test_views_stepper import fork_then_writes
+
+from vmlib.views.stepper import Stepper
+
+pytestmark = pytest.mark.browser
+SHOTS = ROOT / "build" / "views"
+
+VISIBLE = """root => { const out = [root.innerText];
+    for (const el of root.querySelectorAll('*')) {
+        for (const a of ['title', 'alt', 'aria-label', 'aria-description', 'placeholder', 'value'])
+            if (el.getAttribute(a)) out.push(el.getAttribute(a));
+        if (el.tagName.toLowerCase() === 'title') out.push(el.textContent);
+    }
+    for (const d of root.querySelectorAll('details:not([open]) pre')) out.push('CLOSED:' + d.textContent);
+    return out; }"""
+
+
+@pytest.fixture(scope="module")
+def page():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        ctx = pw.chromium.launch_persistent_context(profile, executable_path=find_chromium(), headless=True,
+                                                    args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900})
+        try:
+            yield ctx.new_page()
+        finally:
+            ctx.close()
+
+
+def open_stepper(page, widget, tmp_path, theme="light"):
+    bg, ink = ("#fff", "#111") if theme == "light" else ("#111", "#eee")
+    path = tmp_path / "stepper.html"
+    path.write_text(f'<!DOCTYPE html><html><head><meta charset="utf-8"></head><body style="background:{bg};'
+                    f'color:{ink};font-family:sans-serif;max-width:1100px">{widget.static_html()}</body></html>')
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    page.wait_for_selector(".vmlib-stepper .vmlib-graph svg")
+    return errors
+
+
+def visible_texts(page) -> list[str]:
+    texts = page.locator(".vmlib-stepper").evaluate(VISIBLE)
+    return [t for t in texts if not t.startswith("CLOSED:")]
+
+
+def test_predict_wrong_then_right(page, tmp_path):
+    w = Stepper(fork_then_writes(), ops_only=True, predict=True)
+    q1, q2 = w.questions
+    frames = w.sides[0]["frames"]
+    errors = open_stepper(page, w, tmp_path)
+    root = page.locator(".vmlib-stepper")
+    forward = root.locator("button[title='forward']")
+
+    for q in (q1, q2):
+        forward.click()
+        if q is q1:                                # forward again does not skip the question
+            root.locator(".vmlib-ask[data-state='asking']").wait_for()
+            forward.click()
+        check_asking(page, root, q, frames)
+        if q is q2:
+            break
+        page.screenshot(path=str(SHOTS / "stepper_predict_ask_light.png"))
+        wrong = next(k for k, c in enumerate(q1["choices"]) if not c["right"])
+        root.locator(".vmlib-choices button").nth(wrong).click()
+        reveal = root.locator(".vmlib-ask[data-state='wrong']")
+        reveal.wait_for()
+        text = reveal.inner_text()
+        assert "✘" in text and q1["row"] in text and q1["choices"][wrong]["why"] in text, text
+        assert root.locator(".vmlib-graph").get_attribute("data-frame") == str(q1["step"])
+        page.screenshot(path=str(SHOTS / "stepper_predict_wrong_light.png"))
+
+    # the second question: answer it right
+    right = next(k for k, c in enumerate(q2["choices"]) if c["right"])
+    root.locator(".vmlib-choices button").nth(right).click()
+    reveal = root.locator(".vmlib-ask[data-state='right']")
+    reveal.wait_for()
+    text = reveal.inner_text()
+    assert "✔" in text and q2["row"] in text and "Had it been" not in text, text
+    assert root.locator(".vmlib-event b").first.inner_text().startswith(f"step {q2['step'] + 1}/")
+    assert errors == []
+
+
+def check_asking(page, root, q, frames) -> None:
+    """The question is asked over the step before it, and nothing visible tells its answer."""
+    ask = root.locator(".vmlib-ask[data-state='asking']")
+    ask.wait_for()
+    assert q["prompt"] in ask.inner_text()
+    assert root.locator(".vmlib-graph").get_attribute("data-frame") == str(q["step"] - 1)
+    shown = "\n".join(visible_texts(page))
+    decided = q["explain"].split(": ", 1)[1].rstrip(".")
+    headline = frames[q["step"]]["headline"]     # secret unless it only names the operation asked about
+    for secret in (decided, "" if headline in q["prompt"] else headline, "✔", "✘", "Right", "Not this time"):
+        assert not secret or secret not in shown, f"{secret!r} is visible before the student answered"
+    labels = root.locator(".vmlib-choices button").all_inner_texts()
+    assert labels == [c["label"] for c in q["choices"]]
+
+
+def test_dark_theme_and_no_prediction_mode(page, tmp_path):
+    w = Stepper(fork_then_writes(), ops_only=True, predict=False)
+    errors = open_stepper(page, w, tmp_path, theme="dark")
+    root = page.locator(".vmlib-stepper")
+    for i in range(1, len(w)):
+        root.locator("button[title='forward']").click()
+        page.wait_for_function(f"() => document.querySelector('.vmlib-graph').dataset.step === '{i}'")
+        assert root.locator(".vmlib-ask").inner_text() == "", "no question outside predict mode"
+    page.screenshot(path=str(SHOTS / "stepper_dark.png"))
+    assert errors == []
