@@ -98,7 +98,7 @@ def lesson_trace(name: str = "04_fork_and_cow.ipynb"):
         if cell["cell_type"] != "code":
             continue
         if src.strip().startswith(("FaultStepper(", "Stepper(")):
-            return eval(src.strip().split("(", 1)[1].rsplit(")", 1)[0].split(",")[0], env)   # noqa: S307
+            return eval(src.strip().split("(", 1)[1].rsplit(")", 1)[0].split(",")[0], env)
         with contextlib.redirect_stdout(io.StringIO()):
             exec(src, env)   # noqa: S102 - the course's own lesson
     raise SystemExit(f"{name} has no stepper cell")

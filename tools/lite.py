@@ -4,12 +4,13 @@
 
 Everything the site loads is vendored, so it works with no network: the Pyodide core from
 the npm package `pyodide`, the wheels its kernel needs (micropip, packaging, ipython and
-their dependencies, ipywidgets) from PyPI, and vmlib as a wheel built here. The JupyterLite
+their dependencies, ipywidgets, anywidget) from PyPI, and vmlib as a wheel built here. The JupyterLite
 tools run from their own venv, build/lite-env/. The npm package carries only Pyodide's core,
 so the site's `pyodide-lock.json` is rewritten to list just the two packages the kernel loads
 from it (micropip, packaging) with the hashes of the PyPI wheels used; every other package
 comes from the site's own piplite index, with the PyPI fallback switched off.
-Each lesson copied into the site gets a first cell installing vmlib and ipywidgets.
+The site carries anywidget's lab extension (from the tools' venv), so the Stepper steps there.
+Each lesson copied into the site gets a first cell installing vmlib, ipywidgets and anywidget.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ WORK = BUILD / "lite-work"
 ENV = BUILD / "lite-env"
 
 LITE_TOOLS = ["jupyterlite-core==0.8.6", "jupyterlite-pyodide-kernel==0.8.6", "jupyter_server",
-              "jupyterlab_widgets"]
+              "jupyterlab_widgets", "anywidget==0.11.0"]    # anywidget: its lab extension runs the Stepper
 PYODIDE_VERSION = "314.0.6"     # the one jupyterlite-pyodide-kernel 0.8.6 is built for
 PYODIDE_PYTHON = "3.14"
 LOCKED = ["micropip", "packaging"]   # what the kernel loads through pyodide-lock.json
-KERNEL_DEPS = ["ipython==9.12.0", "comm", "ipywidgets", "jedi"]
+KERNEL_DEPS = ["ipython==9.12.0", "comm", "ipywidgets", "jedi", "anywidget==0.11.0"]
 SHIMMED = ["widgetsnbextension"]     # the pyodide kernel ships its own stand-in
-INSTALL_CELL = "%pip install -q vmlib ipywidgets"
+INSTALL_CELL = "%pip install -q vmlib ipywidgets anywidget"
 
 
 def run(cmd: list, **kw) -> None:
