@@ -51,7 +51,8 @@ class Graph:
             return (f'<div class="vmlib-graph-static" style="color:var(--jp-content-font-color1,#111)">'
                     f"{self.inline_svg()}</div>")
         except NoRenderer as e:
-            return no_renderer_html(e)
+            from vmlib.views.browserdot import browser_graph_html  # JupyterLite: Graphviz in the page
+            return browser_graph_html(self.source) or no_renderer_html(e)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {"text/html": self.html(), "text/plain": repr(self)}
