@@ -71,13 +71,38 @@ function render({ model, el }) {
   let pending = null;
   const shown = () => (pending === null ? shownStep : pending);
 
+  // Each frame's picture is parsed once (ahead of time, when the browser is idle) and kept, so a
+  // step only swaps one element for another.
+  const parsed = sides.map(() => new Map());
+  function picture(s, j) {
+    let node = parsed[s].get(j);
+    if (!node) {
+      node = document.createElement("div");
+      node.className = "vmlib-frame";
+      node.innerHTML = sides[s].frames[j].svg;
+      parsed[s].set(j, node);
+    }
+    return node;
+  }
+  const idle = window.requestIdleCallback || ((f) => setTimeout(() => f({ timeRemaining: () => 8 }), 50));
+  let ahead = 0;
+  function parseAhead(deadline) {
+    while (ahead < n * sides.length && deadline.timeRemaining() > 2) {
+      const s = ahead % sides.length, j = Math.floor(ahead / sides.length);
+      if (j < sides[s].frames.length) picture(s, j);
+      ahead++;
+    }
+    if (ahead < n * sides.length) idle(parseAhead);
+  }
+  idle(parseAhead);
+
   function paintFrame(i) {
     sides.forEach((side, s) => {
       const p = panels[s];
       const j = Math.min(i, side.frames.length - 1);
       const f = side.frames[j];
       if (p.frame !== j) {
-        p.graph.innerHTML = f.svg;
+        p.graph.replaceChildren(picture(s, j));
         p.frame = j;
         p.graph.dataset.frame = String(j);
         const row = f.row ? ` [${f.row}]` : "";
