@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -148,7 +149,7 @@ def main() -> None:
     print(f"click -> repaint in Chromium, lesson 04's stepper: median {med:.1f} ms ({med / 16:.2f} of 16 ms), "
           f"worst {worst:.1f} ms ({worst / 33:.2f} of 33 ms) over {len(clicks)} steps: {'OK' if ok else 'SLOW'}; "
           f"of which the click handler (new SVG in the DOM): median {statistics.median(script):.1f} ms, "
-          f"worst {max(script):.1f} ms")
+          f"worst {max(script):.1f} ms; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
