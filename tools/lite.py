@@ -150,7 +150,6 @@ def build(out: Path = OUT) -> Path:
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
     assemble_pyodide(bin_dir, lite_dir / "static")
-    npm_viz(lite_dir / "static")
     pip_download(bin_dir, wheels, KERNEL_DEPS)
     for name in SHIMMED:
         for w in wheels.glob(f"{name}-*.whl"):
@@ -166,6 +165,7 @@ def build(out: Path = OUT) -> Path:
         cmd += ["--piplite-wheels", w]
     run(cmd, cwd=WORK)
     point_kernel_home(out)
+    npm_viz(out / "static")          # the build copies no other file of lite_dir/static
     return out
 
 
