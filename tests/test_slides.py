@@ -291,6 +291,10 @@ def test_deck_works_offline(browser, nb_path):
     SHOTS.mkdir(parents=True, exist_ok=True)
     deck = built(nb_path)
     nb = nbformat.read(str(slides.BUILD / "executed" / nb_path.name), as_version=4)
+    lost = [c.source.strip().splitlines()[-1] for c in nb.cells if c.cell_type == "code"
+            and any(slides.WIDGET_VIEW in o.get("data", {}) and "text/html" not in o["data"] for o in c.outputs)]
+    # every Stepper, Compare and Practice works in the deck; only the Playground needs a kernel
+    assert all(line.startswith("Playground(") for line in lost), f"widget outputs left out of the deck: {lost}"
     slides.prepare(nb)          # the deck's cells: widget-only cells gone, tall slides split
 
     page, problems = open_deck(browser, deck)
@@ -326,6 +330,14 @@ def test_deck_works_offline(browser, nb_path):
             "els => els.map(e => e.querySelectorAll('svg').length)")
         if nb_path != FIXTURE:
             assert pictures == [1] * len(cell.outputs), f"one graph per step fragment, got {pictures}"
+    practice = page.locator(".vmlib-practice-static")
+    assert practice.count() == nb_path.read_text().count("Practice("), "a Practice left the deck"
+    for number in range(practice.count()):
+        box = practice.nth(number)
+        page.evaluate("el => { const i = Reveal.getIndices(el.closest('section')); Reveal.slide(i.h, i.v); }",
+                      box.element_handle())
+        box.locator("button", has_text="check").click()
+        assert "Answer at least one question first" in box.inner_text()
     steppers = page.locator(".vmlib-stepper-js")
     made = nb_path.read_text().count("Stepper(") + nb_path.read_text().count("Stepper.compare(")
     assert steppers.count() == made, "a Stepper or Compare left the deck"

@@ -174,3 +174,54 @@ def test_stepper_widget_in_jupyterlab(tmp_path):
                 ctx.close()
     finally:
         lab.close()
+
+
+def test_practice_without_a_kernel(page, tmp_path, monkeypatch):
+    """A deck's Practice (its static HTML): nothing of an answer before "check"; then right/wrong
+    per answered question, compared as vmlib.practice.normalise compares."""
+    from vmlib.practice import normalise
+    from vmlib.views import Practice
+    from vmlib.views.practice_static import STATIC_ENV
+    monkeypatch.setenv(STATIC_ENV, "1")
+    w = Practice("cow", seed=5)
+    bundle = w._repr_mimebundle_()
+    body = (bundle[0] if isinstance(bundle, tuple) else bundle)["text/html"]
+    monkeypatch.delenv(STATIC_ENV)
+    plain = w._repr_mimebundle_()
+    assert "text/html" not in (plain[0] if isinstance(plain, tuple) else plain), "answers in a live notebook"
+    path = tmp_path / "practice.html"
+    path.write_text(f'<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>{body}</body></html>')
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    root = page.locator(".vmlib-practice-static")
+    root.locator("button", has_text="check").wait_for()
+    solution = {a.question.qid: a.value for a in w.problem.solve().answers}
+    shown = root.inner_text()
+    assert "§" not in shown and "right" not in shown and "not quite" not in shown
+    for q in w.problem.questions:
+        if q.choices:
+            assert root.locator("select, input").nth(list(solution).index(q.qid)).evaluate(
+                "s => Array.from(s.options).map(o => o.text)") == ["(choose)", *q.choices]
+    first, second = w.problem.questions[:2]
+    boxes = root.locator("select, input")
+    typed = {first.qid: f"  {solution[first.qid].upper()} ", second.qid: "certainly not this"}
+    for i, q in enumerate((first, second)):
+        box = boxes.nth(i)
+        if q.choices:
+            choice = solution[q.qid] if q is first else next(c for c in q.choices if c != solution[q.qid])
+            box.select_option(choice)
+            typed[q.qid] = choice
+        else:
+            box.fill(typed[q.qid])
+    root.locator("button", has_text="check").click()
+    result = root.locator(".vmlib-practice-result").inner_text()
+    assert f"{first.qid}: right" in result, result
+    assert f"{second.qid}: not quite" in result and "not answered" in result, result
+    for q in w.problem.questions[2:]:
+        assert f"{q.qid}:" not in result, "an unanswered question's answer was shown"
+    samples = ["  3 Pages", "b'p'", "'x' / 'y'", "--2", "Refcount  2 / mapcount 1", "ref 1 page"]
+    assert errors == []
+    # the page's own normalise against Python's
+    got = page.evaluate("s => s.map(x => window.vmlibNormalise ? window.vmlibNormalise(x) : null)", samples)
+    assert got == [normalise(s) for s in samples], got

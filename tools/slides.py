@@ -49,6 +49,7 @@ VENDOR_PARTS = [
 
 SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", "-"}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+STATIC_ENV = "VMLIB_STATIC_EXPORT"   # vmlib.views.practice_static.STATIC_ENV (tools/ imports no vmlib.views)
 
 
 class SlideError(Exception):
@@ -127,10 +128,17 @@ def execute(nb_path: Path, out_path: Path, timeout: int = 120):
         store_widget_state=True,  # False trips nbclient's output-widget hook on W.Output widgets
         resources={"metadata": {"path": str(nb_path.parent)}},
     )
+    saved = os.environ.get(STATIC_ENV)
+    os.environ[STATIC_ENV] = "1"      # widgets without a kernel-free front end add their static HTML
     try:
         client.execute()
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
         raise SlideError(f"{nb_path}: a cell failed while executing, fix the notebook first:\n{err}") from err
+    finally:
+        if saved is None:
+            os.environ.pop(STATIC_ENV, None)
+        else:
+            os.environ[STATIC_ENV] = saved
     out_path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(out_path))
     return nb
