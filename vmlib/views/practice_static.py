@@ -49,6 +49,7 @@ function show() {
       box.placeholder = q.hint;
       box.size = 40;
     }
+    box.style.font = "inherit";
     boxes[q.qid] = box;
     row.append(box);
     root.append(row);
@@ -76,6 +77,7 @@ function show() {
   another.textContent = "another one";
   another.title = "a new problem";
   another.onclick = () => { at = (at + 1) %% data.problems.length; show(); };
+  check.style.font = another.style.font = "inherit";
   const bar = document.createElement("div");
   bar.append(check, " ", another);
   root.append(bar, result);
