@@ -225,3 +225,33 @@ def test_practice_without_a_kernel(page, tmp_path, monkeypatch):
     # the page's own normalise against Python's
     got = page.evaluate("s => s.map(x => window.vmlibNormalise ? window.vmlibNormalise(x) : null)", samples)
     assert got == [normalise(s) for s in samples], got
+
+
+@pytest.mark.notebook
+def test_stepper_works_in_exported_html(page, tmp_path):
+    """nbconvert's HTML of an executed notebook (no widget state saved, JupyterLab's default) shows
+    the Stepper's self-contained HTML: it steps offline, with nothing fetched from the network."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
+                                          "from test_views_stepper import fork_then_writes\n"
+                                          "from vmlib.views import Stepper\n"
+                                          "Stepper(fork_then_writes(), ops_only=True)")]
+    NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=False).execute()
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    path = tmp_path / "exported.html"
+    path.write_text(body, encoding="utf-8")
+    fetched = []
+    page.context.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:")
+                       else (fetched.append(r.request.url), r.abort()))
+    try:
+        page.goto(path.as_uri())
+        root = page.locator(".vmlib-stepper")
+        root.locator(".vmlib-graph svg").wait_for(timeout=15000)
+        root.locator("button[title='forward']").click()
+        page.wait_for_function("() => document.querySelector('.vmlib-graph').dataset.step === '1'")
+    finally:
+        page.context.unroute("**/*")
+    assert not [u for u in fetched if "widget" in u or "anywidget" in u], fetched
