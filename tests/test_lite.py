@@ -3,7 +3,9 @@
 `tools/lite.py` builds build/lite/; a static server on localhost serves it and the browser
 has every request to any other host aborted (and counted: the test fails if there was one).
 Lesson 05 opens, its first cells run in the Pyodide kernel (the added `%pip install`, the
-imports, the /dev/mem mapping) and their printed output must appear.
+imports, the /dev/mem mapping) and their printed output must appear. Lessons 02 and 03 run
+whole: their physical-memory and vma graphs are drawn in the page by @viz-js/viz (served by the
+site, no Graphviz in Python) and their Stepper (anywidget) steps.
 """
 
 import functools
@@ -100,3 +102,65 @@ def accept_kernel_dialog(page) -> None:
         page.locator(".jp-Dialog .jp-mod-accept").click()
     except Exception:  # noqa: BLE001, S110 - no dialog: the kernel started by itself
         pass
+
+
+GRAPH_LESSONS = ["02_struct_page_and_memmap.ipynb", "03_vmas_and_faults.ipynb"]
+
+
+@pytest.mark.parametrize("lesson", GRAPH_LESSONS)
+def test_lesson_graphs_and_stepper_in_jupyterlite(site, lesson):
+    from playwright.sync_api import sync_playwright
+    blocked = []
+
+    def only_localhost(route):
+        if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    shots = ROOT / "build" / "views"
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        ctx = pw.chromium.launch_persistent_context(profile, executable_path=find_chromium(), headless=True,
+                                                    args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900},
+                                                    service_workers="block")
+        try:
+            ctx.route("**/*", only_localhost)
+            page = ctx.new_page()
+            console = []
+            page.on("console", lambda m: console.append(m.text[:300]))
+            page.goto(f"{site}/lab/index.html?path={lesson}")
+            page.wait_for_selector(".jp-Notebook .jp-CodeCell .jp-InputArea-editor", timeout=90000)
+            accept_kernel_dialog(page)
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+            try:
+                page.wait_for_selector(".vmlib-graph-browser svg", timeout=240000)
+                page.wait_for_selector(".vmlib-stepper .vmlib-graph svg", timeout=120000)
+            except Exception:  # noqa: BLE001 - show what the page says
+                shot = ROOT / "build" / f"lite-failed-{lesson}.png"
+                page.screenshot(path=str(shot))
+                outputs = page.evaluate("Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
+                                        ".map(e => e.innerText.slice(0, 200))")
+                pytest.fail(f"{lesson}: no browser-drawn graph or stepper; outputs {outputs}; screenshot {shot};"
+                            f" console {console[-25:]}")
+            graph = page.locator(".vmlib-graph-browser svg").first
+            graph.scroll_into_view_if_needed()
+            assert graph.locator("text").count() > 3, "the Graphviz picture has no text"
+            page.screenshot(path=str(shots / f"lite_{lesson[:2]}_graph_light.png"))
+            stepper = page.locator(".vmlib-stepper").first
+            stepper.scroll_into_view_if_needed()
+            toggle = stepper.locator(".vmlib-predict-toggle")
+            if toggle.count():
+                toggle.uncheck()
+            stepper.locator("button[title='forward']").click()
+            page.wait_for_function("el => el.querySelector('.vmlib-graph').dataset.step === '1'",
+                                   arg=stepper.element_handle(), timeout=15000)
+            page.screenshot(path=str(shots / f"lite_{lesson[:2]}_stepper_light.png"))
+            text = page.evaluate(f"() => {OUTPUTS}")
+        finally:
+            ctx.close()
+    assert "pip install pygraphviz" not in text and "apt-get install graphviz" not in text, text
+    assert "Traceback" not in text, text
+    assert blocked == [], f"the site asked for other hosts: {sorted(set(blocked))}"

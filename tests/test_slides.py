@@ -206,14 +206,34 @@ FIT = """() => { const slide = Reveal.getCurrentSlide(); const area = document.q
     } return over; }"""
 
 
+SETTLED = """async () => { await document.fonts.ready;
+    await Promise.all(Array.from(document.images).map(i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; })));
+    const frame = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+    await frame(); window.vmlibFit(); await frame(); }"""
+
+
+def measure_settled(page):
+    """FIT once fonts and images have loaded, the slide was fitted again after them, and two
+    measurements in a row agree (a measuring test waits for what it measures)."""
+    last = None
+    for _ in range(20):
+        page.evaluate(SETTLED)
+        now = page.evaluate(FIT)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def check_fit(page, deck: str) -> None:
     """No slide's content reaches past the slide's right or bottom edge (1 px tolerance)."""
+    page.wait_for_function("window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0", timeout=45000)
     places = page.evaluate("Reveal.getSlides().map(s => Reveal.getIndices(s))")
     bad = []
     for ix in places:
         page.evaluate(f"Reveal.slide({ix['h']}, {ix.get('v') or 0})")
         page.wait_for_function("Reveal.getCurrentSlide().dataset.vmlibFit !== undefined", timeout=5000)
-        right, bottom, what = page.evaluate(FIT)
+        right, bottom, what = measure_settled(page)
         if right > 1 or bottom > 1:
             bad.append(f"slide {ix['h']}/{ix.get('v') or 0}: {what} runs {right:.0f} px right, {bottom:.0f} px down")
     assert not bad, f"{deck}: content overflows its slide:\n" + "\n".join(bad)
@@ -271,6 +291,10 @@ def test_deck_works_offline(browser, nb_path):
     SHOTS.mkdir(parents=True, exist_ok=True)
     deck = built(nb_path)
     nb = nbformat.read(str(slides.BUILD / "executed" / nb_path.name), as_version=4)
+    lost = [c.source.strip().splitlines()[-1] for c in nb.cells if c.cell_type == "code"
+            and any(slides.WIDGET_VIEW in o.get("data", {}) and "text/html" not in o["data"] for o in c.outputs)]
+    # every Stepper, Compare and Practice works in the deck; only the Playground needs a kernel
+    assert all(line.startswith("Playground(") for line in lost), f"widget outputs left out of the deck: {lost}"
     slides.prepare(nb)          # the deck's cells: widget-only cells gone, tall slides split
 
     page, problems = open_deck(browser, deck)
@@ -306,6 +330,19 @@ def test_deck_works_offline(browser, nb_path):
             "els => els.map(e => e.querySelectorAll('svg').length)")
         if nb_path != FIXTURE:
             assert pictures == [1] * len(cell.outputs), f"one graph per step fragment, got {pictures}"
+    practice = page.locator(".vmlib-practice-static")
+    assert practice.count() == nb_path.read_text().count("Practice("), "a Practice left the deck"
+    for number in range(practice.count()):
+        box = practice.nth(number)
+        page.evaluate("el => { const i = Reveal.getIndices(el.closest('section')); Reveal.slide(i.h, i.v); }",
+                      box.element_handle())
+        box.locator("button", has_text="check").click()
+        assert "Answer at least one question first" in box.inner_text()
+    steppers = page.locator(".vmlib-stepper-js")
+    made = nb_path.read_text().count("Stepper(") + nb_path.read_text().count("Stepper.compare(")
+    assert steppers.count() == made, "a Stepper or Compare left the deck"
+    for number in range(steppers.count()):
+        click_stepper(page, steppers.nth(number))
     if "MemmapCost(" in nb_path.read_text():
         plot = page.locator(".vmlib-memmap-plot svg")
         assert plot.count() == 1 and plot.locator("polyline").count() >= 2, "no memmap plot"
@@ -316,6 +353,21 @@ def test_deck_works_offline(browser, nb_path):
     assert browser.network == [], f"{nb_path.name} tried the network: {browser.network}"
     assert problems == []
     page.close()
+
+
+def click_stepper(page, stepper) -> None:
+    """On its slide, a deck's Stepper (or Compare) steps forward with no kernel: the picture changes."""
+    page.evaluate("el => { const i = Reveal.getIndices(el.closest('section')); Reveal.slide(i.h, i.v); }",
+                  stepper.element_handle())
+    toggle = stepper.locator(".vmlib-predict-toggle")
+    if toggle.count():
+        toggle.uncheck()                       # predict mode is tested in test_views_stepper_browser
+    graph = stepper.locator(".vmlib-graph").first
+    before = graph.get_attribute("data-step")
+    stepper.locator("button[title='forward']").click()
+    page.wait_for_function("([g, s]) => g.dataset.step !== s && g.querySelector('svg')",
+                           arg=[graph.element_handle(), before], timeout=5000)
+    stepper.locator("button[title='first']").click()
 
 
 @pytest.mark.browser

@@ -4,12 +4,14 @@
 
 Everything the site loads is vendored, so it works with no network: the Pyodide core from
 the npm package `pyodide`, the wheels its kernel needs (micropip, packaging, ipython and
-their dependencies, ipywidgets) from PyPI, and vmlib as a wheel built here. The JupyterLite
+their dependencies, ipywidgets, anywidget) from PyPI, and vmlib as a wheel built here. The JupyterLite
 tools run from their own venv, build/lite-env/. The npm package carries only Pyodide's core,
 so the site's `pyodide-lock.json` is rewritten to list just the two packages the kernel loads
 from it (micropip, packaging) with the hashes of the PyPI wheels used; every other package
-comes from the site's own piplite index, with the PyPI fallback switched off.
-Each lesson copied into the site gets a first cell installing vmlib and ipywidgets.
+comes from the site's own piplite index, with the PyPI fallback switched off. Graphviz runs in the page:
+the npm package @viz-js/viz (WebAssembly) is served as static/vmlib/viz.js (vmlib.views.browserdot).
+The site carries anywidget's lab extension (from the tools' venv), so the Stepper steps there.
+Each lesson copied into the site gets a first cell installing vmlib, ipywidgets and anywidget.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ WORK = BUILD / "lite-work"
 ENV = BUILD / "lite-env"
 
 LITE_TOOLS = ["jupyterlite-core==0.8.6", "jupyterlite-pyodide-kernel==0.8.6", "jupyter_server",
-              "jupyterlab_widgets"]
+              "jupyterlab_widgets", "anywidget==0.11.0"]    # anywidget: its lab extension runs the Stepper
+VIZ_VERSION = "3.31.0"          # @viz-js/viz: Graphviz as WebAssembly, draws the vma and physical graphs
 PYODIDE_VERSION = "314.0.6"     # the one jupyterlite-pyodide-kernel 0.8.6 is built for
 PYODIDE_PYTHON = "3.14"
 LOCKED = ["micropip", "packaging"]   # what the kernel loads through pyodide-lock.json
-KERNEL_DEPS = ["ipython==9.12.0", "comm", "ipywidgets", "jedi"]
+KERNEL_DEPS = ["ipython==9.12.0", "comm", "ipywidgets", "jedi", "anywidget==0.11.0"]
 SHIMMED = ["widgetsnbextension"]     # the pyodide kernel ships its own stand-in
-INSTALL_CELL = "%pip install -q vmlib ipywidgets"
+INSTALL_CELL = "%pip install -q vmlib ipywidgets anywidget"
 
 
 def run(cmd: list, **kw) -> None:
@@ -61,6 +64,21 @@ def pip_download(bin_dir: Path, dest: Path, reqs: list) -> None:
     run([bin_dir / "pip", "download", "-q", "--only-binary=:all:", "--implementation", "py",
          "--abi", "none", "--platform", "any", "--python-version", PYODIDE_PYTHON,
          "-d", dest, *reqs])
+
+
+def npm_viz(static: Path) -> None:
+    """Put @viz-js/viz's self-contained ES module (its WebAssembly inlined) at static/vmlib/viz.js,
+    where vmlib.views.browserdot loads it from."""
+    dest = WORK / "npm-viz"
+    pkg = dest / "package"
+    if not (pkg / "dist" / "viz.js").exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        run(["npm", "pack", "--silent", f"@viz-js/viz@{VIZ_VERSION}"], cwd=dest)
+        with tarfile.open(dest / f"viz-js-viz-{VIZ_VERSION}.tgz") as tar:
+            tar.extractall(dest, filter="data")
+    target = static / "vmlib"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(pkg / "dist" / "viz.js", target / "viz.js")
 
 
 def npm_pyodide(dest: Path) -> Path:
@@ -147,6 +165,7 @@ def build(out: Path = OUT) -> Path:
         cmd += ["--piplite-wheels", w]
     run(cmd, cwd=WORK)
     point_kernel_home(out)
+    npm_viz(out / "static")          # the build copies no other file of lite_dir/static
     return out
 
 

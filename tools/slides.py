@@ -49,6 +49,7 @@ VENDOR_PARTS = [
 
 SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", "-"}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+STATIC_ENV = "VMLIB_STATIC_EXPORT"   # vmlib.views.practice_static.STATIC_ENV (tools/ imports no vmlib.views)
 
 
 class SlideError(Exception):
@@ -127,10 +128,17 @@ def execute(nb_path: Path, out_path: Path, timeout: int = 120):
         store_widget_state=True,  # False trips nbclient's output-widget hook on W.Output widgets
         resources={"metadata": {"path": str(nb_path.parent)}},
     )
+    saved = os.environ.get(STATIC_ENV)
+    os.environ[STATIC_ENV] = "1"      # widgets without a kernel-free front end add their static HTML
     try:
         client.execute()
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
         raise SlideError(f"{nb_path}: a cell failed while executing, fix the notebook first:\n{err}") from err
+    finally:
+        if saved is None:
+            os.environ.pop(STATIC_ENV, None)
+        else:
+            os.environ[STATIC_ENV] = saved
     out_path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(out_path))
     return nb
@@ -143,7 +151,8 @@ def prepare(nb) -> int:
     """Shape an executed notebook for static slides; return how many widget outputs were dropped.
 
     Widget outputs need a live kernel: one that also carries a static text/html version (a
-    Quiz, MemmapCost) keeps that; the others are left out, and a code cell left with nothing to
+    Quiz, MemmapCost, and a Stepper, whose text/html runs its stepping and predictions in the
+    deck itself) keeps that; the others are left out, and a code cell left with nothing to
     show (a FaultStepper, whose steps the next cell shows as fragments) leaves the deck, passing
     its slide start to the next cell. Tags remove_cell, remove_input and remove_output
     (nbconvert's names) and JupyterLab's source_hidden/outputs_hidden are honoured, except that
@@ -221,11 +230,17 @@ def output_height(cell) -> int:
     return max(heights, default=0) if is_steps(cell) else sum(heights)
 
 
+STEPPER = re.compile(r'class="vmlib-stepper-static" data-vmlib-height="(\d+)" data-vmlib-sides="(\d+)"')
+
+
 def _output_height(out) -> int:
     if out.get("output_type") == "stream":
         return 12 + OUT_LINE * _lines(out.get("text", ""))
     data = out.get("data", {})
     markup = data.get("text/html") or data.get("image/svg+xml") or ""
+    stepper = STEPPER.search(markup)
+    if stepper:       # a Stepper: controls, question, headline, note, the tallest picture, events
+        return 250 + min(int(stepper[1]), 540)
     size = SVG_SIZE.search(markup)
     if size:
         w, h = float(size[1]), float(size[2])

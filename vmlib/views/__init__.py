@@ -29,7 +29,7 @@ _LAZY = {
     "fork_graph": "graphs", "graph_for": "graphs", "Diff": "dot",
     "FaultStepper": "widgets", "Compare": "widgets", "Playground": "widgets", "show_steps": "widgets",
     "Steps": "widgets", "MemmapCost": "plots", "memmap_svg": "plots",
-    "Practice": "practice",
+    "Practice": "practice", "Stepper": "stepper",
 }
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "MemmapCost",
     "Playground",
     "Practice",
+    "Stepper",
     "Steps",
     "fork_graph",
     "graph_for",

@@ -52,7 +52,8 @@ class Graph:
                     f'overflow-x:auto">'
                     f"{self.inline_svg()}</div>")
         except NoRenderer as e:
-            return no_renderer_html(e)
+            from vmlib.views.browserdot import browser_graph_html  # JupyterLite: Graphviz in the page
+            return browser_graph_html(self.source) or no_renderer_html(e)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {"text/html": self.html(), "text/plain": repr(self)}

@@ -101,6 +101,17 @@ class Practice(W.VBox):
         rows = "".join(f"<li><code>[{_esc(row)}]</code> {_esc(why)}</li>" for row, why in answer.rows)
         return feedback_html(head, ok) + (f"<ul>{rows}</ul>" if rows else "")
 
+    def _repr_mimebundle_(self, **kwargs):
+        """The widget; for a static export (slides) also the same practice as self-contained HTML."""
+        import os
+
+        from vmlib.views.practice_static import STATIC_ENV, practice_html
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if data is not None and os.environ.get(STATIC_ENV):
+            data["text/html"] = practice_html(self)
+        return bundle
+
     def another(self) -> int:
         """Draw a new seed and show its problem; returns the seed."""
         seed = self.seed
