@@ -80,8 +80,8 @@ def row_of(call: dict) -> tuple:
                 "special pte" if pte.special else "normal pte", "linear" if linear else "not linear")
     if fn == "remap_pfn_range_check":
         v = q["vma"]
-        whole = (q["addr"], q["end"]) == (v["vm_start"], v["vm_end"])
-        return (fn, *_vma_facts(v["vm_flags"]), "whole vma" if whole else "part of the vma")
+        return (fn, *_vma_facts(v["vm_flags"]), "from vm_start" if q["addr"] == v["vm_start"] else "not from vm_start",
+                "to vm_end" if q["end"] == v["vm_end"] else "short of vm_end")
     if fn == "insert_mixed_decision":
         return (fn, special_arch, pfn_kind(q["pfn"]))
     if fn == "do_wp_page_decision":
@@ -139,10 +139,17 @@ def test_visible_scenarios_reach_every_row_the_hidden_ones_reach(suite_id):
 NAMED_ROWS = {
     # a shared mapping of a file opened read-only: VM_MAYSHARE kept, VM_SHARED and VM_MAYWRITE cleared
     "ps2.remap_pfn_range_check": [("remap_pfn_range_check", "not COW", "not VM_SHARED", "not VM_WRITE",
-                                   "part of the vma"),
+                                   "not from vm_start", "short of vm_end"),
                                   # a private read-only mapping: VM_MAYWRITE without VM_WRITE, still COW
                                   ("remap_pfn_range_check", "COW", "not VM_SHARED", "not VM_WRITE",
-                                   "part of the vma")],
+                                   "not from vm_start", "short of vm_end"),
+                                  # the end check: a COW remap from vm_start that stops short of vm_end
+                                  ("remap_pfn_range_check", "COW", "not VM_SHARED", "VM_WRITE",
+                                   "from vm_start", "short of vm_end")],
+    # a driver's partial remap of a shared mapping of a file opened 'r': raw pfns off the linear position
+    # in a vma that is neither COW nor VM_SHARED (VM_MAYSHARE only)
+    "ps2.vm_normal_page": [("§1a row 4", "no pte_special", "VM_PFNMAP", "not COW", "not VM_SHARED", "no struct page",
+                            "normal pte", "not linear")],
     "ps3.insert_mixed_decision": [("insert_mixed_decision", "pte_special", "RAM"),
                                   ("insert_mixed_decision", "no pte_special", "RAM"),
                                   ("insert_mixed_decision", "pte_special", "no struct page"),
@@ -182,6 +189,11 @@ def grade_here(suite_id: str, source: str, params: dict | None = None) -> dict:
 
 
 WRONG = [
+    # ps2(b) testing VM_SHARED instead of is_cow_mapping: counts raw pfns of a shared mapping of a file
+    # opened 'r' (VM_MAYSHARE only) that a driver remapped in part
+    ("ps2.vm_normal_page", plants.np_vm_shared()),
+    # ps2(a) refusing a COW remap only when it does not start at vm_start: never checks the end
+    ("ps2.remap_pfn_range_check", plants.remap_no_end()),
     # testing VM_SHARED instead of is_cow_mapping: refuses a partial remap of a read-only shared file
     ("ps2.remap_pfn_range_check", plants.REMAP_VM_SHARED),
     # "COW means writable and private": lets a private read-only vma be remapped in part
@@ -342,8 +354,8 @@ def test_replay_shows_what_a_function_raised(capsys):
 @pytest.mark.parametrize("args, message", [
     (("ps9.nothing", 1), "unknown grading suite 'ps9.nothing'"),
     (("ps1.is_cow_mapping", 1), "'ps1.is_cow_mapping' is not graded by scenarios"),
-    (("ps2.vm_normal_page", 0), "ps2.vm_normal_page has visible scenarios 1..8; got 0"),
-    (("ps2.vm_normal_page", 9), "has visible scenarios 1..8; got 9"),
+    (("ps2.vm_normal_page", 0), "ps2.vm_normal_page has visible scenarios 1..9; got 0"),
+    (("ps2.vm_normal_page", 10), "has visible scenarios 1..9; got 10"),
     (("ps2.vm_normal_page", "1"), "got '1'"),
 ])
 def test_replay_refuses_bad_input_saying_what_to_do(args, message):
