@@ -135,6 +135,34 @@ def test_visible_scenarios_reach_every_row_the_hidden_ones_reach(suite_id):
     assert not missing, f"{suite_id}: rows only hidden scenarios reach:\n" + "\n".join(map(str, missing))
 
 
+# ps8: a driver's mmap and fault are asked about a profile family, a COW or shared vma, a vma that starts
+# at block 0 or past it (after a munmap split), and a block on the device, in the RAM cache or a hole
+
+def driver_row_of(call: dict) -> tuple:
+    """The decision a driver question asks (see the comment above)."""
+    q = call["q"]
+    v = q["vma"]
+    row = (q["fn"], q["op"], "6.12" if make_profile(q["world"]["version"], q["world"]["arch"]).MODERN else "2.6",
+           "COW" if is_cow_mapping(v["vm_flags"]) else "not COW", "vm_pgoff 0" if v["vm_pgoff"] == 0 else "vm_pgoff > 0")
+    if q["op"] == "mmap":
+        return row
+    pgoff = q["vmf"]["pgoff"]
+    block = q["device"][pgoff] if pgoff < len(q["device"]) else None
+    return (*row, "hole" if block is None else block[0])
+
+
+@pytest.mark.parametrize("suite_id, fn", [("ps8.pfnmap", "NvramPfnmap"), ("ps8.mixedmap", "NvramMixed")])
+def test_ps8_visible_scenarios_reach_every_driver_question_the_hidden_ones_ask(suite_id, fn):
+    get_suite(suite_id)
+
+    def rows(params):
+        return {driver_row_of(c) for sc in sim.SCENARIOS[suite_id](params) for c in sim.play(sc, (fn,), None, {}).calls}
+    visible = rows({})
+    hidden = set().union(*(rows({"cases": "hidden", "seed": s}) for s in [*range(10), 2608, 2627]))
+    assert not sorted(hidden - visible), f"{suite_id}: questions only hidden scenarios ask: {sorted(hidden - visible)}"
+    assert (fn, "fault", "2.6", "not COW", "vm_pgoff > 0", "device") in visible
+
+
 # The ones the issue names (§ refs: docs/kernel-facts.md): the visible scenarios must reach them.
 NAMED_ROWS = {
     # a shared mapping of a file opened read-only: VM_MAYSHARE kept, VM_SHARED and VM_MAYWRITE cleared
