@@ -364,11 +364,31 @@ def test_replay_shows_steps_checks_and_questions_but_not_the_answers(capsys):
     assert "your vm_normal_page was asked about a pte (pfn" in out and "it returned None" in out
     assert "then k.check() fails: process 2: anon_rss is 0 but 1 ptes map anon pages" in out
     assert "kernel returns" not in out and "kernel-facts" not in out
+    assert "linear" not in out and "COW" not in out, "a label that restates the rule (issue 20)"
+    assert "(vm_pgoff 0x" in out and "vm_flags VM_READ" in out          # the state the rule reads
     assert [s for s, _ in steps][:2] == ["parent: mmap devmem-ram private, 4 pages at 0x40000000",
                                          "parent: write 0x40001000"]
     assert sim._REFERENCE_RUNS == kept, "a replay must not touch the grader's reference runs"
     kernel = replay("ps2.vm_normal_page", 8)
     assert not any("k.check() fails" in outcome for _, outcome in kernel)
+
+
+def test_replay_and_scenarios_print_once_in_a_notebook(capsys):
+    """Their value is what they printed: IPython shows nothing more for it (issue 20)."""
+    from IPython.core.formatters import DisplayFormatter
+
+    from vmlib.grading.tryout import replay, scenarios
+    names = scenarios("ps2.vm_normal_page")
+    steps = replay("ps2.vm_normal_page", 1, show_changes=False)
+    assert names[0].startswith("1. anonymous memory") and steps[0][0].startswith("parent: mmap anon")
+    formatter = DisplayFormatter()
+    assert formatter.format(names) == ({}, {}) and formatter.format(steps) == ({}, {})
+
+
+def test_replay_says_it_cannot_plug_in_a_driver_class():
+    from vmlib.grading.tryout import replay
+    with pytest.raises(ValueError, match="ps8.pfnmap grades a driver class"):
+        replay("ps8.pfnmap", 1)
 
 
 def test_replay_shows_what_a_function_raised(capsys):

@@ -120,7 +120,7 @@ def verdict(suite: Suite, cases: list[Case], failures: list[str], cell_errors: l
         lines = [f"{suite.id}: {n - len(failures)} of {n} answers well-formed; graded by the autograder"]
     else:
         lines = [f"{suite.id}: {n - len(failures)} of {n} cases agree with the kernel"]
-    lines += [f"  note: your {e}" for e in cell_errors]
+    lines += [f"  note: {e}" for e in cell_errors]        # "cell 3 raised ...", renamed by the caller
     if failures:
         lines.append(f"  first divergence: {failures[0]}")
         lines += [f"  also: {f}" for f in failures[1:MAX_SHOWN]]

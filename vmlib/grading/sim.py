@@ -527,20 +527,19 @@ def play(sc: Scenario, fns: tuple, answers: dict | None, unknown: dict) -> World
 # ---- judging ----------------------------------------------------------------------------------
 
 def describe(q: dict) -> str:
-    """A question in words: 'a special pte (pfn 70001, PWUAS) at 0x40001000 in a VM_MIXEDMAP vma'."""
+    """A question in words: the state it is about, never a label that restates a rule (issue 20: no
+    "linear", no "COW"; the student works those out from vm_pgoff, vm_flags and the pfn), e.g.
+    'a pte (pfn 65537, device memory 'nvram'; bits P|U|A) at 0x40001000 in a vma [...) (vm_pgoff 0x0, ...)'."""
     w = q["world"]
 
     def pfn_words(pfn):
         if 0 <= pfn < w["ram_pages"]:
             return f"pfn {pfn}, RAM" + (", the zero page" if pfn == w["zero_pfn"] else "")
         dev = next((d for d in w["devices"] if d[1] <= pfn < d[1] + d[2]), None)
-        return f"pfn {pfn}, device memory {dev[0]!r} with no struct page" if dev else f"pfn {pfn}, no memory"
+        return f"pfn {pfn}, device memory {dev[0]!r}" if dev else f"pfn {pfn}, no memory"
 
     def vma_words(v):
-        kinds = [n for n, bit in (("VM_PFNMAP", 0x400), ("VM_MIXEDMAP", 0x10000000)) if v["vm_flags"] & bit]
-        kind = "|".join(kinds) or "plain"
-        cow = "COW" if is_cow_mapping(v["vm_flags"]) else "not COW"
-        return (f"a {kind} vma [{v['vm_start']:#x}, {v['vm_end']:#x}) ({cow}, vm_pgoff {v['vm_pgoff']:#x}, "
+        return (f"a vma [{v['vm_start']:#x}, {v['vm_end']:#x}) (vm_pgoff {v['vm_pgoff']:#x}, "
                 f"vm_flags {flag_names(v['vm_flags'])})")
 
     def pte_words(p):
@@ -552,10 +551,7 @@ def describe(q: dict) -> str:
 
     fn = q["fn"]
     if fn == "vm_normal_page":
-        v = q["vma"]
-        lin = v["vm_pgoff"] + ((q["addr"] - v["vm_start"]) >> PAGE_SHIFT)
-        linear = "linear: pfn == vm_pgoff + offset" if lin == q["pte"]["pfn"] else f"not linear: vm_pgoff + offset = {lin}"
-        return f"{pte_words(q['pte'])} at {q['addr']:#x} ({linear}) in {vma_words(v)}"
+        return f"{pte_words(q['pte'])} at {q['addr']:#x} in {vma_words(q['vma'])}"
     if fn == "remap_pfn_range_check":
         return f"[{q['addr']:#x}, {q['end']:#x}) of {vma_words(q['vma'])}"
     if fn == "insert_mixed_decision":
