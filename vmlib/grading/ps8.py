@@ -20,6 +20,7 @@ VM_MIXEDMAP vma on 6.12, kernel-facts §9b rows 8-9), and both designs are right
 from __future__ import annotations
 
 import errno
+import importlib
 import random
 import re
 
@@ -37,7 +38,6 @@ PRELUDE = (
     "                         VM_PFNMAP, VM_MIXEDMAP, VM_FAULT_NOPAGE, VM_FAULT_SIGBUS, VM_FAULT_OOM, is_cow_mapping)\n"
 )
 CLASSES = {"NvramPfnmap": "vmlib.drivers.nvram:NvramPfnmap", "NvramMixed": "vmlib.drivers.nvram:NvramMixed"}
-sim.DRIVER_REFS.update(CLASSES)
 
 
 class WrongBytes(VmError):
@@ -100,6 +100,44 @@ def _call(k, vma, name: str, args: list) -> int:
         return k.remap_pfn_range(vma, *args)
     code = getattr(k, name)(vma, *args)
     return 0 if name.startswith("vmf_") and code == VM_FAULT_NOPAGE else code
+
+
+# ---- how the graded classes are asked: the question is a call of mmap or fault, as data ---------------
+
+class Drivers(sim.Decisions):
+    """The asker and judge of ps8's scenarios: the deciders are driver classes, which the kernel never
+    calls directly (Replay asks them through w.ask); a question is the vma, the fault and the card as
+    data; an answer is the list of kernel calls the class made (sim.driver_answer), judged by outcomes
+    (judge_driver)."""
+
+    overrides = False
+
+    def __init__(self, references: dict[str, str]):
+        self.references = references          # class name -> its reference "module:Class"
+
+    def encode(self, fn: str, k, args: tuple) -> dict:
+        op, nv, vma, vmf = args
+        return {"fn": fn, "world": sim.world_of(k), "op": op, "device": nv.as_data(),
+                "vma": {"vm_start": vma.vm_start, "vm_end": vma.vm_end, "vm_flags": vma.vm_flags,
+                        "vm_pgoff": vma.vm_pgoff, "vm_page_prot": vma.vm_page_prot},
+                "vmf": None if vmf is None else {"address": vmf.address, "pgoff": vmf.pgoff, "write": bool(vmf.write)}}
+
+    def reference(self, k, fn: str, args: tuple) -> tuple:
+        """The reference class answers on the same stand-ins as the student's, from the question as data."""
+        module, _, name = self.references[fn].partition(":")
+        return sim.driver_answer(getattr(importlib.import_module(module), name), self.encode(fn, k, args)), ""
+
+    def well_formed(self, fn: str, answer) -> bool:
+        return sim.driver_answer_ok(answer)
+
+    def decode(self, fn: str, k, answer, ref):
+        return answer
+
+    def judge(self, sc: Scenario, ref, got) -> str | None:
+        return judge_driver(sc, ref, got)
+
+
+DRIVERS = Drivers(CLASSES)
 
 
 # ---- scenarios and the model of the card ------------------------------------------------------------
@@ -188,20 +226,14 @@ def scenario(name: str, profile: str, layout: str, flags: str, ops: list, cls: s
                lambda: p.mmap(size, "rw", flags, file=f, offset=0, addr=BASE))
         if k.profile.MODERN:             # smaps has VmFlags from 3.8 on
             w.step(VMFLAGS_STEP, lambda: vmflags_612(p))
-        for who, op, arg in ops:
-            q = procs.get(who)
-            addr = BASE + ((arg or 0) << PAGE_SHIFT) if isinstance(arg, int) else BASE
-            if op == "read":
-                w.step(f"{who}: read {addr:#x}", lambda q=q, who=who, i=arg: _read(q, who, i, model))
-            elif op == "write":
-                w.step(f"{who}: write {addr:#x}", lambda q=q, who=who, i=arg: _write(q, who, i, model))
-            else:
-                play_ops(w, procs, [(who, op, arg)])
-                if op == "fork":
-                    model.fork(who, arg)
-                elif op in ("munmap", "exit"):
-                    model.drop(who, arg)
-    return Scenario(name, version, arch, run, ram_pages=64)
+        def done(who, op, arg):
+            if op == "fork":
+                model.fork(who, arg)
+            elif op in ("munmap", "exit"):
+                model.drop(who, arg)
+        play_ops(w, procs, ops, read=lambda q, who, i: _read(q, who, i, model),
+                 write=lambda q, who, i: _write(q, who, i, model), done=done)
+    return Scenario(name, version, arch, run, ram_pages=64, asker=DRIVERS)
 
 
 SHARED_OPS = [("parent", "read", 0), ("parent", "write", 1), ("parent", "read", 1), ("parent", "fork", "child"),
@@ -370,5 +402,5 @@ def judge_driver(sc: Scenario, ref, got) -> str | None:
     return None
 
 
-register_sim("ps8.pfnmap", ("NvramPfnmap",), pfnmap_scenarios, (CLASSES["NvramPfnmap"],), PRELUDE, judge_driver)
-register_sim("ps8.mixedmap", ("NvramMixed",), mixed_scenarios, (CLASSES["NvramMixed"],), PRELUDE, judge_driver)
+register_sim("ps8.pfnmap", ("NvramPfnmap",), pfnmap_scenarios, (CLASSES["NvramPfnmap"],), PRELUDE)
+register_sim("ps8.mixedmap", ("NvramMixed",), mixed_scenarios, (CLASSES["NvramMixed"],), PRELUDE)
