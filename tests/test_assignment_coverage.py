@@ -80,8 +80,8 @@ def row_of(call: dict) -> tuple:
                 "special pte" if pte.special else "normal pte", "linear" if linear else "not linear")
     if fn == "remap_pfn_range_check":
         v = q["vma"]
-        whole = (q["addr"], q["end"]) == (v["vm_start"], v["vm_end"])
-        return (fn, *_vma_facts(v["vm_flags"]), "whole vma" if whole else "part of the vma")
+        return (fn, *_vma_facts(v["vm_flags"]), "from vm_start" if q["addr"] == v["vm_start"] else "not from vm_start",
+                "to vm_end" if q["end"] == v["vm_end"] else "short of vm_end")
     if fn == "insert_mixed_decision":
         return (fn, special_arch, pfn_kind(q["pfn"]))
     if fn == "do_wp_page_decision":
@@ -135,14 +135,49 @@ def test_visible_scenarios_reach_every_row_the_hidden_ones_reach(suite_id):
     assert not missing, f"{suite_id}: rows only hidden scenarios reach:\n" + "\n".join(map(str, missing))
 
 
+# ps8: a driver's mmap and fault are asked about a profile family, a COW or shared vma, a vma that starts
+# at block 0 or past it (after a munmap split), and a block on the device, in the RAM cache or a hole
+
+def driver_row_of(call: dict) -> tuple:
+    """The decision a driver question asks (see the comment above)."""
+    q = call["q"]
+    v = q["vma"]
+    row = (q["fn"], q["op"], "6.12" if make_profile(q["world"]["version"], q["world"]["arch"]).MODERN else "2.6",
+           "COW" if is_cow_mapping(v["vm_flags"]) else "not COW", "vm_pgoff 0" if v["vm_pgoff"] == 0 else "vm_pgoff > 0")
+    if q["op"] == "mmap":
+        return row
+    pgoff = q["vmf"]["pgoff"]
+    block = q["device"][pgoff] if pgoff < len(q["device"]) else None
+    return (*row, "hole" if block is None else block[0])
+
+
+@pytest.mark.parametrize("suite_id, fn", [("ps8.pfnmap", "NvramPfnmap"), ("ps8.mixedmap", "NvramMixed")])
+def test_ps8_visible_scenarios_reach_every_driver_question_the_hidden_ones_ask(suite_id, fn):
+    get_suite(suite_id)
+
+    def rows(params):
+        return {driver_row_of(c) for sc in sim.SCENARIOS[suite_id](params) for c in sim.play(sc, (fn,), None, {}).calls}
+    visible = rows({})
+    hidden = set().union(*(rows({"cases": "hidden", "seed": s}) for s in [*range(10), 2608, 2627]))
+    assert not sorted(hidden - visible), f"{suite_id}: questions only hidden scenarios ask: {sorted(hidden - visible)}"
+    assert (fn, "fault", "2.6", "not COW", "vm_pgoff > 0", "device") in visible
+
+
 # The ones the issue names (§ refs: docs/kernel-facts.md): the visible scenarios must reach them.
 NAMED_ROWS = {
     # a shared mapping of a file opened read-only: VM_MAYSHARE kept, VM_SHARED and VM_MAYWRITE cleared
     "ps2.remap_pfn_range_check": [("remap_pfn_range_check", "not COW", "not VM_SHARED", "not VM_WRITE",
-                                   "part of the vma"),
+                                   "not from vm_start", "short of vm_end"),
                                   # a private read-only mapping: VM_MAYWRITE without VM_WRITE, still COW
                                   ("remap_pfn_range_check", "COW", "not VM_SHARED", "not VM_WRITE",
-                                   "part of the vma")],
+                                   "not from vm_start", "short of vm_end"),
+                                  # the end check: a COW remap from vm_start that stops short of vm_end
+                                  ("remap_pfn_range_check", "COW", "not VM_SHARED", "VM_WRITE",
+                                   "from vm_start", "short of vm_end")],
+    # a driver's partial remap of a shared mapping of a file opened 'r': raw pfns off the linear position
+    # in a vma that is neither COW nor VM_SHARED (VM_MAYSHARE only)
+    "ps2.vm_normal_page": [("§1a row 4", "no pte_special", "VM_PFNMAP", "not COW", "not VM_SHARED", "no struct page",
+                            "normal pte", "not linear")],
     "ps3.insert_mixed_decision": [("insert_mixed_decision", "pte_special", "RAM"),
                                   ("insert_mixed_decision", "no pte_special", "RAM"),
                                   ("insert_mixed_decision", "pte_special", "no struct page"),
@@ -182,6 +217,11 @@ def grade_here(suite_id: str, source: str, params: dict | None = None) -> dict:
 
 
 WRONG = [
+    # ps2(b) testing VM_SHARED instead of is_cow_mapping: counts raw pfns of a shared mapping of a file
+    # opened 'r' (VM_MAYSHARE only) that a driver remapped in part
+    ("ps2.vm_normal_page", plants.np_vm_shared()),
+    # ps2(a) refusing a COW remap only when it does not start at vm_start: never checks the end
+    ("ps2.remap_pfn_range_check", plants.remap_no_end()),
     # testing VM_SHARED instead of is_cow_mapping: refuses a partial remap of a read-only shared file
     ("ps2.remap_pfn_range_check", plants.REMAP_VM_SHARED),
     # "COW means writable and private": lets a private read-only vma be remapped in part
@@ -324,11 +364,31 @@ def test_replay_shows_steps_checks_and_questions_but_not_the_answers(capsys):
     assert "your vm_normal_page was asked about a pte (pfn" in out and "it returned None" in out
     assert "then k.check() fails: process 2: anon_rss is 0 but 1 ptes map anon pages" in out
     assert "kernel returns" not in out and "kernel-facts" not in out
+    assert "linear" not in out and "COW" not in out, "a label that restates the rule (issue 20)"
+    assert "(vm_pgoff 0x" in out and "vm_flags VM_READ" in out          # the state the rule reads
     assert [s for s, _ in steps][:2] == ["parent: mmap devmem-ram private, 4 pages at 0x40000000",
                                          "parent: write 0x40001000"]
     assert sim._REFERENCE_RUNS == kept, "a replay must not touch the grader's reference runs"
     kernel = replay("ps2.vm_normal_page", 8)
     assert not any("k.check() fails" in outcome for _, outcome in kernel)
+
+
+def test_replay_and_scenarios_print_once_in_a_notebook(capsys):
+    """Their value is what they printed: IPython shows nothing more for it (issue 20)."""
+    from IPython.core.formatters import DisplayFormatter
+
+    from vmlib.grading.tryout import replay, scenarios
+    names = scenarios("ps2.vm_normal_page")
+    steps = replay("ps2.vm_normal_page", 1, show_changes=False)
+    assert names[0].startswith("1. anonymous memory") and steps[0][0].startswith("parent: mmap anon")
+    formatter = DisplayFormatter()
+    assert formatter.format(names) == ({}, {}) and formatter.format(steps) == ({}, {})
+
+
+def test_replay_says_it_cannot_plug_in_a_driver_class():
+    from vmlib.grading.tryout import replay
+    with pytest.raises(ValueError, match="ps8.pfnmap grades a driver class"):
+        replay("ps8.pfnmap", 1)
 
 
 def test_replay_shows_what_a_function_raised(capsys):
@@ -342,8 +402,8 @@ def test_replay_shows_what_a_function_raised(capsys):
 @pytest.mark.parametrize("args, message", [
     (("ps9.nothing", 1), "unknown grading suite 'ps9.nothing'"),
     (("ps1.is_cow_mapping", 1), "'ps1.is_cow_mapping' is not graded by scenarios"),
-    (("ps2.vm_normal_page", 0), "ps2.vm_normal_page has visible scenarios 1..8; got 0"),
-    (("ps2.vm_normal_page", 9), "has visible scenarios 1..8; got 9"),
+    (("ps2.vm_normal_page", 0), "ps2.vm_normal_page has visible scenarios 1..9; got 0"),
+    (("ps2.vm_normal_page", 10), "has visible scenarios 1..9; got 10"),
     (("ps2.vm_normal_page", "1"), "got '1'"),
 ])
 def test_replay_refuses_bad_input_saying_what_to_do(args, message):

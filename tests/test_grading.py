@@ -255,7 +255,70 @@ def test_check_in_a_notebook_names_the_cell_by_its_execution_count(monkeypatch, 
     with pytest.raises(AssertionError):
         check("ps1.is_cow_mapping", user["is_cow_mapping"])
     out = capsys.readouterr().out
-    assert "your cell [2] raised ModuleNotFoundError" in out and "(cell [2], line 1)" in out, out
+    assert "note: cell [2] raised ModuleNotFoundError" in out and "(cell [2], line 1)" in out, out
+    assert "your cell" not in out and "your the cell" not in out, out
+
+
+IPY_CELLS = ["""import errno
+from vmlib import Driver
+from vmlib.flags import PAGE_SHIFT, VM_MIXEDMAP, VM_FAULT_NOPAGE, VM_FAULT_SIGBUS, VM_FAULT_OOM
+from vmlib.grading import check""",
+             """class Base(Driver):
+    def __init__(self, nv):
+        self.nv = nv
+""",
+             """from vmlib.grading.tryout import replay, scenarios
+
+
+class Blocks(Base):
+    def pfn(self, i):
+        return self.nv.pfn(i)
+
+
+class NvramMixed(Driver):
+    def __init__(self, nv):
+        self.nv = nv
+
+    def mmap(self, k, vma):
+        vma.vm_flags |= VM_MIXEDMAP
+        return 0
+
+    def fault(self, k, vma, vmf):
+        pfn = Blocks(self.nv).pfn(vmf.pgoff)
+        if pfn is None:
+            return VM_FAULT_SIGBUS
+        err = k.vm_insert_mixed(vma, vmf.address, pfn)
+        return VM_FAULT_OOM if err == -errno.ENOMEM else VM_FAULT_NOPAGE
+""",
+             'check("ps8.mixedmap", NvramMixed)']
+
+
+def test_check_takes_helper_classes_from_other_cells_and_the_workbench_import(monkeypatch, capsys):
+    """Issue 20: a driver using a helper class whose base sits in another cell is graded with both cells
+    (in the order the notebook ran them), and an answer cell that imports vmlib.grading.tryout runs."""
+    from IPython.core.interactiveshell import InteractiveShell
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    shell = InteractiveShell.instance()
+    try:
+        results = [shell.run_cell(c, store_history=True) for c in IPY_CELLS]
+    finally:
+        InteractiveShell.clear_instance()
+    out = capsys.readouterr().out
+    assert results[-1].success, out
+    assert "ps8.mixedmap: 7 of 7 scenarios agree with the kernel" in out and "note:" not in out, out
+
+
+def test_the_autograder_runs_a_helper_cell_the_student_added():
+    """A code cell without nbgrader metadata that only defines things (a helper, a base class) is part
+    of what the autograder runs; a cell that runs something (a replay) is not."""
+    nb = plants.filled("ps8_driver", mixed_driver=IPY_CELLS[2])
+    at = next(i for i, c in enumerate(nb["cells"]) if c["metadata"].get("nbgrader", {}).get("grade_id") == "mixed_driver")
+    nb["cells"].insert(at, {"cell_type": "code", "metadata": {}, "source": IPY_CELLS[1], "outputs": [],
+                            "execution_count": None, "id": "helper"})
+    nb["cells"].insert(at, {"cell_type": "code", "metadata": {}, "source": "replay('ps2.vm_normal_page', 1)",
+                            "outputs": [], "execution_count": None, "id": "demo"})
+    v = verify(nb, trusted=True)["test_mixed_visible"]
+    assert v["passed"] and "note:" not in v["text"], v["text"]
 
 
 def test_feedback_names_cells_as_the_notebook_numbers_them():

@@ -38,6 +38,7 @@ def check(suite_id: str, *answers, **params) -> None:
         raise TypeError(f"check({suite_id!r}, ...) takes {', '.join(suite.names)}; got {len(answers)} answers")
     cells: list[str] = []
     bind = {name: _bind(answer, cells) for name, answer in zip(suite.names, answers)}
+    cells.sort(key=lambda source: _run_at(source, answers))      # as the notebook ran them (a base class first)
     from vmlib.grading.notebook import renumber, with_student
     params = with_student(suite, params, None)       # ps9: always this user's own mutation
     [verdict] = run_clean([{"suite": suite_id, "params": params, "cells": cells, "bind": bind}], trusted=True)
@@ -45,6 +46,15 @@ def check(suite_id: str, *answers, **params) -> None:
     print(renumber(verdict["text"], labels))
     if not verdict["passed"]:
         raise WrongAnswer(renumber(verdict["first"], labels))
+
+
+def _run_at(source: str, answers: tuple) -> int:
+    """When the notebook last ran the cell `source` (its execution count), -1 if unknown."""
+    fns = [f for a in answers if isinstance(a, (types.FunctionType, type)) and a.__module__ == "__main__"
+           for f in _functions(a)]
+    history = next((fn.__globals__.get("In") for fn in fns), None)
+    runs = [n for n, text in enumerate(history or []) if isinstance(text, str) and text.strip() == source.strip()]
+    return runs[-1] if runs else -1
 
 
 def _label(source: str, answers: tuple) -> str:
@@ -75,32 +85,41 @@ def _bind(answer, cells: list[str]) -> dict:
     return {"value": answer}
 
 
+def _methods(cls: type) -> list[types.FunctionType]:
+    """The methods of `cls` and of its bases from the notebook, the bases' first."""
+    bases = [c for c in reversed(cls.__mro__) if c.__module__ == "__main__"]
+    return [f for c in bases for f in vars(c).values() if isinstance(f, types.FunctionType)]
+
+
 def _functions(answer) -> list[types.FunctionType]:
     """A function, or the methods of a class (a driver) and of its bases from the notebook."""
     if isinstance(answer, types.FunctionType):
         return [answer]
-    bases = [c for c in reversed(answer.__mro__) if c.__module__ == "__main__"]
-    found = [f for c in bases for f in vars(c).values() if isinstance(f, types.FunctionType)]
+    found = _methods(answer)
     if not found:
         raise ValueError(f"cannot find the cell that defines {answer.__name__}: it has no methods")
     return found
 
 
 def _collect(fn: types.FunctionType, cells: list[str], seen: set) -> None:
-    """Add the notebook cell that defines `fn`, after the cells of the functions it uses."""
-    if fn.__code__.co_filename in seen:
+    """Add the notebook cell that defines `fn`, after the cells of the functions and classes it uses."""
+    if fn.__code__ in seen:
         return
-    seen.add(fn.__code__.co_filename)
+    seen.add(fn.__code__)
     for name in _names(fn.__code__):
         value = fn.__globals__.get(name)
         if isinstance(value, types.FunctionType) and value.__module__ == "__main__":
             _collect(value, cells, seen)
+        elif isinstance(value, type) and value.__module__ == "__main__":    # a helper class, its bases first
+            for method in _methods(value):
+                _collect(method, cells, seen)
         elif isinstance(value, (int, float, str, bool)) and not name.startswith("VM_"):
             cells.append(f"{name} = {value!r}\n")
     source = "".join(linecache.getlines(fn.__code__.co_filename))
     if not source:
         raise ValueError(f"cannot find the cell that defines {fn.__name__}; run that cell again, then this one")
-    cells.append(source)
+    if source not in cells:
+        cells.append(source)
 
 
 def _names(code: types.CodeType) -> set[str]:

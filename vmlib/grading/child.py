@@ -21,6 +21,7 @@ import signal
 import struct
 import sys
 import traceback
+import types
 
 from vmlib.grading.suites import Case, as_json, default_run_case
 
@@ -105,6 +106,17 @@ def _bind(how: dict, ns: dict):
     return ns[how["name"]]
 
 
+def _workbench() -> types.ModuleType:
+    """vmlib.grading.tryout while grading: an answer cell may import replay and scenarios (the notebooks'
+    setup does), but the grader shows no one their output, so here they do nothing."""
+    mod = types.ModuleType("vmlib.grading.tryout", "the notebooks' workbench: does nothing while grading")
+
+    def quiet(*args, **kwargs) -> None:
+        return None
+    mod.replay = mod.scenarios = quiet
+    return mod
+
+
 def run(request: dict, out) -> None:
     """Run the student's cells, then each case, writing one event line per step to `out`."""
     def emit(event: dict) -> None:
@@ -115,6 +127,7 @@ def run(request: dict, out) -> None:
     run_case = _resolve(request.get("run_case"))
     signal.signal(signal.SIGALRM, _on_alarm)
     os._exit = _no_exit  # so that one os._exit costs the case it is in, not every check
+    sys.modules["vmlib.grading.tryout"] = _workbench()
     ns: dict = {"__name__": "__main__"}
     exec(compile(request.get("prelude", ""), "<prelude>", "exec"), ns)  # noqa: S102 - running student code is the point
     errors = []

@@ -25,11 +25,28 @@ def _source(cell: dict) -> str:
     return "".join(src) if isinstance(src, list) else src
 
 
+_DEFINITION = (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign)
+
+
+def _defines(source: str) -> bool:
+    """Whether a cell only defines things (a student's helper cell): a function or class, and nothing at
+    its top level but definitions, imports and assignments (a cell that runs a replay is not one)."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return False
+    docstring = [n for n in body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)]
+    return (any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in body)
+            and all(isinstance(n, _DEFINITION) or n in docstring for n in body))
+
+
 def solution_cells(nb: dict) -> list[tuple[int, str]]:
-    """(number, source) of the answer (solution) code cells, in notebook order; cells are numbered
-    1, 2, ... over the whole notebook, markdown included, as JupyterLab counts them."""
+    """(number, source) of the answer (solution) code cells and of the code cells the student added
+    that define a function or class (a helper, a base class of a driver), in notebook order; cells
+    are numbered 1, 2, ... over the whole notebook, markdown included, as JupyterLab counts them."""
     return [(n, _source(c)) for n, c in enumerate(nb["cells"], 1)
-            if c.get("cell_type") == "code" and _nbgrader(c).get("solution")]
+            if c.get("cell_type") == "code" and (_nbgrader(c).get("solution")
+                                                 or not _nbgrader(c) and _defines(_source(c)))]
 
 
 _CELL = re.compile(r"\bcell (\d+)\b")

@@ -53,7 +53,11 @@ def normal_page_scenarios(params: dict) -> list[Scenario]:
                 scenario("private /dev/mem of device memory: write, fork, child writes, exits", P, "devmem-dev", 4,
                          "private", COW_OPS),
                 scenario("private /dev/mem of kernel RAM: write, fork, child writes, exits", P, "devmem-ram", 4,
-                         "private", COW_OPS)]
+                         "private", COW_OPS),
+                partial("shared read-only mapping of a file opened 'r', the driver remaps pages 1-2 of 4", P, 4,
+                        "shared", 1, 2, [("parent", "read", 1), ("parent", "read", 2), ("parent", "fork", "child"),
+                                        ("child", "read", 2), ("child", "exit", None), ("parent", "exit", None)],
+                        prot="r", mode="r")]
     rng = random.Random(params.get("seed", 0))
     out = []
     for i in range(14):
@@ -63,6 +67,15 @@ def normal_page_scenarios(params: dict) -> list[Scenario]:
         ops = random_ops(rng, npages, n=rng.randrange(5, 10), gup=("gup", "gupw"))
         out.append(scenario(f"{flags} {WORDS[kind]}, {npages} pages, sequence {i + 1}", profile, kind, npages,
                             flags, ops))
+    for i in range(2):                   # a driver's partial remap of a shared mapping of a file opened 'r'
+        npages = rng.randrange(3, 6)
+        first = rng.randrange(npages - 1)
+        n = rng.randrange(1, npages - first + 1)
+        profile = rng.choice(("2.6.25/x86", "2.6.25/powerpc", "2.6.26/x86"))
+        ops = [("parent", "read", first), ("parent", "fork", "child"), ("child", "read", first + n - 1),
+               ("child", "exit", None), ("parent", "munmap", first), ("parent", "exit", None)]
+        out.append(partial(f"shared read-only file, pages {first}..{first + n - 1} of {npages} remapped "
+                           f"(#{15 + i})", profile, npages, "shared", first, n, ops, prot="r", mode="r"))
     return out
 
 
@@ -71,33 +84,39 @@ register_sim("ps2.vm_normal_page", ("vm_normal_page",), normal_page_scenarios,
 
 
 class PartRemap(Driver):
-    """A driver whose mmap remaps only pages [first, first + n) of the vma to device pfns."""
+    """A driver whose mmap remaps pieces of the vma to device pfns: pages [first, first + n) for each
+    (first, n) in `pieces`, in that order, stopping at the first remap that fails."""
 
     name = "partremap"
 
-    def __init__(self, first: int, n: int):
-        self.first, self.n = first, n
+    def __init__(self, pieces: list[tuple[int, int]]):
+        self.pieces = pieces
 
     def mmap(self, k, vma) -> int:
-        if self.first + self.n > vma.npages:
-            self.n = vma.npages - self.first
-        start = vma.vm_start + (self.first << PAGE_SHIFT)
-        return k.remap_pfn_range(vma, start, DEV_PFN + vma.vm_pgoff + self.first, self.n << PAGE_SHIFT)
+        for first, n in self.pieces:
+            n = min(n, vma.npages - first)
+            start = vma.vm_start + (first << PAGE_SHIFT)
+            err = k.remap_pfn_range(vma, start, DEV_PFN + vma.vm_pgoff + first, n << PAGE_SHIFT)
+            if err:
+                return err
+        return 0
 
 
 def partial(name: str, profile: str, npages: int, flags: str, first: int, n: int, ops: list, prot: str = "rw",
-            mode: str = "rw") -> Scenario:
+            mode: str = "rw", then: tuple[int, int] | None = None) -> Scenario:
     """Map a PartRemap driver (opened with `mode`) remapping [first, first + n) of an npages vma with
-    protection `prot`, then perform ops."""
+    protection `prot` (and then the pages `then` = (first, n), if given), then perform ops."""
     version, arch = profile.split("/")
+    pieces = [(first, n)] + ([then] if then else [])
+    what = " then ".join(f"{a}..{a + b - 1}" for a, b in pieces)
 
     def run(w):
         k = w.k
         k.add_device_memory(DEV_PFN, 32, "nvram")
         p = k.spawn("parent")
-        f = k.open(PartRemap(first, n), mode)
+        f = k.open(PartRemap(pieces), mode)
         how = "" if (prot, mode) == ("rw", "rw") else f" (prot {prot!r}, the file opened {mode!r})"
-        w.step(f"parent: mmap {flags}{how}, {npages} pages; the driver remaps pages {first}..{first + n - 1}",
+        w.step(f"parent: mmap {flags}{how}, {npages} pages; the driver remaps pages {what}",
                lambda: p.mmap(npages << PAGE_SHIFT, prot, flags, file=f, addr=BASE))
         play_ops(w, {"parent": p}, ops)
     return Scenario(name, version, arch, run)
@@ -106,6 +125,7 @@ def partial(name: str, profile: str, npages: int, flags: str, first: int, n: int
 def remap_scenarios(params: dict) -> list[Scenario]:
     """Visible: whole and partial remaps of private and shared vmas; hidden: seeded sizes and ranges."""
     touch = [("parent", "read", 1), ("parent", "fork", "child"), ("child", "read", 1), ("child", "exit", None)]
+    touch3 = [("parent", "read", 3), ("parent", "fork", "child"), ("child", "read", 3), ("child", "exit", None)]
     if params.get("cases") != "hidden":
         return [scenario("private /dev/mem, the whole vma", P, "devmem-dev", 4, "private", COW_OPS),
                 scenario("shared /dev/mem, the whole vma", P, "devmem-dev", 4, "shared", SHARED_OPS),
@@ -119,7 +139,17 @@ def remap_scenarios(params: dict) -> list[Scenario]:
                 partial("private read-only mapping (prot 'r'), the driver remaps pages 1-2 of 4", P, 4, "private",
                         1, 2, touch, prot="r"),
                 partial("shared read-only mapping of a file opened 'r', the driver remaps pages 1-2 of 4", P, 4,
-                        "shared", 1, 2, touch, prot="r", mode="r")]
+                        "shared", 1, 2, touch, prot="r", mode="r"),
+                partial("private mapping, the driver remaps pages 0-1 of 4", P, 4, "private", 0, 2, touch),
+                partial("private mapping, the driver remaps pages 2-3 of 4", P, 4, "private", 2, 2, touch3),
+                partial("private read-only mapping (prot 'r'), the driver remaps pages 0-1 of 4", P, 4, "private",
+                        0, 2, touch, prot="r"),
+                partial("private read-only mapping (prot 'r'), the driver remaps pages 2-3 of 4", P, 4, "private",
+                        2, 2, touch3, prot="r"),
+                partial("shared mapping, the driver remaps pages 0-1, then pages 2-3 of 4", P, 4, "shared", 0, 2,
+                        touch3, then=(2, 2)),
+                partial("shared read-only mapping of a file opened 'r', the driver remaps pages 0-1, then 2-3 of 4",
+                        P, 4, "shared", 0, 2, touch3, prot="r", mode="r", then=(2, 2))]
     rng = random.Random(params.get("seed", 0))
     out = []
     for i in range(12):

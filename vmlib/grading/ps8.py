@@ -20,12 +20,13 @@ VM_MIXEDMAP vma on 6.12, kernel-facts §9b rows 8-9), and both designs are right
 from __future__ import annotations
 
 import errno
+import importlib
 import random
 import re
 
 from vmlib.drivers.nvram import Nvram, pattern
 from vmlib.errors import VmError
-from vmlib.flags import PAGE_SHIFT, VM_FAULT_NOPAGE, VM_FAULT_OOM, VM_FAULT_SIGBUS, flag_names
+from vmlib.flags import PAGE_SHIFT, SMAPS_CODES, VM_FAULT_NOPAGE, VM_FAULT_OOM, VM_FAULT_SIGBUS, flag_names
 from vmlib.grading import sim
 from vmlib.grading.sim import BASE, DEV_PFN, FAILED, Scenario, play_ops, register_sim
 from vmlib.mm import Driver
@@ -37,7 +38,6 @@ PRELUDE = (
     "                         VM_PFNMAP, VM_MIXEDMAP, VM_FAULT_NOPAGE, VM_FAULT_SIGBUS, VM_FAULT_OOM, is_cow_mapping)\n"
 )
 CLASSES = {"NvramPfnmap": "vmlib.drivers.nvram:NvramPfnmap", "NvramMixed": "vmlib.drivers.nvram:NvramMixed"}
-sim.DRIVER_REFS.update(CLASSES)
 
 
 class WrongBytes(VmError):
@@ -102,6 +102,44 @@ def _call(k, vma, name: str, args: list) -> int:
     return 0 if name.startswith("vmf_") and code == VM_FAULT_NOPAGE else code
 
 
+# ---- how the graded classes are asked: the question is a call of mmap or fault, as data ---------------
+
+class Drivers(sim.Decisions):
+    """The asker and judge of ps8's scenarios: the deciders are driver classes, which the kernel never
+    calls directly (Replay asks them through w.ask); a question is the vma, the fault and the card as
+    data; an answer is the list of kernel calls the class made (sim.driver_answer), judged by outcomes
+    (judge_driver)."""
+
+    overrides = False
+
+    def __init__(self, references: dict[str, str]):
+        self.references = references          # class name -> its reference "module:Class"
+
+    def encode(self, fn: str, k, args: tuple) -> dict:
+        op, nv, vma, vmf = args
+        return {"fn": fn, "world": sim.world_of(k), "op": op, "device": nv.as_data(),
+                "vma": {"vm_start": vma.vm_start, "vm_end": vma.vm_end, "vm_flags": vma.vm_flags,
+                        "vm_pgoff": vma.vm_pgoff, "vm_page_prot": vma.vm_page_prot},
+                "vmf": None if vmf is None else {"address": vmf.address, "pgoff": vmf.pgoff, "write": bool(vmf.write)}}
+
+    def reference(self, k, fn: str, args: tuple) -> tuple:
+        """The reference class answers on the same stand-ins as the student's, from the question as data."""
+        module, _, name = self.references[fn].partition(":")
+        return sim.driver_answer(getattr(importlib.import_module(module), name), self.encode(fn, k, args)), ""
+
+    def well_formed(self, fn: str, answer) -> bool:
+        return sim.driver_answer_ok(answer)
+
+    def decode(self, fn: str, k, answer, ref):
+        return answer
+
+    def judge(self, sc: Scenario, ref, got) -> str | None:
+        return judge_driver(sc, ref, got)
+
+
+DRIVERS = Drivers(CLASSES)
+
+
 # ---- scenarios and the model of the card ------------------------------------------------------------
 
 class CardModel:
@@ -150,6 +188,26 @@ def _write(p, who: str, i: int, model: CardModel) -> None:
     model.write(who, i, byte)
 
 
+# The bits v6.12 gives a new meaning, with their smaps codes: include/linux/mm.h @ v6.12 (VM_UFFD_MISSING
+# 0x200, VM_UFFD_WP 0x1000, VM_LOCKONFAULT 0x80000, VM_NORESERVE 0x200000, VM_SYNC 0x800000, VM_ARCH_1
+# 0x01000000, VM_WIPEONFORK 0x02000000, VM_SOFTDIRTY 0x08000000) and fs/proc/task_mmu.c:show_smap_vma_flags
+# @ v6.12 (kernel-facts §3b row 2). 0x80000 was VM_RESERVED in v2.6.26 (include/linux/mm.h @ v2.6.26, §3a
+# row 20): a driver that still sets it on 6.12 marks its vma "lock the pages on fault".
+REUSED_612 = [(0x200, "um"), (0x1000, "uw"), (0x80000, "lf"), (0x200000, "nr"), (0x800000, "sf"),
+              (0x01000000, "ar"), (0x02000000, "wf"), (0x08000000, "sd")]
+SMAPS_612 = sorted(SMAPS_CODES + REUSED_612)
+VMFLAGS_STEP = "parent: VmFlags of the mapping in /proc/self/smaps"
+FREE_CODES = {"io", "de", "dd", "dc"}    # flags a driver may add or leave out here: nothing in the scenarios turns on them
+
+
+def vmflags_612(p) -> str:
+    """The VmFlags line v6.12 prints for the vma at BASE (show_smap_vma_flags: codes in bit order)."""
+    vma = p.find_vma(BASE)
+    if vma is None or vma.vm_start > BASE:
+        return "no mapping at the card's address"
+    return " ".join(code for bit, code in SMAPS_612 if vma.vm_flags & bit)
+
+
 def scenario(name: str, profile: str, layout: str, flags: str, ops: list, cls: str, seed: int = 0) -> Scenario:
     """Attach a card of `layout` (D device, C cache, . hole), map it whole at BASE in "parent" with
     the graded class `cls` (MAP_SHARED or MAP_PRIVATE per `flags`), then perform `ops` (sim.play_ops,
@@ -166,30 +224,34 @@ def scenario(name: str, profile: str, layout: str, flags: str, ops: list, cls: s
         size = len(layout) << PAGE_SHIFT
         w.step(f"parent: mmap {flags}, {len(layout)} pages at {BASE:#x}",
                lambda: p.mmap(size, "rw", flags, file=f, offset=0, addr=BASE))
-        for who, op, arg in ops:
-            q = procs.get(who)
-            addr = BASE + ((arg or 0) << PAGE_SHIFT) if isinstance(arg, int) else BASE
-            if op == "read":
-                w.step(f"{who}: read {addr:#x}", lambda q=q, who=who, i=arg: _read(q, who, i, model))
-            elif op == "write":
-                w.step(f"{who}: write {addr:#x}", lambda q=q, who=who, i=arg: _write(q, who, i, model))
-            else:
-                play_ops(w, procs, [(who, op, arg)])
-                if op == "fork":
-                    model.fork(who, arg)
-                elif op in ("munmap", "exit"):
-                    model.drop(who, arg)
-    return Scenario(name, version, arch, run, ram_pages=64)
+        if k.profile.MODERN:             # smaps has VmFlags from 3.8 on
+            w.step(VMFLAGS_STEP, lambda: vmflags_612(p))
+        def done(who, op, arg):
+            if op == "fork":
+                model.fork(who, arg)
+            elif op in ("munmap", "exit"):
+                model.drop(who, arg)
+        play_ops(w, procs, ops, read=lambda q, who, i: _read(q, who, i, model),
+                 write=lambda q, who, i: _write(q, who, i, model), done=done)
+    return Scenario(name, version, arch, run, ram_pages=64, asker=DRIVERS)
 
 
 SHARED_OPS = [("parent", "read", 0), ("parent", "write", 1), ("parent", "read", 1), ("parent", "fork", "child"),
               ("child", "read", 1), ("child", "write", 3), ("parent", "read", 3), ("parent", "read", 2),
               ("child", "gup", 0), ("child", "exit", None), ("parent", "munmap", 1), ("parent", "read", 4),
-              ("parent", "exit", None)]
+              ("parent", "read", 2), ("parent", "exit", None)]
 PRIVATE_OPS = [("parent", "read", 0), ("parent", "read", 1), ("parent", "write", 1), ("parent", "fork", "child"),
                ("child", "read", 1), ("child", "write", 0), ("parent", "read", 0), ("child", "write", 3),
                ("child", "read", 3), ("parent", "read", 3), ("parent", "read", 2), ("child", "gupw", 4),
-               ("child", "exit", None), ("parent", "munmap", 0), ("parent", "read", 4), ("parent", "exit", None)]
+               ("child", "exit", None), ("parent", "munmap", 0), ("parent", "read", 4), ("parent", "read", 2),
+               ("parent", "exit", None)]
+# the card unmapped in pieces before the blocks behind them are touched: a split (3) and a shorter vma (0),
+# faults in vmas that start at block 0 and past it (vm_pgoff > 0)
+SPLIT_OPS = [("parent", "munmap", 3), ("parent", "read", 1), ("parent", "write", 0), ("parent", "read", 2),
+             ("parent", "read", 5),
+             ("parent", "write", 4), ("parent", "munmap", 0), ("parent", "read", 2), ("parent", "fork", "child"),
+             ("child", "read", 6), ("child", "write", 2), ("child", "write", 5), ("child", "read", 1),
+             ("child", "exit", None), ("parent", "read", 5), ("parent", "read", 6), ("parent", "exit", None)]
 HIDDEN_PROFILES = ("2.6.26/x86", "2.6.26/s390", "2.6.27/x86", "2.6.27/powerpc", "6.12/x86", "6.12/m68k")
 
 
@@ -210,6 +272,13 @@ def _seeded(params: dict, cls: str, n: int = 10) -> list[Scenario]:
         ops = sim.random_ops(rng, len(layout), n=rng.randrange(6, 12), gup=("gup", "gupw"))
         end = ops.index(("child", "exit", None))       # then both read every page: the bytes each one sees
         ops[end:end] = [(who, "read", pg) for pg in range(len(layout)) for who in ("parent", "child")]
+        # unmap 1-2 blocks (never the last page nor a hole) at a random offset: a split or a shorter vma,
+        # with faults after it; before anything is touched or later, before the fork
+        first = rng.choice([pg for pg in range(len(layout) - 1) if layout[pg] != "."])
+        cut = [pg for pg in (first, first + 1)[:rng.randrange(1, 3)] if pg < len(layout) - 1 and layout[pg] != "."]
+        cut = cut[:len(layout) - layout.count(".") - 1]          # a block with data stays mapped
+        at = 0 if i % 2 == 0 else rng.randrange(ops.index(("parent", "fork", "child")) + 1)
+        ops[at:at] = [("parent", "munmap", pg) for pg in cut]
         profile = HIDDEN_PROFILES[i % len(HIDDEN_PROFILES)]
         out.append(scenario(f"{flags} mapping of card {layout}, sequence {i + 1}", profile, layout, flags, ops, cls,
                             seed=rng.randrange(1000)))
@@ -226,7 +295,10 @@ def pfnmap_scenarios(params: dict) -> list[Scenario]:
             scenario("private mapping of the scattered card", "2.6.27/x86", "DCDC.", "private", PRIVATE_OPS, cls),
             scenario("shared mapping on powerpc with pte_special", "2.6.27/powerpc", "CD.CD", "shared", SHARED_OPS,
                      cls, seed=3),
-            scenario("shared mapping on 6.12", "6.12/x86", "DD.CC", "shared", SHARED_OPS, cls, seed=5)]
+            scenario("shared mapping on 6.12", "6.12/x86", "DD.CC", "shared", SHARED_OPS, cls, seed=5),
+            scenario("private mapping on 6.12", "6.12/x86", "DC.DC", "private", PRIVATE_OPS, cls, seed=8),
+            scenario("shared mapping on 6.12, unmapped in pieces", "6.12/x86", "CD.CDDC", "shared", SPLIT_OPS, cls,
+                     seed=6)]
 
 
 def mixed_scenarios(params: dict) -> list[Scenario]:
@@ -239,7 +311,12 @@ def mixed_scenarios(params: dict) -> list[Scenario]:
                      SHARED_OPS, cls, seed=1),
             scenario("private mapping on powerpc with pte_special", "2.6.27/powerpc", "DC.DC", "private",
                      PRIVATE_OPS, cls, seed=2),
-            scenario("private mapping on 6.12", "6.12/x86", "CD.CD", "private", PRIVATE_OPS, cls, seed=4)]
+            scenario("private mapping on 6.12", "6.12/x86", "CD.CD", "private", PRIVATE_OPS, cls, seed=4),
+            scenario("shared mapping, unmapped in pieces", "2.6.26/x86", "CD.DCCD", "shared", SPLIT_OPS, cls, seed=7),
+            scenario("private mapping on 6.12, unmapped in pieces", "6.12/x86", "DC.CDDC", "private", SPLIT_OPS, cls,
+                     seed=9),
+            scenario("shared mapping on 6.12, unmapped in pieces", "6.12/x86", "DC.DCCD", "shared", SPLIT_OPS, cls,
+                     seed=10)]
 
 
 # ---- judging: outcomes and bytes, not pte states ---------------------------------------------------------
@@ -258,7 +335,13 @@ def _pinnable(k: str) -> bool:
     return k == "returned 1 page(s)" or (k.startswith("KernelError") and "check()" not in k)
 
 
+def _codes(outcome: str) -> set[str]:
+    return set(outcome.removeprefix("returned ").strip("'").split()) - FREE_CODES
+
+
 def _agrees(text: str, got: str, ref: str) -> bool:
+    if text == VMFLAGS_STEP:
+        return _codes(got) == _codes(ref) and ("k.check()" in got) == ("k.check()" in ref)
     if kind(got) == kind(ref):
         return True
     return "get_user_pages" in text and _pinnable(kind(got)) and _pinnable(kind(ref))
@@ -319,5 +402,5 @@ def judge_driver(sc: Scenario, ref, got) -> str | None:
     return None
 
 
-register_sim("ps8.pfnmap", ("NvramPfnmap",), pfnmap_scenarios, (CLASSES["NvramPfnmap"],), PRELUDE, judge_driver)
-register_sim("ps8.mixedmap", ("NvramMixed",), mixed_scenarios, (CLASSES["NvramMixed"],), PRELUDE, judge_driver)
+register_sim("ps8.pfnmap", ("NvramPfnmap",), pfnmap_scenarios, (CLASSES["NvramPfnmap"],), PRELUDE)
+register_sim("ps8.mixedmap", ("NvramMixed",), mixed_scenarios, (CLASSES["NvramMixed"],), PRELUDE)

@@ -19,8 +19,8 @@ import tempfile
 from vmlib.grading import sandbox
 from vmlib.grading.sim import MAX_ROUNDS
 from vmlib.grading.suites import Case, Suite, get_suite
+from vmlib.grading.verdicts import MAX_SHOWN, verdict  # noqa: F401 - runner.verdict, runner.MAX_SHOWN: kept names
 
-MAX_SHOWN = 5        # failures spelled out per check
 CHECK_STEPS = 4      # a check may take this many cell timeouts in all (+ STARTUP_SLACK), then it is cut
 STARTUP_SLACK = 5.0
 _SIDE: list = []     # the student side of this runner process (one per request)
@@ -110,24 +110,6 @@ def run_check(check: dict, cell_timeout: float = 5.0) -> dict:
             failures.append(f"case {i + 1} ({case.label}): {problem}")
     shape_only = suite.compare is not None and all(case.expected is None for case in cases)
     return verdict(suite, cases, failures, setup["errors"], shape_only)
-
-
-def verdict(suite: Suite, cases: list[Case], failures: list[str], cell_errors: list[str],
-            shape_only: bool = False) -> dict:
-    """Pack a verdict with its feedback text; a `shape_only` one checked only the form of the answers."""
-    n = len(cases)
-    if shape_only:
-        lines = [f"{suite.id}: {n - len(failures)} of {n} answers well-formed; graded by the autograder"]
-    else:
-        lines = [f"{suite.id}: {n - len(failures)} of {n} cases agree with the kernel"]
-    lines += [f"  note: your {e}" for e in cell_errors]
-    if failures:
-        lines.append(f"  first divergence: {failures[0]}")
-        lines += [f"  also: {f}" for f in failures[1:MAX_SHOWN]]
-        if len(failures) > MAX_SHOWN:
-            lines.append(f"  ... and {len(failures) - MAX_SHOWN} more")
-    return {"suite": suite.id, "passed": not failures, "cases": n, "failed": len(failures),
-            "first": failures[0] if failures else None, "text": "\n".join(lines), "shape_only": shape_only}
 
 
 def run_clean(checks: list[dict], cell_timeout: float = 5.0, python: str | None = None, *,

@@ -17,7 +17,6 @@ A student function must be a function of its arguments (no state kept between ca
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ from vmlib.profiles import make_profile
 from vmlib.pte import Pte
 
 MAX_ROUNDS = 5           # worker runs per check at most: asking again for questions a wrong answer raised
-DRIVER_REFS: dict[str, str] = {}   # graded driver class name -> its reference "module:Class" (ps8 registers)
 
 
 # ---- questions as data ------------------------------------------------------------------------
@@ -61,11 +59,7 @@ def _page(k, pfn) -> dict | None:
 def encode_call(fn: str, k, args: tuple) -> dict:
     """The question `fn(k, *args)` as JSON data (what the student's function will be shown)."""
     q = {"fn": fn, "world": world_of(k)}
-    if fn in DRIVER_REFS:
-        op, nv, vma, vmf = args
-        q.update(op=op, device=nv.as_data(), vma={**_vma(vma), "vm_page_prot": vma.vm_page_prot},
-                 vmf=None if vmf is None else {"address": vmf.address, "pgoff": vmf.pgoff, "write": bool(vmf.write)})
-    elif fn == "vm_normal_page":
+    if fn == "vm_normal_page":
         vma, addr, pte = args
         q.update(vma=_vma(vma), addr=addr, pte=_pte(pte), page=_page(k, pte.pfn))
     elif fn == "remap_pfn_range_check":
@@ -367,6 +361,10 @@ class Scenario:
     arch: str
     play: Callable
     ram_pages: int = 64
+    asker: Decisions | None = None     # how its deciders are asked and judged (None: DECISIONS)
+
+    def __post_init__(self):
+        self.asker = self.asker or DECISIONS
 
 
 class World:
@@ -446,11 +444,7 @@ def _reference(fn: str) -> Callable:
 
 
 def ask_reference(k, fn: str, args: tuple):
-    """(answer as JSON, kernel-facts row) of the reference on the real objects; the trace is left as it was.
-    A driver class (DRIVER_REFS) answers on the same stand-ins as the student's, from the question as data."""
-    if fn in DRIVER_REFS:
-        module, _, name = DRIVER_REFS[fn].partition(":")
-        return driver_answer(getattr(importlib.import_module(module), name), encode_call(fn, k, args)), ""
+    """(answer as JSON, kernel-facts row) of the reference on the real objects; the trace is left as it was."""
     tr = k.tracer
     mark, quiet = len(tr.trace.events), tr._quiet
     tr._quiet = 0
@@ -478,13 +472,50 @@ def _decode(fn: str, k, answer):
     return answer
 
 
-def deciders(world: World, fns: tuple, answers: dict | None, unknown: dict) -> dict:
-    """Override functions for `fns`: record each question; answer with `answers` (None: the reference)."""
+class Decisions:
+    """How a scenario's deciders are asked and judged, in one object per kind of suite. This one, the
+    default: decision functions the kernel calls through k.override (vm_normal_page, ...), a kernel
+    error the reference raises is raised again when the student's answer is the same, and the
+    feedback cites the kernel-facts row of the kernel's answer. A suite with other deciders (ps8's
+    driver classes) gives its scenarios its own subclass; sim.py knows none of them."""
+
+    overrides = True             # the deciders are k.override names (else: the scenario calls w.ask[fn])
+    unit = "scenarios"           # what a verdict counts
+    cite_rows = True             # feedback names the kernel-facts row the kernel's answer followed
+
+    def encode(self, fn: str, k, args: tuple) -> dict:
+        """The question fn(k, *args) as JSON data."""
+        return encode_call(fn, k, args)
+
+    def reference(self, k, fn: str, args: tuple) -> tuple:
+        """(the reference's answer as JSON, its kernel-facts row or "")."""
+        return ask_reference(k, fn, args)
+
+    def well_formed(self, fn: str, answer) -> bool:
+        """Whether an untrusted answer has the form the student side gives."""
+        return well_formed(fn, answer)
+
+    def decode(self, fn: str, k, answer, ref):
+        """The answer as the kernel takes it (raising what the reference raised, if it is the same)."""
+        if isinstance(ref, dict) and "raised" in ref and answer == ref:
+            raise _reraise(ref["raised"])
+        return _decode(fn, k, answer)
+
+    def judge(self, sc: Scenario, ref: World, got: World) -> str | None:
+        """None if the two runs agree, else the feedback (see judge_scenario)."""
+        return judge_scenario(sc, ref, got, self.cite_rows)
+
+
+DECISIONS = Decisions()
+
+
+def deciders(world: World, fns: tuple, answers: dict | None, unknown: dict, asker: Decisions = DECISIONS) -> dict:
+    """Decider functions for `fns`: record each question; answer with `answers` (None: the reference)."""
     def make(fn):
         def decide(k, *args):
-            q = encode_call(fn, k, args)
+            q = asker.encode(fn, k, args)
             key = key_of(q)
-            ref, row = ask_reference(k, fn, args)
+            ref, row = asker.reference(k, fn, args)
             if answers is None:
                 ans = ref
             elif key in answers:
@@ -497,9 +528,7 @@ def deciders(world: World, fns: tuple, answers: dict | None, unknown: dict) -> d
                                 "row": row, "known": answers is None or key in answers})
             if isinstance(ans, dict) and "failed" in ans:
                 raise StudentFailed(ans["failed"])
-            if fn not in DRIVER_REFS and isinstance(ref, dict) and "raised" in ref and ans == ref:
-                raise _reraise(ref["raised"])
-            return _decode(fn, k, ans)
+            return asker.decode(fn, k, ans, ref)
         return decide
     return {fn: make(fn) for fn in fns}
 
@@ -513,8 +542,8 @@ def _reraise(text: str) -> VmError:
 def play(sc: Scenario, fns: tuple, answers: dict | None, unknown: dict) -> World:
     """Run scenario `sc` with `fns` decided by `answers` (None: by the reference)."""
     w = World(sc, {})
-    w.ask = deciders(w, fns, answers, unknown)
-    w.overrides = {fn: d for fn, d in w.ask.items() if fn not in DRIVER_REFS}
+    w.ask = deciders(w, fns, answers, unknown, sc.asker)
+    w.overrides = w.ask if sc.asker.overrides else {}
     try:
         sc.play(w)
     except StopScenario:
@@ -527,20 +556,19 @@ def play(sc: Scenario, fns: tuple, answers: dict | None, unknown: dict) -> World
 # ---- judging ----------------------------------------------------------------------------------
 
 def describe(q: dict) -> str:
-    """A question in words: 'a special pte (pfn 70001, PWUAS) at 0x40001000 in a VM_MIXEDMAP vma'."""
+    """A question in words: the state it is about, never a label that restates a rule (issue 20: no
+    "linear", no "COW"; the student works those out from vm_pgoff, vm_flags and the pfn), e.g.
+    'a pte (pfn 65537, device memory 'nvram'; bits P|U|A) at 0x40001000 in a vma [...) (vm_pgoff 0x0, ...)'."""
     w = q["world"]
 
     def pfn_words(pfn):
         if 0 <= pfn < w["ram_pages"]:
             return f"pfn {pfn}, RAM" + (", the zero page" if pfn == w["zero_pfn"] else "")
         dev = next((d for d in w["devices"] if d[1] <= pfn < d[1] + d[2]), None)
-        return f"pfn {pfn}, device memory {dev[0]!r} with no struct page" if dev else f"pfn {pfn}, no memory"
+        return f"pfn {pfn}, device memory {dev[0]!r}" if dev else f"pfn {pfn}, no memory"
 
     def vma_words(v):
-        kinds = [n for n, bit in (("VM_PFNMAP", 0x400), ("VM_MIXEDMAP", 0x10000000)) if v["vm_flags"] & bit]
-        kind = "|".join(kinds) or "plain"
-        cow = "COW" if is_cow_mapping(v["vm_flags"]) else "not COW"
-        return (f"a {kind} vma [{v['vm_start']:#x}, {v['vm_end']:#x}) ({cow}, vm_pgoff {v['vm_pgoff']:#x}, "
+        return (f"a vma [{v['vm_start']:#x}, {v['vm_end']:#x}) (vm_pgoff {v['vm_pgoff']:#x}, "
                 f"vm_flags {flag_names(v['vm_flags'])})")
 
     def pte_words(p):
@@ -552,10 +580,7 @@ def describe(q: dict) -> str:
 
     fn = q["fn"]
     if fn == "vm_normal_page":
-        v = q["vma"]
-        lin = v["vm_pgoff"] + ((q["addr"] - v["vm_start"]) >> PAGE_SHIFT)
-        linear = "linear: pfn == vm_pgoff + offset" if lin == q["pte"]["pfn"] else f"not linear: vm_pgoff + offset = {lin}"
-        return f"{pte_words(q['pte'])} at {q['addr']:#x} ({linear}) in {vma_words(v)}"
+        return f"{pte_words(q['pte'])} at {q['addr']:#x} in {vma_words(q['vma'])}"
     if fn == "remap_pfn_range_check":
         return f"[{q['addr']:#x}, {q['end']:#x}) of {vma_words(q['vma'])}"
     if fn == "insert_mixed_decision":
@@ -592,8 +617,9 @@ def _state_diff(got: dict, ref: dict) -> str:
     return "; ".join(parts) + (f"; and {len(keys) - 3} more differences" if len(keys) > 3 else "")
 
 
-def judge_scenario(sc: Scenario, ref: World, got: World) -> str | None:
-    """None if the runs agree; else the first diverging call and the first step it shows in."""
+def judge_scenario(sc: Scenario, ref: World, got: World, cite_rows: bool = True) -> str | None:
+    """None if the runs agree; else the first diverging call and the first step it shows in (with the
+    kernel-facts row of the kernel's answer if `cite_rows`)."""
     first = next((c for c in got.calls if c["ans"] != c["ref"]), None)
     bad_step = None
     for i, (text, outcome, state) in enumerate(got.steps):
@@ -611,7 +637,7 @@ def judge_scenario(sc: Scenario, ref: World, got: World) -> str | None:
     parts = [f"scenario '{sc.name}' ({sc.version}/{sc.arch})"]
     if first is not None:
         fn = first["q"]["fn"]
-        row = f" (kernel-facts {first['row']})" if first["row"] else ""
+        row = f" (kernel-facts {first['row']})" if first["row"] and cite_rows else ""
         verb = "" if isinstance(first["ans"], dict) and "failed" in first["ans"] else "returned "
         parts.append(f"step {first['step']} ({first['text']}): for {describe(first['q'])}, your {fn} "
                      f"{verb}{show(fn, first['ans'])}; the kernel returns {show(fn, first['ref'])}{row}")
@@ -624,8 +650,6 @@ def judge_scenario(sc: Scenario, ref: World, got: World) -> str | None:
 
 def well_formed(fn: str, answer) -> bool:
     """Whether `answer` (from the untrusted student side) has the form _answer gives `fn`'s answers."""
-    if fn in DRIVER_REFS:
-        return driver_answer_ok(answer)
     if fn == "vm_normal_page":
         return answer is None or (isinstance(answer, dict) and set(answer) == {"page"}
                                   and type(answer["page"]) is int)
@@ -638,12 +662,12 @@ def well_formed(fn: str, answer) -> bool:
     return type(answer) is bool
 
 
-def _event_answer(fn: str, event: dict | None, ended: str):
+def _event_answer(fn: str, event: dict | None, ended: str, asker: Decisions = DECISIONS):
     if event is None:
         what = "did not finish in time (an endless loop?)" if ended == "timeout" else "ended the grading process"
         return {"failed": f"{what}"}
     if "result" in event:
-        return event["result"] if well_formed(fn, event["result"]) else {"failed": "sent an answer of the wrong form"}
+        return event["result"] if asker.well_formed(fn, event["result"]) else {"failed": "sent an answer of the wrong form"}
     if "missing" in event:
         return {"failed": f"is not defined ({event['missing']}): run the cell that defines it"}
     if "reference" in event:
@@ -670,16 +694,19 @@ def reference_runs(suite: Suite, scenarios: list[Scenario], fns: tuple, key: str
 
 
 def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask, runs_key: str,
-          judge: Callable = judge_scenario) -> dict:
+          judge: Callable | None = None) -> dict:
     """Play every scenario that asks the student's function something with the reference and with the
     student's answers; the verdict. A scenario whose reference run asks nothing would run the same
     whatever the answers, so it checks nothing and is not counted. `runs_key` names the scenarios
-    (suite and parameters) so that their reference runs are reused."""
-    from vmlib.grading.runner import verdict
+    (suite and parameters) so that their reference runs are reused. The scenarios' asker judges
+    (`judge`, if given, instead)."""
+    from vmlib.grading.verdicts import verdict  # clean side only: the sandbox's copy of sim never grades
     asking = [(sc, w) for sc, w in zip(scenarios, reference_runs(suite, scenarios, fns, runs_key)) if w.calls]
     if not asking:
         raise RuntimeError(f"{suite.id}: no scenario asks {', '.join(fns)} anything")
     scenarios, refs = [sc for sc, _ in asking], [w for _, w in asking]
+    asker = scenarios[0].asker
+    judge = judge or asker.judge
     pending = {key_of(c["q"]): c["q"] for w in refs for c in w.calls}
     answers: dict = {}
     errors: list[str] = []
@@ -694,7 +721,7 @@ def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask, runs_key: st
         errors = setup["errors"]
         by_case = {e["i"]: e for e in events if "i" in e}
         for i, (key, q) in enumerate(items):
-            answers[key] = _event_answer(q["fn"], by_case.get(i), ended)
+            answers[key] = _event_answer(q["fn"], by_case.get(i), ended, asker)
         pending = {}
         runs = [play(sc, fns, answers, pending) for sc in scenarios]
     failures = []
@@ -707,18 +734,17 @@ def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask, runs_key: st
         if problem:
             failures.append(problem)
     cases = [Case(sc.name, fns[0], []) for sc in scenarios]
-    v = verdict(suite, cases, failures, errors)
-    v["text"] = v["text"].replace(" cases agree with the kernel", " scenarios agree with the kernel")
-    return v
+    return verdict(suite, cases, failures, errors, unit=asker.unit)
 
 
 SCENARIOS: dict[str, Callable[[dict], list[Scenario]]] = {}     # suite id -> its scenarios (vmlib.grading.tryout)
 
 
 def register_sim(suite_id: str, fns: tuple, make_scenarios: Callable[[dict], list[Scenario]],
-                 references: tuple, prelude: str = "", judge: Callable = judge_scenario) -> Suite:
-    """Register a simulator-graded suite whose student functions are `fns` (override names, or
-    driver classes named in DRIVER_REFS); `judge(sc, ref, got)` tells a scenario's divergence."""
+                 references: tuple, prelude: str = "", judge: Callable | None = None) -> Suite:
+    """Register a simulator-graded suite whose deciders are `fns`, asked and judged as its scenarios'
+    asker says (Scenario.asker: decision functions by default); `judge(sc, ref, got)`, if given,
+    tells a scenario's divergence instead."""
     SCENARIOS[suite_id] = make_scenarios
 
     def grade_hook(suite, params, ask):
@@ -765,24 +791,33 @@ def mapping(w, kind: str, npages: int, flags: str = "private", who: str = "paren
     return p
 
 
-def play_ops(w, procs: dict, ops: list) -> None:
+def _read(p, who: str, page: int):
+    return p.read(BASE + (page << PAGE_SHIFT), 1)
+
+
+def _write(p, who: str, page: int):
+    return p.write(BASE + (page << PAGE_SHIFT), who[0].encode())
+
+
+def play_ops(w, procs: dict, ops: list, read: Callable = _read, write: Callable = _write,
+             done: Callable | None = None) -> None:
     """Perform ops: (who, "read"|"write"|"gup"|"gupw"|"gupfast"|"gupfastw", page), (who, "fork", child),
-    (who, "munmap", page), (who, "exit", None)."""
+    (who, "munmap", page), (who, "exit", None). A read or write is `read(p, who, page)` or
+    `write(p, who, page)` (one byte; a suite may check what it reads, as ps8 does against its card),
+    and `done(who, op, arg)` hears of each op after its step."""
     for who, op, arg in ops:
         p = procs.get(who)
         addr = BASE + ((arg or 0) << PAGE_SHIFT) if isinstance(arg, int) else BASE
         if op == "fork":
             procs[arg] = w.step(f"{who}: fork → {arg}", lambda p=p, c=arg: p.fork(c))
-        elif op == "read":
-            w.step(f"{who}: read {addr:#x}", lambda p=p, a=addr: p.read(a, 1))
-        elif op == "write":
-            data = who[0].encode()
-            w.step(f"{who}: write {addr:#x}", lambda p=p, a=addr, d=data: p.write(a, d))
+        elif op in ("read", "write"):
+            act = read if op == "read" else write
+            w.step(f"{who}: {op} {addr:#x}", lambda p=p, who=who, i=arg, act=act: act(p, who, i))
         elif op.startswith("gup"):
-            write = op.endswith("w")
+            wr = op.endswith("w")
             fast = op.startswith("gupfast")
-            name = f"get_user_pages{'_fast' if fast else ''}({addr:#x}, 1, {'write' if write else 'read'})"
-            w.step(f"{who}: {name}", lambda p=p, a=addr, f=fast, wr=write:
+            name = f"get_user_pages{'_fast' if fast else ''}({addr:#x}, 1, {'write' if wr else 'read'})"
+            w.step(f"{who}: {name}", lambda p=p, a=addr, f=fast, wr=wr:
                    (p.get_user_pages_fast if f else p.get_user_pages)(a, 1, write=wr))
         elif op == "munmap":
             w.step(f"{who}: munmap {addr:#x}", lambda p=p, a=addr: p.munmap(a, PAGE_SIZE))
@@ -790,6 +825,8 @@ def play_ops(w, procs: dict, ops: list) -> None:
             w.step(f"{who}: exit", lambda p=p: p.exit())
         else:
             raise ValueError(f"unknown op {op!r}")
+        if done is not None:
+            done(who, op, arg)
 
 
 def scenario(name: str, profile: str, kind: str, npages: int, flags: str, ops: list, prot: str = "rw",

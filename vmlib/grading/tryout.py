@@ -23,13 +23,25 @@ def _visible(suite_id: str) -> list:
     if suite_id not in sim.SCENARIOS:
         raise ValueError(f"{suite_id!r} is not graded by scenarios; replay works for "
                          f"{', '.join(sorted(sim.SCENARIOS))}")
-    return sim.SCENARIOS[suite_id]({})
+    visible = sim.SCENARIOS[suite_id]({})
+    if not all(sc.asker.overrides for sc in visible):
+        raise ValueError(f"{suite_id} grades a driver class, which replay cannot plug in yet; run its check() "
+                         "cell: its feedback names the scenario, the step and what your driver did")
+    return visible
 
 
-def scenarios(suite_id: str) -> list[str]:
-    """Print and return the names of the visible scenarios of `suite_id`, numbered from 1."""
-    names = [f"{i}. {sc.name}" + ("" if f"{sc.version}/{sc.arch}" in sc.name else f" ({sc.version}/{sc.arch})")
-             for i, sc in enumerate(_visible(suite_id), 1)]
+class Printed(list):
+    """A list that replay() or scenarios() has already printed: a notebook does not show it a second time
+    (IPython calls _ipython_display_ instead of showing the value; this one shows nothing)."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def scenarios(suite_id: str) -> Printed:
+    """Print the names of the visible scenarios of `suite_id`, numbered from 1; return them (as Printed)."""
+    names = Printed(f"{i}. {sc.name}" + ("" if f"{sc.version}/{sc.arch}" in sc.name else f" ({sc.version}/{sc.arch})")
+                    for i, sc in enumerate(_visible(suite_id), 1))
     print("\n".join(names))
     return names
 
@@ -49,13 +61,13 @@ def _changes(before: dict, after: dict) -> list[str]:
     return [f"{key}: {before.get(key, 'none')} → {after.get(key, 'none')}" for key in sim.changed_keys(before, after)]
 
 
-def replay(suite_id: str, number: int, show_changes: bool = True, **functions) -> list[tuple[str, str]]:
+def replay(suite_id: str, number: int, show_changes: bool = True, **functions) -> Printed:
     """Play visible scenario `number` of `suite_id` with `functions` plugged in (k.override); print it.
 
     `functions` are the suite's decision functions by the kernel's name, e.g.
     `vm_normal_page=my_vm_normal_page` (ps4's 6.12 part: `do_wp_page_decision=...`). Without any, the
-    kernel's own functions decide. Returns [(step, outcome)]; ValueError for an unknown suite,
-    scenario number or function name.
+    kernel's own functions decide. Returns the [(step, outcome)] it printed (as Printed, which a
+    notebook does not echo); ValueError for an unknown suite, scenario number or function name.
     """
     visible = _visible(suite_id)
     if not isinstance(number, int) or not 1 <= number <= len(visible):
@@ -97,4 +109,4 @@ def replay(suite_id: str, number: int, show_changes: bool = True, **functions) -
             for change in _changes(before, state):
                 print(f"    {change}")
             before = state
-    return [(text, outcome) for text, outcome, _ in world.steps]
+    return Printed((text, outcome) for text, outcome, _ in world.steps)
