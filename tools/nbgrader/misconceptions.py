@@ -22,6 +22,7 @@ import html
 import io
 import json
 import re
+import textwrap
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def rows_of_sheet(path: Path = FACTS) -> dict[str, str]:
             continue
         cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
         if section and cells and cells[0].isdigit():
-            out[f"§{section} row {cells[0]}"] = " · ".join(c for c in cells[1:4] if c)
+            out[f"§{section} row {cells[0]}"] = " · ".join(c.replace("`", "") for c in cells[1:4] if c)
     return out
 
 
@@ -147,7 +148,8 @@ def figure_svg(counted: list[dict], title: str, top: int = 12) -> str:
     rows = counted[:top][::-1]
     fig = Figure(figsize=(8, 0.45 * max(3, len(rows)) + 1.2))
     ax = fig.subplots()
-    ax.barh([r["place"] for r in rows], [100 * r["share"] for r in rows], color="#3b75af")
+    labels = [textwrap.fill(r["place"], 34) for r in rows]
+    ax.barh(labels, [100 * r["share"] for r in rows], color="#3b75af")
     for i, r in enumerate(rows):
         ax.text(100 * r["share"] + 1, i, f"{r['share']:.0%} ({r['students']})", va="center", fontsize=11)
     ax.set_xlim(0, 115)
@@ -174,7 +176,7 @@ def report(course: Path, assignment: str, out: Path) -> tuple[Path, Path, list[d
             w.writerow([r["place"], r["students"], f"{r['share']:.3f}", r["where"], sheet.get(r["place"], "")])
     failing = sum(1 for divs in records.values() if divs)
     title = f"{assignment}: where failing checks first diverge ({failing} of {len(records)} students)"
-    svg = figure_svg(counted, title) if counted else ""
+    svg = figure_svg(counted, f"{assignment}: first divergences ({failing} students)") if counted else ""
     (out / "misconceptions.svg").write_text(svg)
     items = []
     for r in counted:
