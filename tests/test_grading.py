@@ -502,7 +502,7 @@ def test_autograde_names_the_batches_no_worker_was_left_to_grade(tmp_path, monke
 
 @pytest.mark.slow
 def test_autograde_writes_the_misconception_report_and_similarity_finds_the_copies(graded):
-    subs, courses = graded
+    _, courses = graded
     course = courses["ps2_pfnmap"]
     page = course / "reports" / "ps2_pfnmap" / "misconceptions.html"
     rows = list(csv.DictReader((page.parent / "misconceptions.csv").open()))

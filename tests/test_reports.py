@@ -10,9 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests" / "fixtures" / "submissions"), str(ROOT / "tools" / "nbgrader")]
 
-import misconceptions as mc  # noqa: E402
-import plants  # noqa: E402
-import similarity as sim  # noqa: E402
+import misconceptions as mc
+import plants
+import similarity as sim
 
 NAME = "ps2_pfnmap"
 SOLUTION = plants.load(ROOT / "solutions" / NAME / f"{NAME}.ipynb")

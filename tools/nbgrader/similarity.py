@@ -247,14 +247,14 @@ def write_report(rows: list[dict], out: Path, assignment: str, threshold: float,
         w.writerows(rows)
     flagged = [r for r in rows if r["flagged"]]
     parts = [f"<!doctype html><meta charset='utf-8'><title>Similarity: {html.escape(assignment)}</title>",
-             "<style>body{font:15px system-ui,sans-serif;margin:2em}td,th{padding:4px 10px;text-align:left}"
+             ("<style>body{font:15px system-ui,sans-serif;margin:2em}td,th{padding:4px 10px;text-align:left}"
              "pre{font-size:13px;background:#f4f4f4;color:#111;padding:8px;overflow:auto;max-height:20em}"
-             "tr:nth-child(even){background:#f8f8f8}</style>",
+             "tr:nth-child(even){background:#f8f8f8}</style>"),
              f"<h1>Similarity of answer cells: {html.escape(assignment)}</h1>",
-             f"<p>{len(flagged)} of {len(rows)} pairs at or above {threshold:.0%} (share of the smaller answer's "
+             (f"<p>{len(flagged)} of {len(rows)} pairs at or above {threshold:.0%} (share of the smaller answer's "
              "fingerprints, after renaming variables and leaving out the starter code). A high share is a reason "
              "to look, not a verdict: short answers to a narrow question can agree honestly. "
-             "Instructor only: never release this file.</p>",
+             "Instructor only: never release this file.</p>"),
              "<table><tr><th>cell</th><th>a</th><th>b</th><th>similarity</th><th>tokens</th></tr>"]
     for r in rows[:500]:
         parts.append(f"<tr><td>{html.escape(r['grade_id'])}</td><td>{html.escape(r['a'])}</td>"
