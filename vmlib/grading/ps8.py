@@ -296,12 +296,13 @@ def describe_call(c: dict) -> str:
     return f"your {q['fn']}.{where}{did}{end}{page}"
 
 
-def judge_driver(sc: Scenario, ref, got) -> str | None:
-    """None if every step agrees; else the first step that does not, what the driver did last before
-    it, and the first step after it where an invariant broke (if it was not that step)."""
+def judge_driver(sc: Scenario, ref, got, agrees=_agrees) -> str | None:
+    """None if every step agrees (`agrees(text, outcome, reference outcome)`); else the first step that
+    does not, what the driver did last before it, and the first step after it where an invariant broke
+    (if it was not that step)."""
     for i, (text, outcome, _) in enumerate(got.steps):
         routcome = ref.steps[i][1] if i < len(ref.steps) else "(no such step)"
-        if _agrees(text, outcome, routcome):
+        if agrees(text, outcome, routcome):
             continue
         head = f"scenario '{sc.name}' ({sc.version}/{sc.arch}) step {i + 1} ({text}): {outcome}"
         parts = [f"{head} (with a right driver: {routcome})"]

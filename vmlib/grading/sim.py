@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vmlib.errors import BadPageMap, InvariantError, VmError
-from vmlib.flags import PAGE_SHIFT, PAGE_SIZE, VM_FAULT_NOPAGE, flag_names, is_cow_mapping
+from vmlib.flags import PAGE_SHIFT, PAGE_SIZE, VM_FAULT_NOPAGE, VM_FAULT_SIGBUS, flag_names, is_cow_mapping
 from vmlib.grading.suites import Case, Suite, register
 from vmlib.profiles import make_profile
 from vmlib.pte import Pte
@@ -63,7 +63,8 @@ def encode_call(fn: str, k, args: tuple) -> dict:
     q = {"fn": fn, "world": world_of(k)}
     if fn in DRIVER_REFS:
         op, nv, vma, vmf = args
-        q.update(op=op, device=nv.as_data(), vma={**_vma(vma), "vm_page_prot": vma.vm_page_prot},
+        q.update(op=op, device=nv.as_data(), device_kind=getattr(nv, "kind", "nvram"),
+                 vma={**_vma(vma), "vm_page_prot": vma.vm_page_prot},
                  vmf=None if vmf is None else {"address": vmf.address, "pgoff": vmf.pgoff, "write": bool(vmf.write)})
     elif fn == "vm_normal_page":
         vma, addr, pte = args
@@ -248,19 +249,28 @@ class RecKernel(SimKernel):
         self._record("put_page", None, self._pfn_of(page))
 
 
+def device_of(q: dict):
+    """The device a driver question is about, rebuilt from its data (ps8: an Nvram, ps10: a PacketRing)."""
+    from vmlib.drivers.nvram import Nvram
+    from vmlib.drivers.ring import PacketRing
+    kinds = {"nvram": Nvram, "ring": PacketRing}
+    if q.get("device_kind", "nvram") not in kinds:
+        raise ValueError(f"unknown device kind {q.get('device_kind')!r}")
+    return kinds[q.get("device_kind", "nvram")](q["device"])
+
+
 def driver_answer(cls, q: dict) -> dict:
     """Run `cls(nv).mmap` or `.fault` on stand-ins built from question q; what it did, as JSON.
 
     A kernel error the driver ran into (BadPageMap from pfn_to_page of a device pfn) is part of
     the answer ("raised"): the replay raises it in the real kernel after the calls made before it.
     """
-    from vmlib.drivers.nvram import Nvram
     v = q["vma"]
     vma = SimVma(v["vm_start"], v["vm_end"], v["vm_flags"], v["vm_pgoff"])
     vma.vm_page_prot = v["vm_page_prot"]
     k = RecKernel(q["world"], vma)
     vmf = None if q["vmf"] is None else SimVmf(**q["vmf"])
-    drv = cls(Nvram(q["device"]))
+    drv = cls(device_of(q))
     fault = getattr(drv, "fault", None)
     if q["op"] == "fault" and not callable(fault):
         raise TypeError(f"{cls.__name__} has no fault method")
@@ -450,7 +460,10 @@ def ask_reference(k, fn: str, args: tuple):
     A driver class (DRIVER_REFS) answers on the same stand-ins as the student's, from the question as data."""
     if fn in DRIVER_REFS:
         module, _, name = DRIVER_REFS[fn].partition(":")
-        return driver_answer(getattr(importlib.import_module(module), name), encode_call(fn, k, args)), ""
+        cls, q = getattr(importlib.import_module(module), name), encode_call(fn, k, args)
+        if q["op"] == "fault" and not callable(getattr(cls, "fault", None)):   # an eager reference (ps10)
+            return {"actions": [], "ret": VM_FAULT_SIGBUS, "page": None, "raised": None, "fault": False}, ""
+        return driver_answer(cls, q), ""
     tr = k.tracer
     mark, quiet = len(tr.trace.events), tr._quiet
     tr._quiet = 0
