@@ -2,7 +2,7 @@
 
     python bench/grading.py [--students 300] [--assignments ps1_memmap,...] [--workers N]
 
-Target: 300 students x every assignment (ps1-ps10: 3000 submissions) in under 10 minutes on 2 cores. Each
+Target: 300 students x every assignment (ps1-ps11: 3300 submissions) in under 10 minutes on 2 cores. Each
 student hands in every assignment; submission i of an assignment is one of its planted
 submissions (tests/fixtures/submissions: right, wrong and tampering, the endless loops left out)
 taken in turn, so every kind appears. The course directory is fresh, so the first run includes

@@ -19,8 +19,8 @@ import random
 from vmlib.drivers.ring import PacketRing
 from vmlib.flags import PAGE_SHIFT
 from vmlib.grading import sim
-from vmlib.grading.ps8 import CardModel, Replay, _read, _write, judge_driver, kind
-from vmlib.grading.sim import BASE, Scenario, play_ops, register_sim
+from vmlib.grading.ps8 import CardModel, Replay, judge_driver, kind, play_model_ops
+from vmlib.grading.sim import BASE, Scenario, register_sim
 
 PRELUDE = (
     "import errno\n"
@@ -82,20 +82,10 @@ def scenario(name: str, profile: str, rx: tuple, tx: tuple, flags: str, ops: lis
         w.step(f"parent: mmap {flags}, {ring.npages} pages at {BASE:#x}",
                lambda: p.mmap(ring.npages << PAGE_SHIFT, "rw", flags, file=f, offset=0, addr=BASE))
         for who, op, arg in ops:
-            q = procs.get(who)
-            addr = BASE + ((arg or 0) << PAGE_SHIFT) if isinstance(arg, int) else BASE
             if op == "deliver":
                 w.step(f"kernel: a frame arrives in ring page {arg}", lambda i=arg: _deliver(k, ring, i, model))
-            elif op == "read":
-                w.step(f"{who}: read {addr:#x}", lambda q=q, who=who, i=arg: _read(q, who, i, model))
-            elif op == "write":
-                w.step(f"{who}: write {addr:#x}", lambda q=q, who=who, i=arg: _write(q, who, i, model))
             else:
-                play_ops(w, procs, [(who, op, arg)])
-                if op == "fork":
-                    model.fork(who, arg)
-                elif op in ("munmap", "exit"):
-                    model.drop(who, arg)
+                play_model_ops(w, procs, [(who, op, arg)], model)
     return Scenario(name, version, arch, run, ram_pages=64)
 
 

@@ -166,20 +166,26 @@ def scenario(name: str, profile: str, layout: str, flags: str, ops: list, cls: s
         size = len(layout) << PAGE_SHIFT
         w.step(f"parent: mmap {flags}, {len(layout)} pages at {BASE:#x}",
                lambda: p.mmap(size, "rw", flags, file=f, offset=0, addr=BASE))
-        for who, op, arg in ops:
-            q = procs.get(who)
-            addr = BASE + ((arg or 0) << PAGE_SHIFT) if isinstance(arg, int) else BASE
-            if op == "read":
-                w.step(f"{who}: read {addr:#x}", lambda q=q, who=who, i=arg: _read(q, who, i, model))
-            elif op == "write":
-                w.step(f"{who}: write {addr:#x}", lambda q=q, who=who, i=arg: _write(q, who, i, model))
-            else:
-                play_ops(w, procs, [(who, op, arg)])
-                if op == "fork":
-                    model.fork(who, arg)
-                elif op in ("munmap", "exit"):
-                    model.drop(who, arg)
+        play_model_ops(w, procs, ops, model)
     return Scenario(name, version, arch, run, ram_pages=64)
+
+
+def play_model_ops(w, procs: dict, ops: list, model: CardModel) -> None:
+    """sim.play_ops, with every read and write checked against `model` and the model following forks,
+    munmaps and exits (ps8, ps10 and ps11 scenarios)."""
+    for who, op, arg in ops:
+        q = procs.get(who)
+        addr = BASE + ((arg or 0) << PAGE_SHIFT) if isinstance(arg, int) else BASE
+        if op == "read":
+            w.step(f"{who}: read {addr:#x}", lambda q=q, who=who, i=arg: _read(q, who, i, model))
+        elif op == "write":
+            w.step(f"{who}: write {addr:#x}", lambda q=q, who=who, i=arg: _write(q, who, i, model))
+        else:
+            play_ops(w, procs, [(who, op, arg)])
+            if op == "fork":
+                model.fork(who, arg)
+            elif op in ("munmap", "exit"):
+                model.drop(who, arg)
 
 
 SHARED_OPS = [("parent", "read", 0), ("parent", "write", 1), ("parent", "read", 1), ("parent", "fork", "child"),

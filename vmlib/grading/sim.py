@@ -250,10 +250,11 @@ class RecKernel(SimKernel):
 
 
 def device_of(q: dict):
-    """The device a driver question is about, rebuilt from its data (ps8: an Nvram, ps10: a PacketRing)."""
+    """The device a driver question is about, rebuilt from its data (an Nvram, a PacketRing, an Aperture)."""
+    from vmlib.drivers.aperture import Aperture
     from vmlib.drivers.nvram import Nvram
     from vmlib.drivers.ring import PacketRing
-    kinds = {"nvram": Nvram, "ring": PacketRing}
+    kinds = {"nvram": Nvram, "ring": PacketRing, "aperture": Aperture}
     if q.get("device_kind", "nvram") not in kinds:
         raise ValueError(f"unknown device kind {q.get('device_kind')!r}")
     return kinds[q.get("device_kind", "nvram")](q["device"])
