@@ -2,12 +2,13 @@
 
     python bench/grading.py [--students 300] [--assignments ps1_memmap,...] [--workers N]
 
-Target: 300 students x every assignment (ps1-ps9: 2700 submissions) in under 10 minutes on 2 cores. Each
+Target: 300 students x every assignment (ps1-ps11: 3300 submissions) in under 10 minutes on 2 cores. Each
 student hands in every assignment; submission i of an assignment is one of its planted
 submissions (tests/fixtures/submissions: right, wrong and tampering, the endless loops left out)
 taken in turn, so every kind appears. The course directory is fresh, so the first run includes
 generate_assignment (the stage "generate_assignment"); tools/grade.py skips it when solutions/ did
-not change. "verify", "autograde" (the rest of nbgrader's autograde) and "feedback" are summed
+not change. Autograde writes each assignment's misconception report (stage "reports"); the bench then
+runs `tools/grade.py similarity` on every assignment and prints its time. "verify", "autograde" (the rest of nbgrader's autograde) and "feedback" are summed
 over the workers; "grading (wall)" is the time the workers took together.
 """
 
@@ -59,6 +60,12 @@ def main() -> int:
         load, start = os.getloadavg()[0], time.perf_counter()
         proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
         elapsed = time.perf_counter() - start
+        clock = time.perf_counter()
+        similar = subprocess.run([*cmd[:4], "similarity", *names], check=False, capture_output=True, text=True)
+        similarity_seconds = time.perf_counter() - clock
+        if similar.returncode != 0:
+            print(similar.stderr[-3000:], file=sys.stderr)
+            return 1
     if proc.returncode != 0:
         print(proc.stderr[-3000:], file=sys.stderr)
         return 1
@@ -70,7 +77,9 @@ def main() -> int:
           f"at this rate: {projected:.0f} s, {projected / TARGET:.2f} of the {TARGET:.0f} s target)")
     print(f"machine: {os.cpu_count()} cores, load average {load:.1f} before and {os.getloadavg()[0]:.1f} after "
           f"(other work slows this down)")
-    print(f"seconds by stage: {stages.group(1) if stages else '(not reported)'}")
+    print(f"seconds by stage: {stages.group(1) if stages else '(not reported)'} (\"reports\": the misconception "
+          "reports autograde writes)")
+    print(f"similarity reports of {len(names)} assignments: {similarity_seconds:.1f} s")
     return 0
 
 

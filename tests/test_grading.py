@@ -563,3 +563,21 @@ def test_autograde_names_the_batches_no_worker_was_left_to_grade(tmp_path, monke
         "not graded (no grading worker left): ps1_memmap (alice, bob)",
         "not graded (no grading worker left): ps1_memmap (carol)",
         "not graded (no grading worker left): ps7_design (dave)"]
+
+
+@pytest.mark.slow
+def test_autograde_writes_the_misconception_report_and_similarity_finds_the_copies(graded):
+    _, courses = graded
+    course = courses["ps2_pfnmap"]
+    page = course / "reports" / "ps2_pfnmap" / "misconceptions.html"
+    rows = list(csv.DictReader((page.parent / "misconceptions.csv").open()))
+    places = {r["place"]: int(r["students"]) for r in rows}
+    assert places.get("§1a row 4", 0) >= 2, places      # w_no_cow_rule and t_monkeypatch diverge there
+    assert "kernel-facts.html#s1a-row-4" in page.read_text()
+    assert not list((course / "feedback").rglob("misconceptions*")), "reports never go to students"
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "grade.py"), "--course", str(course), "similarity",
+                          "ps2_pfnmap"], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    pairs = list(csv.DictReader((course / "reports" / "ps2_pfnmap" / "similarity.csv").open()))
+    top = {(r["a"], r["b"]) for r in pairs if r["grade_id"] == "normal_page" and r["flagged"] == "True"}
+    assert ("a_solution", "reference") in top

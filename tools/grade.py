@@ -3,6 +3,8 @@
     python tools/grade.py release                  # regenerate exercises/ from solutions/
     python tools/grade.py autograde SUBMISSIONS    # grade SUBMISSIONS/<student>/<assignment>/*.ipynb
     python tools/grade.py selfcheck NOTEBOOK       # a student's check of the visible tests
+    python tools/grade.py similarity ASSIGNMENT    # near copies among the graded submissions (instructor only)
+    python tools/grade.py misconceptions ASSIGNMENT  # where the class first diverges, by kernel-facts row
 
 nbgrader runs with the repository's nbgrader_config.py on a course directory under
 build/nbgrader/ (made here; `--course` picks another). See docs/instructors.md.
@@ -313,9 +315,31 @@ def autograde(course: Path, folder: Path, csv: Path, timeout: int | None, worker
     failed = bool(failures) or not exported or bool(not_graded)
     print(f"grades: {csv if exported else 'not exported (nbgrader export failed: its messages are above)'}\n"
           f"feedback: {course / 'feedback'}")
+    clock = time.perf_counter()
+    for name in sorted(found):
+        reports(course, name, similarity=False)
+    seconds["reports"] = time.perf_counter() - clock
     print("seconds by stage (verify, autograde and feedback summed over the workers): "
           + json.dumps({k: round(v, 1) for k, v in seconds.items()}), file=sys.stderr)
     return 1 if failed else 0
+
+
+def reports(course: Path, name: str, similarity: bool = True, misconceptions: bool = True) -> None:
+    """Write the instructor's reports of `name` under course/reports/<name>/ (never released): the
+    misconception report (from the autograded notebooks) and the similarity report (from submitted/)."""
+    sys.path.insert(0, str(ROOT / "tools" / "nbgrader"))
+    import misconceptions as mc
+    import similarity as sim
+    out = course / "reports" / name
+    if misconceptions:
+        _, page, counted = mc.report(course, name, out)
+        print(f"misconceptions: {page} ({len(counted)} places)", file=sys.stderr)
+    if similarity:
+        solution = json.loads((SOLUTIONS / name / f"{name}.ipynb").read_text())
+        release_nb = json.loads((EXERCISES / name / f"{name}.ipynb").read_text())
+        _, page, rows = sim.report(course / "submitted", name, solution, release_nb, out)
+        print(f"similarity: {page} ({sum(r['flagged'] for r in rows)} of {len(rows)} pairs flagged)",
+              file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,8 +358,22 @@ def main(argv: list[str] | None = None) -> int:
                       help="grade without the bubblewrap sandbox (student code runs as you; trusted work only)")
     check = sub.add_parser("selfcheck", help="run the visible checks of a notebook")
     check.add_argument("notebook", type=Path)
+    for verb, what in (("similarity", "rank answer cells by similarity to the references and to each other"),
+                       ("misconceptions", "count where failing checks first diverge, by kernel-facts row")):
+        rep = sub.add_parser(verb, help=f"{what} (HTML and CSV under COURSE/reports/ASSIGNMENT/; instructor only)")
+        rep.add_argument("assignment", nargs="+")
     args = parser.parse_args(argv)
     course = args.course.resolve()
+    if args.command in ("similarity", "misconceptions"):
+        unknown = set(args.assignment) - set(assignments())
+        if unknown:
+            parser.error(f"unknown assignment(s) {sorted(unknown)}; choose from {', '.join(assignments())}")
+        for name in args.assignment:
+            if not (course / ("submitted" if args.command == "similarity" else "autograded") / ".").is_dir():
+                parser.error(f"{course} has no graded submissions yet: run autograde first")
+            reports(course, name, similarity=args.command == "similarity",
+                    misconceptions=args.command == "misconceptions")
+        return 0
     if args.command == "release":
         unknown = set(args.assignment) - set(assignments())
         if unknown:

@@ -118,6 +118,7 @@ class Drivers(sim.Decisions):
     def encode(self, fn: str, k, args: tuple) -> dict:
         op, nv, vma, vmf = args
         return {"fn": fn, "world": sim.world_of(k), "op": op, "device": nv.as_data(),
+                "device_kind": getattr(nv, "kind", "nvram"),
                 "vma": {"vm_start": vma.vm_start, "vm_end": vma.vm_end, "vm_flags": vma.vm_flags,
                         "vm_pgoff": vma.vm_pgoff, "vm_page_prot": vma.vm_page_prot},
                 "vmf": None if vmf is None else {"address": vmf.address, "pgoff": vmf.pgoff, "write": bool(vmf.write)}}
@@ -125,7 +126,10 @@ class Drivers(sim.Decisions):
     def reference(self, k, fn: str, args: tuple) -> tuple:
         """The reference class answers on the same stand-ins as the student's, from the question as data."""
         module, _, name = self.references[fn].partition(":")
-        return sim.driver_answer(getattr(importlib.import_module(module), name), self.encode(fn, k, args)), ""
+        cls, q = getattr(importlib.import_module(module), name), self.encode(fn, k, args)
+        if q["op"] == "fault" and not callable(getattr(cls, "fault", None)):   # an eager reference (ps10)
+            return {"actions": [], "ret": VM_FAULT_SIGBUS, "page": None, "raised": None, "fault": False}, ""
+        return sim.driver_answer(cls, q), ""
 
     def well_formed(self, fn: str, answer) -> bool:
         return sim.driver_answer_ok(answer)
@@ -134,7 +138,12 @@ class Drivers(sim.Decisions):
         return answer
 
     def judge(self, sc: Scenario, ref, got) -> str | None:
-        return judge_driver(sc, ref, got)
+        return judge_driver(sc, ref, got, agrees=self.agrees)
+
+    @staticmethod
+    def agrees(text: str, got: str, ref: str) -> bool:
+        """Whether a step's outcome agrees with the reference's (ps8: gup may pin or fail in both)."""
+        return _agrees(text, got, ref)
 
 
 DRIVERS = Drivers(CLASSES)
@@ -226,14 +235,20 @@ def scenario(name: str, profile: str, layout: str, flags: str, ops: list, cls: s
                lambda: p.mmap(size, "rw", flags, file=f, offset=0, addr=BASE))
         if k.profile.MODERN:             # smaps has VmFlags from 3.8 on
             w.step(VMFLAGS_STEP, lambda: vmflags_612(p))
-        def done(who, op, arg):
-            if op == "fork":
-                model.fork(who, arg)
-            elif op in ("munmap", "exit"):
-                model.drop(who, arg)
-        play_ops(w, procs, ops, read=lambda q, who, i: _read(q, who, i, model),
-                 write=lambda q, who, i: _write(q, who, i, model), done=done)
+        play_model_ops(w, procs, ops, model)
     return Scenario(name, version, arch, run, ram_pages=64, asker=DRIVERS)
+
+
+def play_model_ops(w, procs: dict, ops: list, model: CardModel) -> None:
+    """sim.play_ops, with every read and write checked against `model` and the model following forks,
+    munmaps and exits (ps8, ps10 and ps11 scenarios)."""
+    def done(who, op, arg):
+        if op == "fork":
+            model.fork(who, arg)
+        elif op in ("munmap", "exit"):
+            model.drop(who, arg)
+    play_ops(w, procs, ops, read=lambda q, who, i: _read(q, who, i, model),
+             write=lambda q, who, i: _write(q, who, i, model), done=done)
 
 
 SHARED_OPS = [("parent", "read", 0), ("parent", "write", 1), ("parent", "read", 1), ("parent", "fork", "child"),
@@ -379,12 +394,13 @@ def describe_call(c: dict) -> str:
     return f"your {q['fn']}.{where}{did}{end}{page}"
 
 
-def judge_driver(sc: Scenario, ref, got) -> str | None:
-    """None if every step agrees; else the first step that does not, what the driver did last before
-    it, and the first step after it where an invariant broke (if it was not that step)."""
+def judge_driver(sc: Scenario, ref, got, agrees=_agrees) -> str | None:
+    """None if every step agrees (`agrees(text, outcome, reference outcome)`); else the first step that
+    does not, what the driver did last before it, and the first step after it where an invariant broke
+    (if it was not that step)."""
     for i, (text, outcome, _) in enumerate(got.steps):
         routcome = ref.steps[i][1] if i < len(ref.steps) else "(no such step)"
-        if _agrees(text, outcome, routcome):
+        if agrees(text, outcome, routcome):
             continue
         head = f"scenario '{sc.name}' ({sc.version}/{sc.arch}) step {i + 1} ({text}): {outcome}"
         parts = [f"{head} (with a right driver: {routcome})"]

@@ -242,19 +242,29 @@ class RecKernel(SimKernel):
         self._record("put_page", None, self._pfn_of(page))
 
 
+def device_of(q: dict):
+    """The device a driver question is about, rebuilt from its data (an Nvram, a PacketRing, an Aperture)."""
+    from vmlib.drivers.aperture import Aperture
+    from vmlib.drivers.nvram import Nvram
+    from vmlib.drivers.ring import PacketRing
+    kinds = {"nvram": Nvram, "ring": PacketRing, "aperture": Aperture}
+    if q.get("device_kind", "nvram") not in kinds:
+        raise ValueError(f"unknown device kind {q.get('device_kind')!r}")
+    return kinds[q.get("device_kind", "nvram")](q["device"])
+
+
 def driver_answer(cls, q: dict) -> dict:
     """Run `cls(nv).mmap` or `.fault` on stand-ins built from question q; what it did, as JSON.
 
     A kernel error the driver ran into (BadPageMap from pfn_to_page of a device pfn) is part of
     the answer ("raised"): the replay raises it in the real kernel after the calls made before it.
     """
-    from vmlib.drivers.nvram import Nvram
     v = q["vma"]
     vma = SimVma(v["vm_start"], v["vm_end"], v["vm_flags"], v["vm_pgoff"])
     vma.vm_page_prot = v["vm_page_prot"]
     k = RecKernel(q["world"], vma)
     vmf = None if q["vmf"] is None else SimVmf(**q["vmf"])
-    drv = cls(Nvram(q["device"]))
+    drv = cls(device_of(q))
     fault = getattr(drv, "fault", None)
     if q["op"] == "fault" and not callable(fault):
         raise TypeError(f"{cls.__name__} has no fault method")

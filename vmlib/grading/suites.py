@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # assignment prefix -> module that registers its suites
-_MODULES = {f"ps{n}": f"vmlib.grading.ps{n}" for n in range(1, 10)}
+_MODULES = {f"ps{n}": f"vmlib.grading.ps{n}" for n in range(1, 12)}
 
 
 @dataclass
