@@ -68,7 +68,7 @@ def do_mremap(proc, addr: int, old_len: int, new_len: int, may_move: bool, new_a
                       "vma_to_resize" if modern else fn)
     if old_len == vma.vm_end - addr and not (fixed and new_addr != addr) and new_len > old_len:
         nxt = mm.find_vma(vma.vm_end)
-        limit = nxt.vm_start if nxt is not None else proc_task_size()
+        limit = nxt.vm_start if nxt is not None else _task_size()
         if limit - addr >= new_len:
             vma.vm_end = addr + new_len
             k.decide(fn, f"grown in place to {addr + new_len:#x} (the addresses above are free)",
@@ -83,7 +83,8 @@ def do_mremap(proc, addr: int, old_len: int, new_len: int, may_move: bool, new_a
     return move_vma(k, vma, addr, old_len, new_len, new_addr, proc)
 
 
-def proc_task_size() -> int:
+def _task_size() -> int:
+    """TASK_SIZE (imported late: vmlib.process imports this module)."""
     from vmlib.process import TASK_SIZE
     return TASK_SIZE
 

@@ -235,11 +235,11 @@ class Process:
         the range is unmapped, -EACCES when a vma may not get those rights (VM_MAY*); nothing
         changes then."""
         _check_aligned(addr, "mprotect")
-        if isinstance(length, int) and not isinstance(length, bool) and length == 0:
+        vm_prot = _parse_prot(prot, "mprotect")
+        if type(length) is int and length == 0:
             self._op(f"mprotect({addr:#x}, 0, {prot or 'none'})")
             return 0
         length = _check_len(length, "mprotect")
-        vm_prot = _parse_prot(prot, "mprotect")
         self._check_user_range(addr, length, "mprotect")
         self._op(f"mprotect({addr:#x}, {length:#x}, {prot or 'none'})")
         with self.kernel._transaction(), self.kernel.call("sys_mprotect", f"{addr:#x}-{addr + length:#x}"):
@@ -257,7 +257,7 @@ class Process:
             raise TypeError(f"madvise: advice is a string such as 'dontneed', got {advice!r}")
         if advice.lower() not in ("dontneed", "madv_dontneed"):
             raise ValueError(f"madvise: advice {advice!r} is not modelled: use 'dontneed' (MADV_DONTNEED)")
-        if isinstance(length, int) and not isinstance(length, bool) and length == 0:
+        if type(length) is int and length == 0:
             self._op(f"madvise({addr:#x}, 0, MADV_DONTNEED)")
             return 0
         length = _check_len(length, "madvise")
@@ -276,7 +276,7 @@ class Process:
         growing VM_PFNMAP or VM_DONTEXPAND vma or a range not inside one vma, -ENOMEM when it
         cannot grow in place and may not move; nothing changes then."""
         _check_aligned(addr, "mremap")
-        if isinstance(old_len, int) and old_len == 0:
+        if type(old_len) is int and old_len == 0:
             raise ValueError("mremap: old_len 0 (duplicating a shared mapping) is not modelled; "
                              "give the length of the mapping to resize")
         old_len = _check_len(old_len, "mremap", "old_len")
