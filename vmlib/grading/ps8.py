@@ -113,6 +113,7 @@ class Drivers(sim.Decisions):
     overrides = False
 
     def __init__(self, references: dict[str, str]):
+        super().__init__(cite_rows=False)
         self.references = references          # class name -> its reference "module:Class"
 
     def encode(self, fn: str, k, args: tuple) -> dict:
