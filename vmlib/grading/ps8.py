@@ -137,6 +137,9 @@ class Drivers(sim.Decisions):
     def judge(self, sc: Scenario, ref, got) -> str | None:
         return judge_driver(sc, ref, got)
 
+    def tell(self, call: dict) -> str:
+        return describe_call(call)
+
 
 DRIVERS = Drivers(CLASSES)
 

@@ -507,6 +507,11 @@ class Decisions:
         """None if the two runs agree, else the feedback (see judge_scenario)."""
         return judge_scenario(sc, ref, got, self.cite_rows)
 
+    def tell(self, call: dict) -> str:
+        """A recorded call {"q", "ans"} in words, for the student who gave the answer."""
+        fn = call["q"]["fn"]
+        return f"your {fn} was asked about {describe(call['q'])}; it returned {show(fn, call['ans'])}"
+
 
 DECISIONS = Decisions()
 
