@@ -385,10 +385,21 @@ def test_replay_and_scenarios_print_once_in_a_notebook(capsys):
     assert formatter.format(names) == ({}, {}) and formatter.format(steps) == ({}, {})
 
 
-def test_replay_says_it_cannot_plug_in_a_driver_class():
+def test_replay_plays_a_driver_class_and_shows_its_calls_not_the_reference_ones(capsys):
+    """ps8's workbench: the student's class answers in the open; without it a right driver runs unseen."""
     from vmlib.grading.tryout import replay
-    with pytest.raises(ValueError, match="ps8.pfnmap grades a driver class"):
-        replay("ps8.pfnmap", 1)
+    ns: dict = {}
+    exec(get_suite("ps8.mixedmap").prelude + plants.mixed_ignores_pgoff(), ns)  # noqa: S102 - the test's own source
+    steps = replay("ps8.mixedmap", 5, show_changes=False, NvramMixed=ns["NvramMixed"])
+    out = capsys.readouterr().out
+    assert "your NvramMixed.mmap called vma.vm_flags |= VM_MIXEDMAP, returned 0" in out
+    assert "your NvramMixed.fault(pgoff 5, read) called vm_insert_mixed(0x40005000" in out
+    assert any(outcome.startswith("WrongBytes") for _, outcome in steps)
+    right = replay("ps8.mixedmap", 5, show_changes=False)
+    out = capsys.readouterr().out
+    assert "your " not in out and not any("WrongBytes" in outcome for _, outcome in right)
+    with pytest.raises(ValueError, match="ps8.mixedmap plugs in NvramMixed, not NvramPfnmap"):
+        replay("ps8.mixedmap", 1, NvramPfnmap=ns["NvramMixed"])
 
 
 def test_replay_shows_what_a_function_raised(capsys):

@@ -267,6 +267,14 @@ def test_grading_code_has_one_shape():
     assert all(sc.asker is ps8.DRIVERS for sc in ps8.pfnmap_scenarios({}))
     from vmlib.grading import ps2
     assert all(sc.asker is sim.DECISIONS for sc in ps2.normal_page_scenarios({}))
+    quiet = sim.Decisions(cite_rows=False)              # a suite whose feedback must name no row (ps9)
+    sc = sim.scenario("shared framebuffer", "2.6.25/x86", "fb-ram", 2, "shared",
+                      [("parent", "read", 0), ("parent", "fork", "child")],
+                      asker=quiet)
+    ref = sim.play(sc, ("vm_normal_page",), None, {})
+    got = sim.play(sc, ("vm_normal_page",), {sim.key_of(c["q"]): {"page": c["q"]["pte"]["pfn"]} for c in ref.calls}, {})
+    assert sc.asker.judge(sc, ref, got) and "kernel-facts" not in sc.asker.judge(sc, ref, got)
+    assert "kernel-facts §1a" in sim.DECISIONS.judge(sc, ref, got)
     v = _grade("ps8.pfnmap", plants.answers("ps8_driver")["pfnmap_driver"], "NvramPfnmap")
     assert v["text"].startswith("ps8.pfnmap: 6 of 6 scenarios agree with the kernel"), v["text"]
     from vmlib.grading import runner, verdicts

@@ -113,6 +113,7 @@ class Drivers(sim.Decisions):
     overrides = False
 
     def __init__(self, references: dict[str, str]):
+        super().__init__(cite_rows=False)
         self.references = references          # class name -> its reference "module:Class"
 
     def encode(self, fn: str, k, args: tuple) -> dict:
@@ -144,6 +145,9 @@ class Drivers(sim.Decisions):
     def agrees(text: str, got: str, ref: str) -> bool:
         """Whether a step's outcome agrees with the reference's (ps8: gup may pin or fail in both)."""
         return _agrees(text, got, ref)
+
+    def tell(self, call: dict) -> str:
+        return describe_call(call)
 
 
 DRIVERS = Drivers(CLASSES)

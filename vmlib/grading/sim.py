@@ -490,8 +490,10 @@ class Decisions:
     driver classes) gives its scenarios its own subclass; sim.py knows none of them."""
 
     overrides = True             # the deciders are k.override names (else: the scenario calls w.ask[fn])
-    unit = "scenarios"           # what a verdict counts
-    cite_rows = True             # feedback names the kernel-facts row the kernel's answer followed
+
+    def __init__(self, cite_rows: bool = True, unit: str = "scenarios"):
+        self.cite_rows = cite_rows   # feedback names the kernel-facts row the kernel's answer followed
+        self.unit = unit             # what a verdict counts
 
     def encode(self, fn: str, k, args: tuple) -> dict:
         """The question fn(k, *args) as JSON data."""
@@ -514,6 +516,11 @@ class Decisions:
     def judge(self, sc: Scenario, ref: World, got: World) -> str | None:
         """None if the two runs agree, else the feedback (see judge_scenario)."""
         return judge_scenario(sc, ref, got, self.cite_rows)
+
+    def tell(self, call: dict) -> str:
+        """A recorded call {"q", "ans"} in words, for the student who gave the answer."""
+        fn = call["q"]["fn"]
+        return f"your {fn} was asked about {describe(call['q'])}; it returned {show(fn, call['ans'])}"
 
 
 DECISIONS = Decisions()
@@ -840,14 +847,15 @@ def play_ops(w, procs: dict, ops: list, read: Callable = _read, write: Callable 
 
 
 def scenario(name: str, profile: str, kind: str, npages: int, flags: str, ops: list, prot: str = "rw",
-             mode: str = "rw") -> Scenario:
-    """A scenario: map `kind` in "parent" (see mapping), then perform `ops` (see play_ops)."""
+             mode: str = "rw", asker: Decisions | None = None) -> Scenario:
+    """A scenario: map `kind` in "parent" (see mapping), then perform `ops` (see play_ops); its
+    deciders are asked and judged by `asker` (default DECISIONS; e.g. Decisions(cite_rows=False))."""
     version, arch = profile.split("/")
 
     def run(w):
         procs = {"parent": mapping(w, kind, npages, flags, prot=prot, mode=mode)}
         play_ops(w, procs, ops)
-    return Scenario(name, version, arch, run)
+    return Scenario(name, version, arch, run, asker=asker)
 
 
 def random_ops(rng, npages: int, n: int = 8, gup: tuple = ()) -> list:
