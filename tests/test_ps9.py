@@ -64,8 +64,22 @@ FOLLOWS = {
             ["§4 row 1"], "refused the mapping"),
     "m30": ("mm/memory.c:remap_pfn_range_internal @ v6.12: a vma that is not COW may be remapped in any part",
             ["§4 row 2"], "refused the mapping"),
+    "m31": ("mm/memory.c:copy_one_pte @ v2.6.26: a COW mapping's pte is write-protected in parent and child",
+            ["§7 row 4"], READ),
+    "m32": ("mm/memory.c:__copy_present_ptes @ v6.12: a writable pte of a COW mapping is write-protected in both",
+            ["§7 row 4"], READ),
+    "m33": ("mm/memory.c:copy_one_pte @ v2.6.26: a page vm_normal_page returns gets get_page, page_dup_rmap, rss +1",
+            ["§7 row 7"], CHECK),
+    "m34": ("mm/memory.c:zap_present_ptes @ v6.12: vm_normal_page NULL → the pte is cleared, nothing else",
+            ["§8 row 1"], BADSTATE),
+    "m35": ("mm/memory.c:zap_pte_range @ v2.6.26: PageAnon → anon_rss -1 (by the page, not the vma)",
+            ["§8 row 2"], CHECK),
+    "m36": ("mm/memory.c:__do_fault @ v2.6.26: VM_FAULT_NOPAGE → return at once, the handler installed the pte",
+            ["§6a row 6"], BUG),
+    "m37": ("mm/memory.c:do_fault / do_cow_fault @ v6.12: a write to a vma without VM_SHARED maps a copy",
+            ["§6a row 4"], READ),
 }
-TWO_STEP = {"m6", "m20", "m21", "m22", "m23", "m24", "m25", "m26"}     # the symptom shows an operation later
+TWO_STEP = {"m6", "m20", "m21", "m22", "m23", "m24", "m25", "m26", "m31", "m32", "m37"}     # the symptom shows an operation later
 IDS = sorted(FOLLOWS, key=lambda m: int(m[1:]))
 
 
@@ -284,7 +298,8 @@ def test_fix_feedback_does_not_name_the_row():
     for c in nb["cells"]:
         if c["metadata"].get("nbgrader", {}).get("grade_id") == "fix":
             c["source"] = ('def fixed(k, *args):\n    return {"insert_mixed_decision": "pfn", "do_wp_page_decision": '
-                           '"reuse", "gup_fast_pte_ok": True, "remap_pfn_range_check": -22}.get(DECISION, None)\n')
+                           '"reuse", "gup_fast_pte_ok": True, "remap_pfn_range_check": -22, '
+                           '"copy_one_pte_decision": (False, False), "do_fault_decision": "map"}.get(DECISION, None)\n')
     students = {}
     for i in range(len(ps9.MUTATIONS)):
         students.setdefault(ps9.mutation_for(f"s{i:03d}").fn, f"s{i:03d}")

@@ -34,11 +34,13 @@ __all__ = ["BY_ID", "DECIDERS", "MUTATIONS", "Mutation", "Task", "assignment", "
 
 REFERENCES = ("vmlib.memory:vm_normal_page", "vmlib.memory:insert_mixed_decision",
               "vmlib.memory:do_wp_page_decision", "vmlib.memory:remap_pfn_range_check",
-              "vmlib.gup:gup_fast_pte_ok")
+              "vmlib.gup:gup_fast_pte_ok", "vmlib.memory:copy_one_pte_decision", "vmlib.memory:zap_pte_decision",
+              "vmlib.memory:do_fault_decision")
 PRELUDE = (
     "import errno\n"
     "from vmlib.flags import PAGE_SHIFT, VM_PFNMAP, VM_MIXEDMAP, VM_SHARED, VM_MAYSHARE, VM_MAYWRITE, VM_WRITE, "
     "is_cow_mapping\n"
+    "from vmlib.flags import VM_FAULT_ERROR, VM_FAULT_NOPAGE, VM_FAULT_OOM, VM_FAULT_SIGBUS\n"
 )
 
 
