@@ -78,6 +78,8 @@ FOLLOWS = {
             ["§6a row 6"], BUG),
     "m37": ("mm/memory.c:do_fault / do_cow_fault @ v6.12: a write to a vma without VM_SHARED maps a copy",
             ["§6a row 4"], READ),
+    "m38": ("mm/memory.c:__do_fault @ v2.6.27: VM_FAULT_SIGBUS is passed up, nothing mapped (do_page_fault: SIGBUS)",
+            ["§6a row 11"], BUG),
 }
 TWO_STEP = {"m6", "m20", "m21", "m22", "m23", "m24", "m25", "m26", "m31", "m32", "m37"}     # the symptom shows an operation later
 IDS = sorted(FOLLOWS, key=lambda m: int(m[1:]))

@@ -21,6 +21,7 @@ from vmlib.errors import KernelBug
 from vmlib.flags import (
     VM_FAULT_ERROR,
     VM_FAULT_NOPAGE,
+    VM_FAULT_SIGBUS,
     VM_MAYSHARE,
     VM_MIXEDMAP,
     VM_PFNMAP,
@@ -233,6 +234,13 @@ def df_nopage_mapped(k, args, right):
     return None
 
 
+def df_sigbus_mapped(k, args, right):
+    _vma, ret, _write = args
+    if right == "return" and ret & VM_FAULT_SIGBUS and not ret & VM_FAULT_NOPAGE:
+        return "map", "->fault returned VM_FAULT_SIGBUS → map vmf.page"
+    return None
+
+
 def df_private_write_mapped(k, args, right):
     _vma, _ret, _write = args
     if right == "cow":
@@ -250,6 +258,7 @@ PFNMAP_KINDS = (("devmem-dev", "private"), ("devmem-ram", "private"), ("devmem-d
 MIXED_KINDS = (("xip-ram", "private"), ("xip-dev", "private"), ("xip-ram", "shared"), ("xip-dev", "shared"),
                ("anon", "private"))
 ALL_KINDS = MIXED_KINDS + PFNMAP_KINDS[:-1]
+SHORT_KINDS = (("xipshort-ram", "private"), ("xipshort-dev", "shared")) + MIXED_KINDS    # SIGBUS beyond EOF
 
 
 @dataclass(frozen=True)
@@ -375,6 +384,8 @@ MUTATIONS: tuple[Mutation, ...] = (
        [(P, "read", 0), (P, "exit", None)], OLD_MIXED, MIXED_KINDS),
     _m("m37", DF, "6.12/x86", df_private_write_mapped, "xip-ram", "private",
        [(P, "read", 2), (P, "write", 1), (P, "read", 2), (P, "exit", None)], NEW_NP, MIXED_KINDS, npages=3),
+    _m("m38", DF, "2.6.27/x86", df_sigbus_mapped, "xipshort-ram", "private",
+       [(P, "read", 0), (P, "read", 1), (P, "exit", None)], OLD_MIXED, SHORT_KINDS),
 )
 BY_ID = {m.id: m for m in MUTATIONS}
 

@@ -827,7 +827,9 @@ def mapping(w, kind: str, npages: int, flags: str = "private", who: str = "paren
     with `mode`); return the process.
 
     kind: "anon", "devmem-dev", "devmem-ram" (/dev/mem of device memory, or of RAM the kernel uses),
-    "fb-ram", "fb-dev" (FbDev: a shared PFNMAP filled on demand, ->nopfn on 2.6.25, ->fault later), "xip-dev", "xip-ram" (an XIP file).
+    "fb-ram", "fb-dev" (FbDev: a shared PFNMAP filled on demand, ->nopfn on 2.6.25, ->fault later), "xip-dev", "xip-ram" (an XIP file),
+    "xipshort-dev", "xipshort-ram" (an XIP file one page shorter than the mapping: its last page is beyond
+    EOF, and a fault there is a SIGBUS).
     """
     from vmlib.drivers import DevMem, FbDev, XipFs
     k = w.k
@@ -841,7 +843,8 @@ def mapping(w, kind: str, npages: int, flags: str = "private", who: str = "paren
         file = k.open(FbDev(k, npages, backing=dev or "ram"), mode)
     elif kind.startswith("xip"):
         fs = XipFs(k, backing=dev or "ram")
-        fs.create("image", bytes(range(1, npages + 1)) * 8, size=npages << PAGE_SHIFT)
+        size = npages - 1 if kind.startswith("xipshort") else npages
+        fs.create("image", bytes(range(1, npages + 1)) * 8, size=size << PAGE_SHIFT)
         file = fs.open("image", mode)
     what = f"mmap {kind} {flags}, {npages} pages at {BASE:#x}"
     if (prot, mode) != ("rw", "rw"):
