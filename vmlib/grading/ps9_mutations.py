@@ -258,6 +258,8 @@ PFNMAP_KINDS = (("devmem-dev", "private"), ("devmem-ram", "private"), ("devmem-d
 MIXED_KINDS = (("xip-ram", "private"), ("xip-dev", "private"), ("xip-ram", "shared"), ("xip-dev", "shared"),
                ("anon", "private"))
 ALL_KINDS = MIXED_KINDS + PFNMAP_KINDS[:-1]
+FORK_KINDS = (("anon", "private"), ("xip-ram", "private"), ("devmem-ram", "private"), ("devmem-dev", "private"),
+              ("devmem-ram", "shared"), ("fb-ram", "shared"))     # mappings whose ptes a 2.6 fork copies (anon_vma, PFNMAP)
 SHORT_KINDS = (("xipshort-ram", "private"), ("xipshort-dev", "shared")) + MIXED_KINDS    # SIGBUS beyond EOF
 
 
@@ -369,11 +371,11 @@ MUTATIONS: tuple[Mutation, ...] = (
        [(P, "read", 0), (P, "exit", None)], NEW_NP, PFNMAP_KINDS),
     # copy_one_pte at fork: write-protect a COW mapping's ptes, count the child's mapping of a page
     _m("m31", CP, "2.6.26/x86", cp_cow_not_wrprotected, "anon", "private",
-       [(P, "write", 0), (P, "fork", C), (C, "write", 0), (P, "read", 0), *EXIT], OLD_MIXED),
+       [(P, "write", 0), (P, "fork", C), (C, "write", 0), (P, "read", 0), *EXIT], OLD_MIXED, FORK_KINDS),
     _m("m32", CP, "6.12/x86", cp_cow_not_wrprotected, "anon", "private",
        [(P, "write", 1), (P, "fork", C), (C, "write", 1), (P, "read", 1), *EXIT], NEW_NP),
     _m("m33", CP, "2.6.26/x86", cp_page_not_counted, "anon", "private",
-       [(P, "write", 0), (P, "fork", C), *EXIT], OLD_MIXED),
+       [(P, "write", 0), (P, "fork", C), *EXIT], OLD_MIXED, FORK_KINDS),
     # zap: what clearing a present pte drops with it
     _m("m34", ZP, "6.12/x86", zp_raw_ram_dropped, "devmem-ram", "shared",
        [(P, "read", 0), (P, "munmap", 0), (P, "exit", None)], NEW_NP),
