@@ -7,6 +7,7 @@ function and version followed.
 """
 
 import errno
+import json
 
 import pytest
 from helpers_drivers import (
@@ -1493,3 +1494,27 @@ def test_s9b_612_unpin_user_page(profile):
     k.unpin_user_page(z)
     assert k.page_count(k.zero_page) == zc
     k.check()
+
+
+@pytest.mark.parametrize("profile", ["2.6.26/x86", "6.12/x86"])
+def test_the_fork_zap_and_fault_decisions_are_override_seams(profile):
+    """mm/memory.c copy_one_pte, zap_pte_range and __do_fault @ v2.6.26 (copy_present_ptes, zap_present_ptes,
+    do_fault / do_cow_fault @ v6.12), kernel-facts §7 rows 4, 7-8, §8 rows 1-3, §6a rows 4, 6, 11: the kernel asks
+    copy_one_pte_decision, zap_pte_decision and do_fault_decision through k.override, and their defaults give the
+    kernel's answers: an XIP block mapped by vm_insert_mixed comes back as VM_FAULT_NOPAGE ("return"), a private
+    write to a hole is COWed early ("cow"), a fault beyond EOF is VM_FAULT_SIGBUS ("return"); fork write-protects
+    the COW mapping's ptes and counts a page, never a raw pfn; zap drops an anon page as anon."""
+    from vmlib.grading import sim
+    fns = ("copy_one_pte_decision", "zap_pte_decision", "do_fault_decision")
+    sc = sim.scenario("seams", profile, "xipshort-ram", 3, "private",
+                      [("parent", "read", 0), ("parent", "write", 1), ("parent", "read", 2),
+                       ("parent", "fork", "child"), ("child", "exit", None), ("parent", "exit", None)])
+    w = sim.play(sc, fns, None, {})
+    asked = {(c["q"]["fn"], json.dumps(c["ans"])) for c in w.calls}
+    assert ("do_fault_decision", '"return"') in asked and ("do_fault_decision", '"cow"') in asked, asked
+    assert next(s[1] for s in w.steps if "0x40002000" in s[0]).startswith("BusError"), w.steps
+    assert ("copy_one_pte_decision", "[true, true]") in asked and ("zap_pte_decision", '"anon"') in asked, asked
+    rets = {c["q"]["ret"] for c in w.calls if c["q"]["fn"] == "do_fault_decision"}
+    assert rets == {VM_FAULT_NOPAGE, VM_FAULT_SIGBUS, 0}, rets
+    plain = sim.play(sc, (), None, {})
+    assert [s[1:] for s in plain.steps] == [s[1:] for s in w.steps]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ from vmlib.grading.suites import get_suite
 from vmlib.kernel import Kernel
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "submissions"))
+import plants
+
 SOLUTION = ROOT / "solutions" / "ps9_debug" / "ps9_debug.ipynb"
 
 # mutation -> (the kernel function and version whose rule it breaks, the rows the hidden key accepts,
@@ -60,8 +64,24 @@ FOLLOWS = {
             ["§4 row 1"], "refused the mapping"),
     "m30": ("mm/memory.c:remap_pfn_range_internal @ v6.12: a vma that is not COW may be remapped in any part",
             ["§4 row 2"], "refused the mapping"),
+    "m31": ("mm/memory.c:copy_one_pte @ v2.6.26: a COW mapping's pte is write-protected in parent and child",
+            ["§7 row 4"], READ),
+    "m32": ("mm/memory.c:__copy_present_ptes @ v6.12: a writable pte of a COW mapping is write-protected in both",
+            ["§7 row 4"], READ),
+    "m33": ("mm/memory.c:copy_one_pte @ v2.6.26: a page vm_normal_page returns gets get_page, page_dup_rmap, rss +1",
+            ["§7 row 7"], CHECK),
+    "m34": ("mm/memory.c:zap_present_ptes @ v6.12: vm_normal_page NULL → the pte is cleared, nothing else",
+            ["§8 row 1"], BADSTATE),
+    "m35": ("mm/memory.c:zap_pte_range @ v2.6.26: PageAnon → anon_rss -1 (by the page, not the vma)",
+            ["§8 row 2"], CHECK),
+    "m36": ("mm/memory.c:__do_fault @ v2.6.26: VM_FAULT_NOPAGE → return at once, the handler installed the pte",
+            ["§6a row 6"], BUG),
+    "m37": ("mm/memory.c:do_fault / do_cow_fault @ v6.12: a write to a vma without VM_SHARED maps a copy",
+            ["§6a row 4"], READ),
+    "m38": ("mm/memory.c:__do_fault @ v2.6.27: VM_FAULT_SIGBUS is passed up, nothing mapped (do_page_fault: SIGBUS)",
+            ["§6a row 11"], BUG),
 }
-TWO_STEP = {"m6", "m20", "m21", "m22", "m23", "m24", "m25", "m26"}     # the symptom shows an operation later
+TWO_STEP = {"m6", "m20", "m21", "m22", "m23", "m24", "m25", "m26", "m31", "m32", "m37"}     # the symptom shows an operation later
 IDS = sorted(FOLLOWS, key=lambda m: int(m[1:]))
 
 
@@ -280,7 +300,8 @@ def test_fix_feedback_does_not_name_the_row():
     for c in nb["cells"]:
         if c["metadata"].get("nbgrader", {}).get("grade_id") == "fix":
             c["source"] = ('def fixed(k, *args):\n    return {"insert_mixed_decision": "pfn", "do_wp_page_decision": '
-                           '"reuse", "gup_fast_pte_ok": True, "remap_pfn_range_check": -22}.get(DECISION, None)\n')
+                           '"reuse", "gup_fast_pte_ok": True, "remap_pfn_range_check": -22, '
+                           '"copy_one_pte_decision": (False, False), "do_fault_decision": "map"}.get(DECISION, None)\n')
     students = {}
     for i in range(len(ps9.MUTATIONS)):
         students.setdefault(ps9.mutation_for(f"s{i:03d}").fn, f"s{i:03d}")
@@ -309,3 +330,40 @@ def test_the_scenario_as_code_is_the_scenario_played(mid):
     ops = [[str(k.trace.events[i]) for i in k.trace.ops()] for k in (played, coded)]
     assert ops[0] == ops[1] and len(ops[0]) == len(m.ops) + 2
     assert played.snapshot().pages == coded.snapshot().pages
+
+
+@pytest.mark.parametrize("mid", IDS)
+def test_every_mutation_has_hidden_seeded_scenarios_that_ask_its_function(mid):
+    """The hidden fix check plays the mutation's scenario and seeded ones, every one runnable with the
+    kernel's own rule, and most of them ask the broken function something (those that ask nothing are
+    not graded)."""
+    m = ps9.BY_ID[mid]
+    scenarios = ps9.fix_scenarios(m, {"cases": "hidden", "seed": 909})
+    assert len(scenarios) == 1 + ps9.HIDDEN
+    runs = sim.reference_runs(get_suite("ps9.fix"), scenarios, (m.fn,), f"test {mid} hidden 909")
+    asking = [w for w in runs if w.calls]
+    assert runs[0].calls and len(asking) >= 3, [sc.name for sc, w in zip(scenarios, runs) if not w.calls]
+
+
+@pytest.mark.slow
+def test_the_solution_scores_full_marks_for_every_mutation():
+    """Graded as a student of each mutation, the solution passes every visible and hidden test cell."""
+    nb = json.loads(SOLUTION.read_text())
+    students = {}
+    for i in range(len(ps9.MUTATIONS)):
+        students.setdefault(ps9.mutation_for(f"s{i:03d}").id, f"s{i:03d}")
+    assert set(students) == set(ps9.BY_ID)
+    for mid, student in students.items():
+        failed = {g: v["text"] for g, v in verify(nb, trusted=True, student=student).items() if not v["passed"]}
+        assert not failed, (mid, failed)
+
+
+def test_selfcheck_counts_the_row_cell(tmp_path, capsys):
+    """The visible row cell (1 point) earns its point for a well-formed row, so the self-check of a release
+    answered right counts it: 1 + 2 visible points (it left the row cell out: 2 of 2)."""
+    from vmlib.grading.notebook import selfcheck
+    path = tmp_path / "ps9_debug.ipynb"
+    path.write_text(json.dumps(plants.filled("ps9_debug")))
+    assert selfcheck(str(path)) == 0
+    out = capsys.readouterr().out
+    assert "[well-formed] test_row_visible (1 points)" in out and "visible checks: 3 of 3 points" in out, out

@@ -23,7 +23,8 @@ from vmlib.profiles import make_profile
 from vmlib.trace import PageInfo, Snapshot, Tracer
 
 OVERRIDABLE = ("vm_normal_page", "is_cow_mapping", "do_wp_page_decision", "insert_mixed_decision",
-               "gup_fast_pte_ok", "remap_pfn_range_check")
+               "gup_fast_pte_ok", "remap_pfn_range_check", "copy_one_pte_decision", "zap_pte_decision",
+               "do_fault_decision")
 
 
 _FROZE = False      # Kernel.bulk() froze the objects alive at its end

@@ -673,17 +673,23 @@ def do_linear_fault(k, vma, addr: int, write: bool) -> int:
         if not isinstance(ret, int):
             raise TypeError(f"{type(vma.vm_ops).__name__}.fault must return VM_FAULT_* bits (an int), "
                             f"got {ret!r}")
-        if ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE):
+        way = k.ops.do_fault_decision(k, vma, ret, write)
+        if way == "return":
             if ret & VM_FAULT_NOPAGE:
                 k.decide("__do_fault", "->fault returned VM_FAULT_NOPAGE: the handler installed the "
                          "pte itself; no early COW", "§6a NOPAGE")
+            elif ret & VM_FAULT_ERROR:
+                k.decide("__do_fault", f"->fault returned {_fault_names(ret)}: passed up, nothing mapped",
+                         "§6a row 11" if ret & VM_FAULT_SIGBUS else "§6a")
             return ret
         page = vmf.page
         if page is None:
-            raise KernelBug(f"__do_fault: {vma.vm_ops.name}->fault returned 0 without setting vmf.page")
+            k.decide("__do_fault", f"->fault returned {_fault_names(ret)} → {way} vmf.page, which is NULL", "")
+            raise KernelBug(f"__do_fault: {vma.vm_ops.name}->fault returned {_fault_names(ret)} without "
+                            "setting vmf.page: NULL pointer dereference")
         if k.held.get(page.pfn, 0) > held.get(page.pfn, 0):
             k._hold(page, -1)      # the reference the driver took (k.get_page) now belongs to the fault
-        if write and not vma.vm_flags & VM_SHARED:
+        if way == "cow":
             anon_vma_prepare(k, vma)
             new = _new_anon_page(k, vma, "page_add_new_anon_rmap")
             if new is None:
@@ -707,6 +713,27 @@ def do_linear_fault(k, vma, addr: int, write: bool) -> int:
                  f"fault's reference stays with the mapping)",
                  "§6a shared write" if write else "§6a file read")
         return 0
+
+
+def do_fault_decision(k, vma, ret: int, write: bool) -> str:
+    """What __do_fault does with the VM_FAULT_* bits `ret` of a ->fault handler (§6a rows 3-6, 11):
+    "return" them (an error, or VM_FAULT_NOPAGE: the handler installed the pte itself), "cow" (a
+    private write: map a new anonymous copy of vmf.page) or "map" (map vmf.page itself).
+
+    Follows mm/memory.c:__do_fault @ v2.6.26 (the VM_FAULT_ERROR | VM_FAULT_NOPAGE test, then the
+    early COW of a write to a vma without VM_SHARED); in v6.12 do_fault picks do_read_fault,
+    do_cow_fault or do_shared_fault by the same write and VM_SHARED tests before calling ->fault,
+    and each returns at once on those bits (mm/memory.c:do_cow_fault @ v6.12).
+    """
+    if ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE):
+        return "return"
+    return "cow" if write and not vma.vm_flags & VM_SHARED else "map"
+
+
+def _fault_names(ret: int) -> str:
+    names = [n for bit, n in ((VM_FAULT_OOM, "VM_FAULT_OOM"), (VM_FAULT_SIGBUS, "VM_FAULT_SIGBUS"),
+                              (VM_FAULT_NOPAGE, "VM_FAULT_NOPAGE")) if ret & bit]
+    return "|".join(names) or str(ret)
 
 
 def do_wp_page_decision(k, vma, page, pte: Pte) -> tuple[str, str]:
@@ -850,13 +877,25 @@ def copy_page_range(k, dst_vma, src_vma) -> None:
             if pte is None:
                 k._set_pte(dst_mm, addr, None, "copy_one_pte")
                 continue
-            copy_one_pte(k, dst_vma, src_vma, addr, pte, cow)
+            copy_one_pte(k, dst_vma, src_vma, addr, pte)
         runs = [r for r in src_mm.runs if r.start < end and start < r.end]
         if runs:
             _copy_runs(k, dst_vma, src_vma, runs, cow)
 
 
-def copy_one_pte(k, dst_vma, src_vma, addr: int, pte: Pte, cow: bool) -> None:
+def copy_one_pte_decision(k, vma, pte: Pte, page) -> tuple[bool, bool]:
+    """(write-protect, counted) for a present pte fork copies from the parent's `vma` (§7 rows 4, 7-8):
+    write-protect the parent's pte and the child's copy iff the vma is a COW mapping, so that the
+    first write of either takes the COW fault; the child's pte counts as a mapping of `page` (get_page,
+    page_dup_rmap, rss +1) iff vm_normal_page returned one (`page`), never for a special or raw pfn.
+
+    Follows mm/memory.c:copy_one_pte @ v2.6.26 and mm/memory.c:__copy_present_ptes /
+    copy_present_ptes @ v6.12 (which write-protect only a writable pte: the same outcome).
+    """
+    return k.ops.is_cow_mapping(vma.vm_flags), page is not None
+
+
+def copy_one_pte(k, dst_vma, src_vma, addr: int, pte: Pte) -> None:
     src_mm, dst_mm = src_vma.vm_mm, dst_vma.vm_mm
     page = k.ops.vm_normal_page(k, src_vma, addr, pte)
     if (k.profile.MODERN and page is not None and page.anon and page.exclusive
@@ -874,6 +913,7 @@ def copy_one_pte(k, dst_vma, src_vma, addr: int, pte: Pte, cow: bool) -> None:
         k.decide("copy_present_ptes", f"page {page.pfn} may be DMA-pinned and is exclusive → the "
                  f"child gets its own copy {new.pfn} now; parent pte untouched", "§7 v6.12 pinned")
         return
+    cow, counted = k.ops.copy_one_pte_decision(k, src_vma, pte, page)
     bits = pte[1]
     if cow and bits & _PAGE_RW:
         bits &= ~_PAGE_RW                                      # pte_wrprotect
@@ -883,6 +923,10 @@ def copy_one_pte(k, dst_vma, src_vma, addr: int, pte: Pte, cow: bool) -> None:
     if src_vma.vm_flags & VM_SHARED:
         bits &= ~_PAGE_DIRTY                                   # pte_mkclean
     child = _new_pte((pte[0], bits))
+    if counted and page is None:       # only a wrong rule: it counts what vm_normal_page said has no page
+        page = k.pfn_to_page(pte.pfn)
+    elif not counted:
+        page = None
     if page is not None:
         k._get_page(page, "copy_one_pte")
         k._map(page, +1, "page_dup_rmap")
@@ -971,20 +1015,37 @@ def zap_page_range(k, vma, start: int, end: int) -> None:
         k._free_empty_tables(mm)
 
 
+def zap_pte_decision(k, vma, pte: Pte, page) -> str | None:
+    """What zapping a present pte drops besides the pte (§8 rows 1-3): nothing (None) when
+    vm_normal_page returned no page (`page` is None: special, raw pfn, zero page); else the page's
+    mapcount and reference, and one of the process's "anon" or "file" rss counters, by PageAnon
+    (a file page is also dirtied from a dirty pte).
+
+    Follows mm/memory.c:zap_pte_range @ v2.6.26 and mm/memory.c:zap_present_ptes @ v6.12.
+    """
+    if page is None:
+        return None
+    return "anon" if page.anon else "file"
+
+
 def zap_one_pte(k, vma, addr: int, pte: Pte) -> None:
     mm = vma.vm_mm
     page = k.ops.vm_normal_page(k, vma, addr, pte)
     k._set_pte(mm, addr, None, "zap_pte_range")
-    if page is None:
+    kind = k.ops.zap_pte_decision(k, vma, pte, page)
+    if kind is None:
         k.decide("zap_pte_range", f"{addr:#x}: special/raw pfn {pte.pfn}: pte cleared, nothing else",
                  "§8 vm_normal_page == NULL")
         return
-    _drop_page(k, vma, addr, pte, page)
+    if page is None:     # only a wrong rule: it drops a page vm_normal_page did not return
+        k.decide("zap_pte_range", f"{addr:#x}: pfn {pte.pfn}: {kind} page, dropped (pte_page)", "")
+        page = k.pfn_to_page(pte.pfn)
+    _drop_page(k, vma, addr, pte, page, kind)
 
 
-def _drop_page(k, vma, addr: int, pte: Pte, page) -> None:
+def _drop_page(k, vma, addr: int, pte: Pte, page, kind: str | None = None) -> None:
     mm = vma.vm_mm
-    kind = "anon" if page.anon else "file"
+    kind = kind or ("anon" if page.anon else "file")
     if kind == "file" and pte.dirty and not page.dirty:
         k._set_page_field(page, "dirty", True)
     k._rss(mm, kind, -1)

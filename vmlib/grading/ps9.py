@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vmlib.errors import InvariantError, KernelError, VmError
+from vmlib.errors import BusError, InvariantError, KernelError, VmError
 from vmlib.flags import PAGE_SHIFT
 from vmlib.grading.kernel_rows import ROWS
 from vmlib.grading.ps9_mutations import BY_ID, DECIDERS, MUTATIONS, Mutation, broken_kernel
@@ -34,11 +34,13 @@ __all__ = ["BY_ID", "DECIDERS", "MUTATIONS", "Mutation", "Task", "assignment", "
 
 REFERENCES = ("vmlib.memory:vm_normal_page", "vmlib.memory:insert_mixed_decision",
               "vmlib.memory:do_wp_page_decision", "vmlib.memory:remap_pfn_range_check",
-              "vmlib.gup:gup_fast_pte_ok")
+              "vmlib.gup:gup_fast_pte_ok", "vmlib.memory:copy_one_pte_decision", "vmlib.memory:zap_pte_decision",
+              "vmlib.memory:do_fault_decision")
 PRELUDE = (
     "import errno\n"
     "from vmlib.flags import PAGE_SHIFT, VM_PFNMAP, VM_MIXEDMAP, VM_SHARED, VM_MAYSHARE, VM_MAYWRITE, VM_WRITE, "
     "is_cow_mapping\n"
+    "from vmlib.flags import VM_FAULT_ERROR, VM_FAULT_NOPAGE, VM_FAULT_OOM, VM_FAULT_SIGBUS\n"
 )
 
 
@@ -131,18 +133,22 @@ class Task:
     def code(self) -> str:
         """The scenario as Python code on a kernel `k` (what play() runs, without its checks)."""
         m = self.mutation
-        lines = ["from vmlib import PAGE_SIZE, KernelError, drivers", "", 'parent = k.spawn("parent")']
+        lines = ["from vmlib import PAGE_SIZE, BusError, KernelError, drivers", "", 'parent = k.spawn("parent")']
         if m.kind.endswith("-dev"):
             lines.append(f'dev = k.add_device_memory({DEV_PFN:#x}, 32, "nvram")      # device memory: no struct pages')
         dev = m.kind.endswith("-dev")
         first = (f"{DEV_PFN:#x}    # the device's first pfn" if dev else
                  f"min(k.alloc_page().pfn for _ in range({m.npages}))    # {m.npages} pages of kernel RAM")
-        lines += _SETUP[m.kind.split("-")[0]].format(n=m.npages, n1=m.npages + 1, first=first,
+        lines += _SETUP[m.kind.split("-")[0]].format(n=m.npages, n1=m.npages + 1, size=m.npages - 1, first=first,
                                                      backing="dev" if dev else '"ram"').splitlines()
         lines.append(f'parent.mmap({m.npages} * PAGE_SIZE, "rw", "{m.flags}"'
                      f'{", file=f, offset=offset" if m.kind != "anon" else ""}, addr={BASE:#x})')
         for who, op, arg in m.ops:
             addr = f"{BASE + (arg << PAGE_SHIFT if isinstance(arg, int) else 0):#x}"
+            if op in ("read", "write") and _beyond_eof(m, arg):
+                call = f"{who}.read({addr}, 1)" if op == "read" else f"{who}.write({addr}, {who[0].encode()!r})"
+                lines.append(f"try:\n    {call}\nexcept BusError as e:\n    print(e)    # beyond the end of the file")
+                continue
             lines.append({"fork": f'{arg} = {who}.fork("{arg}")', "read": f"{who}.read({addr}, 1)",
                           "write": f"{who}.write({addr}, {who[0].encode()!r})",
                           "gupfast": f"try:\n    {who}.get_user_pages_fast({addr}, 1)\nexcept KernelError as e:\n"
@@ -163,6 +169,9 @@ _SETUP = {      # the mappings of vmlib.grading.sim.mapping, as code
     "xip": ('fs = drivers.XipFs(k, backing={backing})\n'
             'fs.create("image", bytes(range(1, {n1})) * 8, size={n} * PAGE_SIZE)\n'
             'f, offset = fs.open("image", "rw"), 0'),
+    "xipshort": ('fs = drivers.XipFs(k, backing={backing})\n'
+                 'fs.create("image", bytes(range(1, {n1})) * 8, size={size} * PAGE_SIZE)    # one page short\n'
+                 'f, offset = fs.open("image", "rw"), 0'),
     "fb": 'f, offset = k.open(drivers.FbDev(k, {n}, backing={backing}), "rw"), 0',
     "devmem": ("first = {first}\n"
                'f, offset = k.open(drivers.DevMem(), "rw"), first * PAGE_SIZE'),
@@ -173,6 +182,11 @@ class _Stop(Exception):
     pass
 
 
+def _beyond_eof(m: Mutation, page) -> bool:
+    """Whether `page` of m's mapping lies beyond the end of its file (a fault there is a SIGBUS)."""
+    return m.kind.startswith("xipshort") and page == m.npages - 1
+
+
 class _Run:
     """The student's run of a scenario: what each process should read back, and where it broke."""
 
@@ -181,7 +195,8 @@ class _Run:
         self.steps: list[tuple[str, str]] = []
         self.memory: dict = {}          # (process, page) -> the byte it should read back
 
-    def step(self, text: str, thunk: Callable, expect: bytes | None = None, errno_ok: bool = False):
+    def step(self, text: str, thunk: Callable, expect: bytes | None = None, errno_ok: bool = False,
+             sigbus_ok: bool = False):
         value = None
         try:
             value = thunk()
@@ -196,6 +211,8 @@ class _Run:
             self.k.check()
         except InvariantError as e:
             outcome = f"k.check() fails: {e}"
+        except BusError as e:
+            outcome = f"{'SIGBUS (the page is beyond the end of the file): ' if sigbus_ok else 'BusError: '}{e}"
         except KernelError as e:
             outcome = f"{'returned ' if errno_ok else ''}{type(e).__name__}: {e}"
         except VmError as e:
@@ -217,12 +234,14 @@ class _Run:
             if not shared:
                 self.memory.update({(arg, pg): b for (w, pg), b in list(self.memory.items()) if w == who})
         elif op == "read":       # the first read tells what is there; later ones must agree (or see a write)
-            value = self.step(f"{who}.read({addr:#x}, 1)", lambda: p.read(addr, 1), self.memory.get((owner, arg)))
+            value = self.step(f"{who}.read({addr:#x}, 1)", lambda: p.read(addr, 1), self.memory.get((owner, arg)),
+                              sigbus_ok=_beyond_eof(self.m, arg))
             self.memory.setdefault((owner, arg), value)
         elif op == "write":
             data = who[0].encode()
-            self.step(f"{who}.write({addr:#x}, {data!r})", lambda: p.write(addr, data))
-            self.memory[(owner, arg)] = data
+            self.step(f"{who}.write({addr:#x}, {data!r})", lambda: p.write(addr, data), sigbus_ok=_beyond_eof(self.m, arg))
+            if not _beyond_eof(self.m, arg):
+                self.memory[(owner, arg)] = data
         elif op in ("gup", "gupfast"):
             name = "get_user_pages_fast" if op == "gupfast" else "get_user_pages"
             self.step(f"{who}.{name}({addr:#x}, 1)", lambda: getattr(p, name)(addr, 1), errno_ok=True)
@@ -235,7 +254,7 @@ class _Run:
 
 
 def _fine(outcome: str) -> bool:
-    return outcome == "ok" or outcome.startswith(("read ", "1 page", "returned KernelError"))
+    return outcome == "ok" or outcome.startswith(("read ", "1 page", "returned KernelError", "SIGBUS (the page is beyond"))
 
 
 def assignment(student: str | None = None) -> Task:

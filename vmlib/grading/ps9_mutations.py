@@ -18,7 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vmlib.errors import KernelBug
-from vmlib.flags import VM_MAYSHARE, VM_MIXEDMAP, VM_PFNMAP, VM_SHARED, VM_WRITE
+from vmlib.flags import (
+    VM_FAULT_ERROR,
+    VM_FAULT_NOPAGE,
+    VM_FAULT_SIGBUS,
+    VM_MAYSHARE,
+    VM_MIXEDMAP,
+    VM_PFNMAP,
+    VM_SHARED,
+    VM_WRITE,
+)
 
 DECIDERS = {
     "vm_normal_page": "vm_normal_page(k, vma, addr, pte) -> page or None",
@@ -26,6 +35,9 @@ DECIDERS = {
     "do_wp_page_decision": 'do_wp_page_decision(k, vma, page, pte) -> "reuse" or "copy"',
     "remap_pfn_range_check": "remap_pfn_range_check(k, vma, addr, end) -> 0 or -errno",
     "gup_fast_pte_ok": "gup_fast_pte_ok(k, pte, write) -> True or False",
+    "copy_one_pte_decision": "copy_one_pte_decision(k, vma, pte, page) -> (write_protect, counted): two bools",
+    "zap_pte_decision": 'zap_pte_decision(k, vma, pte, page) -> None, "anon" or "file"',
+    "do_fault_decision": 'do_fault_decision(k, vma, ret, write) -> "return", "map" or "cow"',
 }
 # the trace lines that report each decision function's answer (vm_normal_page traces its own)
 REPORTERS = {
@@ -34,6 +46,9 @@ REPORTERS = {
     "do_wp_page_decision": ("do_wp_page",),
     "remap_pfn_range_check": ("remap_pfn_range",),
     "gup_fast_pte_ok": ("gup_pte_range",),
+    "copy_one_pte_decision": ("copy_one_pte",),
+    "zap_pte_decision": ("zap_pte_range",),
+    "do_fault_decision": ("__do_fault",),
 }
 
 
@@ -183,6 +198,56 @@ def remap_shared_refused(k, args, right):
     return None
 
 
+def cp_cow_not_wrprotected(k, args, right):
+    _vma, pte, page = args
+    if right[0] and pte.write:
+        return ((False, right[1]), f"pfn {pte.pfn}: pte copied as it is, writable in parent and child"
+                + (f"; page {page.pfn} +1 ref +1 mapcount" if page is not None else ""))
+    return None
+
+
+def cp_page_not_counted(k, args, right):
+    _vma, pte, page = args
+    if right[1] and page is not None:
+        return (right[0], False), f"pfn {pte.pfn}: pte copied; the child's mapping is not counted"
+    return None
+
+
+def zp_raw_ram_dropped(k, args, right):
+    _vma, pte, _page = args
+    if right is None and k.pfn_valid(pte.pfn) and not k.is_zero_pfn(pte.pfn):
+        return "file", f"pfn {pte.pfn} has a struct page → dropped as a file page"
+    return None
+
+
+def zp_file_vma_file_rss(k, args, right):
+    vma, _pte, page = args
+    if right == "anon" and getattr(vma, "vm_file", None) is not None:
+        return "file", f"page {page.pfn} in a file vma → file_rss -1, mapcount -1, ref -1"
+    return None
+
+
+def df_nopage_mapped(k, args, right):
+    _vma, ret, _write = args
+    if right == "return" and ret & VM_FAULT_NOPAGE and not ret & VM_FAULT_ERROR:
+        return "map", "->fault returned VM_FAULT_NOPAGE → map vmf.page"
+    return None
+
+
+def df_sigbus_mapped(k, args, right):
+    _vma, ret, _write = args
+    if right == "return" and ret & VM_FAULT_SIGBUS and not ret & VM_FAULT_NOPAGE:
+        return "map", "->fault returned VM_FAULT_SIGBUS → map vmf.page"
+    return None
+
+
+def df_private_write_mapped(k, args, right):
+    _vma, _ret, _write = args
+    if right == "cow":
+        return "map", "->fault gave a page for a write → map vmf.page writable"
+    return None
+
+
 # ---- the pool ---------------------------------------------------------------------------------------
 
 OLD_NP = ("2.6.25/x86", "2.6.26/x86", "2.6.26/s390", "2.6.27/x86", "2.6.27/m68k")
@@ -193,6 +258,9 @@ PFNMAP_KINDS = (("devmem-dev", "private"), ("devmem-ram", "private"), ("devmem-d
 MIXED_KINDS = (("xip-ram", "private"), ("xip-dev", "private"), ("xip-ram", "shared"), ("xip-dev", "shared"),
                ("anon", "private"))
 ALL_KINDS = MIXED_KINDS + PFNMAP_KINDS[:-1]
+FORK_KINDS = (("anon", "private"), ("xip-ram", "private"), ("devmem-ram", "private"), ("devmem-dev", "private"),
+              ("devmem-ram", "shared"), ("fb-ram", "shared"))     # mappings whose ptes a 2.6 fork copies (anon_vma, PFNMAP)
+SHORT_KINDS = (("xipshort-ram", "private"), ("xipshort-dev", "shared")) + MIXED_KINDS    # SIGBUS beyond EOF
 
 
 @dataclass(frozen=True)
@@ -233,6 +301,7 @@ def _m(id, fn, profile, wrong, kind, flags, ops, profiles, kinds=ALL_KINDS, npag
 
 NP, IM, WP, GF, RC = ("vm_normal_page", "insert_mixed_decision", "do_wp_page_decision", "gup_fast_pte_ok",
                       "remap_pfn_range_check")
+CP, ZP, DF = "copy_one_pte_decision", "zap_pte_decision", "do_fault_decision"
 MUTATIONS: tuple[Mutation, ...] = (
     # vm_normal_page, 2.6.x, per arch
     _m("m1", NP, "2.6.26/x86", np_mixed_ram_special, "xip-ram", "private",
@@ -300,6 +369,25 @@ MUTATIONS: tuple[Mutation, ...] = (
        [(P, "read", 0), (P, "exit", None)], ("2.6.25/x86", "2.6.26/x86", "2.6.27/x86"), PFNMAP_KINDS),
     _m("m30", RC, "6.12/x86", remap_shared_refused, "devmem-dev", "shared",
        [(P, "read", 0), (P, "exit", None)], NEW_NP, PFNMAP_KINDS),
+    # copy_one_pte at fork: write-protect a COW mapping's ptes, count the child's mapping of a page
+    _m("m31", CP, "2.6.26/x86", cp_cow_not_wrprotected, "anon", "private",
+       [(P, "write", 0), (P, "fork", C), (C, "write", 0), (P, "read", 0), *EXIT], OLD_MIXED, FORK_KINDS),
+    _m("m32", CP, "6.12/x86", cp_cow_not_wrprotected, "anon", "private",
+       [(P, "write", 1), (P, "fork", C), (C, "write", 1), (P, "read", 1), *EXIT], NEW_NP),
+    _m("m33", CP, "2.6.26/x86", cp_page_not_counted, "anon", "private",
+       [(P, "write", 0), (P, "fork", C), *EXIT], OLD_MIXED, FORK_KINDS),
+    # zap: what clearing a present pte drops with it
+    _m("m34", ZP, "6.12/x86", zp_raw_ram_dropped, "devmem-ram", "shared",
+       [(P, "read", 0), (P, "munmap", 0), (P, "exit", None)], NEW_NP),
+    _m("m35", ZP, "2.6.26/x86", zp_file_vma_file_rss, "xip-ram", "private",
+       [(P, "read", 0), (P, "write", 0), (P, "munmap", 0), (P, "exit", None)], OLD_MIXED),
+    # __do_fault: what the kernel does with the VM_FAULT_* bits of ->fault
+    _m("m36", DF, "2.6.26/x86", df_nopage_mapped, "xip-ram", "private",
+       [(P, "read", 0), (P, "exit", None)], OLD_MIXED, MIXED_KINDS),
+    _m("m37", DF, "6.12/x86", df_private_write_mapped, "xip-ram", "private",
+       [(P, "read", 2), (P, "write", 1), (P, "read", 2), (P, "exit", None)], NEW_NP, MIXED_KINDS, npages=3),
+    _m("m38", DF, "2.6.27/x86", df_sigbus_mapped, "xipshort-ram", "private",
+       [(P, "read", 0), (P, "read", 1), (P, "exit", None)], OLD_MIXED, SHORT_KINDS),
 )
 BY_ID = {m.id: m for m in MUTATIONS}
 

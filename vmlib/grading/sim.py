@@ -22,7 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vmlib.errors import BadPageMap, InvariantError, VmError
-from vmlib.flags import PAGE_SHIFT, PAGE_SIZE, VM_FAULT_NOPAGE, flag_names, is_cow_mapping
+from vmlib.flags import (
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    VM_FAULT_NOPAGE,
+    VM_FAULT_OOM,
+    VM_FAULT_SIGBUS,
+    flag_names,
+    is_cow_mapping,
+)
 from vmlib.grading.suites import Case, Suite, register
 from vmlib.profiles import make_profile
 from vmlib.pte import Pte
@@ -74,6 +82,12 @@ def encode_call(fn: str, k, args: tuple) -> dict:
     elif fn == "gup_fast_pte_ok":
         pte, write = args
         q.update(pte=_pte(pte), write=bool(write), page=_page(k, pte.pfn if pte else None))
+    elif fn in ("copy_one_pte_decision", "zap_pte_decision"):
+        vma, pte, page = args
+        q.update(vma=_vma(vma), pte=_pte(pte), page=None if page is None else _page(k, page.pfn))
+    elif fn == "do_fault_decision":
+        vma, ret, write = args
+        q.update(vma=_vma(vma), ret=ret, write=bool(write))
     else:
         raise ValueError(f"no question format for {fn!r}")
     return q
@@ -306,6 +320,10 @@ def _sim_args(q: dict) -> tuple:
         return k, vma, q["pfn"]
     if fn == "do_wp_page_decision":
         return k, vma, SimPage(**q["page"]) if q["page"] else None, pte
+    if fn in ("copy_one_pte_decision", "zap_pte_decision"):
+        return k, vma, pte, SimPage(**q["page"]) if q["page"] else None
+    if fn == "do_fault_decision":
+        return k, vma, q["ret"], q["write"]
     return k, pte, q["write"]
 
 
@@ -330,6 +348,18 @@ def _answer(fn: str, result):
         if way in ("reuse", "copy"):
             return way
         raise TypeError(f"do_wp_page_decision must return \"reuse\" or \"copy\", got {result!r}")
+    if fn == "copy_one_pte_decision":
+        if isinstance(result, (tuple, list)) and len(result) == 2 and all(type(x) is bool for x in result):
+            return list(result)
+        raise TypeError(f"copy_one_pte_decision must return (write_protect, counted), two bools, got {result!r}")
+    if fn == "zap_pte_decision":
+        if result in (None, "anon", "file"):
+            return result
+        raise TypeError(f"zap_pte_decision must return None, \"anon\" or \"file\", got {result!r}")
+    if fn == "do_fault_decision":
+        if result in ("return", "map", "cow"):
+            return result
+        raise TypeError(f"do_fault_decision must return \"return\", \"map\" or \"cow\", got {result!r}")
     if isinstance(result, bool):
         return result
     raise TypeError(f"gup_fast_pte_ok must return True or False, got {result!r}")
@@ -479,6 +509,8 @@ def _decode(fn: str, k, answer):
         return k.pfn_to_page(answer["page"])
     if fn == "do_wp_page_decision":
         return answer, "your do_wp_page_decision"
+    if fn == "copy_one_pte_decision":
+        return tuple(answer)
     return answer
 
 
@@ -608,6 +640,18 @@ def describe(q: dict) -> str:
                 f"{'an anonymous' if p['anon'] else 'a file'} page {p['pfn']} with refcount {p['count']} "
                 f"and mapcount {p['mapcount']}")
         return f"a write to {pte_words(q['pte'])}: {page}, in {vma_words(q['vma'])}"
+    if fn in ("copy_one_pte_decision", "zap_pte_decision"):
+        p = q["page"]
+        page = ("page None (vm_normal_page said special)" if p is None else
+                f"{'an anonymous' if p['anon'] else 'a file'} page {p['pfn']} with refcount {p['count']} "
+                f"and mapcount {p['mapcount']}")
+        what = "fork copying" if fn == "copy_one_pte_decision" else "zapping"
+        return f"{what} {pte_words(q['pte'])}: {page}, in {vma_words(q['vma'])}"
+    if fn == "do_fault_decision":
+        bits = " | ".join(n for b, n in ((VM_FAULT_OOM, "VM_FAULT_OOM"), (VM_FAULT_SIGBUS, "VM_FAULT_SIGBUS"),
+                                         (VM_FAULT_NOPAGE, "VM_FAULT_NOPAGE")) if q["ret"] & b) or str(q["ret"])
+        return (f"a {'write' if q['write'] else 'read'} fault whose ->fault returned {bits} in "
+                f"{vma_words(q['vma'])}")
     return f"a {'write' if q['write'] else 'read'} gup_fast of {pte_words(q['pte'])} on {w['version']}/{w['arch']}"
 
 
@@ -676,6 +720,12 @@ def well_formed(fn: str, answer) -> bool:
         return answer in ("page", "pfn")
     if fn == "do_wp_page_decision":
         return answer in ("reuse", "copy")
+    if fn == "copy_one_pte_decision":
+        return isinstance(answer, list) and len(answer) == 2 and all(type(x) is bool for x in answer)
+    if fn == "zap_pte_decision":
+        return answer in (None, "anon", "file")
+    if fn == "do_fault_decision":
+        return answer in ("return", "map", "cow")
     return type(answer) is bool
 
 
@@ -784,7 +834,9 @@ def mapping(w, kind: str, npages: int, flags: str = "private", who: str = "paren
     with `mode`); return the process.
 
     kind: "anon", "devmem-dev", "devmem-ram" (/dev/mem of device memory, or of RAM the kernel uses),
-    "fb-ram", "fb-dev" (FbDev: a shared PFNMAP filled on demand, ->nopfn on 2.6.25, ->fault later), "xip-dev", "xip-ram" (an XIP file).
+    "fb-ram", "fb-dev" (FbDev: a shared PFNMAP filled on demand, ->nopfn on 2.6.25, ->fault later), "xip-dev", "xip-ram" (an XIP file),
+    "xipshort-dev", "xipshort-ram" (an XIP file one page shorter than the mapping: its last page is beyond
+    EOF, and a fault there is a SIGBUS).
     """
     from vmlib.drivers import DevMem, FbDev, XipFs
     k = w.k
@@ -798,7 +850,8 @@ def mapping(w, kind: str, npages: int, flags: str = "private", who: str = "paren
         file = k.open(FbDev(k, npages, backing=dev or "ram"), mode)
     elif kind.startswith("xip"):
         fs = XipFs(k, backing=dev or "ram")
-        fs.create("image", bytes(range(1, npages + 1)) * 8, size=npages << PAGE_SHIFT)
+        size = npages - 1 if kind.startswith("xipshort") else npages
+        fs.create("image", bytes(range(1, npages + 1)) * 8, size=size << PAGE_SHIFT)
         file = fs.open("image", mode)
     what = f"mmap {kind} {flags}, {npages} pages at {BASE:#x}"
     if (prot, mode) != ("rw", "rw"):
