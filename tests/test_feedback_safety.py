@@ -351,6 +351,10 @@ def test_intake_refuses_every_kind_of_non_file(tmp_path):
     assert "is a socket" in intake.check_tree(work)
     sock.close()
     (work / "sub" / "sock").unlink()
+    if os.geteuid() == 0:                   # a device node needs CAP_MKNOD (root, as in CI)
+        os.mknod(work / "sub" / "null", 0o20600, os.makedev(1, 3))
+        assert intake.check_tree(work) == "ps1_memmap/sub/null is a device; a submission holds regular files only"
+        (work / "sub" / "null").unlink()
     os.symlink("ps1_memmap.ipynb", work / "sub" / "relative")
     assert intake.check_tree(work).startswith("ps1_memmap/sub/relative is a symbolic link")
     with pytest.raises(OSError):
