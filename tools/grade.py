@@ -147,12 +147,13 @@ def collect_into(course: Path, folder: Path, found: dict[str, list[str]]) -> dic
     return refused
 
 
-def forget(course: Path, statuses: dict[str, dict[str, str]]) -> None:
-    """Remove what an earlier run left in autograded/ and feedback/ for the submissions refused now
-    (their grades in grades.csv become 0 with the reason: vmlib_nbgrader.StatusCsvExport)."""
+def forget(course: Path, statuses: dict[str, dict[str, str]], copied: bool) -> None:
+    """Remove what an earlier run left in autograded/ and feedback/ (and submitted/, when the input was
+    `copied` there) for the submissions refused now (their grades in grades.csv become 0 with the
+    reason: vmlib_nbgrader.StatusCsvExport)."""
     for name, by_student in statuses.items():
         for student in by_student:
-            for stage in ("autograded", "feedback"):
+            for stage in ("autograded", "feedback", *(("submitted",) if copied else ())):
                 shutil.rmtree(course / stage / student / name, ignore_errors=True)
 
 
@@ -297,7 +298,7 @@ def autograde(course: Path, folder: Path, csv: Path, timeout: int | None, worker
     statuses = refused_submissions(folder, assignments())
     for name, refused in (collect_into(course, folder, found) or {}).items():
         statuses.setdefault(name, {}).update(refused)
-    forget(course, statuses)
+    forget(course, statuses, copied=folder != course / "submitted")
     clock, seconds = time.perf_counter(), {}
     prepare(course, sorted(set(found) | set(statuses)))
     seconds["generate_assignment"] = time.perf_counter() - clock
