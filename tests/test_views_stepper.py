@@ -146,3 +146,12 @@ def test_bad_input_is_refused_clearly():
     good = Stepper(t, ops_only=True)
     with pytest.raises(ValueError, match="question steps must be 1..2"):
         Stepper(sides=good.sides, questions=[{"step": 0, "prompt": "?", "choices": []}])
+
+
+def test_slides_and_practice_agree_on_the_static_export_switch():
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tools import slides
+    from vmlib.views.practice_static import STATIC_ENV
+    assert slides.STATIC_ENV == STATIC_ENV

@@ -119,12 +119,18 @@ def test_dark_theme_and_no_prediction_mode(page, tmp_path):
     assert errors == []
 
 
-def test_stepper_widget_in_jupyterlab(tmp_path):
+def test_stepper_widget_in_jupyterlab(page, tmp_path, monkeypatch):
     """The anywidget in a real JupyterLab: it steps, the kernel's `step` follows the browser,
     and it keeps stepping after the kernel is shut down (no round trip per click)."""
+    import functools
+    import urllib.request
+
     import nbformat
-    from playwright.sync_api import sync_playwright
+    import test_views_browser
     from test_views_browser import run_all, serve_lab
+    # a loaded machine may take longer than 40 s to start a lab: wait for it
+    monkeypatch.setattr(test_views_browser, "wait_for_server",
+                        functools.partial(test_views_browser.wait_for_server, timeout=180))
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("import sys; sys.path.insert(0, 'tests')\n"
                                           "from test_views_stepper import fork_then_writes\n"
@@ -134,45 +140,40 @@ def test_stepper_widget_in_jupyterlab(tmp_path):
     folder = tmp_path / "lab"
     (folder / "tests").mkdir(parents=True)
     nbformat.write(nb, str(folder / "stepper.ipynb"))
-    for name in ("test_views_stepper.py",):
-        (folder / "tests" / name).write_text((ROOT / "tests" / name).read_text())
+    (folder / "tests" / "test_views_stepper.py").write_text((ROOT / "tests" / "test_views_stepper.py").read_text())
     (folder / "tests" / "conftest.py").write_text("")
     lab = serve_lab(folder)
     base, token = next(lab)
+    tab = page.context.new_page()
     try:
-        with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
-            ctx = pw.chromium.launch_persistent_context(profile, executable_path=find_chromium(), headless=True,
-                                                        args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900})
-            try:
-                page = ctx.new_page()
-                page.goto(f"{base}/lab/tree/stepper.ipynb?token={token}")
-                page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90000)
-                page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90000)
-                run_all(page)
-                root = page.locator(".vmlib-stepper")
-                root.locator(".vmlib-graph svg").wait_for(timeout=90000)
-                assert root.locator(".vmlib-controls").count() == 1
-                for i in (1, 2, 3):
-                    root.locator("button[title='forward']").click()
-                    page.wait_for_function(f"() => document.querySelector('.vmlib-graph').dataset.step === '{i}'")
-                # the kernel saw the browser's step: run the second cell again
-                page.locator(".jp-Notebook .jp-Cell").nth(1).click()
-                page.keyboard.press("Shift+Enter")
-                page.wait_for_function("() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
-                                       ".some(e => e.innerText.includes('STEP 3'))", timeout=30000)
-                page.screenshot(path=str(SHOTS / "stepper_jupyterlab_light.png"))
-                # stop the kernel: stepping goes on in the browser
-                import urllib.request
-                with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10) as r:
-                    kernels = json.load(r)
-                for k in kernels:
-                    req = urllib.request.Request(f"{base}/api/kernels/{k['id']}?token={token}", method="DELETE")
-                    urllib.request.urlopen(req, timeout=10).close()
-                root.locator("button[title='forward']").click()
-                page.wait_for_function("() => document.querySelector('.vmlib-graph').dataset.step === '4'")
-            finally:
-                ctx.close()
+        tab.goto(f"{base}/lab/tree/stepper.ipynb?token={token}")
+        tab.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90000)
+        tab.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90000)
+        run_all(tab)
+        root = tab.locator(".vmlib-stepper")
+        root.locator(".vmlib-graph svg").wait_for(timeout=90000)
+        assert root.locator(".vmlib-controls").count() == 1
+        for i in (1, 2, 3):
+            root.locator("button[title='forward']").click()
+            tab.wait_for_function(f"() => document.querySelector('.vmlib-graph').dataset.step === '{i}'",
+                                  timeout=30000)
+        # the kernel saw the browser's step: run the second cell again
+        tab.locator(".jp-Notebook .jp-Cell").nth(1).click()
+        tab.keyboard.press("Shift+Enter")
+        tab.wait_for_function("() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
+                              ".some(e => e.innerText.includes('STEP 3'))", timeout=90000)
+        tab.screenshot(path=str(SHOTS / "stepper_jupyterlab_light.png"))
+        # stop the kernel: stepping goes on in the browser
+        with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=30) as r:
+            kernels = json.load(r)
+        assert kernels, "no kernel to stop"
+        for k in kernels:
+            req = urllib.request.Request(f"{base}/api/kernels/{k['id']}?token={token}", method="DELETE")
+            urllib.request.urlopen(req, timeout=30).close()
+        root.locator("button[title='forward']").click()
+        tab.wait_for_function("() => document.querySelector('.vmlib-graph').dataset.step === '4'", timeout=30000)
     finally:
+        tab.close()
         lab.close()
 
 
