@@ -167,7 +167,7 @@ def test_presentation_frames_fill_the_column_and_the_notebook_ones_keep_their_si
     nb, pres = s.frames(), s.frames(presentation=True)
     assert len(nb) == len(pres) and [f["headline"] for f in nb] == [f["headline"] for f in pres]
     assert 'style="max-width:none;height:auto"' in nb[0]["svg"]
-    assert 'style="width:100%;height:auto"' in pres[0]["svg"]
+    assert re.search(r'style="width:100%;min-width:\d+px;height:auto"', pres[0]["svg"])
     width = lambda f: float(re.search(r'viewBox="0 0 ([\d.]+)', f["svg"])[1])
     assert width(pres[0]) * 16 / 12 <= 968, "16 px text when drawn across a 968 px column"
     assert ">pgd<" not in pres[2]["svg"] and "pgd[0]" in pres[2]["svg"], "the walk is said in the table's head"
