@@ -18,7 +18,7 @@ import ipywidgets as W
 from vmlib.errors import VmError
 from vmlib.trace import Snapshot
 from vmlib.views.dot import Diff, proc_label, theme_ink
-from vmlib.views.graphs import graph_for
+from vmlib.views.graphs import SCROLL, graph_for
 from vmlib.views.picture import StepModel, event_words, op_spans, step_model
 
 PRE = ("margin:2px 0;font-size:12px;white-space:pre-wrap;word-break:normal;overflow-wrap:normal;"
@@ -366,7 +366,7 @@ class _Panel:
                                                                if counts else "no counts changed") + "</div>")
         title = f"step {s.step + 1}/{len(s)}: {s.model().action}"
         self.graph.value = (f'<div class="vmlib-graph" data-step="{s.step}" data-ops="{len(s.trace.ops())}" '
-                            f'style="max-width:100%;overflow-x:auto">'
+                            f'style="{SCROLL}">'
                             f'{s.graph_now(self.presentation, title).html()}</div>')
 
 
@@ -619,7 +619,7 @@ class Playground(W.VBox):
             self.proc.value = keep if keep in dict(opts).values() else opts[-1][1]
         snap, info = self.k.snapshot(), self.k.trace_info()
         g = graph_for(self.graph, snap, info, diff, f"{len(self.k.procs)} process(es)", self.theme)
-        self.graph_view.value = f'<div class="vmlib-graph">{g.html()}</div>'
+        self.graph_view.value = f'<div class="vmlib-graph" style="{SCROLL}">{g.html()}</div>'
 
     def _run(self, what: str, fn):
         """Run one operation; on success show its events and diff, on failure the message only."""
