@@ -284,12 +284,19 @@ def same_size(frames: list[dict]) -> list[dict]:
     w, h = max(s[0] for s in sizes), max(s[1] for s in sizes)
     for f in frames:
         tag = _SVG_SIZE.search(f["svg"])[0]
-        new = re.sub(r'\swidth="[^"]*"', f' width="{w:.0f}"', tag, count=1)
-        new = re.sub(r'\sheight="[^"]*"', f' height="{h:.0f}"', new, count=1)
+        k = (_attr(tag, "width") / _svg_box(f["svg"])[0]) or 1.0    # the attribute's unit per viewBox unit
+        unit = (re.search(r'\swidth="[\d.]+([a-z]*)"', tag) or [None, ""])[1]
+        new = re.sub(r'\swidth="[^"]*"', f' width="{w * k:.0f}{unit}"', tag, count=1)
+        new = re.sub(r'\sheight="[^"]*"', f' height="{h * k:.0f}{unit}"', new, count=1)
         new = re.sub(r'\sviewBox="([-\d.]+) ([-\d.]+) [^"]*"', lambda m: f' viewBox="{m[1]} {m[2]} {w:.2f} {h:.2f}"',
                      new, count=1)
         f["svg"] = f["svg"].replace(tag, new, 1)
     return frames
+
+
+def _attr(tag: str, name: str) -> float:
+    m = re.search(rf'\s{name}="([\d.]+)', tag)
+    return float(m[1]) if m else 0.0
 
 
 def _svg_box(svg: str):
