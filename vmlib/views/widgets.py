@@ -314,13 +314,14 @@ class StepOutput:
     def _repr_mimebundle_(self, include=None, exclude=None):
         row = f" [{_esc(self.row)}]" if self.row else ""
         head = f'<p class="vmlib-step-headline">{_esc(self.headline)}{row}</p>' if self.headline else ""
-        return {"text/html": f'<div class="vmlib-step-picture">{head}{self.graph.html()}</div>',
+        return {"text/html": f'<div class="vmlib-step-picture">{self.graph.html()}{head}</div>',
                 "text/plain": self.caption}
 
 
 def show_steps(trace, ops_only: bool = True, graph="fork", theme: str = "auto") -> None:
-    """Display one output per step, its headline over its picture drawn at the column's width
-    (the presentation form): a steps cell becomes slide fragments."""
+    """Display one output per step, its picture drawn at the column's width (the presentation
+    form) with its headline under it (so the pictures of all steps line up): a steps cell
+    becomes slide fragments."""
     from IPython.display import display
     s = Steps(trace, ops_only, graph, theme)
     for i in range(len(s)):
