@@ -239,3 +239,18 @@ def test_a_process_is_named_once_when_its_name_is_the_default():
     anonymous, named = k.spawn(), k.spawn("child")
     assert proc_label(anonymous.pid, anonymous.name) == f"P{anonymous.pid}"
     assert proc_label(named.pid, named.name) == f"P{named.pid} child"
+
+
+def test_vma_graph_explains_its_smaps_letters_and_draws_no_empty_legend():
+    k = vmlib.Kernel(ram_pages=64)
+    p = k.spawn()
+    a = p.mmap(2 * PAGE)
+    p.write(a, b"x")
+    src = vma_graph(k, p.pid).source
+    assert "rd wr mr mw me" in src, "the vma row shows its smaps letters"
+    for code, words in (("rd", "readable"), ("mw", "may be made writable"), ("me", "may be made executable")):
+        assert f"{code} = {words}" in src, f"the legend explains {code}"
+    assert "ms = " not in src and "pf = " not in src, "only the letters this graph shows"
+    assert "kernel-facts §13d" in src
+    empty = k.spawn()
+    assert "legend" not in vma_graph(k, empty.pid).source, "nothing to explain: no legend box at all"

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from vmlib.views import dot as D
 
+# A box that scrolls a picture kept at its natural size; inline-size containment keeps the
+# picture's width from widening the box (and the flex output areas around it) past the column.
+SCROLL = "overflow-x:auto;contain:inline-size"
+
 
 class Graph:
     """A graph: `.source` is the DOT text, `.svg()` the SVG; shows itself in a notebook.
@@ -49,7 +53,7 @@ class Graph:
         from vmlib.views.render import NoRenderer, no_renderer_html
         try:
             return (f'<div class="vmlib-graph-static" style="color:var(--jp-content-font-color1,#111);'
-                    f'overflow-x:auto">'
+                    f'{SCROLL}">'
                     f"{self.inline_svg()}</div>")
         except NoRenderer as e:
             from vmlib.views.browserdot import browser_graph_html  # JupyterLite: Graphviz in the page

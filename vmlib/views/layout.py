@@ -539,11 +539,13 @@ class Layout:
     def size_attrs(self) -> str:
         """width, height and style of the picture. fit "natural": its natural size, text 12 px,
         never shrunk (the box around it scrolls in a narrow column). fit "column" (presentation):
-        as wide as its column (its width/height say a 940 px slide's)."""
+        as wide as its column (its width/height say a 940 px slide's), never narrower than its
+        natural size (text 12 px at least: a narrow column scrolls it)."""
         if self.fit == "natural":
             return f'width="{self.width:.0f}" height="{self.height:.0f}" style="max-width:none;height:auto"'
         k = PRESENT_W / self.width
-        return f'width="{PRESENT_W}" height="{self.height * k:.0f}" style="width:100%;height:auto"'
+        return (f'width="{PRESENT_W}" height="{self.height * k:.0f}" '
+                f'style="width:100%;min-width:{self.width:.0f}px;height:auto"')
 
     def _draw_mm(self, out, snap, pid, diff, seen) -> None:
         b = self.boxes[f"mm{pid}"]

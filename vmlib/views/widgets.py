@@ -18,7 +18,7 @@ import ipywidgets as W
 from vmlib.errors import VmError
 from vmlib.trace import Snapshot
 from vmlib.views.dot import Diff, proc_label, theme_ink
-from vmlib.views.graphs import graph_for
+from vmlib.views.graphs import SCROLL, graph_for
 from vmlib.views.picture import StepModel, event_words, op_spans, step_model
 
 PRE = ("margin:2px 0;font-size:12px;white-space:pre-wrap;word-break:normal;overflow-wrap:normal;"
@@ -284,12 +284,19 @@ def same_size(frames: list[dict]) -> list[dict]:
     w, h = max(s[0] for s in sizes), max(s[1] for s in sizes)
     for f in frames:
         tag = _SVG_SIZE.search(f["svg"])[0]
-        new = re.sub(r'\swidth="[^"]*"', f' width="{w:.0f}"', tag, count=1)
-        new = re.sub(r'\sheight="[^"]*"', f' height="{h:.0f}"', new, count=1)
+        k = (_attr(tag, "width") / _svg_box(f["svg"])[0]) or 1.0    # the attribute's unit per viewBox unit
+        unit = (re.search(r'\swidth="[\d.]+([a-z]*)"', tag) or [None, ""])[1]
+        new = re.sub(r'\swidth="[^"]*"', f' width="{w * k:.0f}{unit}"', tag, count=1)
+        new = re.sub(r'\sheight="[^"]*"', f' height="{h * k:.0f}{unit}"', new, count=1)
         new = re.sub(r'\sviewBox="([-\d.]+) ([-\d.]+) [^"]*"', lambda m: f' viewBox="{m[1]} {m[2]} {w:.2f} {h:.2f}"',
                      new, count=1)
         f["svg"] = f["svg"].replace(tag, new, 1)
     return frames
+
+
+def _attr(tag: str, name: str) -> float:
+    m = re.search(rf'\s{name}="([\d.]+)', tag)
+    return float(m[1]) if m else 0.0
 
 
 def _svg_box(svg: str):
@@ -307,13 +314,14 @@ class StepOutput:
     def _repr_mimebundle_(self, include=None, exclude=None):
         row = f" [{_esc(self.row)}]" if self.row else ""
         head = f'<p class="vmlib-step-headline">{_esc(self.headline)}{row}</p>' if self.headline else ""
-        return {"text/html": f'<div class="vmlib-step-picture">{head}{self.graph.html()}</div>',
+        return {"text/html": f'<div class="vmlib-step-picture">{self.graph.html()}{head}</div>',
                 "text/plain": self.caption}
 
 
 def show_steps(trace, ops_only: bool = True, graph="fork", theme: str = "auto") -> None:
-    """Display one output per step, its headline over its picture drawn at the column's width
-    (the presentation form): a steps cell becomes slide fragments."""
+    """Display one output per step, its picture drawn at the column's width (the presentation
+    form) with its headline under it (so the pictures of all steps line up): a steps cell
+    becomes slide fragments."""
     from IPython.display import display
     s = Steps(trace, ops_only, graph, theme)
     for i in range(len(s)):
@@ -366,7 +374,7 @@ class _Panel:
                                                                if counts else "no counts changed") + "</div>")
         title = f"step {s.step + 1}/{len(s)}: {s.model().action}"
         self.graph.value = (f'<div class="vmlib-graph" data-step="{s.step}" data-ops="{len(s.trace.ops())}" '
-                            f'style="max-width:100%;overflow-x:auto">'
+                            f'style="{SCROLL}">'
                             f'{s.graph_now(self.presentation, title).html()}</div>')
 
 
@@ -619,7 +627,7 @@ class Playground(W.VBox):
             self.proc.value = keep if keep in dict(opts).values() else opts[-1][1]
         snap, info = self.k.snapshot(), self.k.trace_info()
         g = graph_for(self.graph, snap, info, diff, f"{len(self.k.procs)} process(es)", self.theme)
-        self.graph_view.value = f'<div class="vmlib-graph">{g.html()}</div>'
+        self.graph_view.value = f'<div class="vmlib-graph" style="{SCROLL}">{g.html()}</div>'
 
     def _run(self, what: str, fn):
         """Run one operation; on success show its events and diff, on failure the message only."""
