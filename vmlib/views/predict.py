@@ -152,13 +152,14 @@ def _normal_page(e, op):
                      "vma. Does it return a struct page?", choices, e)
 
 
-def questions(trace, spans: list[tuple[int, int]]) -> list[dict]:
+def questions(trace, spans: list[tuple[int, int]], lead_in: bool = False) -> list[dict]:
     """The questions of a stepper over `trace` whose steps cover `spans` (see module doc).
 
     A question is asked before the first step that shows any of its answer: the step holding the
     decision, or an earlier one of the same operation that already changes the state (a stepper
     of single events draws the new refcount before copy_one_pte says why). Within a step the
-    earlier rule wins: SIGBUS, gup refusal, COW, fork counts, vm_normal_page."""
+    earlier rule wins: SIGBUS, gup refusal, COW, fork counts, vm_normal_page. A question about the
+    first step is kept only with `lead_in` (the stepper then shows the state before it first)."""
     firsts = [first for first, _ in spans]
     ops = trace.ops()
     found = {}                             # step -> (rank, key, question)
@@ -178,7 +179,7 @@ def questions(trace, spans: list[tuple[int, int]]) -> list[dict]:
             shown_at = e.seq if changed is None else min(changed, e.seq)
             step = bisect_right(firsts, shown_at) - 1
             key = (q["kind"], q["row"], next(c["label"] for c in q["choices"] if c["right"]))
-            if step > 0 and (step not in found or rank < found[step][0]):   # step 0: nothing before it
+            if (step > 0 or lead_in) and (step not in found or rank < found[step][0]):
                 found[step] = (rank, key, q)
             break
     out, asked = [], set()

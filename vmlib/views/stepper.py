@@ -1,6 +1,6 @@
 """Stepper: a stepper that steps in the browser (an anywidget), with an optional predict mode.
 
-    Stepper(trace, ops_only=False, graph="fork", predict=False)       # one trace
+    Stepper(trace, ops_only=True, graph="fork", predict=False)        # one trace, a step per operation
     Stepper.compare(scenario, left={...}, right={...})                # two kernels, side by side
 
 Every frame (the step's SVG, headline, kernel-facts row and events) is computed once in Python
@@ -29,37 +29,8 @@ ESM = HERE / "stepper.js"
 CSS = HERE / "stepper.css"
 
 
-def _frames_today(steps) -> list[dict]:
-    """The frames of today's Steps (graph_now, headline, events), one dict per step, in the shape
-    of Steps.frames(): {svg, headline, row, events, marks, op}. Leaves steps on its first step."""
-    from vmlib.views.render import NoRenderer, no_renderer_html
-    frames = []
-    for i in range(len(steps)):
-        steps.goto(i)
-        try:
-            svg = steps.graph_now().inline_svg()
-        except NoRenderer as e:
-            svg = no_renderer_html(e)
-        events = steps.events()
-        row = next((e.row for e in events if e.kind == "decision" and e.row), "")
-        headline = steps.headline()
-        head_row = next((e.row for e in events if str(e).strip() == headline), "")
-        headline = headline.removesuffix(f"  [{head_row}]") if head_row else headline
-        frames.append({"svg": svg, "headline": headline, "row": head_row or row,
-                       "events": [str(e) for e in events], "marks": {"changed": [], "examined": []}, "op": {}})
-    steps.goto(0)
-    return frames
-
-
-def frames_of(steps) -> list[dict]:
-    """Steps.frames() where the model provides it, else the adapter above."""
-    if hasattr(steps, "frames"):
-        return steps.frames()
-    return _frames_today(steps)
-
-
 def _side(title: str, steps, error: str = "") -> dict:
-    frames = [{k: f[k] for k in ("svg", "headline", "row", "events")} for f in frames_of(steps)]
+    frames = [{k: f[k] for k in ("svg", "headline", "row", "events")} for f in steps.frames()]
     if error and frames:
         frames[-1]["note"] = f"the scenario stopped here: {error}"
     return {"title": title, "frames": frames}
@@ -80,13 +51,17 @@ class Stepper(anywidget.AnyWidget):
     predict = T.Bool(False).tag(sync=True)
     answers = T.Dict().tag(sync=True)
 
-    def __init__(self, trace=None, ops_only: bool = False, graph="fork", theme: str = "auto",
+    def __init__(self, trace=None, ops_only: bool = True, graph="fork", theme: str = "auto",
                  predict: bool = False, *, sides=None, questions=None):
         if sides is None:
             from vmlib.views.widgets import Steps
             steps = Steps(trace, ops_only, graph, theme)
-            sides = [_side("", steps)]
-            questions = make_questions(trace, steps.spans) if questions is None else questions
+            if questions is None:
+                questions = make_questions(trace, steps.spans, lead_in=True)
+            lead_in = any(q["step"] == 0 for q in questions)     # a question about the first step:
+            questions = [{**q, "step": q["step"] + lead_in} for q in questions]   # show the state before it
+            frames = steps.frames(lead_in=lead_in)
+            sides = [{"title": "", "frames": [{k: f[k] for k in ("svg", "headline", "row", "events")} for f in frames]}]
         if not sides or not all(s["frames"] for s in sides):
             raise ValueError("Stepper needs at least one side with at least one frame")
         n = max(len(s["frames"]) for s in sides)

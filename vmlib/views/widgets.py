@@ -166,8 +166,9 @@ class Steps:
             self._player = Layout(self.layout.u, pids=self.layout.pids, levels=False, fit="column")
         return self._player
 
-    def frames(self, presentation: bool = False) -> list[dict]:
-        """Every step, computed once, for a browser-side stepper: one dict per step.
+    def frames(self, presentation: bool = False, lead_in: bool = False) -> list[dict]:
+        """Every step, computed once, for a browser-side stepper: one dict per step (lead_in: first
+        a frame of the state before the first step, see lead_in_frame).
 
         Keys of each dict:
           svg       complete SVG markup of the step's picture; every frame of one Steps has the
@@ -204,7 +205,7 @@ class Steps:
                     and after the step (read/write/gup/munmap/mmap with a pid and addr).
         Leaves the navigator on the step it was on."""
         keep = self.step
-        out = []
+        out = [self.lead_in_frame(presentation)] if lead_in else []
         try:
             for i in range(len(self)):
                 self.goto(i)
@@ -215,6 +216,22 @@ class Steps:
         finally:
             self.goto(keep)
         return same_size(out)
+
+    def lead_in_frame(self, presentation: bool = False) -> dict:
+        """The state before the first step, with what the first step's deciding code will examine
+        marked (nothing it decides or changes): where a predict question about the first step is asked."""
+        first = self.spans[0][0]
+        snap, m = self.trace.state_at(first - 1), self.model(0)
+        lay = self.presentation_layout if presentation else self.layout
+        title = f"before step 1: {m.action}"
+        none = Diff.from_deltas([])
+        if lay is None:
+            svg = graph_for(self.graph, snap, self.trace.info, none, title, self.theme).svg()
+        else:
+            from vmlib.views.layout import themed
+            svg = themed(lay.svg(snap, self.trace.info, none, title, m.examined), self.theme)
+        return {"svg": svg, "headline": f"Before: {m.action}", "row": "", "events": [],
+                "marks": marks(none, m.examined), "op": {}}
 
     def counts(self) -> list[str]:
         """Counts that moved in this step: refcounts, mapcounts, rss."""
