@@ -21,6 +21,7 @@ from vmlib.grading.sim import MAX_ROUNDS
 from vmlib.grading.suites import Case, Suite, get_suite
 
 MAX_SHOWN = 5        # failures spelled out per check
+MAX_FAILURE = 400    # characters of one failure line (a student's answer can be long: it is cut)
 CHECK_STEPS = 4      # a check may take this many cell timeouts in all (+ STARTUP_SLACK), then it is cut
 STARTUP_SLACK = 5.0
 _SIDE: list = []     # the student side of this runner process (one per request)
@@ -115,6 +116,7 @@ def verdict(suite: Suite, cases: list[Case], failures: list[str], cell_errors: l
             shape_only: bool = False) -> dict:
     """Pack a verdict with its feedback text; a `shape_only` one checked only the form of the answers."""
     n = len(cases)
+    failures = [f if len(f) <= MAX_FAILURE else f[:MAX_FAILURE - 20] + " ... (cut here)" for f in failures]
     if shape_only:
         lines = [f"{suite.id}: {n - len(failures)} of {n} answers well-formed; graded by the autograder"]
     else:

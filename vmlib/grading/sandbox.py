@@ -76,6 +76,7 @@ TMPFS_BYTES = 64 << 20                                   # the student's private
 STARTUP = 30.0                                           # seconds the student side may take to start
 GRACE = 1.0                                              # seconds the runner waits beyond a step's limit
 MAX_CHECK_BYTES = 1 << 20                                # what one check may send back (honest: < 16 KiB)
+MAX_EVENT_BYTES = 64 << 10                               # one event of it (honest: < 200 bytes)
 STUDENT_GRADING = ("child.py", "suites.py", "sim.py")    # the grading modules the student side needs
 LEFT_OUT = ("views", "real", "grading", "__pycache__")   # vmlib folders not in the copy (grading: see above)
 INSTALL = ("install bubblewrap (Debian/Ubuntu: sudo apt-get install bubblewrap; "
@@ -447,7 +448,8 @@ class StudentSide:
 
     def _line(self, deadline: float) -> bytes | None:
         """The next non-empty line from the student side, EOF at end of file, None at the deadline,
-        FLOOD once the check has sent more than MAX_CHECK_BYTES (read in 64 KiB chunks, never more)."""
+        FLOOD once the check has sent more than MAX_CHECK_BYTES, or a line longer than MAX_EVENT_BYTES
+        (read in 64 KiB chunks: never more than that much past either limit is held)."""
         while True:
             while b"\n" not in self.buf:
                 left = deadline - time.monotonic()
@@ -460,11 +462,14 @@ class StudentSide:
                 if not chunk:
                     return EOF
                 self.received += len(chunk)
-                if self.received > MAX_CHECK_BYTES:
+                self.buf += chunk
+                if self.received > MAX_CHECK_BYTES or (b"\n" not in self.buf and len(self.buf) > MAX_EVENT_BYTES):
                     self.buf = b""
                     return FLOOD
-                self.buf += chunk
             line, _, self.buf = self.buf.partition(b"\n")
+            if len(line) > MAX_EVENT_BYTES:
+                self.buf = b""
+                return FLOOD
             if line.strip():
                 return line
 
@@ -473,7 +478,8 @@ class StudentSide:
         "flood" or "budget"; UNFINISHED says each to a student).
 
         Bounded clean side: a check may send back one event per cell and per case, the setup event
-        and one more, and MAX_CHECK_BYTES in all; beyond either it is killed as "flood" (the attack:
+        and one more, each of at most MAX_EVENT_BYTES, MAX_CHECK_BYTES in all; beyond that it is
+        killed as "flood" (the attack:
         a worker writing well-formed 1 MiB events into its own pipe grew the grader to 3 GiB).
         Bounded time: with a `budget`, the checks of this side share that many seconds of running
         (starting the sandbox is not counted); a check that would pass it ends as "budget".
