@@ -29,6 +29,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path, PurePosixPath
 
@@ -206,6 +207,7 @@ def run(course: Path, found: dict[str, list[str]], scheduler: str, workers: int,
             client = Client(scheduler, timeout="30s")
             own = client
     failures: list[str] = []
+    warnings.filterwarnings("ignore", module="nbgrader")      # its SQLAlchemy warnings, as in batch.py
     try:
         futures = {client.submit(grade_task, t, cell_timeout, unsafe, budget, pure=False): t for t in work}
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
@@ -221,11 +223,13 @@ def run(course: Path, found: dict[str, list[str]], scheduler: str, workers: int,
                     seconds[stage] = seconds.get(stage, 0.0) + t
                 if not done["ok"]:
                     failures.append(done["log"])
+                start = time.perf_counter()
                 for student, result in done["results"].items():
                     if "failed" in result:
                         failures.append(result["failed"])
                     else:
                         record(gb, course, done["assignment"], student, result)
+                seconds["record (instructor)"] = seconds.get("record (instructor)", 0.0) + time.perf_counter() - start
                 if progress is not None:
                     progress.add(len(task["students"]))
     finally:
