@@ -204,7 +204,11 @@ def run(course: Path, found: dict[str, list[str]], scheduler: str, workers: int,
                                dashboard_address=None, silence_logs=40)
             client = Client(own)
         else:
-            client = Client(scheduler, timeout="30s")
+            try:
+                client = Client(scheduler, timeout="30s")
+            except OSError as exc:
+                raise SystemExit(f"cannot reach the Dask scheduler at {scheduler} ({exc}): start it with "
+                                 "`dask scheduler` and its workers with tools/nbgrader/cluster.py worker") from None
             own = client
     failures: list[str] = []
     warnings.filterwarnings("ignore", module="nbgrader")      # its SQLAlchemy warnings, as in batch.py
@@ -227,8 +231,12 @@ def run(course: Path, found: dict[str, list[str]], scheduler: str, workers: int,
                 for student, result in done["results"].items():
                     if "failed" in result:
                         failures.append(result["failed"])
-                    else:
+                        continue
+                    try:
                         record(gb, course, done["assignment"], student, result)
+                    except Exception as exc:  # noqa: BLE001 - one student's record fails, the rest go on
+                        gb.db.rollback()
+                        failures.append(f"not recorded: {student} ({done['assignment']}): {exc!r}")
                 seconds["record (instructor)"] = seconds.get("record (instructor)", 0.0) + time.perf_counter() - start
                 if progress is not None:
                     progress.add(len(task["students"]))
