@@ -147,3 +147,26 @@ def test_a_worker_killed_mid_run_loses_nothing_and_counts_nothing_twice(prepared
             want = {g.cell.name: 0.0 if g.cell.name in p.loses else g.max_score
                     for g in nb.grades if g.cell.cell_type != "markdown"}
             assert got == want, p.student
+
+
+def test_tasks_ship_regular_files_only_and_workers_write_nothing_outside(tmp_path):
+    """What travels to a worker is data: regular files (a link is left out, never followed), and what
+    comes back is written only under the folder it is meant for."""
+    import cluster
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "a.ipynb").write_text("{}")
+    (tmp_path / "private").write_text("secret")
+    (sub / "link.ipynb").symlink_to(tmp_path / "private")
+    assert cluster.pack(sub) == {"a.ipynb": b"{}"}
+    for bad in ("../escape", "/etc/passwd", "x/../../escape"):
+        with pytest.raises(ValueError, match="outside"):
+            cluster.unpack({bad: b"x"}, tmp_path / "out")
+    assert not (tmp_path / "escape").exists()
+
+
+def test_a_worker_with_other_grading_code_refuses_the_task():
+    import cluster
+    task = {"code": "0" * 16, "assignment": NAME, "students": {}, "source": {}, "source_key": ""}
+    with pytest.raises(RuntimeError, match="other grading code than the instructor's"):
+        cluster.grade_task(task, None, False, None)

@@ -479,8 +479,8 @@ class StudentSide:
 
         Bounded clean side: a check may send back one event per cell and per case, the setup event
         and one more, each of at most MAX_EVENT_BYTES, MAX_CHECK_BYTES in all; beyond that it is
-        killed as "flood" (the attack:
-        a worker writing well-formed 1 MiB events into its own pipe grew the grader to 3 GiB).
+        killed as "flood" (the attack: a worker writing well-formed 1 MiB events into its own pipe
+        grew the grader to 3 GiB).
         Bounded time: with a `budget`, the checks of this side share that many seconds of running
         (starting the sandbox is not counted); a check that would pass it ends as "budget".
         """
