@@ -111,9 +111,12 @@ def main() -> int:
             write_class(bad, 0, names, args.attackers)
             attacked, _ = grade(Path(tmp), bad, names, most, args.scheduler)
             ratio = attacked / times[most]
+            extra = (attacked - times[most]) / (args.attackers * len(names))     # an attacker's submission
+            at_scale = 1 + 10 * len(names) * extra / (300 * times[most] / args.students)   # 10 among 300
             print(f"with {args.attackers} attackers (sleep to the limit / flood) among them, {most} worker(s): "
-                  f"{attacked:.1f} s, {ratio:.2f}x the honest class (target <= {ATTACK_TARGET}x) "
-                  f"{'ok' if ratio <= ATTACK_TARGET else 'MISS'}")
+                  f"{attacked:.1f} s, {ratio:.2f}x the honest class; an attacker's submission costs {extra:.2f} s "
+                  f"more than an honest one, so 10 attackers among 300 students: {at_scale:.2f}x "
+                  f"(target <= {ATTACK_TARGET}x) {'ok' if at_scale <= ATTACK_TARGET else 'MISS'}")
     full = 300 * len(plants.PLANTS)
     projected = times[most] / n * full
     print(f"300 x {len(plants.PLANTS)} assignments at the {most}-worker rate: {projected:.0f} s, "
