@@ -191,12 +191,12 @@ def run(course: Path, found: dict[str, list[str]], scheduler: str, workers: int,
         progress=None, client=None) -> list[str]:
     """Grade `found` ({assignment: [student]}, already in course/submitted/) on the Dask scheduler at
     `scheduler` ("local": a LocalCluster of `workers` processes here; or `client`, a connected
-    distributed.Client); record every result here. The failures, each naming its students; adds
-    the workers' seconds by stage to `seconds`."""
+    distributed.Client) in tasks of at most `per_task` students, smaller when that keeps every
+    worker busy; record every result here. The failures, each naming its students; adds the
+    workers' seconds by stage to `seconds`."""
     from distributed import Client, LocalCluster, as_completed
     from nbgrader.api import Gradebook
 
-    work = tasks(course, found, per_task)
     own = None
     if client is None:
         if scheduler == "local":
@@ -210,6 +210,15 @@ def run(course: Path, found: dict[str, list[str]], scheduler: str, workers: int,
                 raise SystemExit(f"cannot reach the Dask scheduler at {scheduler} ({exc}): start it with "
                                  "`dask scheduler` and its workers with tools/nbgrader/cluster.py worker") from None
             own = client
+            try:
+                client.wait_for_workers(1, timeout=120)
+            except TimeoutError:
+                client.close()
+                raise SystemExit(f"no grading worker joined the scheduler at {scheduler} within 2 minutes: "
+                                 "start them with tools/nbgrader/cluster.py worker") from None
+    slots = max(1, sum(client.nthreads().values()))     # enough tasks to keep every worker busy
+    size = max(1, min(per_task, -(-max(len(s) for s in found.values()) // (2 * slots))))
+    work = tasks(course, found, size)
     failures: list[str] = []
     warnings.filterwarnings("ignore", module="nbgrader")      # its SQLAlchemy warnings, as in batch.py
     try:
