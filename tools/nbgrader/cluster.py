@@ -2,6 +2,7 @@
 
     python tools/grade.py autograde --scheduler tcp://HOST:8786 DIR   # on a cluster (workers below)
     python tools/grade.py autograde --scheduler local DIR             # an embedded LocalCluster, --workers N
+    python tools/nbgrader/cluster.py scheduler [--port 8786]                 # the scheduler (any checkout)
     python tools/nbgrader/cluster.py worker tcp://HOST:8786 [--nworkers N]   # on each grading machine
 
 One task is a batch of up to BATCH students of one assignment. It carries everything it needs as
@@ -256,6 +257,22 @@ def run(course: Path, found: dict[str, list[str]], scheduler: str, workers: int,
     return failures
 
 
+def _environment() -> dict:
+    """Our environment with this checkout's tools/nbgrader (where `cluster` lives) and root on PYTHONPATH:
+    the scheduler unpickles the tasks (a reference to cluster.grade_task), the workers run them."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")]))
+
+
+def scheduler_main(argv: list[str] | None = None) -> int:
+    """`cluster.py scheduler [--port P]`: a Dask scheduler that can read this checkout's tasks."""
+    parser = argparse.ArgumentParser(prog="cluster.py scheduler", description="the Dask scheduler of a grading cluster")
+    parser.add_argument("--port", type=int, default=8786)
+    args = parser.parse_args(argv)
+    cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", str(args.port)]
+    os.execve(sys.executable, cmd, _environment())
+    return 1
+
+
 def worker_main(argv: list[str] | None = None) -> int:
     """`cluster.py worker ADDRESS`: a Dask worker for this checkout (bwrap checked first)."""
     parser = argparse.ArgumentParser(prog="cluster.py worker", description="a grading worker of a Dask cluster")
@@ -268,14 +285,14 @@ def worker_main(argv: list[str] | None = None) -> int:
     why = problem()
     if why and not args.unsafe_no_sandbox:
         sys.exit(f"this machine cannot run the grading sandbox: {why}")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "distributed.cli.dask_worker", args.address, "--nworkers", str(args.nworkers),
            "--nthreads", "1"]
-    os.execve(sys.executable, cmd, env)
+    os.execve(sys.executable, cmd, _environment())
     return 1
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["worker"]:
+    commands = {"worker": worker_main, "scheduler": scheduler_main}
+    if sys.argv[1:2] == [] or sys.argv[1] not in commands:
         sys.exit(__doc__)
-    sys.exit(worker_main(sys.argv[2:]))
+    sys.exit(commands[sys.argv[1]](sys.argv[2:]))
