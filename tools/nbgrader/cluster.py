@@ -103,7 +103,7 @@ _WORKER: dict = {}     # this worker process: its private course folder and what
 
 
 def _private_course() -> Path:
-    """This process's scratch nbgrader course (made once; gone with the process's temp files)."""
+    """This process's scratch nbgrader course (made once, in the Dask worker's local directory)."""
     if "course" not in _WORKER:
         sys.path.insert(0, str(HERE))
         import batch
@@ -112,7 +112,12 @@ def _private_course() -> Path:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
         batch.speed_up_nbgrader()
         batch._say = lambda event: None          # no progress lines on a Dask worker's stdout
-        _WORKER["course"] = Path(tempfile.mkdtemp(prefix="vmlib-grading-worker-"))
+        try:                                     # the worker's own folder, which Dask removes with it
+            from distributed import get_worker
+            scratch = Path(get_worker().local_directory)
+        except (ImportError, ValueError):        # not on a Dask worker
+            scratch = None
+        _WORKER["course"] = Path(tempfile.mkdtemp(prefix="vmlib-grading-", dir=scratch))
         _WORKER["generated"] = {}
     return _WORKER["course"]
 
