@@ -261,6 +261,49 @@ def test_a_step_that_ignores_every_signal_is_killed_from_outside_with_all_its_pr
         assert s.starts == 2
 
 
+def _request(cell: str, cases: int = 1) -> dict:
+    return {"cells": [cell], "bind": {"x": {"name": "answer"}}, "prelude": "", "run_case": "vmlib.grading.suites:plain_value",
+            "cases": [{"label": f"probe {i}", "fn": "x", "args": []} for i in range(cases)]}
+
+
+FLOODS = {   # what a worker can write into its own event pipe (the only pipe it holds)
+    "big events": 'event = (\'{"i": 0, "result": "\' + "x" * 900_000 + \'"}\\n\').encode()\n',
+    "many events": 'event = b\'{"i": 0, "result": 1}\\n\' * 10_000\n',
+}
+
+
+@pytest.mark.parametrize("flood", sorted(FLOODS))
+def test_an_event_flood_is_cut_and_held_to_a_bounded_size(side, flood):
+    """Issue 22: well-formed result events written into the worker's own pipe grew the grader to 3 GiB.
+    A check returns at most one event per cell and case (+2), MAX_EVENT_BYTES each, MAX_CHECK_BYTES
+    in all; past that it is killed as "flood", and the runner held no more than that."""
+    cell = FLOODS[flood] + ("import os, stat\nfor fd in os.listdir('/proc/self/fd'):\n    try:\n"
+                            "        if stat.S_ISFIFO(os.fstat(int(fd)).st_mode):\n"
+                            "            for _ in range(3000):\n                os.write(int(fd), event)\n"
+                            "    except OSError:\n        pass\nanswer = 1\n")
+    start = time.monotonic()
+    events, ended = side.run(_request(cell, cases=3), 5.0, 20.0)
+    assert ended == "flood" and time.monotonic() - start < 5, (ended, len(events))
+    assert len(events) <= 1 + 3 + 2 and sum(len(repr(e)) for e in events) <= sandbox.MAX_CHECK_BYTES
+    assert probe(side, "answer = 4") == 4
+
+
+def test_a_submission_shares_one_time_budget_between_its_checks():
+    """Issue 22: a submission sleeping to the limit in every check made a class run 26x longer. Its
+    checks share `budget` seconds of running; a check that passes it, and every later one, ends as
+    "budget" (feedback: time budget used), and an honest check still runs within it."""
+    need_sandbox()
+    sleep = "import time\ntime.sleep(1.2)\nanswer = 5\n"
+    with sandbox.StudentSide(REFERENCES, sandboxed=True, budget=2.0) as s:
+        assert s.run(_request("answer = 5"), 5.0, 20.0)[1] == "ok"
+        start = time.monotonic()
+        assert s.run(_request(sleep), 5.0, 20.0)[1] == "ok"
+        assert s.run(_request(sleep), 5.0, 20.0)[1] == "budget"
+        assert s.run(_request("answer = 5"), 5.0, 20.0) == ([], "budget")
+        assert time.monotonic() - start < 2.0 + 1.0 and 2.0 <= s.spent < 2.5, s.spent
+    assert "time budget used" in sandbox.UNFINISHED["budget"] and "too much output" in sandbox.UNFINISHED["flood"]
+
+
 def _world_readable_python() -> str | None:
     """This Python, or a system python3 of the same version, if any user can run it."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -419,3 +462,47 @@ def test_attacks_earn_nothing_and_honest_students_keep_full_marks(tmp_path):
         got = {cell: auto for cell, (auto, _) in scores.items()}
         want = {cell: 0.0 if cell in plant.loses else full for cell, (_, full) in scores.items()}
         assert got == want, f"{plant.student} ({plant.why})"
+
+
+PEAK_MEMORY = 512 << 20     # bytes: the largest process of a class run under a flood (measured: see below)
+MEASURE = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).returncode; "
+           "print('maxrss', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+
+
+def test_a_flood_and_a_sleeper_cost_the_class_little(tmp_path):
+    """Issue 22, items 5: an event flood (1 MiB events into its own pipe, 2 GiB in all) and a sleeper
+    (to just before the limit in every cell of every check), between two honest students, graded with
+    `tools/grade.py autograde DIR`: the honest students keep full marks, each attacker loses every
+    checked cell, every student has a grades.csv row, no process of the run (the grading workers,
+    nbgrader, the sandboxes) grew past PEAK_MEMORY, and judging everyone (the "verify" stage, summed
+    over the workers) took less than half what the sleeper alone takes without a budget (6 checks,
+    each cut at its 25 s limit: about 120 s). Measured on 2 loaded cores (load 10): 126 MiB, verify
+    14.8 s."""
+    need_sandbox()
+    import csv
+    import json
+    import re
+    plants = attacks.bounded_plants()
+    for plant in plants:
+        path = tmp_path / "submissions" / plant.student / attacks.NAME / f"{attacks.NAME}.ipynb"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(plant.build()))
+    cmd = [sys.executable, "-c", MEASURE, sys.executable, str(ROOT / "tools" / "grade.py"), "--course",
+           str(tmp_path / "course"), "autograde", str(tmp_path / "submissions"), "--timeout", "5"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    peak = int(re.search(r"maxrss (\d+)", proc.stderr).group(1)) << 10
+    verify = json.loads(re.search(r"seconds by stage[^:]*: (\{.*\})", proc.stderr).group(1))["verify"]
+    print(f"peak memory of a process of the run: {peak >> 20} MiB; verify: {verify} s")
+    assert peak < PEAK_MEMORY, peak
+    assert verify < 60, verify
+    for plant in plants:
+        scores = _scores(tmp_path / "course", attacks.NAME, plant.student)
+        got = {cell: auto for cell, (auto, _) in scores.items()}
+        want = {cell: 0.0 if cell in plant.loses else full for cell, (_, full) in scores.items()}
+        assert got == want, f"{plant.student} ({plant.why})"
+    rows = list(csv.DictReader((tmp_path / "course" / "grades.csv").open()))
+    assert sorted(r["student_id"] for r in rows) == sorted(p.student for p in plants)
+    for student, why in (("m_flood", "too much output"), ("m_sleep", "time budget used")):
+        html = (tmp_path / "course" / "feedback" / student / attacks.NAME / f"{attacks.NAME}.html").read_text()
+        assert why in html, student

@@ -204,7 +204,7 @@ def _span(seconds: float) -> str:
 
 
 def run_workers(course: Path, items: list[dict], progress: Progress, workers: int, timeout: float | None,
-                unsafe: bool, seconds: dict, statuses: dict | None = None) -> list[str]:
+                unsafe: bool, seconds: dict, statuses: dict | None = None, budget: float | None = None) -> list[str]:
     """Grade `items` on `workers` processes of tools/nbgrader/batch.py; the logs of failed batches.
     Adds the workers' seconds by stage to `seconds`, and each student's status to
     statuses[assignment][student] ("graded", "not graded: <reason>")."""
@@ -220,6 +220,7 @@ def run_workers(course: Path, items: list[dict], progress: Progress, workers: in
     cmd = [sys.executable, str(ROOT / "tools" / "nbgrader" / "batch.py"), str(course)]
     cmd += [f"--cell-timeout={timeout}"] if timeout else []
     cmd += ["--unsafe-no-sandbox"] if unsafe else []
+    cmd += [f"--budget={budget}"] if budget is not None else []
 
     def work() -> None:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -286,7 +287,7 @@ def run_workers(course: Path, items: list[dict], progress: Progress, workers: in
 
 
 def autograde(course: Path, folder: Path, csv: Path, timeout: int | None, workers: int = 2,
-              unsafe: bool = False) -> int:
+              unsafe: bool = False, budget: float | None = None, scheduler: str | None = None) -> int:
     """Autograde every submission under `folder` (never changed), write feedback HTML and `csv`;
     0 if all went through."""
     from vmlib.grading.sandbox import SandboxUnavailable, require
@@ -305,7 +306,13 @@ def autograde(course: Path, folder: Path, csv: Path, timeout: int | None, worker
     total = sum(len(s) for s in found.values())
     print(f"grading {total} submissions of {len(found)} assignment(s) on {workers} worker(s)", file=sys.stderr)
     progress, clock = Progress(total), time.perf_counter()
-    failures = run_workers(course, batches(found, workers), progress, workers, timeout, unsafe, seconds, statuses)
+    if scheduler:                      # a Dask cluster (tools/nbgrader/cluster.py); this process keeps the gradebook
+        sys.path.insert(0, str(ROOT / "tools" / "nbgrader"))
+        import cluster
+        failures = cluster.run(course, found, scheduler, workers, BATCH, timeout, unsafe, budget, seconds, progress)
+    else:
+        failures = run_workers(course, batches(found, workers), progress, workers, timeout, unsafe, seconds, statuses,
+                               budget)
     seconds["grading (wall)"] = time.perf_counter() - clock
     for log in failures:
         print(log, file=sys.stderr)
@@ -355,6 +362,12 @@ def main(argv: list[str] | None = None) -> int:
     auto.add_argument("--csv", type=Path, default=None, help="grades file (COURSE/grades.csv)")
     auto.add_argument("--timeout", type=int, default=None, help="seconds a student cell or case may run (10)")
     auto.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="grading processes (one per core)")
+    auto.add_argument("--budget", type=float, default=None,
+                      help="seconds a submission's code may run in all its checks, after which the rest fail as "
+                           "'time budget used' (10 x the reference solution's time here, at least 1; <0: none)")
+    auto.add_argument("--scheduler", default=None,
+                      help="grade on a Dask cluster: its scheduler's address (tcp://HOST:8786; workers started "
+                           "with tools/nbgrader/cluster.py worker), or 'local' for one here with --workers processes")
     auto.add_argument("--unsafe-no-sandbox", action="store_true",
                       help="grade without the bubblewrap sandbox (student code runs as you; trusted work only)")
     check = sub.add_parser("selfcheck", help="run the visible checks of a notebook")
@@ -385,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.submissions.is_dir():
             parser.error(f"{args.submissions} is not a folder of submissions")
         return autograde(course, args.submissions.resolve(), (args.csv or course / "grades.csv").resolve(),
-                         args.timeout, args.workers, args.unsafe_no_sandbox)
+                         args.timeout, args.workers, args.unsafe_no_sandbox, args.budget, args.scheduler)
     from vmlib.grading.notebook import main as selfcheck
     return selfcheck([str(args.notebook)])
 

@@ -1,6 +1,6 @@
 """One grading worker: nbgrader's autograde and generate_feedback, in-process, for batches of students.
 
-    python tools/nbgrader/batch.py COURSE [--cell-timeout S] [--unsafe-no-sandbox]
+    python tools/nbgrader/batch.py COURSE [--cell-timeout S] [--budget S] [--unsafe-no-sandbox]
     python tools/nbgrader/batch.py COURSE --generate ASSIGNMENT...    # generate_assignment, one process
 
 tools/grade.py starts one worker per core. A worker loads nbgrader and the course's
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import intake  # tools/nbgrader is not a package: the path above finds it
 
 
-def load_config(course: Path, cell_timeout: float | None, unsafe: bool):
+def load_config(course: Path, cell_timeout: float | None, unsafe: bool, budget: float | None = None):
     """The course's nbgrader config with COURSE as root (and the worker's options)."""
     from traitlets.config import Config
     c = Config()
@@ -44,6 +44,8 @@ def load_config(course: Path, cell_timeout: float | None, unsafe: bool):
         c.VerifyChecks.cell_timeout = cell_timeout
     if unsafe:
         c.VerifyChecks.unsafe_no_sandbox = True
+    if budget is not None:
+        c.VerifyChecks.submission_budget = budget
     return c
 
 
@@ -246,12 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("course", type=Path)
     parser.add_argument("--cell-timeout", type=float, default=None)
     parser.add_argument("--unsafe-no-sandbox", action="store_true")
+    parser.add_argument("--budget", type=float, default=None, help="VerifyChecks.submission_budget")
     parser.add_argument("--generate", nargs="+", metavar="ASSIGNMENT",
                         help="instead of grading: nbgrader generate_assignment for these, then exit")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")     # nbgrader's own SQLAlchemy and nbformat warnings, every submission
     speed_up_nbgrader()
-    config = load_config(args.course.resolve(), args.cell_timeout, args.unsafe_no_sandbox)
+    config = load_config(args.course.resolve(), args.cell_timeout, args.unsafe_no_sandbox, args.budget)
     if args.generate:
         return generate(config, args.generate)
     _say({"ready": True})

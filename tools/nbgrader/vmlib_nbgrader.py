@@ -30,6 +30,7 @@ What a student receives is made safe here too (`configure` wires it for tools/gr
 from __future__ import annotations
 
 import csv
+import json
 import re
 import time
 from pathlib import Path
@@ -57,6 +58,9 @@ from traitlets import Bool, Float, List
 from vmlib.grading.notebook import verify
 
 _VERDICTS: dict[tuple, dict] = {}
+BUDGET_FACTOR = 10    # by default a submission's checks may run this many times the reference solution's time
+BUDGET_FLOOR = 1.0    # ... and at least this many seconds
+_BUDGETS: dict[str, float] = {}      # source notebook -> its budget, measured once per process
 SECONDS = {"verify": 0.0}     # time spent judging in this process (tools/grade.py reports it by stage)
 UNVERIFIED = ("this test cell has no check(...) call that the grader can read, so it was not graded: "
               "tools/grade.py never runs a notebook in a Jupyter kernel (ask your instructor)")
@@ -78,12 +82,42 @@ class VerifyChecks(NbGraderPreprocessor):
     unsafe_no_sandbox = Bool(False, help="grade without the bubblewrap sandbox: student code runs as you, "
                              "unisolated (only for trusted work on a machine without bwrap)").tag(config=True)
 
+    submission_budget = Float(0.0, help="seconds the student's code may run in all the checks of one submission, "
+                              "after which the rest fail as 'time budget used'; 0: BUDGET_FACTOR times the "
+                              "reference solution's time, measured here (at least BUDGET_FLOOR); "
+                              "negative: no budget").tag(config=True)
+
     def preprocess(self, nb, resources):
         start = time.perf_counter()
         _VERDICTS[_key(resources)] = verify(nb, self.cell_timeout, unsafe_no_sandbox=self.unsafe_no_sandbox,
-                                            in_process=True, student=resources["nbgrader"]["student"])
+                                            in_process=True, student=resources["nbgrader"]["student"],
+                                            budget=self.budget(resources))
         SECONDS["verify"] += time.perf_counter() - start
         return nb, resources
+
+    def budget(self, resources) -> float | None:
+        """The seconds this submission's checks may take together (None: no limit)."""
+        if self.submission_budget:
+            return self.submission_budget if self.submission_budget > 0 else None
+        nbg, course = resources["nbgrader"], self.config.CourseDirectory
+        source = (Path(course.get("root", ".")) / course.get("source_directory", "source") / nbg["assignment"]
+                  / f"{nbg['notebook']}.ipynb")
+        if str(source) not in _BUDGETS:
+            _BUDGETS[str(source)] = reference_budget(source, self.cell_timeout, self.unsafe_no_sandbox)
+        return _BUDGETS[str(source)]
+
+
+def reference_budget(source: Path, cell_timeout: float, unsafe: bool) -> float:
+    """BUDGET_FACTOR times the time the reference solution `source` takes to verify here (its second
+    run: the first fills caches), at least BUDGET_FLOOR; BUDGET_FLOOR if there is no reference."""
+    if not source.is_file():
+        return BUDGET_FLOOR
+    nb = json.loads(source.read_text(encoding="utf-8"))
+    for _ in range(2):
+        start = time.perf_counter()
+        verify(nb, cell_timeout, unsafe_no_sandbox=unsafe, in_process=True, student="reference")
+        took = time.perf_counter() - start
+    return max(BUDGET_FLOOR, BUDGET_FACTOR * took)
 
 
 class ApplyVerdicts(NbGraderPreprocessor):

@@ -91,7 +91,8 @@ def checking_cells(nb: dict) -> list[tuple[str, list[dict]]]:
 
 
 def verify(nb: dict, cell_timeout: float = 5.0, *, trusted: bool = False,
-           unsafe_no_sandbox: bool = False, in_process: bool = False, student: str | None = None) -> dict[str, dict]:
+           unsafe_no_sandbox: bool = False, in_process: bool = False, student: str | None = None,
+           budget: float | None = None) -> dict[str, dict]:
     """{grade_id: verdict} for every checking test cell; a verdict has passed, first, text and
     shape_only (only the form of the answer was checked).
 
@@ -102,6 +103,7 @@ def verify(nb: dict, cell_timeout: float = 5.0, *, trusted: bool = False,
     The solution cells run in the sandbox (see run_clean); `trusted` (the student's own
     selfcheck) may run without one, `unsafe_no_sandbox` is the instructor's explicit opt-out;
     `in_process` judges in this process (only where no student code runs: the autograder).
+    `budget`: seconds the solution cells may run in all checks together (None: no such limit).
     """
     from vmlib.grading.suites import get_suite
 
@@ -117,7 +119,7 @@ def verify(nb: dict, cell_timeout: float = 5.0, *, trusted: bool = False,
             owners.append(grade_id)
     verdicts: dict[str, dict] = {}
     results = run_clean(requests, cell_timeout, trusted=trusted, unsafe_no_sandbox=unsafe_no_sandbox,
-                        in_process=in_process) if requests else []
+                        in_process=in_process, budget=budget) if requests else []
     for grade_id, v in zip(owners, results):
         merged = verdicts.setdefault(grade_id, {"passed": True, "first": None, "texts": [], "shape_only": True,
                                                 "suites": []})

@@ -19,7 +19,7 @@ import tempfile
 from vmlib.grading import sandbox
 from vmlib.grading.sim import MAX_ROUNDS
 from vmlib.grading.suites import Case, Suite, get_suite
-from vmlib.grading.verdicts import MAX_SHOWN, verdict  # noqa: F401 - runner.verdict, runner.MAX_SHOWN: kept names
+from vmlib.grading.verdicts import MAX_FAILURE, MAX_SHOWN, verdict  # noqa: F401 - kept names
 
 CHECK_STEPS = 4      # a check may take this many cell timeouts in all (+ STARTUP_SLACK), then it is cut
 STARTUP_SLACK = 5.0
@@ -27,7 +27,7 @@ _SIDE: list = []     # the student side of this runner process (one per request)
 
 
 def run_child(suite: Suite, check: dict, cases: list[Case], cell_timeout: float) -> tuple[list, str]:
-    """Run the student side of one check; (events, how it ended: "ok", "timeout" or "died")."""
+    """Run the student side of one check; (events, how it ended: see sandbox.StudentSide.run)."""
     run_case = suite.run_case
     request = {"suite": suite.id, "cells": check.get("cells", []), "bind": check["bind"],
                "cases": [{"label": c.label, "fn": c.fn, "args": c.args} for c in cases],
@@ -71,8 +71,7 @@ def judge(suite: Suite, case: Case, event: dict | None, ended: str) -> str | Non
     fn, expected = case.fn, suite.show(case.expected)
     because = f" because {case.why}" if case.why else ""
     if event is None:
-        return ("your code did not finish in time (an endless loop?)" if ended == "timeout"
-                else "your code ended the grading process (os._exit or a crash) before this case finished")
+        return sandbox.UNFINISHED.get(ended, sandbox.UNFINISHED["died"])
     if "missing" in event:
         return f"{event['missing']} is not defined: run the cell that defines it and make sure it raises nothing"
     if "reference" in event:
@@ -113,7 +112,8 @@ def run_check(check: dict, cell_timeout: float = 5.0) -> dict:
 
 
 def run_clean(checks: list[dict], cell_timeout: float = 5.0, python: str | None = None, *,
-              trusted: bool = False, unsafe_no_sandbox: bool = False, in_process: bool = False) -> list[dict]:
+              trusted: bool = False, unsafe_no_sandbox: bool = False, in_process: bool = False,
+              budget: float | None = None) -> list[dict]:
     """Verdicts for `checks`, computed in a fresh `python -I` the caller's code cannot reach.
 
     The student's code runs in a sandbox (vmlib.grading.sandbox). Without one, untrusted work
@@ -121,25 +121,27 @@ def run_clean(checks: list[dict], cell_timeout: float = 5.0, python: str | None 
     check or selfcheck) then runs in a plain process, still without the graded functions.
     `in_process`: the clean side runs in the calling process instead, which must then be one no
     student code runs in (the autograder's worker, tools/nbgrader/batch.py); the student side
-    is still a fresh sandbox for this call.
+    is still a fresh sandbox for this call. `budget`: seconds the student's code may run in all
+    these checks together (sandbox.StudentSide.run); None: no such limit.
     """
     sandboxed = sandbox.require(trusted, unsafe_no_sandbox)
     if in_process:
-        return verdicts_for(checks, cell_timeout, sandboxed)
-    payload = json.dumps({"checks": checks, "cell_timeout": cell_timeout, "sandbox": sandboxed})
-    budget = len(checks) * MAX_ROUNDS * (CHECK_STEPS * cell_timeout + STARTUP_SLACK + 2) + sandbox.STARTUP + 60
+        return verdicts_for(checks, cell_timeout, sandboxed, budget)
+    payload = json.dumps({"checks": checks, "cell_timeout": cell_timeout, "sandbox": sandboxed, "budget": budget})
+    wait = len(checks) * MAX_ROUNDS * (CHECK_STEPS * cell_timeout + STARTUP_SLACK + 2) + sandbox.STARTUP + 60
     proc = subprocess.run([python or sys.executable, "-I", "-m", "vmlib.grading.runner"], input=payload.encode(),
-                          check=False, capture_output=True, timeout=budget, cwd=tempfile.gettempdir())
+                          check=False, capture_output=True, timeout=wait, cwd=tempfile.gettempdir())
     if proc.returncode != 0:
         raise RuntimeError("vmlib.grading.runner failed:\n" + proc.stderr.decode(errors="replace")[-2000:])
     return json.loads(proc.stdout)
 
 
-def verdicts_for(checks: list[dict], cell_timeout: float, sandboxed: bool) -> list[dict]:
-    """The verdicts of `checks` (one submission's), judged here, with one student side for them all."""
+def verdicts_for(checks: list[dict], cell_timeout: float, sandboxed: bool, budget: float | None = None) -> list[dict]:
+    """The verdicts of `checks` (one submission's), judged here, with one student side for them all
+    (sharing `budget` seconds, if given)."""
     suites = [get_suite(c["suite"]) for c in checks]
     references = sorted({r for s in suites for r in s.references})
-    with sandbox.StudentSide(references, sandboxed=sandboxed) as side:
+    with sandbox.StudentSide(references, sandboxed=sandboxed, budget=budget) as side:
         side.start()      # it boots while the first references are computed
         _SIDE[:] = [side]
         try:
@@ -151,7 +153,9 @@ def verdicts_for(checks: list[dict], cell_timeout: float, sandboxed: bool) -> li
 def main() -> None:
     request = json.load(sys.stdin)
     cell_timeout = float(request.get("cell_timeout", 5))
-    json.dump(verdicts_for(request["checks"], cell_timeout, bool(request.get("sandbox", True))), sys.stdout)
+    budget = request.get("budget")
+    json.dump(verdicts_for(request["checks"], cell_timeout, bool(request.get("sandbox", True)),
+                           None if budget is None else float(budget)), sys.stdout)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,8 @@ NOBODY = 65534                                           # the sandbox's user in
 TMPFS_BYTES = 64 << 20                                   # the student's private /tmp
 STARTUP = 30.0                                           # seconds the student side may take to start
 GRACE = 1.0                                              # seconds the runner waits beyond a step's limit
-MAX_LINE = 4 << 20                                       # a longer line from the student side is garbage
+MAX_CHECK_BYTES = 1 << 20                                # what one check may send back (honest: < 16 KiB)
+MAX_EVENT_BYTES = 64 << 10                               # one event of it (honest: < 200 bytes)
 STUDENT_GRADING = ("child.py", "suites.py", "sim.py")    # the grading modules the student side needs
 LEFT_OUT = ("views", "real", "grading", "__pycache__")   # vmlib folders not in the copy (grading: see above)
 INSTALL = ("install bubblewrap (Debian/Ubuntu: sudo apt-get install bubblewrap; "
@@ -83,6 +84,15 @@ INSTALL = ("install bubblewrap (Debian/Ubuntu: sudo apt-get install bubblewrap; 
 
 
 EOF = b""                                                # what _line returns at end of file
+FLOOD = b"flood"                                         # ... when the check sent more than MAX_CHECK_BYTES
+UNFINISHED = {   # why a case has no answer, by how its check ended (StudentSide.run)
+    "timeout": "your code did not finish in time (an endless loop?)",
+    "died": "your code ended the grading process (os._exit or a crash) before this case finished",
+    "flood": ("your code sent the grader too much output (more events or bytes than a check may return); "
+              "the rest of this check was not run"),
+    "budget": ("time budget used: your submission's checks took all the time one submission may take, "
+               "so the rest were not run"),
+}
 
 
 class SandboxUnavailable(RuntimeError):
@@ -351,12 +361,14 @@ class StudentSide:
     """One student-side interpreter (sandboxed or not) for one submission; restarted after a kill.
 
     `run(request, step_limit, check_limit)` sends one check and returns (events, ended), ended
-    being "ok", "died" (the worker crashed or the server vanished) or "timeout".
+    being "ok", "died" (the worker crashed or the server vanished), "timeout", "flood" (it sent
+    more than a check may) or "budget" (the side's `budget` seconds are used up).
     """
 
-    def __init__(self, references, sandboxed: bool):
+    def __init__(self, references, sandboxed: bool, budget: float | None = None):
         self.lib = student_lib(references)
         self.sandboxed = sandboxed
+        self.budget, self.spent, self.received = budget, 0.0, 0
         self.proc: subprocess.Popen | None = None
         self.next_id = 0
         self.starts = 0
@@ -435,7 +447,9 @@ class StudentSide:
         return True
 
     def _line(self, deadline: float) -> bytes | None:
-        """The next non-empty line from the student side, EOF at end of file, None at the deadline."""
+        """The next non-empty line from the student side, EOF at end of file, None at the deadline,
+        FLOOD once the check has sent more than MAX_CHECK_BYTES, or a line longer than MAX_EVENT_BYTES
+        (read in 64 KiB chunks: never more than that much past either limit is held)."""
         while True:
             while b"\n" not in self.buf:
                 left = deadline - time.monotonic()
@@ -447,19 +461,49 @@ class StudentSide:
                     continue
                 if not chunk:
                     return EOF
+                self.received += len(chunk)
                 self.buf += chunk
-                if len(self.buf) > MAX_LINE and b"\n" not in self.buf:
-                    return None
+                if self.received > MAX_CHECK_BYTES or (b"\n" not in self.buf and len(self.buf) > MAX_EVENT_BYTES):
+                    self.buf = b""
+                    return FLOOD
             line, _, self.buf = self.buf.partition(b"\n")
+            if len(line) > MAX_EVENT_BYTES:
+                self.buf = b""
+                return FLOOD
             if line.strip():
                 return line
 
     def run(self, request: dict, step_limit: float, check_limit: float) -> tuple[list, str]:
-        """Run one check on the student side; (untrusted events, how it ended)."""
+        """Run one check on the student side; (untrusted events, how it ended: "ok", "timeout", "died",
+        "flood" or "budget"; UNFINISHED says each to a student).
+
+        Bounded clean side: a check may send back one event per cell and per case, the setup event
+        and one more, each of at most MAX_EVENT_BYTES, MAX_CHECK_BYTES in all; beyond that it is
+        killed as "flood" (the attack: a worker writing well-formed 1 MiB events into its own pipe
+        grew the grader to 3 GiB).
+        Bounded time: with a `budget`, the checks of this side share that many seconds of running
+        (starting the sandbox is not counted); a check that would pass it ends as "budget".
+        """
+        if self.budget is not None and self.spent >= self.budget:
+            return [], "budget"
         if self.proc is None:
             self.start()
         if not self.ready:
+            self.received = 0
             self._wait_ready()
+        start = time.monotonic()
+        try:
+            events, ended = self._run(request, step_limit, self._limit(check_limit))
+        finally:
+            self.spent += time.monotonic() - start
+        if ended == "timeout" and self.budget is not None and self.spent >= self.budget:
+            ended = "budget"
+        return events, ended
+
+    def _limit(self, check_limit: float) -> float:
+        return check_limit if self.budget is None else min(check_limit, self.budget - self.spent)
+
+    def _run(self, request: dict, step_limit: float, check_limit: float) -> tuple[list, str]:
         self.next_id += 1
         ident = self.next_id
         start = time.monotonic()
@@ -470,15 +514,15 @@ class StudentSide:
             self.kill()
             return [], "died"
         events: list = []
+        most = len(request.get("cells", ())) + len(request.get("cases", ())) + 2
+        self.received = 0
         step_by = time.monotonic() + step_limit + GRACE
         while True:
             line = self._line(min(step_by, end_by))
-            if line is None:
+            ended = "timeout" if line is None else "died" if line is EOF else "flood" if line is FLOOD else None
+            if ended:
                 self.kill()
-                return events, "timeout"
-            if line is EOF:
-                self.kill()
-                return events, "died"
+                return events, ended
             step_by = time.monotonic() + step_limit + GRACE
             try:
                 msg = json.loads(line)
@@ -488,4 +532,7 @@ class StudentSide:
                 if msg.get("id") == ident:
                     return events, "ok" if msg["end"] == "ok" else "died"
                 continue
+            if len(events) >= most:
+                self.kill()
+                return events, "flood"
             events.append(msg)

@@ -731,8 +731,9 @@ def well_formed(fn: str, answer) -> bool:
 
 def _event_answer(fn: str, event: dict | None, ended: str, asker: Decisions = DECISIONS):
     if event is None:
-        what = "did not finish in time (an endless loop?)" if ended == "timeout" else "ended the grading process"
-        return {"failed": f"{what}"}
+        what = {"timeout": "did not finish in time (an endless loop?)", "flood": "sent the grader too much output",
+                "budget": "was not run: time budget used (the submission's checks took all their time)"}
+        return {"failed": what.get(ended, "ended the grading process")}
     if "result" in event:
         return event["result"] if asker.well_formed(fn, event["result"]) else {"failed": "sent an answer of the wrong form"}
     if "missing" in event:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from vmlib.grading.suites import Case, Suite
 
 MAX_SHOWN = 5           # failures listed in the feedback
+MAX_FAILURE = 2000      # characters of one failure line: a student's answer shown in it can be long, so it
+                        # is cut (a scenario's divergence, its row and consequence fit well within this)
 
 
 def verdict(suite: Suite, cases: list[Case], failures: list[str], cell_errors: list[str],
@@ -16,6 +18,7 @@ def verdict(suite: Suite, cases: list[Case], failures: list[str], cell_errors: l
     """Pack a verdict with its feedback text; a `shape_only` one checked only the form of the answers;
     `unit` is what was counted ("cases", "scenarios")."""
     n = len(cases)
+    failures = [f if len(f) <= MAX_FAILURE else f[:MAX_FAILURE - 20] + " ... (cut here)" for f in failures]
     if shape_only:
         lines = [f"{suite.id}: {n - len(failures)} of {n} answers well-formed; graded by the autograder"]
     else:
