@@ -103,10 +103,12 @@ def test_sigbus_question_from_a_fault_past_the_device():
 def test_stepper_state_carries_every_frame_and_question():
     t = fork_then_writes()
     w = Stepper(t, ops_only=True, predict=True)
-    assert len(w) == 3 and len(w.sides) == 1 and len(w.sides[0]["frames"]) == 3
-    assert all("<svg" in f["svg"] for f in w.sides[0]["frames"])
-    assert [q["step"] for q in w.questions] == [1, 2] and w.predict
-    assert w.goto(99) == 2 and w.step == 2 and w.goto(-4) == 0
+    # a question about the first operation (the fork's counts): the state before it comes first
+    assert len(w) == 4 and len(w.sides) == 1 and len(w.sides[0]["frames"]) == 4
+    assert w.sides[0]["frames"][0]["headline"].startswith("Before: ")
+    assert all("<svg" in f["svg"] and "width:100%" in f["big"] for f in w.sides[0]["frames"])
+    assert [q["step"] for q in w.questions] == [1, 2, 3] and w.predict
+    assert w.goto(99) == 3 and w.step == 3 and w.goto(-4) == 0
     with pytest.raises(TypeError, match="step must be an int"):
         w.goto("1")
 
@@ -144,7 +146,7 @@ def test_bad_input_is_refused_clearly():
         Stepper(sides=[])
     t = fork_then_writes()
     good = Stepper(t, ops_only=True)
-    with pytest.raises(ValueError, match="question steps must be 1..2"):
+    with pytest.raises(ValueError, match=r"question steps must be 1\.\.3"):
         Stepper(sides=good.sides, questions=[{"step": 0, "prompt": "?", "choices": []}])
 
 

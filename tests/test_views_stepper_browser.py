@@ -57,7 +57,7 @@ def visible_texts(page) -> list[str]:
 
 def test_predict_wrong_then_right(page, tmp_path):
     w = Stepper(fork_then_writes(), ops_only=True, predict=True)
-    q1, q2 = w.questions
+    q1, q2 = w.questions[:2]
     frames = w.sides[0]["frames"]
     errors = open_stepper(page, w, tmp_path)
     root = page.locator(".vmlib-stepper")
@@ -135,7 +135,7 @@ def test_stepper_widget_in_jupyterlab(page, tmp_path, monkeypatch):
     nb.cells = [nbformat.v4.new_code_cell("import sys; sys.path.insert(0, 'tests')\n"
                                           "from test_views_stepper import fork_then_writes\n"
                                           "from vmlib.views import Stepper\n"
-                                          "w = Stepper(fork_then_writes())\nw"),
+                                          "w = Stepper(fork_then_writes(), ops_only=False)\nw"),
                 nbformat.v4.new_code_cell("print('STEP', w.step)")]
     folder = tmp_path / "lab"
     (folder / "tests").mkdir(parents=True)

@@ -1,5 +1,6 @@
 // The vmlib stepper in the browser (anywidget front end, also run by the static HTML fallback).
-// Model keys: sides [{title, frames: [{svg, headline, row, events, note}]}], questions
+// Model keys: sides [{title, frames: [{svg, big, headline, row, events, note}]}] (big: the presentation
+// picture, drawn at the column's width with large text), questions
 // [{step, prompt, choices: [{label, right, why}], explain, row}], step, predict, answers {step: i}.
 // Every frame is in the model from the start: a click repaints from it, with no kernel round trip.
 // Nothing that would tell a question's answer is put in the page before the student chooses.
@@ -38,10 +39,14 @@ function render({ model, el }) {
   const count = h("span", { class: "vmlib-count" });
   const play = button("▶ play", "play", () => (timer ? stop() : start()));
   const predictBox = h("input", { type: "checkbox", class: "vmlib-predict-toggle" });
+  let big = false;                       // presentation mode: the big pictures
+  const present = button("presentation", "presentation", () => { big = !big; present.classList.toggle("vmlib-on", big);
+    sizeBoxes(); panels.forEach((p) => { p.frame = -1; }); paintFrame(shown()); });
   const controls = h("div", { class: "vmlib-controls" },
     button("« first", "first", () => go(0)), button("‹ back", "back", () => go(shown() - 1)),
     button("forward ›", "forward", () => go(shown() + 1)), button("last »", "last", () => go(n - 1)),
     play, slider, count);
+  if (sides.every((side) => side.frames.every((f) => f.big))) controls.append(present);
   if (Object.keys(questions).length) {
     controls.append(h("label", { class: "vmlib-predict-label" }, predictBox, " predict before each key step"));
   }
@@ -55,16 +60,26 @@ function render({ model, el }) {
       log: h("pre", { class: "vmlib-log" }),
       summary: h("summary", {}),
     };
-    const tallest = Math.max(...side.frames.map((f) => svgHeight(f.svg)));
-    p.graph.style.minHeight = tallest ? `${Math.ceil(tallest)}px` : "";
     p.details = h("details", { class: "vmlib-events" }, p.summary, p.log);
+    // the picture first: nothing above it changes height from step to step, so it never moves
     p.box = h("div", { class: `vmlib-side vmlib-side-${i ? "right" : "left"}` },
-      p.title, p.event, p.note, p.graph, p.details);
+      p.title, p.graph, p.event, p.note, p.details);
     p.frame = -1;
     return p;
   });
-  root.append(controls, ask, h("div", { class: "vmlib-sides" }, ...panels.map((p) => p.box)));
+  // the question and its reveal go under the pictures, for the same reason
+  root.append(controls, h("div", { class: "vmlib-sides" }, ...panels.map((p) => p.box)), ask);
   el.replaceChildren(root);
+
+  function sizeBoxes() {                  // reserve the tallest picture of the mode shown
+    sides.forEach((side, s) => {
+      const g = panels[s].graph;
+      if (big) { g.style.minHeight = ""; return; }
+      const tallest = Math.max(...side.frames.map((f) => svgHeight(f.svg)));
+      g.style.minHeight = tallest ? `${Math.ceil(tallest) + 18}px` : "";
+    });
+  }
+  sizeBoxes();
 
   // What is on screen: `shownStep` (the frame drawn) and `pending` (a question asked before it).
   let shownStep = Math.max(0, Math.min(model.get("step") || 0, n - 1));
@@ -75,12 +90,13 @@ function render({ model, el }) {
   // step only swaps one element for another.
   const parsed = sides.map(() => new Map());
   function picture(s, j) {
-    let node = parsed[s].get(j);
+    const key = big ? `b${j}` : j;
+    let node = parsed[s].get(key);
     if (!node) {
       node = document.createElement("div");
       node.className = "vmlib-frame";
-      node.innerHTML = sides[s].frames[j].svg;
-      parsed[s].set(j, node);
+      node.innerHTML = big ? sides[s].frames[j].big : sides[s].frames[j].svg;
+      parsed[s].set(key, node);
     }
     return node;
   }

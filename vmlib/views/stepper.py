@@ -29,8 +29,10 @@ ESM = HERE / "stepper.js"
 CSS = HERE / "stepper.css"
 
 
-def _side(title: str, steps, error: str = "") -> dict:
-    frames = [{k: f[k] for k in ("svg", "headline", "row", "events")} for f in steps.frames()]
+def _side(title: str, steps, error: str = "", lead_in: bool = False) -> dict:
+    """One side of a stepper: every frame of `steps` with its presentation picture ("big")."""
+    frames = [{"big": big["svg"], **{k: f[k] for k in ("svg", "headline", "row", "events")}}
+              for f, big in zip(steps.frames(lead_in=lead_in), steps.frames(True, lead_in=lead_in))]
     if error and frames:
         frames[-1]["note"] = f"the scenario stopped here: {error}"
     return {"title": title, "frames": frames}
@@ -60,8 +62,7 @@ class Stepper(anywidget.AnyWidget):
                 questions = make_questions(trace, steps.spans, lead_in=True)
             lead_in = any(q["step"] == 0 for q in questions)     # a question about the first step:
             questions = [{**q, "step": q["step"] + lead_in} for q in questions]   # show the state before it
-            frames = steps.frames(lead_in=lead_in)
-            sides = [{"title": "", "frames": [{k: f[k] for k in ("svg", "headline", "row", "events")} for f in frames]}]
+            sides = [_side("", steps, lead_in=lead_in)]
         if not sides or not all(s["frames"] for s in sides):
             raise ValueError("Stepper needs at least one side with at least one frame")
         n = max(len(s["frames"]) for s in sides)
