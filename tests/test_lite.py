@@ -100,3 +100,12 @@ def accept_kernel_dialog(page) -> None:
         page.locator(".jp-Dialog .jp-mod-accept").click()
     except Exception:  # noqa: BLE001, S110 - no dialog: the kernel started by itself
         pass
+
+
+def test_site_serves_the_fact_sheet_beside_the_lessons(site):
+    """The lessons' `§` links (kernel-facts.html#s1a-row-3) resolve in the site: the sheet is there."""
+    import urllib.request
+    with urllib.request.urlopen(f"{site}/files/kernel-facts.html", timeout=10) as r:
+        page = r.read().decode()
+    assert 'id="s1a-row-3"' in page and 'id="s9b"' in page, page[:300]
+    assert page == (ROOT / "course" / "kernel-facts.html").read_text(encoding="utf-8")

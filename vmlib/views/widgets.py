@@ -15,6 +15,7 @@ import inspect
 import ipywidgets as W
 
 from vmlib.errors import VmError
+from vmlib.facts import link_html, link_svg
 from vmlib.trace import Snapshot
 from vmlib.views.dot import Diff, proc_label, theme_ink
 from vmlib.views.graphs import graph_for
@@ -158,7 +159,7 @@ class Steps:
             shown, current = self.trace.events[lo:self._at + 4], self._at
         lines = []
         for e in shown:
-            text = _esc(str(e))
+            text = link_html(_esc(str(e)))   # each [§...] row links to the fact sheet
             if e.seq == current or (current is None and e.kind == "op"):
                 text = f"<b>{text}</b>"
             if e.kind in ("warn", "error"):
@@ -181,7 +182,7 @@ class StepOutput:
         self.caption, self.graph = caption, graph
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return {"text/html": f'<div class="vmlib-step-picture">{self.graph.html()}</div>', "text/plain": self.caption}
+        return {"text/html": f'<div class="vmlib-step-picture">{link_svg(self.graph.html())}</div>', "text/plain": self.caption}
 
 
 def show_steps(trace, ops_only: bool = True, graph="fork", theme: str = "auto") -> None:
