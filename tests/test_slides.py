@@ -308,7 +308,8 @@ def test_deck_works_offline(browser, nb_path):
             assert pictures == [1] * len(cell.outputs), f"one graph per step fragment, got {pictures}"
     if "MemmapCost(" in nb_path.read_text():
         plot = page.locator(".vmlib-memmap-plot svg")
-        assert plot.count() == 1 and plot.locator("polyline").count() >= 2, "no memmap plot"
+        assert plot.count() == 1 and plot.locator("#memmap-image path, #memmap-memmap path").count() >= 2, \
+            "no memmap plot"
     if nb_path != FIXTURE:
         check_fit(page, nb_path.stem)
         assert FIXTURE.stem not in (deck.parent / "index.html").read_text(), "the test deck is not a lesson"

@@ -125,7 +125,7 @@ PLOT_CONTRAST = """svg => { const lum = c => { const v = c.match(/[\\d.]+/g).sli
         return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
     let bg = svg; while (bg && ['rgba(0, 0, 0, 0)', 'transparent'].includes(getComputedStyle(bg).backgroundColor)) {
         bg = bg.parentElement; }
-    const ink = getComputedStyle(svg.querySelector('text.title')).fill;
+    const ink = getComputedStyle(svg.querySelector('#memmap-title text')).fill;
     const [a, b] = [lum(getComputedStyle(bg || document.body).backgroundColor), lum(ink)]
         .sort((x, y) => y - x); return (a + 0.05) / (b + 0.05); }"""
 
@@ -136,7 +136,7 @@ def check_memmap_plot(page, name: str, theme: str) -> None:
     plot.scroll_into_view_if_needed()
     box = plot.bounding_box()
     assert box and box["width"] > 300 and box["height"] > 150, f"{name}: MemmapCost shows no plot"
-    assert plot.locator("polyline").count() >= 2, f"{name}: MemmapCost's plot has no lines"
+    assert plot.locator("#memmap-image path, #memmap-memmap path").count() >= 2, f"{name}: MemmapCost's plot has no lines"
     ratio = plot.evaluate(PLOT_CONTRAST)
     assert ratio >= 4.5, f"{name} ({theme}): MemmapCost text contrast {ratio:.1f}:1"
     page.screenshot(path=str(SHOTS / f"{name}_memmap_{theme}.png"))
