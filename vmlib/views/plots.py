@@ -32,8 +32,10 @@ INK_STYLE = "color: var(--jp-content-font-color1)"
 
 def themed_svg(fig) -> str:
     """The figure as SVG text: transparent background, text and axes in currentColor, width 100%."""
+    import matplotlib
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", transparent=True, metadata={"Date": None})
+    with matplotlib.rc_context(getattr(fig, "_vmlib_rc", {})):       # svg.fonttype is read when saving
+        fig.savefig(buf, format="svg", transparent=True, metadata={"Date": None})
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]                                   # no XML prolog or doctype inline
     svg = svg.replace(INK, "currentColor")
