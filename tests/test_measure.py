@@ -53,3 +53,15 @@ def test_fault_cost_plot_is_a_themed_matplotlib_figure():
     assert "needs fork()" in fault_cost_table(rows)
     with pytest.raises(ValueError, match="fault_costs"):
         fault_cost_plot([{"kind": "anon_write"}])
+
+
+def test_without_matplotlib_memmap_cost_and_the_fault_plot_fall_back(monkeypatch):
+    """The offline JupyterLite site has no matplotlib: MemmapCost draws the plain SVG plot, the fault
+    costs say there is no plot (their table has the figures)."""
+    from vmlib.views import plots
+    monkeypatch.setattr(plots, "have_matplotlib", lambda: False)
+    m = plots.MemmapCost(guests=200)
+    assert m.figure is None and 'id="memmap-title"' in m.svg and "break-even at 64 guests" in m.svg
+    assert "<polyline" in m.svg and m.svg in m.static_html()
+    note = plots.fault_cost_plot([{"kind": "anon_write", "sim_off": 3.0, "sim_on": 4.0, "live": None}])
+    assert note.figure is None and "matplotlib is not installed" in note._repr_html_()

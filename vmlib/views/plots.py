@@ -5,7 +5,9 @@ text and axes take the page's text colour (`currentColor`): the background is tr
 the data colours (Okabe-Ito blue, vermillion, bluish green) read on white and on JupyterLab's
 dark theme alike, so one picture serves light, dark, slides and JupyterLite (Pyodide ships
 matplotlib). matplotlib is imported here only, never by `import vmlib` or `import vmlib.views`;
-no pyplot, so no global figure state and no backend to choose.
+no pyplot, so no global figure state and no backend to choose. The offline JupyterLite site has
+no matplotlib (no registry this project vendors from carries Pyodide's build): there MemmapCost
+falls back to vmlib.views.plainsvg's hand-drawn SVG and the fault costs to their table.
 
 Zoom: none. ipympl's interactive figures need a JupyterLab extension and a Pyodide build of the
 widget, which the offline JupyterLite site does not have; the sliders change what is drawn instead.
@@ -106,9 +108,19 @@ def memmap_figure(guests: int = 100, image_mib: int = 1024, page_size: int = 409
     return fig
 
 
+def have_matplotlib() -> bool:
+    """True where matplotlib can be imported (not in the offline JupyterLite site)."""
+    import importlib.util
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def memmap_svg(guests: int = 100, image_mib: int = 1024, page_size: int = 4096,
                sizeof_struct_page: int = 64) -> str:
-    """SVG text of memmap_figure (theme-coloured, transparent)."""
+    """SVG text of memmap_figure (theme-coloured, transparent); without matplotlib, the same plot
+    drawn by vmlib.views.plainsvg."""
+    if not have_matplotlib():
+        from vmlib.views.plainsvg import plain_memmap_svg
+        return plain_memmap_svg(guests, image_mib, page_size, sizeof_struct_page)
     return themed_svg(memmap_figure(guests, image_mib, page_size, sizeof_struct_page))
 
 
@@ -153,8 +165,8 @@ class MemmapCost(W.VBox):
     def update(self) -> None:
         args = (self.guests.value, self.image.value, self.page_size.value, self.struct_page.value)
         self.text.value = f'<div class="vmlib-memmap">{summary(*args)}</div>'
-        self.figure = memmap_figure(*args)
-        self.svg = themed_svg(self.figure)
+        self.figure = memmap_figure(*args) if have_matplotlib() else None
+        self.svg = themed_svg(self.figure) if self.figure is not None else memmap_svg(*args)
         self.plot.value = f'<div style="max-width:720px;{INK_STYLE}">{self.svg}</div>'
 
     def static_html(self) -> str:
@@ -172,12 +184,15 @@ class MemmapCost(W.VBox):
 
 # ---------------------------------------------------------------- measured fault costs
 
-def fault_cost_plot(rows: list[dict]) -> ThemedFigure:
+def fault_cost_plot(rows: list[dict]):
     """Bars of microseconds per fault for each kind: the simulator with tracing off and on, and the
-    live kernel where it was measured. ROWS as vmlib.measure.fault_costs returns them."""
+    live kernel where it was measured (a ThemedFigure). ROWS as vmlib.measure.fault_costs returns
+    them. Without matplotlib (the offline JupyterLite site) a note saying so, the table is the data."""
     if not rows or not all({"kind", "sim_off", "sim_on", "live"} <= set(r) for r in rows):
         raise ValueError("fault_cost_plot: give the rows of vmlib.measure.fault_costs() "
                          "(dicts with kind, sim_off, sim_on, live)")
+    if not have_matplotlib():
+        return FaultCostTable(rows)
     fig = new_figure(6.4, 3.4)
     kinds = [r["kind"] for r in rows]
     series = [("simulator", "sim_off", BLUE, ""), ("simulator, traced", "sim_on", ORANGE, "//"),
@@ -210,3 +225,17 @@ def fault_cost_table(rows: list[dict]) -> str:
                    f"<td>{us(r['live'])}</td><td>{html.escape(r.get('why') or '')}</td></tr>" for r in rows)
     return ("<table><tr><th>kind</th><th>simulator µs</th><th>traced µs</th><th>live kernel µs</th>"
             f"<th>note</th></tr>{body}</table>")
+
+
+class FaultCostTable:
+    """What fault_cost_plot shows where matplotlib is missing: a note; `.figure` is None."""
+
+    figure = None
+
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+
+    def _repr_html_(self) -> str:
+        return ('<div class="vmlib-plot vmlib-fault-costs"><i>No plot: matplotlib is not installed in '
+                "this Python (the offline JupyterLite site cannot carry it); the table below has the "
+                "figures.</i></div>")
