@@ -250,7 +250,7 @@ def test_binder_files(class_env):
     """apt.txt's packages are installed here, postBuild runs, runtime.txt names a supported Python."""
     if shutil.which("dpkg-query") is None:
         missing_tool("dpkg-query")
-    for pkg in (BINDER / "apt.txt").read_text().split():
+    for pkg in (w for ln in (BINDER / "apt.txt").read_text().splitlines() if not ln.startswith("#") for w in ln.split()):
         probe = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True, check=False)
         if "install ok installed" not in probe.stdout:
             missing_tool(pkg)
@@ -358,6 +358,10 @@ def test_wheel_has_the_package_data_license_and_metadata(dist):
                   "Requires-Python: >=3.10", 'Provides-Extra: course', 'Provides-Extra: grading'):
         assert field in meta, f"{field!r} not in the wheel's METADATA"
     assert "Project-URL" not in meta and "Home-page" not in meta, "no project URL until the project has a home"
+    description = meta.split("\n\n", 1)[1]
+    assert "python -m vmlib.course" in description and "Description-Content-Type: text/markdown" in meta
+    relative = [t for t in re.findall(r"\]\(([^)]+)\)", description) if not re.match(r"[a-z]+://", t)]
+    assert not relative, f"the package index would show broken repository-relative links: {relative}"
 
 
 def test_sdist_holds_every_project_file_and_runs_its_tests(dist, tmp_path):

@@ -19,7 +19,6 @@ Standard library only.
 
 from __future__ import annotations
 
-import mmap
 import os
 import statistics
 import sys
@@ -28,6 +27,11 @@ import time
 
 import vmlib
 from vmlib.flags import PAGE_SIZE
+
+try:
+    import mmap
+except ImportError:        # a browser's Python (Pyodide) may lack it: then no live side
+    mmap = None
 
 KINDS = ("anon_write", "anon_read", "cow_write", "file_read")
 LIVE_KINDS = ("anon_write", "anon_read", "file_read")
@@ -82,7 +86,7 @@ def sim_fault_cost(kind: str, npages: int = 1024, trace: bool = False, reps: int
 
 def live_unavailable() -> str:
     """Why the live kernel cannot be measured here, or "" when it can."""
-    if sys.platform == "emscripten" or not hasattr(mmap, "MAP_PRIVATE"):
+    if sys.platform == "emscripten" or mmap is None or not hasattr(mmap, "MAP_PRIVATE"):
         return f"this Python ({sys.platform}) runs in no OS kernel that pages: the live side needs Linux or macOS"
     return ""
 
