@@ -194,3 +194,30 @@ def test_a_python_that_cannot_install_the_lock_is_told_which_python_to_use(tmp_p
     assert len(errors) == 1 and "cannot install the locked versions" in errors[0], proc.stderr[-2000:]
     assert "PYTHON=python3.12 ./setup.sh lab" in errors[0], errors
     assert "Traceback" not in proc.stderr and "ResolutionImpossible" not in proc.stderr, proc.stderr[-2000:]
+
+
+def _system_setup(verb: str, tmp_path) -> subprocess.CompletedProcess:
+    """setup.sh's system_setup VERB on a machine without Graphviz, bwrap, chromium or apt-get
+    (PATH holds only the few tools the function calls)."""
+    import shutil
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in ("bash", "uname", "id", "cat", "mktemp", "rm", "tail", "printf", "dirname"):
+        if shutil.which(tool) and not (bin_dir / tool).exists():
+            (bin_dir / tool).symlink_to(shutil.which(tool))
+    functions = tmp_path / "functions.sh"           # every function of setup.sh, then one call instead of main
+    functions.write_text(SETUP.read_text().rsplit('main "$@"', 1)[0] + f"system_setup {verb}\n")
+    return subprocess.run([str(bin_dir / "bash"), str(functions)], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PATH": str(bin_dir), "HOME": str(tmp_path)}, timeout=60, check=False)
+
+
+def test_the_student_path_says_nothing_about_tests_or_the_sandbox(tmp_path):
+    lab = _system_setup("lab", tmp_path)
+    said = (lab.stdout + lab.stderr).replace(str(tmp_path), "TMP")
+    assert lab.returncode == 0, said
+    assert "Graphviz (dot) is missing" in said and "vma and physical-memory graphs" in said, said
+    for word in ("test", "sandbox", "bubblewrap", "bwrap", "chromium", "CI"):
+        assert word not in said, f"./setup.sh lab talks about {word!r}: {said}"
+    control = _system_setup("test", tmp_path)        # the developer path does name them
+    said = control.stdout + control.stderr
+    assert "bubblewrap" in said and "tests needing" in said, said
