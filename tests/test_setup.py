@@ -127,7 +127,11 @@ def find_python(minor: str) -> str | None:
     import shutil
     found = [shutil.which(f"python{minor}")] + sorted(glob.glob(f"/root/.pyenv/versions/{minor}.*/bin/python{minor}"))
     found += sorted(glob.glob(os.path.expanduser(f"~/.local/share/uv/python/cpython-{minor}.*/bin/python{minor}")))
-    return next((p for p in found if p and os.access(p, os.X_OK)), None)
+    for p in found:          # a pyenv shim is on PATH but may refuse to run: try each
+        if p and os.access(p, os.X_OK) and subprocess.run([p, "-c", ""], capture_output=True, timeout=60,
+                                                          check=False).returncode == 0:
+            return p
+    return None
 
 
 def test_lock_pins_every_requirement_of_the_class_set_for_each_supported_python():
