@@ -6,30 +6,35 @@
 #   ./setup.sh env                          set up only
 #
 # What set-up does: creates .venv (python3 >= 3.10), installs the project with the
-# extras the verb needs (skipped while pyproject.toml is unchanged and they are there):
+# extras the verb needs, at the versions locked in constraints.txt (skipped while
+# pyproject.toml and constraints.txt are unchanged and the extras are there):
 # `lab` only the student set (course, plus render = pygraphviz when Graphviz's `dot` is
 # missing), `test` and `env` everything (course, grading, test, render). It installs
-# Graphviz, bubblewrap (the sandbox that grading runs student code in) and for `test`
-# Debian's chromium with apt-get when it can: as root,
-# or through sudo when sudo needs no password. Otherwise it prints the command to run
-# and goes on; the tests that need those tools then skip (or fail when CI is set).
-# `lab` hides nbgrader's instructor panels unless the grading extra was asked for.
+# Graphviz (the vma and physical-memory graphs), for `test` and `env` also bubblewrap (the
+# sandbox that grading runs student code in) and Debian's chromium, with apt-get when it
+# can: as root, or through sudo when sudo needs no password. Otherwise it prints the
+# command to run and goes on; the tests that need those tools then skip (or fail when CI
+# is set). `lab` hides nbgrader's instructor panels unless the grading extra was asked for.
 #
 # Environment knobs:
 #   PYTHON=/path/to/python3.X   the interpreter to build .venv from
 #   SETUP_DRY_RUN=1             do the set-up, then print the final command instead of running it
 #   SETUP_VENV_ONLY=1           skip apt-get and slide vendoring (venv only)
 #   SETUP_EXTRAS=course,grading the extras `lab` installs (instructors: keeps nbgrader's panels)
+#   SETUP_UNLOCKED=1            install the newest versions pyproject.toml allows, not the lock
+#   SETUP_LOCK=FILE, SETUP_VENV=DIR   another lock or venv (the tests use them)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
-VENV="$ROOT/.venv"
+VENV="${SETUP_VENV:-$ROOT/.venv}"   # SETUP_VENV: another venv (the tests use one outside the checkout)
 STAMP="$VENV/.setup-stamp"
 ALL_EXTRAS="course,grading,test,render"
 STUDENT_EXTRAS="course"
 EXTRAS="$ALL_EXTRAS"   # what this run needs; main() narrows it for `lab`
 STUDENT_CONFIG="$ROOT/tools/student-jupyter"   # Jupyter config that hides nbgrader's panels
+LOCK="${SETUP_LOCK:-constraints.txt}"   # the versions every install uses (tools/constraints.py; Python 3.10-3.13)
+TESTED_PYTHONS="3.10 to 3.13"
 START_NOTEBOOK="course/00_start_here.ipynb"
 
 say() { printf '==> %s\n' "$*"; }
@@ -70,7 +75,7 @@ create_venv() {  # create .venv, explaining what to do when python3 or venv is m
     Windows:       use WSL, or install Python from python.org
     Or point PYTHON at one: PYTHON=/path/to/python3.12 ./setup.sh ..."
     fi
-    say "creating venv .venv with $py ($("$py" -V 2>&1))"
+    say "creating venv ${VENV#"$ROOT/"} with $py ($("$py" -V 2>&1))"
     local err
     err="$(mktemp)"
     if ! "$py" -m venv "$VENV" 2>"$err"; then
@@ -90,9 +95,9 @@ then run this script again."
     rm -f "$err"
 }
 
-venv_key() {  # pyproject.toml's hash and the venv's Python: the stamp is valid while both hold
+venv_key() {  # the hash of pyproject.toml and the lock, and the venv's Python: the stamp holds while they do
     printf '%s %s' "$("$VENV/bin/python" -c 'import hashlib
-print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')" \
+print(hashlib.sha256(open("pyproject.toml", "rb").read() + open("'"$LOCK"'", "rb").read()).hexdigest())')" \
         "$("$VENV/bin/python" -V 2>&1 | tr ' ' '-')"
 }
 
@@ -125,12 +130,10 @@ ensure_venv() {  # create .venv if needed and pip install the project unless the
     key="$(venv_key)"
     have="$(stamped_extras "$key")"
     if has_extras "$have" "$EXTRAS"; then
-        say "venv up to date (pyproject.toml unchanged; extras $have)"
+        say "venv up to date (pyproject.toml and $LOCK unchanged; extras $have)"
         return 0
     fi
-    say "installing the project into .venv: pip install -e '.[$EXTRAS]'"
-    "$VENV/bin/python" -m pip install --disable-pip-version-check -q -e ".[$EXTRAS]" \
-        || die "pip install failed (see above). Check the network to PyPI, then run again."
+    pip_install_locked
     local hash py
     read -r hash py <<<"$key"
     local e all="$EXTRAS" rest="$have,"   # the stamp records what is installed: old and new extras
@@ -140,6 +143,25 @@ ensure_venv() {  # create .venv if needed and pip install the project unless the
         [ -z "$e" ] || has_extras "$all" "$e" || all="$all,$e"
     done
     printf '%s %s %s\n' "$hash" "$all" "$py" >"$STAMP"
+}
+
+pip_install_locked() {  # pip install the project with EXTRAS, pinned by the lock unless SETUP_UNLOCKED
+    local lock="-c $LOCK" log="$VENV/pip-install.log" py   # a string, not an array: bash 3.2 under set -u
+    if [ -n "${SETUP_UNLOCKED:-}" ]; then
+        lock=""
+        say "SETUP_UNLOCKED set: installing the newest versions pyproject.toml allows, not $LOCK"
+    fi
+    say "installing the project into .venv: pip install ${lock:+$lock }-e '.[$EXTRAS]'"
+    # shellcheck disable=SC2086  # $lock is empty or two words
+    if "$VENV/bin/python" -m pip install --disable-pip-version-check -q $lock -e ".[$EXTRAS]" >"$log" 2>&1; then
+        return 0
+    fi
+    py="$("$VENV/bin/python" -c 'import platform; print(platform.python_version())')"
+    if grep -q -E "ResolutionImpossible|No matching distribution|requires a different Python" "$log"; then
+        die "Python $py cannot install the locked versions ($LOCK, made for Python $TESTED_PYTHONS): use Python 3.12, e.g. rm -rf ${VENV#"$ROOT/"}; PYTHON=python3.12 ./setup.sh ${VERB:-lab}   (pip's output: $log)"
+    fi
+    tail -n 20 "$log" >&2
+    die "pip install failed (above; all of it in $log). Check the network to PyPI, then run again."
 }
 
 # --- system packages ---------------------------------------------------------------
@@ -177,8 +199,9 @@ apt_install() {  # apt_install PKG...: apt-get update once, then install; log sh
     return "$rc"
 }
 
-need_system_tool() {  # need_system_tool BINARY DEBIAN_PACKAGE HUMAN_NAME BREW_NAME
+need_system_tool() {  # need_system_tool BINARY DEBIAN_PACKAGE HUMAN_NAME BREW_NAME [WITHOUT_IT]
     local bin="$1" pkg="$2" name="$3" brew="$4"
+    local without="${5:-the tests needing $name skip (or fail under CI)}"
     if command -v "$bin" >/dev/null 2>&1; then
         return 0
     fi
@@ -187,17 +210,17 @@ need_system_tool() {  # need_system_tool BINARY DEBIAN_PACKAGE HUMAN_NAME BREW_N
         if apt_install "$pkg"; then
             return 0
         fi
-        warn "apt-get install $pkg failed; tests needing $name will skip (or fail under CI)"
+        warn "apt-get install $pkg failed; until it is installed $without"
         return 0
     fi
     if command -v apt-get >/dev/null 2>&1; then
         warn "$name ($bin) is missing and I cannot install it without a password. Run:
     sudo apt-get install -y $pkg
-then run this script again. Until then the tests needing it skip."
+then run this script again. Until then $without."
     else
         warn "$name ($bin) is missing. Install it with your package manager, e.g.:
     brew install $brew        (macOS)
-Until then the tests needing it skip."
+Until then $without."
     fi
 }
 
@@ -209,6 +232,11 @@ system_setup() {  # install the non-Python tools VERB needs
     local verb="$1"
     if [ -n "${SETUP_VENV_ONLY:-}" ]; then
         say "SETUP_VENV_ONLY set: skipping system packages"
+        return 0
+    fi
+    if [ "$verb" = lab ]; then   # a student needs Graphviz only, and has pygraphviz without it
+        need_system_tool dot graphviz "Graphviz" graphviz \
+            "the vma and physical-memory graphs are drawn by pygraphviz (extra 'render') instead"
         return 0
     fi
     need_system_tool dot graphviz "Graphviz" graphviz
@@ -304,6 +332,7 @@ check_extras() {  # refuse a SETUP_EXTRAS that lab cannot use, before anything i
 
 main() {
     local verb="${1:-}"
+    VERB="$verb"
     case "$verb" in
         lab) shift; EXTRAS="${SETUP_EXTRAS:-$STUDENT_EXTRAS}"; check_extras
              system_setup lab

@@ -1,6 +1,7 @@
 """`import vmlib` loads only the standard library and vmlib itself (DESIGN section 2)."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,30 @@ def test_probe_sees_a_third_party_import():
     assert proc.returncode == 0, proc.stderr
     new = json.loads(proc.stdout.splitlines()[-1])["new"]
     assert [m for m in new if not is_allowed(m)], "pytest import was not detected as non-stdlib"
+
+
+def test_import_vmlib_views_and_facts_load_no_plotting_library():
+    """The views package and the fact-sheet helpers import matplotlib only when a plot is drawn."""
+    code = PROBE.replace("import vmlib\n", "import vmlib, vmlib.views, vmlib.facts, vmlib.measure\n")
+    proc = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    loaded = json.loads(proc.stdout.splitlines()[-1])["all"]
+    bad = [m for m in loaded if m.split(".")[0] in ("matplotlib", "ipywidgets", "numpy")]
+    assert not bad, f"import vmlib.views / vmlib.facts / vmlib.measure loaded {bad[:5]}"
+
+
+def test_views_name_the_course_extra_when_a_library_is_missing():
+    code = ("import sys; sys.modules['ipywidgets'] = None\n"
+            "try:\n    from vmlib.views import Practice\n"
+            "except ModuleNotFoundError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True,
+                         timeout=60).stdout
+    assert "vmlib.views.Practice needs ipywidgets" in out and "pip install 'vmlib[course]'" in out, out
+
+
+def test_version_is_the_packages():
+    import vmlib
+    text = (ROOT / "pyproject.toml").read_text()       # no tomllib: it is 3.11+
+    assert 'dynamic = ["version"]' in text and 'version = {attr = "vmlib.__version__"}' in text
+    assert re.fullmatch(r"\d+\.\d+\.\d+", vmlib.__version__), vmlib.__version__

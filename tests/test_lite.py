@@ -164,3 +164,12 @@ def test_lesson_graphs_and_stepper_in_jupyterlite(site, lesson):
     assert "pip install pygraphviz" not in text and "apt-get install graphviz" not in text, text
     assert "Traceback" not in text, text
     assert blocked == [], f"the site asked for other hosts: {sorted(set(blocked))}"
+
+
+def test_site_serves_the_fact_sheet_beside_the_lessons(site):
+    """The lessons' `§` links (kernel-facts.html#s1a-row-3) resolve in the site: the sheet is there."""
+    import urllib.request
+    with urllib.request.urlopen(f"{site}/files/kernel-facts.html", timeout=10) as r:
+        page = r.read().decode()
+    assert 'id="s1a-row-3"' in page and 'id="s9b"' in page, page[:300]
+    assert page == (ROOT / "course" / "kernel-facts.html").read_text(encoding="utf-8")

@@ -345,7 +345,8 @@ def test_deck_works_offline(browser, nb_path):
         click_stepper(page, steppers.nth(number))
     if "MemmapCost(" in nb_path.read_text():
         plot = page.locator(".vmlib-memmap-plot svg")
-        assert plot.count() == 1 and plot.locator("polyline").count() >= 2, "no memmap plot"
+        assert plot.count() == 1 and plot.locator("#memmap-image path, #memmap-memmap path").count() >= 2, \
+            "no memmap plot"
     if nb_path != FIXTURE:
         check_fit(page, nb_path.stem)
         assert FIXTURE.stem not in (deck.parent / "index.html").read_text(), "the test deck is not a lesson"

@@ -3,13 +3,14 @@ sees it (issue 10, acceptance 1):
 
 * no graph or plot is wider than its output area (a picture kept at its natural size may be
   wider only inside a box that scrolls it, which must fit);
-* every FaultStepper of every lesson, over all its steps (issue 19): at most 2 steps per operation
+* every stepper of every lesson, over all its steps (issue 19): at most 2 steps per operation
   of its trace; the smallest graph text at least 12 px, measured from the rendered SVG (its
   on-screen width over its viewBox width, times the text's font size), and at least 16 px in
   presentation mode; 0 px vertical movement of the picture; at least one highlighted (changed or
   examined) element in the picture at every step; nodes keep their on-screen places;
 * the same at 1000x800 with the file browser open, in the dark theme (lessons 04 and 02);
-* MemmapCost shows an image; Compare's two sides are the same size with every node at the same x;
+* MemmapCost and lesson 02's measured fault costs show matplotlib plots readable in light and
+  dark (text contrast >= 4.5:1); Compare's two sides are the same size with every node at the same x;
 * in the dark theme the graph text and the quiz feedback keep 4.5:1 contrast.
 
 Screenshots of each lesson's first graph go to build/views/<lesson>_light.png and _dark.png.
@@ -141,21 +142,24 @@ PLOT_CONTRAST = """svg => { const lum = c => { const v = c.match(/[\\d.]+/g).sli
         return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
     let bg = svg; while (bg && ['rgba(0, 0, 0, 0)', 'transparent'].includes(getComputedStyle(bg).backgroundColor)) {
         bg = bg.parentElement; }
-    const ink = getComputedStyle(svg.querySelector('text.title')).fill;
+    const ink = getComputedStyle(svg.querySelector('[id$="-title"] text')).fill;
     const [a, b] = [lum(getComputedStyle(bg || document.body).backgroundColor), lum(ink)]
         .sort((x, y) => y - x); return (a + 0.05) / (b + 0.05); }"""
 
 
 def check_memmap_plot(page, name: str, theme: str) -> None:
-    """MemmapCost draws its plot (inline SVG), large enough and with readable text."""
-    plot = page.locator(".vmlib-memmap-cost svg").first
-    plot.scroll_into_view_if_needed()
-    box = plot.bounding_box()
-    assert box and box["width"] > 300 and box["height"] > 150, f"{name}: MemmapCost shows no plot"
-    assert plot.locator("polyline").count() >= 2, f"{name}: MemmapCost's plot has no lines"
-    ratio = plot.evaluate(PLOT_CONTRAST)
-    assert ratio >= 4.5, f"{name} ({theme}): MemmapCost text contrast {ratio:.1f}:1"
-    page.screenshot(path=str(SHOTS / f"{name}_memmap_{theme}.png"))
+    """MemmapCost and the measured fault costs draw their matplotlib plots (inline SVG), large enough
+    and with text in the theme's colour (contrast >= 4.5:1)."""
+    for what, selector, lines in (("MemmapCost", ".vmlib-memmap-cost svg", "#memmap-image path, #memmap-memmap path"),
+                                  ("fault costs", ".vmlib-fault-costs svg", "#faults-sim_off path, #faults-sim_on path")):
+        plot = page.locator(selector).first
+        plot.scroll_into_view_if_needed()
+        box = plot.bounding_box()
+        assert box and box["width"] > 300 and box["height"] > 150, f"{name}: {what} shows no plot"
+        assert plot.locator(lines).count() >= 2, f"{name}: {what}'s plot has no lines or bars"
+        ratio = plot.evaluate(PLOT_CONTRAST)
+        assert ratio >= 4.5, f"{name} ({theme}): {what} text contrast {ratio:.1f}:1"
+        page.screenshot(path=str(SHOTS / f"{name}_{what.replace(' ', '_')}_{theme}.png"))
 
 
 def check_widths(page, name: str) -> None:

@@ -157,3 +157,13 @@ def test_slides_and_practice_agree_on_the_static_export_switch():
     from tools import slides
     from vmlib.views.practice_static import STATIC_ENV
     assert slides.STATIC_ENV == STATIC_ENV
+
+
+def test_rows_are_links_into_the_fact_sheet():
+    """Every kernel-facts row a frame cites reaches the browser as a link to its anchor (vmlib.facts)."""
+    w = Stepper(fork_then_writes(), ops_only=True)
+    frames = [f for f in w.sides[0]["frames"] if f["row"]]
+    assert frames, "the story cites no row"
+    for f in frames:
+        assert f["row_href"].startswith("kernel-facts.html#s")
+        assert all("§" not in e or "kernel-facts.html#" in eh for e, eh in zip(f["events"], f["events_html"]))

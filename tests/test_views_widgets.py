@@ -215,9 +215,11 @@ def test_memmap_cost_widget_break_even_follows_the_sliders():
     assert m.break_even == 128 and "does not hold" in m.text.value
     m.page_size.value = 8192
     assert m.break_even == 256
-    assert "break-even at 256 guests" in m.svg and m.plot.value == m.svg
-    for mark in ('class="image"', 'class="memmap"', 'class="point"'):
+    assert "break-even at 256 guests" in m.svg and m.svg in m.plot.value
+    for mark in ('id="memmap-image"', 'id="memmap-memmap"', 'id="memmap-point"'):
         assert m.svg.count(mark) == 1, f"the plot needs one {mark}: image, memmap and the chosen point"
+    assert "currentColor" in m.svg and "#ffffff" not in m.svg.lower(), "text in the theme's colour, no white"
+    assert m.figure.axes[0].get_xscale() == "log", "m.figure is the matplotlib Figure shown"
     svg = m.svg
     m.guests.value = 300
     assert m.svg != svg, "moving a slider redraws the plot"

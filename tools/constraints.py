@@ -1,117 +1,87 @@
-"""Write constraints.txt: the versions of this venv for everything a class installs.
+"""Write constraints.txt: the lock of everything a class installs, for every supported Python.
 
-    .venv/bin/python -m tools.constraints            # rewrite constraints.txt
-    .venv/bin/python -m tools.constraints --check    # exit 1 (saying what differs) if it is stale
+    .venv/bin/python -m tools.constraints             # re-resolve and rewrite constraints.txt (needs uv)
+    .venv/bin/python -m tools.constraints --python X  # print the pins that apply to Python X.Y[.Z]
 
-The class set is every distribution that `vmlib[course,grading,hub]` pulls in (the student set,
-nbgrader for an exchange, nbgitpuller for a hub), found by walking the installed packages'
-requirements (environment markers evaluated for this interpreter), pinned to the installed
-version: `pip freeze` filtered to the course. The venv needs those extras first:
-`.venv/bin/pip install -e '.[course,grading,hub]'`. Use the file with
-`pip install -c constraints.txt '.[course]'` (docs/deploy.md).
+The class set is `vmlib[course,grading,hub]`: the student set, nbgrader for an instructor or an
+exchange, nbgitpuller for a hub. `uv pip compile --universal` resolves it once for Python
+3.10 up (requires-python) and every platform, and forks where a version cannot serve them all:
+a line then carries a marker, e.g. `soupsieve==2.10 ; python_full_version < '3.11.5'`
+(Debian 12's Python 3.11.2 gets that one). So one file locks each supported Python.
+
+Why uv: it is the one resolver that writes a lock valid for several Python versions from
+one machine (pip-tools resolves for the interpreter it runs in, so it would need every Python
+installed and one file each). Why still a requirements-format file: plain pip reads it, so a
+student needs no tool beyond pip: `pip install -c constraints.txt '.[course]'` installs exactly
+the locked versions (pip evaluates the markers) and nothing else. `./setup.sh` does that.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
+import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
-
-from packaging.markers import default_environment
-from packaging.requirements import Requirement
-from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
-from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "constraints.txt"
-PROJECT = "vmlib"
 EXTRAS = ("course", "grading", "hub")
+PYTHONS = ("3.10", "3.11", "3.12", "3.13")          # supported and tested (pyproject classifiers)
+LOWEST = PYTHONS[0]
+HEAD = f"""# The class lock: vmlib[{','.join(EXTRAS)}] for Python {PYTHONS[0]}-{PYTHONS[-1]} on any platform, resolved by
+# `uv pip compile --universal` (lines with a marker apply to some Pythons only).
+# Use with plain pip: pip install -c constraints.txt '.[course]'   (./setup.sh does; docs/deploy.md)
+# Regenerate: .venv/bin/python -m tools.constraints   (needs uv: pip install uv)
+"""
 
 
-def _wanted(req: Requirement, extras: set[str]) -> bool:
-    """True when REQ applies here, for a distribution installed with EXTRAS."""
-    if req.marker is None:
-        return True
-    return any(req.marker.evaluate({**default_environment(), "extra": e}) for e in extras or {""})
+def compile_lock() -> str:
+    """The lock text uv resolves now for the class set (SystemExit saying why when it cannot)."""
+    uv = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
+    if uv is None:
+        raise SystemExit("tools.constraints: uv not found; install it (pip install uv) and run again")
+    cmd = [uv, "pip", "compile", "pyproject.toml", *(f"--extra={e}" for e in EXTRAS), "--universal",
+           f"--python-version={LOWEST}", "--no-header", "--no-annotate", "--quiet"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise SystemExit(f"tools.constraints: {' '.join(cmd[1:])} failed:\n{proc.stderr}")
+    return HEAD + proc.stdout
 
 
-def closure(project: str = PROJECT, extras: tuple[str, ...] = EXTRAS) -> dict[str, str]:
-    """Canonical name -> installed version of everything PROJECT[EXTRAS] needs, PROJECT excluded.
-
-    Raises LookupError naming a requirement that is not installed (set up the venv first).
-    """
-    pins: dict[str, str] = {}
-    explored: dict[str, set[str]] = {canonicalize_name(project): set(extras)}
-    todo = [(project, set(extras))]
-    while todo:
-        name, want = todo.pop()
-        for line in metadata.distribution(name).requires or []:
-            req = Requirement(line)
-            if not _wanted(req, want):
-                continue
-            key = canonicalize_name(req.name)
-            try:
-                pins[key] = metadata.version(req.name)
-            except metadata.PackageNotFoundError:
-                hint = f"pip install -e '.[{','.join(extras)}]'"
-                raise LookupError(f"{req.name} (needed by {name}) is not installed: {hint} first") from None
-            new = set(req.extras) - explored.get(key, set())
-            if key not in explored or new:
-                explored[key] = explored.get(key, set()) | new
-                todo.append((req.name, new))
-    pins.pop(canonicalize_name(project), None)
-    return pins
-
-
-def python_floor(pins: dict[str, str]) -> tuple[str, list[str]]:
-    """The oldest Python every pinned version allows, and the distributions that set it."""
-    specs = {name: SpecifierSet(metadata.metadata(name).get("Requires-Python") or "") for name in pins}
-    bounds = {Version(sp.version) for spec in specs.values() for sp in spec if sp.operator in (">=", ">")}
-    floor = min((v for v in bounds | {Version("3.10")} if all(s.contains(v) for s in specs.values())),
-                default=Version("3.10"))
-    return str(floor), sorted(n for n, spec in specs.items() if any(
-        sp.operator in (">=", ">") and Version(sp.version) == floor for sp in spec))
-
-
-def render(pins: dict[str, str]) -> str:
-    """The text of constraints.txt for PINS."""
-    head = (f"# The class set: what vmlib[{','.join(EXTRAS)}] installs, pinned to the versions tested with\n"
-            f"# Python {sys.version_info.major}.{sys.version_info.minor}. Regenerate: .venv/bin/python -m tools.constraints\n"
-            "# Use: pip install -c constraints.txt '.[course]'   (docs/deploy.md)\n")
-    floor, names = python_floor(pins)
-    if names:
-        head += f"# Needs Python >= {floor} (set by {', '.join(names)}); on an older Python install without -c\n"
-    return head + "".join(f"{name}=={version}\n" for name, version in sorted(pins.items()))
-
-
-def read_pins(path: Path = OUT) -> dict[str, str]:
-    """name -> version of an existing constraints file."""
+def pins_for(python: str, text: str | None = None) -> dict[str, str]:
+    """Canonical name -> locked version of every line that applies to PYTHON ("3.11.2") on Linux."""
+    from packaging.markers import Marker, default_environment
+    from packaging.utils import canonicalize_name
+    parts = (python.split(".") + ["0", "0"])[:3]
+    env = {**default_environment(), "python_version": ".".join(parts[:2]), "python_full_version": ".".join(parts),
+           "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"}
     pins = {}
-    for line in path.read_text().splitlines():
+    for line in (text if text is not None else OUT.read_text()).splitlines():
         line = line.split("#")[0].strip()
-        if line:
-            name, _, version = line.partition("==")
-            pins[canonicalize_name(name)] = version
+        if not line:
+            continue
+        req, _, marker = line.partition(";")
+        if marker.strip() and not Marker(marker.strip()).evaluate(env):
+            continue
+        name, _, version = req.strip().partition("==")
+        pins[canonicalize_name(re.sub(r"\[.*\]", "", name))] = version.strip()
     return pins
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.constraints", description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true", help="only say whether constraints.txt is current")
+    ap.add_argument("--python", help="print the pins that apply to this Python version, e.g. 3.11.2")
     args = ap.parse_args(argv)
-    pins = closure()
-    if not args.check:
-        OUT.write_text(render(pins))
-        print(f"wrote {OUT.name}: {len(pins)} pins")
+    if args.python:
+        for name, version in sorted(pins_for(args.python).items()):
+            print(f"{name}=={version}")
         return 0
-    old = read_pins() if OUT.exists() else {}
-    diff = sorted(f"{n}: {old.get(n, 'missing')} in {OUT.name}, {pins.get(n, 'not needed')} here"
-                  for n in set(old) | set(pins) if old.get(n) != pins.get(n))
-    for line in diff:
-        print(line)
-    return 1 if diff else 0
+    text = compile_lock()
+    OUT.write_text(text)
+    print(f"wrote {OUT.name}: {sum(1 for ln in text.splitlines() if '==' in ln)} lines")
+    return 0
 
 
 if __name__ == "__main__":

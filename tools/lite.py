@@ -157,6 +157,7 @@ def build(out: Path = OUT) -> Path:
     vmlib_wheel(wheels)
     for nb in sorted((ROOT / "course").glob("*.ipynb")):
         lesson_copy(nb, contents / nb.name)
+    shutil.copy(ROOT / "course" / "kernel-facts.html", contents)   # the sheet the lessons' § links open
     site_config(lite_dir)
     shutil.rmtree(out, ignore_errors=True)
     cmd = [bin_dir / "jupyter", "lite", "build", "--lite-dir", lite_dir, "--contents", contents,

@@ -478,6 +478,7 @@ def build(
             raise SlideError(f"{nb_path}: not a notebook file (expected an existing *.ipynb)")
     out_dir.mkdir(parents=True, exist_ok=True)
     install_vendor(out_dir)
+    shutil.copy(ROOT / "course" / "kernel-facts.html", out_dir)   # the sheet the decks' § links open
     exporter = make_exporter()
     decks = []
     for number, nb_path in enumerate(notebooks, start=1):

@@ -4,6 +4,8 @@ The public API (DESIGN.md §3): Kernel, Driver, drivers, the VM_* flags, the fau
 errors. The model imports only the standard library; views live in vmlib.views.
 """
 
+__version__ = "0.1.0"   # the one place the version is written (pyproject.toml reads it)
+
 from vmlib import drivers
 from vmlib.errors import (
     BadPageMap,

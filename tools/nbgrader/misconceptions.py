@@ -22,6 +22,7 @@ import html
 import io
 import json
 import re
+import shutil
 import textwrap
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -81,26 +82,20 @@ def _what(first: str) -> str:
 
 
 def rows_of_sheet(path: Path = FACTS) -> dict[str, str]:
-    """{'§1a row 4': 'VM_PFNMAP · linear rule false and ... → NULL ...'} from the fact sheet's tables."""
-    out, section = {}, ""
-    for line in path.read_text().splitlines():
-        head = re.match(r"#{2,3} (\d+[a-z]?)\. ", line)
-        if head:
-            section = head.group(1)
-            continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
-        if section and cells and cells[0].isdigit():
-            out[f"§{section} row {cells[0]}"] = " · ".join(c.replace("`", "") for c in cells[1:4] if c)
-    return out
+    """{'§1a row 4': 'VM_PFNMAP · linear rule false and ... · NULL ...'} from the fact sheet's tables
+    (vmlib.facts reads the sheet)."""
+    from vmlib.facts import parse
+    return {f"§{sec} row {n}": " · ".join(c for c in cells[1:4] if c)
+            for sec, rows in parse(path.read_text()).items() for n, cells in rows.items()}
 
 
 def row_link(row: str) -> str:
-    """The link of a row into the rendered fact sheet ('§1a row 4' -> kernel-facts.html#s1a-row-4)."""
-    m = re.match(r"§(\d+[a-z]?)(?: row (\d+))?", row)
-    if not m:
+    """The link of a row into the rendered fact sheet beside the report ('§1a row 4' -> kernel-facts.html#s1a-row-4)."""
+    from vmlib.facts import url
+    try:
+        return url(row)
+    except ValueError:
         return FACTS_URL
-    anchor = f"s{m.group(1)}" + (f"-row-{m.group(2)}" if m.group(2) else "")
-    return f"{FACTS_URL}#{anchor}"
 
 
 def count(records: dict[str, list[dict]]) -> list[dict]:
@@ -168,6 +163,8 @@ def report(course: Path, assignment: str, out: Path) -> tuple[Path, Path, list[d
     counted = count(records)
     sheet = rows_of_sheet()
     out.mkdir(parents=True, exist_ok=True)
+    from vmlib.facts import PACKAGED
+    shutil.copyfile(PACKAGED, out / FACTS_URL)       # the rows link into the sheet beside the report
     path_csv, path_html = out / "misconceptions.csv", out / "misconceptions.html"
     with path_csv.open("w", newline="") as f:
         w = csv.writer(f)

@@ -54,9 +54,20 @@ __all__ = [
 ]
 
 
+COURSE_EXTRA = ("ipywidgets", "IPython", "graphviz", "matplotlib", "anywidget")   # what `course` installs
+
+
 def __getattr__(name: str):
     if name in _LAZY:
-        value = getattr(importlib.import_module(f"vmlib.views.{_LAZY[name]}"), name)
+        try:
+            module = importlib.import_module(f"vmlib.views.{_LAZY[name]}")
+        except ModuleNotFoundError as e:
+            if (e.name or "").split(".")[0] not in COURSE_EXTRA:
+                raise
+            raise ModuleNotFoundError(
+                f"vmlib.views.{name} needs {e.name}, which comes with the course extra: "
+                f"pip install 'vmlib[course]' (or ./setup.sh lab in a checkout)", name=e.name) from e
+        value = getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'vmlib.views' has no attribute {name!r}")

@@ -52,9 +52,10 @@ class Graph:
         """HTML showing the graph, or a short note saying what to install when nothing can draw it."""
         from vmlib.views.render import NoRenderer, no_renderer_html
         try:
+            from vmlib.facts import link_svg  # a row a legend cites links into the fact sheet
             return (f'<div class="vmlib-graph-static" style="color:var(--jp-content-font-color1,#111);'
                     f'{SCROLL}">'
-                    f"{self.inline_svg()}</div>")
+                    f"{link_svg(self.inline_svg())}</div>")
         except NoRenderer as e:
             from vmlib.views.browserdot import browser_graph_html  # JupyterLite: Graphviz in the page
             return browser_graph_html(self.source) or no_renderer_html(e)

@@ -1,13 +1,23 @@
-"""MemmapCost: what struct pages for a shared image cost the guests, as a log-log SVG plot.
+"""Plots of the course, drawn with matplotlib: MemmapCost and the fault costs students measure.
 
-The plot is plain SVG text built here (no plotting library), so the student install stays small
-and the same code runs in a browser kernel (Pyodide).
+Each plot is a matplotlib Figure (`.figure`, for savefig and slides) shown as inline SVG whose
+text and axes take the page's text colour (`currentColor`): the background is transparent and
+the data colours (Okabe-Ito blue, vermillion, bluish green) read on white and on JupyterLab's
+dark theme alike, so one picture serves light, dark, slides and JupyterLite (Pyodide ships
+matplotlib). matplotlib is imported here only, never by `import vmlib` or `import vmlib.views`;
+no pyplot, so no global figure state and no backend to choose. The offline JupyterLite site has
+no matplotlib (no registry this project vendors from carries Pyodide's build): there MemmapCost
+falls back to vmlib.views.plainsvg's hand-drawn SVG and the fault costs to their table.
+
+Zoom: none. ipympl's interactive figures need a JupyterLab extension and a Pyodide build of the
+widget, which the offline JupyterLite site does not have; the sliders change what is drawn instead.
 """
 
 from __future__ import annotations
 
 import html
-import math
+import io
+import re
 
 import ipywidgets as W
 
@@ -15,103 +25,103 @@ from vmlib.memmap import memmap_break_even, memmap_cost
 
 MiB = 1 << 20
 SIZES_MIB = [1 << k for k in range(17)]            # the image sizes the plot spans: 1 MiB .. 64 GiB
-WIDTH, HEIGHT = 560, 320
-LEFT, RIGHT, TOP, BOTTOM = 56, 24, 30, 44          # margins around the plot area
-GREY, BLUE, ORANGE = "#808080", "#0072B2", "#D55E00"
+BLUE, ORANGE, GREEN, GREY = "#0072B2", "#D55E00", "#009E73", "#808080"
+INK = "#010203"                                    # a colour no data uses: becomes currentColor
+# JupyterLab's text colour (light and dark); where the variable is undefined (slides, exports) the
+# declaration is dropped and the colour is inherited from the page
+INK_STYLE = "color: var(--jp-content-font-color1)"
 
 
-def _decades(lo: float, hi: float) -> tuple[int, int]:
-    """The powers of ten just below LO and just above HI (the axis range of a log axis)."""
-    return math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+def themed_svg(fig) -> str:
+    """The figure as SVG text: transparent background, text and axes in currentColor, width 100%."""
+    import matplotlib
+    buf = io.StringIO()
+    with matplotlib.rc_context(getattr(fig, "_vmlib_rc", {})):       # svg.fonttype is read when saving
+        fig.savefig(buf, format="svg", transparent=True, metadata={"Date": None})
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]                                   # no XML prolog or doctype inline
+    svg = svg.replace(INK, "currentColor")
+    return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1 width="100%"', svg, count=1)
 
 
-def _axis_label(exp: int) -> str:
-    """Tick label for 10**EXP MiB: 1, 10, 100, 1000, then 10⁴, 10⁵, ... (and 10⁻¹, ... below 1)."""
-    if 0 <= exp <= 3:
-        return str(10 ** exp)
-    return "10" + str(exp).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+def new_figure(width: float = 7.0, height: float = 4.0):
+    """A matplotlib Figure (no pyplot) whose text, ticks and frame are drawn in INK."""
+    import matplotlib
+    from matplotlib.figure import Figure
+    rc = {"svg.fonttype": "none", "text.color": INK, "axes.labelcolor": INK, "axes.edgecolor": INK,
+          "xtick.color": INK, "ytick.color": INK, "axes.titlesize": "medium", "font.size": 11,
+          "legend.frameon": False, "font.family": "sans-serif", "svg.hashsalt": "vmlib"}
+    with matplotlib.rc_context(rc):
+        fig = Figure(figsize=(width, height), layout="constrained")
+        fig.add_subplot()
+    fig._vmlib_rc = rc
+    return fig
 
 
-def _scale(lo_exp: int, hi_exp: int, start: float, length: float, flip: bool):
-    """A function mapping a positive value onto [START, START+LENGTH] of a log axis."""
-    def at(value: float) -> float:
-        frac = (math.log10(value) - lo_exp) / (hi_exp - lo_exp)
-        return start + length * ((1 - frac) if flip else frac)
-    return at
+def draw(fig, paint) -> None:
+    """Run PAINT(ax) on the figure's axes with the figure's rc settings (INK text)."""
+    import matplotlib
+    with matplotlib.rc_context(fig._vmlib_rc):
+        paint(fig.axes[0])
+        fig.canvas.draw_idle()
+
+
+class ThemedFigure:
+    """A Figure that Jupyter shows as theme-coloured SVG; `.figure` is the matplotlib Figure."""
+
+    def __init__(self, figure, css_class: str = "vmlib-plot"):
+        self.figure, self.css_class = figure, css_class
+
+    @property
+    def svg(self) -> str:
+        return themed_svg(self.figure)
+
+    def _repr_html_(self) -> str:
+        return f'<div class="{self.css_class}" style="max-width:720px;{INK_STYLE}">{self.svg}</div>'
+
+
+# ---------------------------------------------------------------- the memmap cost
+
+def memmap_figure(guests: int = 100, image_mib: int = 1024, page_size: int = 4096,
+                  sizeof_struct_page: int = 64):
+    """A log-log Figure: the guests' memmap and the image itself over image sizes 1 MiB..64 GiB.
+
+    The lines have the gids memmap-image and memmap-memmap, the chosen size memmap-point, and the
+    title (gid memmap-title) names the break-even number of guests.
+    """
+    cost = [memmap_cost(guests, s * MiB, sizeof_struct_page, page_size) / MiB for s in SIZES_MIB]
+    here = memmap_cost(guests, image_mib * MiB, sizeof_struct_page, page_size) / MiB
+    n = memmap_break_even(sizeof_struct_page, page_size)
+    fig = new_figure(6.4, 3.6)
+
+    def paint(ax):
+        ax.loglog(SIZES_MIB, SIZES_MIB, color=BLUE, lw=2, label="image itself", gid="memmap-image")
+        ax.loglog(SIZES_MIB, cost, color=ORANGE, lw=2, ls=(0, (6, 4)),
+                  label=f"memmap of {guests} guest{'s' * (guests != 1)}", gid="memmap-memmap")
+        ax.plot([image_mib], [here], "o", color=ORANGE, ms=7, gid="memmap-point")
+        ax.set_xlabel("image size (MiB)")
+        ax.set_ylabel("MiB")
+        ax.set_title(f"struct page {sizeof_struct_page} B, page {page_size} B: break-even at {n} guests",
+                     gid="memmap-title")
+        ax.legend(loc="upper left")
+    draw(fig, paint)
+    return fig
+
+
+def have_matplotlib() -> bool:
+    """True where matplotlib can be imported (not in the offline JupyterLite site)."""
+    import importlib.util
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def memmap_svg(guests: int = 100, image_mib: int = 1024, page_size: int = 4096,
                sizeof_struct_page: int = 64) -> str:
-    """SVG text of a log-log plot: the guests' memmap and the image itself over image sizes 1 MiB..64 GiB.
-
-    The lines carry the classes `image` and `memmap`, the chosen size the class `point`; the
-    title (in a <text class="title">) names the break-even number of guests.
-    """
-    cost = [memmap_cost(guests, s * MiB, sizeof_struct_page, page_size) / MiB for s in SIZES_MIB]
-    here = memmap_cost(guests, image_mib * MiB, sizeof_struct_page, page_size) / MiB
-    x_lo, x_hi = _decades(SIZES_MIB[0], SIZES_MIB[-1])
-    y_lo, y_hi = _decades(min(cost + SIZES_MIB), max(cost + SIZES_MIB))
-    px = _scale(x_lo, x_hi, LEFT, WIDTH - LEFT - RIGHT, flip=False)
-    py = _scale(y_lo, y_hi, TOP, HEIGHT - TOP - BOTTOM, flip=True)
-    n = memmap_break_even(sizeof_struct_page, page_size)
-    title = f"struct page {sizeof_struct_page} B, page {page_size} B: break-even at {n} guests"
-    parts = _frame(html.escape(title))
-    parts += _ticks(px, py, x_lo, x_hi, y_lo, y_hi)
-    parts.append(_polyline("image", SIZES_MIB, SIZES_MIB, px, py, BLUE, ""))
-    parts.append(_polyline("memmap", SIZES_MIB, cost, px, py, ORANGE, ' stroke-dasharray="6 4"'))
-    parts.append(f'<circle class="point" cx="{px(image_mib):.1f}" cy="{py(here):.1f}" r="4" fill="{ORANGE}"/>')
-    parts += _legend(guests)
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
-def _frame(title: str) -> list[str]:
-    """The opening <svg> tag, the plot's frame, the title and both axis names."""
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    mid_x, mid_y = LEFT + plot_w / 2, TOP + plot_h / 2
-    # drawn at 1.25x (11 px text shows as ~14 px), in the page's text colour where JupyterLab
-    # defines one (light and dark themes), else a dark grey that reads on white slides
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {WIDTH} {HEIGHT}" '
-           f'style="max-width:{WIDTH * 5 // 4}px; fill: var(--jp-content-font-color1, #333)" '
-           f'font-family="sans-serif" font-size="11">')
-    frame = (f'<rect class="frame" x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" '
-             f'fill="none" stroke="{GREY}"/>')
-    return [svg, frame,
-            f'<text class="title" x="{WIDTH / 2}" y="18" text-anchor="middle">{title}</text>',
-            f'<text x="{mid_x}" y="{HEIGHT - 8}" text-anchor="middle">image size (MiB)</text>',
-            f'<text x="14" y="{mid_y}" text-anchor="middle" transform="rotate(-90 14 {mid_y})">MiB</text>']
-
-
-def _polyline(cls: str, xs, ys, px, py, color: str, extra: str) -> str:
-    points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys))
-    return f'<polyline class="{cls}" points="{points}" fill="none" stroke="{color}" stroke-width="2"{extra}/>'
-
-
-def _ticks(px, py, x_lo: int, x_hi: int, y_lo: int, y_hi: int) -> list[str]:
-    """Tick marks and labels at each power of ten on both axes (at most about six on the y axis)."""
-    out = []
-    bottom = HEIGHT - BOTTOM
-    for e in range(x_lo, x_hi + 1):
-        x = f"{px(10.0 ** e):.1f}"
-        out.append(f'<line x1="{x}" y1="{bottom}" x2="{x}" y2="{bottom + 4}" stroke="{GREY}"/>')
-        out.append(f'<text x="{x}" y="{bottom + 16}" text-anchor="middle">{_axis_label(e)}</text>')
-    for e in range(y_lo, y_hi + 1, max(1, (y_hi - y_lo + 5) // 6)):
-        y = py(10.0 ** e)
-        out.append(f'<line x1="{LEFT - 4}" y1="{y:.1f}" x2="{LEFT}" y2="{y:.1f}" stroke="{GREY}"/>')
-        out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_axis_label(e)}</text>')
-    return out
-
-
-def _legend(guests: int) -> list[str]:
-    """The legend in the upper left corner: a solid blue line for the image, a dashed one for the memmap."""
-    x, y = LEFT + 10, TOP + 14
-    memmap = f"memmap of {guests} guest{'s' * (guests != 1)}"
-    out = []
-    for dy, color, dash, label in ((0, BLUE, "", "image itself"), (16, ORANGE, ' stroke-dasharray="6 4"', memmap)):
-        out.append(f'<line x1="{x}" y1="{y + dy}" x2="{x + 24}" y2="{y + dy}" stroke="{color}" '
-                   f'stroke-width="2"{dash}/>')
-        out.append(f'<text x="{x + 30}" y="{y + dy + 4}">{label}</text>')
-    return out
+    """SVG text of memmap_figure (theme-coloured, transparent); without matplotlib, the same plot
+    drawn by vmlib.views.plainsvg."""
+    if not have_matplotlib():
+        from vmlib.views.plainsvg import plain_memmap_svg
+        return plain_memmap_svg(guests, image_mib, page_size, sizeof_struct_page)
+    return themed_svg(memmap_figure(guests, image_mib, page_size, sizeof_struct_page))
 
 
 def summary(guests: int, image_mib: int, page_size: int, sizeof_struct_page: int) -> str:
@@ -129,7 +139,7 @@ def summary(guests: int, image_mib: int, page_size: int, sizeof_struct_page: int
 class MemmapCost(W.VBox):
     """Sliders for guests, image size, page size and sizeof(struct page); a plot and the break-even.
 
-    `.svg` is the SVG text of the plot now shown (in the `.plot` HTML widget).
+    `.figure` is the matplotlib Figure now shown, `.svg` its SVG text (in the `.plot` HTML widget).
     """
 
     def __init__(self, guests: int = 100, image_mib: int = 1024, page_size: int = 4096, sizeof_struct_page: int = 64):
@@ -155,12 +165,14 @@ class MemmapCost(W.VBox):
     def update(self) -> None:
         args = (self.guests.value, self.image.value, self.page_size.value, self.struct_page.value)
         self.text.value = f'<div class="vmlib-memmap">{summary(*args)}</div>'
-        self.svg = memmap_svg(*args)
-        self.plot.value = self.svg
+        self.figure = memmap_figure(*args) if have_matplotlib() else None
+        self.svg = themed_svg(self.figure) if self.figure is not None else memmap_svg(*args)
+        self.plot.value = f'<div style="max-width:720px;{INK_STYLE}">{self.svg}</div>'
 
     def static_html(self) -> str:
         """The summary and the plot as plain HTML (slides and exports without a kernel)."""
-        return f'{self.text.value}<div class="vmlib-memmap-plot" style="max-width:100%">{self.svg}</div>'
+        return (f'{self.text.value}<div class="vmlib-memmap-plot" style="max-width:720px;{INK_STYLE}">'
+                f'{self.svg}</div>')
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         """The widget for JupyterLab, with static HTML for exports and slides."""
@@ -168,3 +180,62 @@ class MemmapCost(W.VBox):
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         data["text/html"] = self.static_html()
         return bundle
+
+
+# ---------------------------------------------------------------- measured fault costs
+
+def fault_cost_plot(rows: list[dict]):
+    """Bars of microseconds per fault for each kind: the simulator with tracing off and on, and the
+    live kernel where it was measured (a ThemedFigure). ROWS as vmlib.measure.fault_costs returns
+    them. Without matplotlib (the offline JupyterLite site) a note saying so, the table is the data."""
+    if not rows or not all({"kind", "sim_off", "sim_on", "live"} <= set(r) for r in rows):
+        raise ValueError("fault_cost_plot: give the rows of vmlib.measure.fault_costs() "
+                         "(dicts with kind, sim_off, sim_on, live)")
+    if not have_matplotlib():
+        return FaultCostTable(rows)
+    fig = new_figure(6.4, 3.4)
+    kinds = [r["kind"] for r in rows]
+    series = [("simulator", "sim_off", BLUE, ""), ("simulator, traced", "sim_on", ORANGE, "//"),
+              ("live kernel", "live", GREEN, "..")]
+
+    def paint(ax):
+        width = 0.26
+        for i, (label, key, colour, hatch) in enumerate(series):
+            xs = [j + (i - 1) * width for j, r in enumerate(rows) if r[key] is not None]
+            ys = [r[key] for r in rows if r[key] is not None]
+            if ys:
+                ax.bar(xs, ys, width, color=colour, hatch=hatch, edgecolor=INK, linewidth=0.5,
+                       label=label, gid=f"faults-{key}")
+        ax.set_yscale("log")
+        top = max(r[k] for r in rows for k in ("sim_off", "sim_on", "live") if r[k] is not None)
+        ax.set_ylim(top=top * 6)                    # room for the legend above the bars
+        ax.set_xticks(range(len(kinds)), [k.replace("_", " ") for k in kinds])
+        ax.set_ylabel("µs per fault (CPU time)")
+        ax.set_title("What one page fault costs", gid="faults-title")
+        ax.legend(loc="upper left", ncols=3, fontsize="small")
+    draw(fig, paint)
+    return ThemedFigure(fig, "vmlib-plot vmlib-fault-costs")
+
+
+def fault_cost_table(rows: list[dict]) -> str:
+    """The rows as an HTML table (what the plot shows, with the reason a live figure is missing)."""
+    def us(v):
+        return f"{v:.2f}" if v is not None else "–"
+    body = "".join(f"<tr><td>{html.escape(r['kind'])}</td><td>{us(r['sim_off'])}</td><td>{us(r['sim_on'])}</td>"
+                   f"<td>{us(r['live'])}</td><td>{html.escape(r.get('why') or '')}</td></tr>" for r in rows)
+    return ("<table><tr><th>kind</th><th>simulator µs</th><th>traced µs</th><th>live kernel µs</th>"
+            f"<th>note</th></tr>{body}</table>")
+
+
+class FaultCostTable:
+    """What fault_cost_plot shows where matplotlib is missing: a note; `.figure` is None."""
+
+    figure = None
+
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+
+    def _repr_html_(self) -> str:
+        return ('<div class="vmlib-plot vmlib-fault-costs"><i>No plot: matplotlib is not installed in '
+                "this Python (the offline JupyterLite site cannot carry it); the table below has the "
+                "figures.</i></div>")

@@ -16,6 +16,7 @@ import random
 
 import ipywidgets as W
 
+from vmlib.facts import link_html
 from vmlib.practice import MAX_SEED, RAM_PAGES, check_seed, check_topic, describe, generate
 from vmlib.views.quiz import feedback_html
 
@@ -98,7 +99,7 @@ class Practice(W.VBox):
     @staticmethod
     def _verdict(qid: str, given: str, ok: bool, answer) -> str:
         head = f"{qid}: right: {answer.value}" if ok else f"{qid}: not quite (you said {given}): {answer.value}"
-        rows = "".join(f"<li><code>[{_esc(row)}]</code> {_esc(why)}</li>" for row, why in answer.rows)
+        rows = "".join(f"<li><code>{link_html(f'[{_esc(row)}]')}</code> {_esc(why)}</li>" for row, why in answer.rows)
         return feedback_html(head, ok) + (f"<ul>{rows}</ul>" if rows else "")
 
     def _repr_mimebundle_(self, **kwargs):

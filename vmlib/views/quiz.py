@@ -18,13 +18,15 @@ from __future__ import annotations
 import html
 import re
 
+from vmlib.facts import link_html
+
 CORRECT = "Correct."
 WRONG = "Not quite."
 
 
 def _inline(text: str) -> str:
-    """HTML for a short text: escaped, with `backticks` shown as code."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+    """HTML for a short text: escaped, with `backticks` shown as code and § references as links."""
+    return link_html(re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text)))
 
 
 def _need_text(name: str, value) -> str:

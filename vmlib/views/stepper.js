@@ -123,9 +123,11 @@ function render({ model, el }) {
         p.graph.dataset.frame = String(j);
         const row = f.row ? ` [${f.row}]` : "";
         p.event.replaceChildren(h("b", { text: `step ${j + 1}/${side.frames.length}: ${f.headline}` }));
-        if (row) p.event.append(h("span", { class: "vmlib-row", text: row }));
+        if (row) p.event.append(f.row_href ? h("a", { class: "vmlib-row vmlib-fact", href: f.row_href,
+          target: "_blank", text: row }) : h("span", { class: "vmlib-row", text: row }));
         p.summary.textContent = `kernel events of this step (${f.events.length})`;
-        p.log.textContent = f.events.join("\n");
+        if (f.events_html) p.log.innerHTML = f.events_html.join("\n");   // escaped in Python, rows linked
+        else p.log.textContent = f.events.join("\n");
       }
       const notes = [];
       if (j < i) notes.push(`this side has only ${side.frames.length} operations`);

@@ -31,11 +31,21 @@ CSS = HERE / "stepper.css"
 
 def _side(title: str, steps, error: str = "", lead_in: bool = False) -> dict:
     """One side of a stepper: every frame of `steps` with its presentation picture ("big")."""
-    frames = [{"big": big["svg"], **{k: f[k] for k in ("svg", "headline", "row", "events")}}
-              for f, big in zip(steps.frames(lead_in=lead_in), steps.frames(True, lead_in=lead_in))]
+    frames = [_frame(f, big["svg"]) for f, big in zip(steps.frames(lead_in=lead_in), steps.frames(True, lead_in=lead_in))]
     if error and frames:
         frames[-1]["note"] = f"the scenario stopped here: {error}"
     return {"title": title, "frames": frames}
+
+
+def _frame(f: dict, big: str) -> dict:
+    """What the browser needs of one frame: the pictures and texts, with every kernel-facts row a link
+    into the sheet (row_href, events_html: HTML we escaped ourselves)."""
+    import html
+
+    from vmlib.facts import link_html, link_svg, url
+    return {"svg": link_svg(f["svg"]), "big": link_svg(big), "headline": f["headline"], "row": f["row"],
+            "row_href": url(f["row"]) if f["row"] else "", "events": f["events"],
+            "events_html": [link_html(html.escape(e, quote=False)) for e in f["events"]]}
 
 
 class Stepper(anywidget.AnyWidget):

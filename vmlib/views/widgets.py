@@ -16,6 +16,7 @@ import re
 import ipywidgets as W
 
 from vmlib.errors import VmError
+from vmlib.facts import link_html, link_svg
 from vmlib.trace import Snapshot
 from vmlib.views.dot import Diff, proc_label, theme_ink
 from vmlib.views.graphs import SCROLL, graph_for
@@ -263,9 +264,9 @@ class Steps:
             lo = max(0, self._at - 3)
             lines = []
             for e in self.trace.events[lo:self._at + 4]:
-                text = _esc(event_words(e) or str(e))
+                text = link_html(_esc(event_words(e) or str(e)))
                 lines.append(f"<b>{text}</b>" if e.seq == self._at else text)
-        row = f' <span class="vmlib-row">[{_esc(m.row)}]</span>' if m.row else ""
+        row = f' <span class="vmlib-row">{link_html(_esc(f"[{m.row}]"))}</span>' if m.row else ""
         return (f'<div class="vmlib-event" data-step="{self.step}"><b>step {self.step + 1}/{len(self)}</b>: '
                 f'{_esc(self.headline())}{row}'
                 f'<details><summary>kernel events ({len(lines)})</summary>'
@@ -329,9 +330,11 @@ class StepOutput:
         self.caption, self.graph, self.headline, self.row = caption, graph, headline, row
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        row = f" [{_esc(self.row)}]" if self.row else ""
-        head = f'<p class="vmlib-step-headline">{_esc(self.headline)}{row}</p>' if self.headline else ""
-        return {"text/html": f'<div class="vmlib-step-picture">{self.graph.html()}{head}</div>',
+        row = " " + link_html(_esc(f"[{self.row}]")) if self.row else ""
+        if self.row and f"[{self.row}]" in self.headline:         # an event's own words already cite it
+            row = ""
+        head = f'<p class="vmlib-step-headline">{link_html(_esc(self.headline))}{row}</p>' if self.headline else ""
+        return {"text/html": f'<div class="vmlib-step-picture">{link_svg(self.graph.html())}{head}</div>',
                 "text/plain": self.caption}
 
 
