@@ -461,7 +461,11 @@ def test_attacks_earn_nothing_and_honest_students_keep_full_marks(tmp_path):
         scores = _scores(tmp_path / "course", attacks.NAME, plant.student)
         got = {cell: auto for cell, (auto, _) in scores.items()}
         want = {cell: 0.0 if cell in plant.loses else full for cell, (_, full) in scores.items()}
-        assert got == want, f"{plant.student} ({plant.why})"
+        if plant.student.startswith(("a_", "z_")):       # honest students: exactly full marks
+            assert got == want, f"{plant.student} ({plant.why})"
+        else:   # an attacker earns nothing it attacks, and may lose more: a stalled check uses up its time budget
+            assert all(got[c] <= want[c] for c in want) and all(got[c] == 0 for c in plant.loses), \
+                f"{plant.student} ({plant.why}): {got}"
 
 
 PEAK_MEMORY = 512 << 20     # bytes: the largest process of a class run under a flood (measured: see below)

@@ -364,6 +364,9 @@ def click_stepper(page, stepper) -> None:
     if toggle.count():
         toggle.uncheck()                       # predict mode is tested in test_views_stepper_browser
     graph = stepper.locator(".vmlib-graph").first
+    if stepper.locator(".vmlib-slider").get_attribute("max") == "1":    # a story of one operation: one picture
+        assert graph.locator("svg").count() == 1
+        return
     before = graph.get_attribute("data-step")
     stepper.locator("button[title='forward']").click()
     page.wait_for_function("([g, s]) => g.dataset.step !== s && g.querySelector('svg')",

@@ -141,8 +141,9 @@ def grade_task(task: dict, cell_timeout: float | None, unsafe: bool, budget: flo
         shutil.rmtree(course / folder, ignore_errors=True)
     for student, files in task["students"].items():
         unpack(files, course / "submitted" / student / name)
-    ok, log, seconds = batch.grade_batch(config, name, students)
-    results = {s: _result(course, name, s) for s in students}
+    ok, log, seconds, status = batch.grade_batch(config, name, students)
+    results = {s: {"failed": status[s]} if status.get(s, "graded").startswith("not graded")
+               else _result(course, name, s) for s in students}
     return {"assignment": name, "ok": ok, "log": log, "seconds": seconds, "results": results}
 
 

@@ -1,5 +1,6 @@
 // The vmlib stepper in the browser (anywidget front end, also run by the static HTML fallback).
-// Model keys: sides [{title, frames: [{svg, big, headline, row, events, note}]}] (big: the presentation
+// Model keys: sides [{title, ops, frames: [{svg, big, headline, row, events, note}]}] (ops: operations in
+// the trace; big: the presentation
 // picture, drawn at the column's width with large text), questions
 // [{step, prompt, choices: [{label, right, why}], explain, row}], step, predict, answers {step: i}.
 // Every frame is in the model from the start: a click repaints from it, with no kernel round trip.
@@ -56,7 +57,7 @@ function render({ model, el }) {
       title: h("div", { class: "vmlib-title" }, side.title ? h("b", { text: side.title }) : null),
       event: h("div", { class: "vmlib-event", "data-step": "0" }),
       note: h("div", { class: "vmlib-note" }),
-      graph: h("div", { class: "vmlib-graph", "data-step": "0" }),
+      graph: h("div", { class: "vmlib-graph", "data-step": "0", "data-ops": String(side.ops ?? "") }),
       log: h("pre", { class: "vmlib-log" }),
       summary: h("summary", {}),
     };

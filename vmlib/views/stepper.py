@@ -34,7 +34,7 @@ def _side(title: str, steps, error: str = "", lead_in: bool = False) -> dict:
     frames = [_frame(f, big["svg"]) for f, big in zip(steps.frames(lead_in=lead_in), steps.frames(True, lead_in=lead_in))]
     if error and frames:
         frames[-1]["note"] = f"the scenario stopped here: {error}"
-    return {"title": title, "frames": frames}
+    return {"title": title, "frames": frames, "ops": len(steps.trace.ops())}
 
 
 def _frame(f: dict, big: str) -> dict:
