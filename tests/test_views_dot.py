@@ -226,7 +226,7 @@ def test_every_kind_of_graph_renders_to_svg(forked):
         assert "<svg" in svg and "</svg>" in svg
         assert "legend" in svg
         bundle = g._repr_mimebundle_()
-        from vmlib.facts import link_svg              # rows a legend cites are links into the fact sheet
+        from vmlib.facts import link_svg  # rows a legend cites are links into the fact sheet
         assert link_svg(g.inline_svg()) in bundle["text/html"] and "vmlib" in bundle["text/plain"]
         assert g.inline_svg().lstrip().startswith("<svg") and "max-width:none" in g.inline_svg(), \
             "drawn at its natural size: text is not shrunk in a narrow column"
