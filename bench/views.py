@@ -5,7 +5,7 @@ Also click -> repaint in the browser (issue 19): lesson 04's stepper as the brow
 (vmlib.views.stepper, the module the anywidget runs, here on its self-contained HTML) in
 headless Chromium; performance.now() from just before a click on "forward" until the frame that
 shows the new SVG has been painted (a task queued from the next requestAnimationFrame runs after
-that paint), over 50 steps.
+that paint), over 50 clicks (forward to the end, back to the start, and again).
 
 Run: .venv/bin/python bench/views.py
 Targets (issue 10): step median <= 16 ms and worst <= 50 ms; 1,000 scattered pages <= 100 ms.
@@ -72,16 +72,20 @@ def scattered_ms(pages: int = 1000) -> tuple[float, int, int]:
 
 
 ROOT = Path(__file__).resolve().parents[1]
-CLICK_TO_PAINT = """async (n) => {
-    const root = document.querySelector('.vmlib-stepper'), fwd = root.querySelector("button[title='forward']");
-    const graph = root.querySelector('.vmlib-graph'), out = [];
+CLICK_TO_PAINT = """async ([n, count]) => {
+    const root = document.querySelector('.vmlib-stepper'), out = [];
+    const fwd = root.querySelector("button[title='forward']"), back = root.querySelector("button[title='back']");
+    const graph = root.querySelector('.vmlib-graph'), last = count - 1;
+    let at = 0, dir = 1;                   // forward to the last step, back to the first, and again
     const painted = () => new Promise(ok => requestAnimationFrame(() => setTimeout(ok, 0)));
     const wait = ms => new Promise(ok => setTimeout(ok, ms));
     await painted();
     for (let i = 0; i < n; i++) {
         await wait((i * 7) % 17);          // a person's clicks fall anywhere in a frame, not just after a paint
         const before = graph.dataset.frame, t0 = performance.now();
-        fwd.click();
+        if (at + dir < 0 || at + dir > last) dir = -dir;
+        at += dir;
+        (dir > 0 ? fwd : back).click();
         const t1 = performance.now();
         await painted();
         if (graph.dataset.frame === before || !graph.querySelector('svg')) throw new Error('no new picture');
@@ -106,14 +110,16 @@ def lesson_trace(name: str = "04_fork_and_cow.ipynb"):
 
 
 def click_repaint_ms(steps: int = 50) -> list[tuple[float, float]]:
-    """(ms from a click on forward to the painted new picture, ms the click handler ran) for
-    `steps` clicks in Chromium, each click at another point of the display frame."""
+    """(ms from a click on forward or back to the painted new picture, ms the click handler ran) for
+    `steps` clicks in Chromium, each click at another point of the display frame. The stepper has
+    fewer steps than that (one per operation), so the clicks walk it forward to its end, back to its
+    start, and on: every click shows another picture."""
     from playwright.sync_api import sync_playwright
 
     from vmlib.views.stepper import Stepper
     w = Stepper(lesson_trace())
-    if len(w) <= steps:
-        raise SystemExit(f"lesson 04's stepper has {len(w)} steps, fewer than {steps + 1}")
+    if len(w) < 2:
+        raise SystemExit(f"lesson 04's stepper has {len(w)} step: nothing to click through")
     chromium = next((shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)), None)
     if chromium is None:
         raise SystemExit("click -> repaint needs Chromium (apt-get install chromium)")
@@ -128,7 +134,7 @@ def click_repaint_ms(steps: int = 50) -> list[tuple[float, float]]:
             page = ctx.new_page()
             page.goto(page_path.as_uri())
             page.wait_for_selector(".vmlib-graph svg")
-            return [tuple(x) for x in page.evaluate(CLICK_TO_PAINT, steps)]
+            return [tuple(x) for x in page.evaluate(CLICK_TO_PAINT, [steps, len(w)])]
         finally:
             ctx.close()
 
