@@ -396,9 +396,23 @@ def vmf_insert(k, vma, addr: int, pfn: int, mixed: bool) -> int:
 # -- remap_pfn_range -----------------------------------------------------------------------
 
 def remap_pfn_range_check(k, vma, addr: int, end: int) -> int:
-    """0, or -EINVAL when a COW vma is not remapped exactly whole (§4)."""
-    if k.ops.is_cow_mapping(vma.vm_flags) and (addr != vma.vm_start or end != vma.vm_end):
+    """0, or -EINVAL when a COW vma is not remapped exactly whole (§4 rows 1-2).
+
+    Follows the is_cow_mapping test at the top of mm/memory.c:remap_pfn_range @ v2.6.26 (v2.6.25,
+    v2.6.27 the same; remap_pfn_range_internal @ v6.12). Its decision, with its row, is for a caller
+    that asks it alone (the graders' reference); remap_pfn_range asks it quietly and says the
+    outcome in its own words."""
+    looked = seen(vma, flags=VM_SHARED | VM_MAYWRITE, bounds=True)
+    if not k.ops.is_cow_mapping(vma.vm_flags):
+        k.decide("remap_pfn_range", "not a COW mapping: any part of the vma may be remapped, vm_pgoff "
+                 "is left alone → 0", "§4 row 2", looked)
+        return 0
+    if addr != vma.vm_start or end != vma.vm_end:
+        k.decide("remap_pfn_range", f"COW mapping, [{addr:#x}, {end:#x}) is not the whole vma "
+                 f"[{vma.vm_start:#x}, {vma.vm_end:#x}) → -EINVAL", "§4 row 1", looked)
         return -errno.EINVAL
+    k.decide("remap_pfn_range", "COW mapping remapped whole → 0 (vm_pgoff becomes the first pfn)",
+             "§4 row 1", looked)
     return 0
 
 
@@ -415,7 +429,9 @@ def remap_pfn_range(k, vma, addr: int, pfn: int, size: int, prot: int) -> int:
                          f"[{vma.vm_start:#x}, {vma.vm_end:#x})")
     fn = "remap_pfn_range"
     with k.call(fn, f"[{addr:#x}, {end:#x}) → pfn {pfn}..{pfn + (size >> PAGE_SHIFT) - 1}"):
-        if k.ops.remap_pfn_range_check(k, vma, addr, end):
+        with k.quiet():                      # its own decision is for those who ask it alone
+            refused = k.ops.remap_pfn_range_check(k, vma, addr, end)
+        if refused:
             k.decide(fn, "COW mapping not covered exactly → -EINVAL", "§4 COW vma",
                      seen(vma, flags=VM_SHARED | VM_MAYWRITE))
             return -errno.EINVAL
