@@ -28,7 +28,9 @@ from typing import NamedTuple
 
 
 class PageInfo(NamedTuple):
-    """A struct page as the views see it: refcount, mapcount (0-based) and type."""
+    """A struct page as the views see it: its refcount (page_count), its mapcount as
+    page_mapcount gives it (how many ptes map the page, 0 for none: the kernel's -1-based
+    _mapcount plus one, never the raw field) and its type."""
 
     count: int
     mapcount: int
