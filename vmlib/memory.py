@@ -12,7 +12,9 @@ Faithfulness ledger
 - simplified: one thread, so no pte locks, no retry of a raced fault, no TLB flushing;
   CONFIG_DEBUG_VM is on (VM_BUG_ON raises KernelBug); page_mkwrite/dirty accounting only as
   far as kernel-facts describes it; a linear run longer than RUN_EXPAND pages is classified by
-  vm_normal_page at its two ends instead of at every pte.
+  vm_normal_page at its two ends instead of at every pte; a remap_pfn_range of more than RUN_MIN
+  pages that runs out of memory for its page tables maps nothing (2.6 would keep the ptes it wrote
+  before the table it could not allocate, §4 row 7; a shorter remap keeps them).
 - left out: swap, THP/mTHP, fault-around, NUMA, userfaultfd, KSM, mlock, memcg charging,
   mm_forbids_zeropage (s390 KVM guests) in vm_mixed_zeropage_allowed.
 """
@@ -463,8 +465,12 @@ def remap_pfn_range(k, vma, addr: int, pfn: int, size: int, prot: int) -> int:
         else:
             for i in range(npages):
                 if not k.pte_alloc(mm, addr + (i << PAGE_SHIFT)):
+                    if not k.profile.MODERN:          # 2.6 returns with the ptes written so far
+                        k.decide(fn, f"no memory for a page table → -ENOMEM; the {i} pte(s) already "
+                                 "written stay", "§4 row 7")
+                        return -errno.ENOMEM
                     zap_page_range(k, vma, addr, addr + (i << PAGE_SHIFT))
-                    k.decide(fn, "no memory for a page table → -ENOMEM (the partial range is zapped)", "§4")
+                    k.decide(fn, "no memory for a page table → -ENOMEM (the partial range is zapped)", "§4 row 7")
                     return -errno.ENOMEM
                 k._set_pte(mm, addr + (i << PAGE_SHIFT), Pte(pfn + i, template.bits), fn)
         k.decide(fn, f"{npages} ptes → pfns {pfn}..{pfn + npages - 1}"
