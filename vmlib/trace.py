@@ -453,14 +453,13 @@ class Tracer:
     def emit(self, kind: str, func: str, text: str, row: str = "", delta: tuple | None = None,
              seen: Seen = NOTHING_SEEN) -> None:
         """Append one event; SEEN (what a decision examined) is stored with its text."""
-        if seen:
-            text = Said(text, seen)
         if self.enabled and (not self._quiet or delta is not None):
             key = (kind, func, row, self.depth)
             head = self._heads.get(key)
             if head is None:
                 head = self._heads[key] = key
-            self.trace._rows.extend((head, text, delta))
+            said = Said(text, seen) if seen is not NOTHING_SEEN and seen else text
+            self.trace._rows.extend((head, said, delta))
 
     def state(self, func: str, delta: tuple) -> None:
         """emit("state", func, "", "", delta) for the kernel's primitives (callers check enabled)."""
