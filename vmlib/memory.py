@@ -65,7 +65,17 @@ from vmlib.pte import (
     pte_mkyoung,
     pte_wrprotect,
 )
-from vmlib.trace import EventBatch, PageInfo, Run, Seen, lazy_text, neighbour_text, record_kind, seen
+from vmlib.trace import (
+    EventBatch,
+    PageInfo,
+    Run,
+    Seen,
+    lazy_text,
+    neighbour_text,
+    new_seen,
+    record_kind,
+    seen,
+)
 
 _new_pte = partial(tuple.__new__, Pte)       # Pte((pfn, bits)) without Pte.__new__'s Python call
 NOPFN_SIGBUS = -1    # what a ->nopfn handler returns instead of a pfn
@@ -98,7 +108,7 @@ def _addr_ok(vma, addr: int) -> bool:
 
 def _pte_seen(pfn: int, mm_id: int, addr: int, vm_start: int = 0, flags: int = 0) -> Seen:
     """The Seen of a vm_normal_page decision stored lazily as (code, pfn, mm id, addr[, vm_start, flags])."""
-    return Seen(((mm_id, addr & ~(PAGE_SIZE - 1)),), ((mm_id, vm_start),) if flags else (), (pfn,), flags)
+    return new_seen((((mm_id, addr & ~(PAGE_SIZE - 1)),), ((mm_id, vm_start),) if flags else (), (pfn,), flags))
 
 
 # decision texts made when read (the text shows the pfn; the Seen is made from all the args)
@@ -821,9 +831,11 @@ def _split_row(why, default: str) -> tuple[str, str]:
     return why[:cut], why[cut + 2:-1]
 
 
+_WP_WAY_TEXT = lazy_text("{}: {}".format,                                  # (code, way, why, mm id, addr, pfn)
+                         lambda _way, _why, mm_id, addr, pfn: new_seen((((mm_id, addr),), (), (pfn,), 0)))
 _WP_CALL_TEXT = lazy_text("write to read-only pte at {:#x} (pfn {})".format)
 _WP_COPY_TEXT = lazy_text("copy page {} → new anon page {}".format,       # (code, old, new, mm id, addr)
-                          lambda old, _new, mm_id, addr: Seen(((mm_id, addr),), (), (old,)))
+                          lambda old, _new, mm_id, addr: new_seen((((mm_id, addr),), (), (old,), 0)))
 
 
 def do_wp_page(k, vma, addr: int, pte: Pte) -> int:
@@ -846,7 +858,7 @@ def do_wp_page(k, vma, addr: int, pte: Pte) -> int:
         way, why = k.ops.do_wp_page_decision(k, vma, page, pte)
         if k.tracer.on:
             text, row = _split_row(why, "§6b")
-            k.decide("do_wp_page", f"{way}: {text}", row, seen(vma, addr, pte.pfn))
+            k.decide("do_wp_page", (_WP_WAY_TEXT, way, text, mm.id, addr, pte[0]), row)
         if way == "reuse":
             if page is not None and page.anon and k.profile.MODERN and not page.exclusive:
                 k._set_page_field(page, "exclusive", True)
@@ -994,7 +1006,7 @@ def _copy_text(addr: int, page_pfn: int | None, pfn: int, cow: bool, _mm_id: int
             else f"special/raw pfn {pfn}: pte copied, no counts") + (", both ptes write-protected" if cow else ""))
 
 
-_COPY_TEXT = lazy_text(_copy_text, lambda addr, _page, pfn, _cow, mm_id: Seen(((mm_id, addr),), (), (pfn,)))
+_COPY_TEXT = lazy_text(_copy_text, lambda addr, _page, pfn, _cow, mm_id: new_seen((((mm_id, addr),), (), (pfn,), 0)))
 
 
 def _classify_run(k, vma, r: Run, lo: int, hi: int):
@@ -1091,8 +1103,7 @@ def zap_one_pte(k, vma, addr: int, pte: Pte) -> None:
     k._set_pte(mm, addr, None, "zap_pte_range")
     kind = k.ops.zap_pte_decision(k, vma, pte, page)
     if kind is None:
-        k.decide("zap_pte_range", f"{addr:#x}: special/raw pfn {pte.pfn}: pte cleared, nothing else",
-                 "§8 vm_normal_page == NULL", seen(vma, addr, pte.pfn))
+        k.decide("zap_pte_range", (_ZAP_RAW_TEXT, addr, pte.pfn, mm.id), "§8 vm_normal_page == NULL")
         return
     if page is None:     # only a wrong rule: it drops a page vm_normal_page did not return
         k.decide("zap_pte_range", f"{addr:#x}: pfn {pte.pfn}: {kind} page, dropped (pte_page)", "",
@@ -1109,8 +1120,17 @@ def _drop_page(k, vma, addr: int, pte: Pte, page, kind: str | None = None) -> No
     k._rss(mm, kind, -1)
     k._map(page, -1, "page_remove_rmap")
     k._put_page(page, "tlb_remove_page")
-    k.decide("zap_pte_range", f"{addr:#x}: {kind} page {page.pfn}: {kind}_rss -1, mapcount -1, ref -1",
-             f"§8 {kind} page", seen(vma, addr, page.pfn))
+    k.decide("zap_pte_range", (_ZAP_PAGE_TEXT, addr, kind, page.pfn, mm.id), f"§8 {kind} page")
+
+
+def _zapped_seen(addr: int, *rest) -> Seen:
+    """The pte a zap decision cleared and its pfn: lazy texts stored as (code, addr, ..., pfn, mm id)."""
+    return new_seen((((rest[-1], addr),), (), (rest[-2],), 0))
+
+
+_ZAP_RAW_TEXT = lazy_text("{:#x}: special/raw pfn {}: pte cleared, nothing else".format, _zapped_seen)
+_ZAP_PAGE_TEXT = lazy_text(lambda addr, kind, pfn, _mm: f"{addr:#x}: {kind} page {pfn}: {kind}_rss -1, "
+                           "mapcount -1, ref -1", _zapped_seen)
 
 
 def unmap_mapping_range(k, file, pgoff: int, npages: int = 1) -> None:

@@ -29,7 +29,7 @@ from vmlib.flags import (
 from vmlib.mm import File, MmStruct, VmArea
 from vmlib.mm import split_vma as _split
 from vmlib.pte import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW
-from vmlib.trace import lazy_text, seen
+from vmlib.trace import lazy_text, new_seen, seen
 
 TASK_UNMAPPED_BASE = 0x40000000
 TASK_SIZE = 0x7FFFFFFFF000
@@ -424,8 +424,7 @@ class Process:
             if tracer.enabled:                      # _fault_in's loop, once round, flattened
                 tracer.emit("op", self.name, (_WRITE_TEXT, addr, data[:9]))
                 if not tracer._quiet:
-                    k.decide("fault", f"write to a read-only pte at {page_addr:#x}: a write-protection "
-                             "fault, handled by do_wp_page", "§6b", seen(vma, page_addr))
+                    k.decide("fault", (_WP_FAULT_TEXT, page_addr, self.mm.id), "§6b")
             memory.handle_mm_fault(k, vma, page_addr, True)          # do_wp_page: cannot fail here
             pte = entries[idx]
             if pte[1] & _WRITTEN != _WRITTEN:
@@ -595,6 +594,8 @@ class Process:
 
 _write_text, _read_text = memory.write_op_text, memory.read_op_text
 _WRITE_TEXT, _READ_TEXT = lazy_text(_write_text), lazy_text(_read_text)
+_WP_FAULT_TEXT = lazy_text("write to a read-only pte at {:#x}: a write-protection fault, handled by do_wp_page".format,
+                           lambda addr, mm_id: new_seen((((mm_id, addr),), (), (), 0)))
 
 
 def _flag_text(flags: int) -> str:

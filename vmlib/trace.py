@@ -23,6 +23,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from typing import NamedTuple
 
@@ -67,17 +68,20 @@ class Seen(NamedTuple):
 
 
 NOTHING_SEEN = Seen()
+new_seen = partial(tuple.__new__, Seen)        # new_seen((ptes, vmas, pfns, flags)): a Seen without a Python __new__
 
 
 def seen(vma=None, addr: int | None = None, pfn: int | None = None, flags: int = 0, *,
          bounds: bool = False, mm=None) -> Seen:
     """The Seen of a decision about VMA: its pte at ADDR (if ADDR is given), PFN, and the vma
     itself when the decision tested its vm_flags (FLAGS, the bits tested) or its BOUNDS.
-    Without a vma (a walk that has none), MM says whose pte ADDR is."""
+    Without a vma (a walk that has none), MM says whose pte ADDR is. NOTHING_SEEN if none."""
     mm = vma.vm_mm.id if vma is not None else mm.id if mm is not None else None
     ptes = ((mm, addr & ~0xFFF),) if mm is not None and addr is not None else ()
     vmas = ((mm, vma.vm_start),) if (flags or bounds) and vma is not None else ()
-    return Seen(ptes, vmas, () if pfn is None else (pfn,), flags)
+    if not (ptes or vmas or flags) and pfn is None:
+        return NOTHING_SEEN
+    return new_seen((ptes, vmas, () if pfn is None else (pfn,), flags))
 
 
 class Said(NamedTuple):
@@ -85,6 +89,9 @@ class Said(NamedTuple):
 
     text: object
     seen: Seen
+
+
+_new_said = partial(tuple.__new__, Said)
 
 
 class Run(NamedTuple):
@@ -458,8 +465,7 @@ class Tracer:
             head = self._heads.get(key)
             if head is None:
                 head = self._heads[key] = key
-            said = Said(text, seen) if seen is not NOTHING_SEEN and seen else text
-            self.trace._rows.extend((head, said, delta))
+            self.trace._rows.extend((head, text if seen is NOTHING_SEEN else _new_said((text, seen)), delta))
 
     def state(self, func: str, delta: tuple) -> None:
         """emit("state", func, "", "", delta) for the kernel's primitives (callers check enabled)."""
