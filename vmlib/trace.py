@@ -264,6 +264,18 @@ def neighbour_text(fn, seen=None) -> int:
     return len(_TEXT_MAKERS) - 1
 
 
+def text_seen(text) -> Seen:
+    """The Seen that a text as a Tracer stores it carries: a Said's, or the one a lazy
+    (code, *args) text makes; NOTHING_SEEN for a plain string (or a text made from its neighbours)."""
+    if type(text) is Said:
+        return text[1]
+    if type(text) is tuple:
+        _make, neighbours, see = _TEXT_MAKERS[text[0]]
+        if see and not neighbours:
+            return see(*text[1:])
+    return NOTHING_SEEN
+
+
 class Events(Sequence):
     """The events of a trace as a read-only sequence of Event (made on access)."""
 

@@ -28,7 +28,7 @@ from vmlib.flags import (
     VM_SHARED,
     VM_WRITE,
 )
-from vmlib.trace import NOTHING_SEEN
+from vmlib.trace import NOTHING_SEEN, text_seen
 
 DECIDERS = {
     "vm_normal_page": "vm_normal_page(k, vma, addr, pte) -> page or None",
@@ -439,9 +439,10 @@ def broken_kernel(m: Mutation, ram_pages: int = 64):
     k._ps9_wrong = set()             # the texts of the wrong decisions it traced (wrong_decisions)
 
     def decide(func, text, row="", seen=NOTHING_SEEN):
-        if k._ps9_pending is not None and func in reporters:
+        if k._ps9_pending is not None and func in reporters and not k.tracer._quiet:
             if k._ps9_pending:
                 k._ps9_wrong.add(k._ps9_pending)
+                seen = seen or text_seen(text)         # the wrong words keep what was examined
             text, row, k._ps9_pending = k._ps9_pending or text, "", None
         plain(func, text, row, seen)
     k.decide = decide
