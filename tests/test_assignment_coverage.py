@@ -8,8 +8,8 @@ A "row" is the kernel-facts row the reference recorded for the question (sim.Wor
 sim.ask_reference) together with the facts about the question a decision can turn on (the vma
 is COW or not, VM_SHARED, VM_WRITE, VM_MAYSHARE; the pfn is RAM, the zero page or has no struct
 page; the pte is special, linear, writable; the page is anonymous, exclusive, its counts are 1).
-remap_pfn_range_check, insert_mixed_decision and gup_fast_pte_ok record no row of their own, so
-for them the facts alone tell the rows apart.
+insert_mixed_decision and gup_fast_pte_ok record no row of their own, so for them the facts alone tell
+the rows apart; so do they for remap_pfn_range_check (which records §4 row 1 or row 2).
 
 Then wrong answers that only the hidden scenarios (or none) used to catch must fail the visible check.
 """

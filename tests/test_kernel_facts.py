@@ -10,41 +10,20 @@ import json
 import re
 from pathlib import Path
 
+from vmlib.facts import parse as parse_sheet  # the one reader of the sheet
+
 ROOT = Path(__file__).resolve().parent.parent
 SHEET = ROOT / "docs" / "kernel-facts.md"
 SCANNED = ("vmlib", "course", "solutions", "exercises", "tools", "docs", "tests", "README.md")
 TEXT_SUFFIXES = {".py", ".md", ".ipynb", ".txt", ".json", ".html", ".j2", ".tpl", ".cfg", ".toml", ".css", ".js"}
 VERSIONS = ("v2.6.25", "v2.6.26", "v2.6.27", "v6.12")
 
-_HEADING = re.compile(r"^#{2,3} (\d+[a-z]?)\. ")
-_ROW = re.compile(r"^\| (\d+) \|")
 _REF = re.compile(
     r"(?P<before>\S+\s+)?§(?P<sec>\d+[a-z]?)"
     r"(?:\s+rows?\s+(?P<rows>\d+(?:\s*(?:-|–|,|and|or)\s*\d+)*)"
     r"|\s+row\s+'(?P<label>[^'\n]+))?"
 )
 _CITATION = re.compile(r"[\w./*-]+(?::\w+)? @ (v[\d.]+)|`?\b[0-9a-f]{10}\b`?|[\w./*-]+ @ (v[\d.]+)")
-
-
-def _cells(line: str) -> list[str]:
-    """The cells of one markdown table line, stripped of emphasis and code marks."""
-    return [c.strip().replace("**", "").replace("`", "") for c in line.strip().strip("|").split(" | ")]
-
-
-def parse_sheet(text: str) -> dict[str, dict[int, list[str]]]:
-    """{section id: {row number: cells}} of the sheet; a section's rows run on across its tables."""
-    sections: dict[str, dict[int, list[str]]] = {}
-    current = None
-    for line in text.splitlines():
-        heading = _HEADING.match(line)
-        if heading:
-            current = heading.group(1)
-            sections.setdefault(current, {})
-            continue
-        row = _ROW.match(line)
-        if row and current is not None:
-            sections[current][int(row.group(1))] = _cells(line)
-    return sections
 
 
 def _row_numbers(spec: str) -> list[int]:
@@ -158,3 +137,18 @@ def test_resolver_rejects_bad_references():
 def test_citation_check_rejects_a_row_without_source():
     assert _CITATION.search(_TOY["1a"][1][-1]) and _CITATION.search(_TOY["1a"][2][-1])
     assert not _CITATION.search(_TOY["2"][1][-1])
+
+
+def test_the_citation_checker_reads_the_commit_table_through_the_sheet_reader():
+    """tools/check_kernel_facts.py takes the §0 "in release" claims from vmlib.facts.parse."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("check_kernel_facts", ROOT / "tools" / "check_kernel_facts.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    toy = ("## 0. Commits\n| row | commit | date | title | in release | source |\n|---|---|---|---|---|---|\n"
+           "| 1 | `0123456789` | d | t | v2.6.26 | `0123456789` |\n"
+           "| 2 | `abcdefabcd` | d | t | v2.6.27 (not v2.6.26) | `abcdefabcd` |\n"
+           "| 3 | `abcdef0000` | d | t | v2.6.24 (an aside; not in v2.6.23) | `abcdef0000` |\n")
+    assert tool.commit_claims(toy) == [("0123456789", "v2.6.26", None), ("abcdefabcd", "v2.6.27", "v2.6.26")]
+    claims = tool.commit_claims(SHEET.read_text(encoding="utf-8"))
+    assert len(claims) == 20 and ("21cc199baa", "v2.6.27", "v2.6.26") in claims

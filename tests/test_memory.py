@@ -1518,3 +1518,26 @@ def test_the_fork_zap_and_fault_decisions_are_override_seams(profile):
     assert rets == {VM_FAULT_NOPAGE, VM_FAULT_SIGBUS, 0}, rets
     plain = sim.play(sc, (), None, {})
     assert [s[1:] for s in plain.steps] == [s[1:] for s in w.steps]
+
+
+@pytest.mark.parametrize("version, kept", [("2.6.26", 4), ("6.12", 0)])
+def test_remap_pfn_range_out_of_page_tables_keeps_or_zaps_what_it_wrote(version, kept):
+    """§4 row 7: mm/memory.c:remap_pfn_range @ v2.6.26 returns -ENOMEM with the ptes it wrote before
+    the page table it could not allocate; mm/memory.c:remap_pfn_range_notrack @ v6.12 zaps them."""
+    class Bare(vmlib.Driver):
+        name = "bare"
+
+        def mmap(self, k, vma):
+            return 0
+
+    k = vmlib.Kernel(version, "x86", ram_pages=64)
+    k.add_device_memory(1000, 16, "dev")
+    p = k.spawn()
+    a = p.mmap(8 * PAGE_SIZE, flags="shared", file=k.open(Bare()), addr=0x40200000 - 4 * PAGE_SIZE)
+    vma = p.find_vma(a)
+    while k.nr_free_pages() > 3:              # pud, pmd and the first pte table; not the second
+        k.alloc_page()
+    assert k.remap_pfn_range(vma, a, 1000, 8 * PAGE_SIZE, vma.vm_page_prot) == -errno.ENOMEM
+    mapped = [x for x in range(a, a + 8 * PAGE_SIZE, PAGE_SIZE) if p.follow_pte(x) is not None]
+    assert [p.follow_pte(x).pfn for x in mapped] == list(range(1000, 1000 + kept))
+    k.check()

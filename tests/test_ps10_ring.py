@@ -143,3 +143,16 @@ def test_each_plant_loses_what_it_says(plant):
     p = next(x for x in plants.ps10_plants() if x.student == plant)
     got = plants.part_verdicts("ps10_ring", "PacketMmap", ["ps10.refuse", "ps10.rx", "ps10.rxtx"], "ring_driver", p)
     assert {t for t, ok in got.items() if not ok} == p.loses, p.why
+
+
+def test_the_ring_suite_declares_its_eager_reference():
+    """RingMmap maps every ring page at mmap time, as net/packet/af_packet.c:packet_mmap @ v6.12 does
+    (§14d row 1), and has no fault(): ps10's own asker answers a fault question for it with
+    VM_FAULT_SIGBUS and no calls; ps8's shared Drivers has no such case."""
+    from vmlib.flags import VM_FAULT_SIGBUS
+    from vmlib.grading import sim
+    from vmlib.grading.ps8 import Drivers
+    assert not callable(getattr(RingMmap, "fault", None))
+    got, _ = ps10.RING.reference(None, "PacketMmap", ("fault", None, None, None))
+    assert got["ret"] == VM_FAULT_SIGBUS and got["actions"] == [] and sim.driver_answer_ok(got)
+    assert "fault" not in inspect.getsource(Drivers.reference)

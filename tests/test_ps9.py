@@ -125,6 +125,7 @@ def test_no_trace_line_of_a_mutated_decision_names_a_row(mid):
     for i in wrong:
         e = k.trace.events[i]
         assert e.func in REPORTERS[m.fn] and e.row == "" and "§" not in e.text, str(e)
+        assert e.examined, f"the wrong decision keeps what the kernel examined: {e}"
     decisions = [e for e in k.trace.events if e.kind == "decision"]
     if m.fn == "vm_normal_page":
         assert all(e.row == "" for e in decisions if e.func == "vm_normal_page")

@@ -118,3 +118,19 @@ def test_shares_count_each_student_once_and_rows_link_into_the_sheet():
     assert counted[1]["place"] == "ps2.vm_normal_page: ran out of time (no row)"
     assert mc.row_link("§1a row 4").endswith("#s1a-row-4")
     assert "VM_PFNMAP" in mc.rows_of_sheet()["§1a row 4"]
+
+
+def test_a_failing_remap_check_is_counted_at_the_row_that_decides():
+    """The reference remap_pfn_range_check cites the row that decides (mm/memory.c:remap_pfn_range
+    @ v2.6.26: a COW vma must be remapped whole, §4 row 1; any part of another vma may be, §4 row 2),
+    so a wrong check's first divergence names it and the report counts it there, not under
+    "answered otherwise"."""
+    from test_assignment_coverage import grade_here
+    only_whole = ("def remap_pfn_range_check(k, vma, addr, end):\n"
+                  "    return 0 if (addr, end) == (vma.vm_start, vma.vm_end) else -errno.EINVAL\n")
+    never = "def remap_pfn_range_check(k, vma, addr, end):\n    return 0\n"
+    for source, row in ((only_whole, "§4 row 2"), (never, "§4 row 1")):
+        v = grade_here("ps2.remap_pfn_range_check", source)
+        (d,) = mc.divergences(_autograded(v["text"], "test_remap_pfn_range_check_visible"))
+        assert d["row"] == row and d["suite"] == "ps2.remap_pfn_range_check", v["text"]
+        assert mc.count({"s": [d]})[0]["place"] == row

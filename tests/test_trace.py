@@ -110,3 +110,92 @@ def test_decisions_show_their_row_once(profile):
     for e in found:
         assert e.row.startswith("§") and "§" not in e.text, str(e)
         assert str(e).count(e.row) == 1, str(e)
+
+
+def _cow_of_a_private_devmem(profile):
+    version, arch = profile.split("/")
+    k = vmlib.Kernel(version=version, arch=arch, ram_pages=64)
+    k.add_device_memory(DEV, 4, "nvram")
+    p = k.spawn("P")
+    d = p.mmap(PAGE_SIZE, flags="private", file=k.open(DevMem()), offset=DEV * PAGE_SIZE)
+    p.read(d, 1)
+    trace = k.tracer.reset()
+    p.write(d, b"cow")
+    return k, p, d, trace
+
+
+@profiles("2.6.26/x86", "2.6.27/x86")
+def test_a_decision_says_what_it_examined_as_data(profile):
+    """mm/memory.c:vm_normal_page @ v2.6.26 without pte special asks the vma (§1a row 3: its
+    VM_PFNMAP flag and vm_pgoff); with the bit (x86 from v2.6.27, §1b row 2) only the pte. A
+    decision event carries that in `examined` (a trace.Seen), set where the model decides."""
+    from vmlib.flags import VM_PFNMAP
+    from vmlib.trace import Seen
+    _k, p, d, trace = _cow_of_a_private_devmem(profile)
+    (e,) = [e for e in trace.events if e.kind == "decision" and e.func == "vm_normal_page"]
+    pte = ((p.pid, d),)
+    if profile.startswith("2.6.26"):
+        assert e.row == "§1a row 3" and e.examined == Seen(pte, ((p.pid, d),), (DEV,), VM_PFNMAP)
+    else:
+        assert e.row == "§1b row 2" and e.examined == Seen(pte, (), (DEV,), 0), "vma flags not consulted"
+    copy = [e for e in trace.events if e.kind == "decision" and e.func == "do_wp_page"]
+    assert copy and all(c.examined.ptes == pte and DEV in c.examined.pfns for c in copy)
+
+
+@profiles("2.6.26/x86", "6.12/x86")
+def test_an_undone_operation_s_error_carries_what_its_last_decision_examined(profile):
+    """get_user_pages refuses a VM_PFNMAP vma before it looks at any pte (§9b row 8): the
+    operation is undone and its error event keeps the vma and the flags that decided."""
+    from vmlib.flags import VM_IO, VM_PFNMAP
+    _k, p, d, _ = _cow_of_a_private_devmem(profile)
+    trace = p.kernel.tracer.reset()
+    with pytest.raises(vmlib.KernelError):
+        p.get_user_pages(d, 1)
+    err = trace.events[-1]
+    assert err.kind == "error" and err.examined.vmas == ((p.pid, d),) and not err.examined.ptes
+    assert err.examined.flags == VM_IO | VM_PFNMAP
+
+
+@profiles("2.6.26/x86", "2.6.27/x86", "6.12/x86")
+def test_the_views_read_what_was_examined_not_the_words(profile):
+    """With every address and number blotted out of the decisions' and errors' words (their
+    Seen kept), the steps mark the same ptes, vmas and frames, and predict asks the same
+    questions with the same answers (the refused pte of a fast walk, a forked page's counts)."""
+    import re
+
+    from vmlib.trace import Said
+    from vmlib.views import predict
+    from vmlib.views.picture import op_spans, step_models
+    version, arch = profile.split("/")
+    k = vmlib.Kernel(version=version, arch=arch, ram_pages=128)
+    trace = k.tracer.reset()
+    for _ in scenario(k):
+        pass
+    p = k.spawn("Q")
+    b = p.mmap(2 * PAGE_SIZE, flags="shared", file=k.open(DevMem()), offset=DEV * PAGE_SIZE)
+    p.read(b, 1)
+    a = p.mmap(2 * PAGE_SIZE)
+    p.write(a, b"x")
+    if k.profile.HAVE_GUP_FAST:                # a normal pte, then a special one: the walk stops there
+        x = 0x50000000
+        p.mmap(PAGE_SIZE, addr=x)
+        p.write(x, b"g")
+        p.mmap(PAGE_SIZE, flags="shared", file=k.open(MixedDriver([DEV + 3])), addr=x + PAGE_SIZE)
+        p.read(x + PAGE_SIZE, 1)
+        assert len(p.get_user_pages_fast(x, 2)) == 1
+
+    def seen_by_step():
+        return [(m.examined.ptes, m.examined.vmas, m.examined.frames, m.examined.key) for m in step_models(trace)]
+
+    def answers():
+        return [(q["kind"], q["step"], [c["label"] for c in q["choices"] if c["right"]])
+                for q in predict.questions(trace, op_spans(trace), lead_in=True)]
+
+    before, asked = seen_by_step(), answers()
+    assert any(ptes or vmas or frames for ptes, vmas, frames, _ in before)
+    for i, e in enumerate(trace.events):
+        if e.kind in ("decision", "error"):
+            trace._rows[3 * i + 1] = Said(re.sub(r"0x[0-9a-f]+|\d+", "?", e.text), e.examined)
+    assert seen_by_step() == before
+    assert answers() == asked
+    assert {"fork", *(["gup"] if k.profile.HAVE_GUP_FAST else [])} <= {kind for kind, _, _ in asked}

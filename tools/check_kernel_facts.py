@@ -19,11 +19,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from vmlib.facts import parse
+
 SHEET = Path(__file__).resolve().parent.parent / "docs" / "kernel-facts.md"
 RELEASES = {"v2.6.25": ("old", "4b119e21d0"), "v2.6.26": ("old", "bce7f793da"),
             "v2.6.27": ("old", "3fa8749e58"), "v6.12": ("new", "v6.12")}
 CITATION = re.compile(r"(?<![\w./*-])([\w*-]+(?:[./][\w*-]+)+)(?::(\w+))? @ (v[\d.]+)")
-COMMIT_ROW = re.compile(r"^\| \d+ \| `([0-9a-f]{10})` \|.*\| (v[\d.]+)(?: \(not (v[\d.]+)\))? \| `")
+IN_RELEASE = re.compile(r"(v[\d.]+)(?: \(not (v[\d.]+)\))?$")    # the "in release" cell of the §0 commit table
 
 
 def git(gitdir: str, *args: str) -> subprocess.CompletedProcess:
@@ -57,16 +59,25 @@ def problems(text: str, trees: dict[str, str], new_rev: str) -> list[str]:
     for commit in sorted(set(re.findall(r"`([0-9a-f]{10})`", text))):
         if git(old, "cat-file", "-e", f"{commit}^{{commit}}").returncode:
             found.append(f"commit {commit}: not in the --old tree")
-    for line in text.splitlines():
-        m = COMMIT_ROW.match(line)
-        if not m or m.group(2) not in revs or revs[m.group(2)][0] != old:
+    for commit, first, not_in in commit_claims(text):
+        if first not in revs or revs[first][0] != old:
             continue
-        commit, first, not_in = m.groups()
         if git(old, "merge-base", "--is-ancestor", commit, revs[first][1]).returncode:
             found.append(f"commit {commit}: the sheet says it is in {first}, git says not")
         if not_in and git(old, "merge-base", "--is-ancestor", commit, revs[not_in][1]).returncode == 0:
             found.append(f"commit {commit}: the sheet says it is not in {not_in}, git says it is")
     return found
+
+
+def commit_claims(text: str) -> list[tuple[str, str, str | None]]:
+    """(commit, release it is in, release it is not in or None) of each row of the §0 commit table."""
+    claims = []
+    for cells in parse(text).get("0", {}).values():
+        commit = cells[1] if len(cells) > 5 else ""
+        m = IN_RELEASE.match(cells[4]) if re.fullmatch(r"[0-9a-f]{10}", commit) else None
+        if m:
+            claims.append((commit, m.group(1), m.group(2)))
+    return claims
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,30 +7,19 @@ tests/test_ps9.py fails when it is stale:  python tools/kernel_rows.py
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
+
+from vmlib.facts import parse
 
 ROOT = Path(__file__).resolve().parent.parent
 SHEET = ROOT / "docs" / "kernel-facts.md"
 OUT = ROOT / "vmlib" / "grading" / "kernel_rows.py"
-_HEADING = re.compile(r"^#{2,3} (\d+[a-z]?)\. ")      # as tests/test_kernel_facts.py reads the sheet
-_ROW = re.compile(r"^\| (\d+) \|")
 
 
 def row_counts(text: str) -> dict[str, int]:
-    """{section: highest row number} of the sheet (rows run 1..N in each section)."""
-    counts: dict[str, int] = {}
-    section = None
-    for line in text.splitlines():
-        m = _HEADING.match(line)
-        if m:
-            section = m.group(1)
-            continue
-        m = _ROW.match(line)
-        if m and section is not None:
-            counts[section] = max(counts.get(section, 0), int(m.group(1)))
-    return counts
+    """{section: highest row number} of the sheet as vmlib.facts.parse reads it (sections with rows only)."""
+    return {sec: max(rows) for sec, rows in parse(text).items() if rows}
 
 
 def module_text(counts: dict[str, int]) -> str:

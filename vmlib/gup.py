@@ -36,6 +36,7 @@ from vmlib.flags import (
     VM_WRITE,
 )
 from vmlib.memory import handle_mm_fault
+from vmlib.trace import seen
 
 GUP_PIN_COUNTING_BIAS = 1024
 
@@ -84,7 +85,8 @@ def follow_page(k, vma, addr: int, write: bool, pin: bool):
         if foll_anon(k, vma, write) and (no_table or k.profile.FOLL_ANON_PTE_NONE):
             where = "no page table" if no_table else "none pte"
             k.decide("follow_page", f"{addr:#x}: {where}, read with FOLL_ANON → the ZERO_PAGE with a "
-                     f"reference, not mapped; nothing is faulted in", "§9b zero pfn (2.6.26)")
+                     f"reference, not mapped; nothing is faulted in", "§9b zero pfn (2.6.26)",
+                     seen(vma, addr, flags=VM_LOCKED | VM_SHARED))
             _grab(k, k.zero_page, pin, "follow_page")
             return k.zero_page
         return None
@@ -94,16 +96,17 @@ def follow_page(k, vma, addr: int, write: bool, pin: bool):
     if page is None:
         if modern and k.is_zero_pfn(pte.pfn):
             k.decide("follow_page_pte", f"{addr:#x}: zero page" +
-                     (" (FOLL_PIN does not pin it)" if pin else " (+1 ref)"), "§9b zero pfn")
+                     (" (FOLL_PIN does not pin it)" if pin else " (+1 ref)"), "§9b zero pfn",
+                     seen(vma, addr, pte.pfn))
             _grab(k, k.zero_page, pin, "follow_page_pte")
             return k.zero_page
         err = -errno.EEXIST if modern else -errno.EFAULT
         k.decide("follow_page", f"{addr:#x}: vm_normal_page says special (pfn {pte.pfn}) → "
-                 f"{'-EEXIST' if modern else '-EFAULT'}", "§9b VM_MIXEDMAP special")
+                 f"{'-EEXIST' if modern else '-EFAULT'}", "§9b VM_MIXEDMAP special", seen(vma, addr, pte.pfn))
         return err
     _grab(k, page, pin, "follow_page")
     k.decide("follow_page", f"{addr:#x}: page {page.pfn} " + ("pinned (+1024)" if pin else "+1 ref"),
-             "§9b normal page")
+             "§9b normal page", seen(vma, addr, page.pfn))
     return page
 
 
@@ -121,11 +124,11 @@ def get_user_pages(k, mm, start: int, nr: int, write: bool, pin: bool = False) -
             elif vma.vm_flags & (VM_IO | VM_PFNMAP):
                 err = -errno.EFAULT
                 k.decide("get_user_pages", f"{addr:#x}: vma has VM_IO or VM_PFNMAP → -EFAULT",
-                         "§9b VM_IO/VM_PFNMAP")
+                         "§9b VM_IO/VM_PFNMAP", seen(vma, flags=VM_IO | VM_PFNMAP))
             elif not vma.vm_flags & (VM_WRITE if write else VM_READ):
                 err = -errno.EFAULT
                 k.decide("get_user_pages", f"{addr:#x}: vma not {'writable' if write else 'readable'} "
-                         "→ -EFAULT", "§9b")
+                         "→ -EFAULT", "§9b", seen(vma, flags=VM_WRITE if write else VM_READ))
             else:
                 for _attempt in range(4):
                     got = follow_page(k, vma, addr, write, pin)
@@ -145,7 +148,7 @@ def get_user_pages(k, mm, start: int, nr: int, write: bool, pin: bool = False) -
             if err:
                 if pages:
                     k.decide("get_user_pages", f"stopped at {addr:#x}: returns the {len(pages)} pages "
-                             "already taken", "§9b")
+                             "already taken", "§9b", seen(vma, addr) if vma is not None and addr >= vma.vm_start else seen())
                     return pages
                 raise KernelError(err, f"get_user_pages: page at {addr:#x} cannot be taken")
     return pages
@@ -175,7 +178,7 @@ def get_user_pages_fast(k, mm, start: int, nr: int, write: bool) -> list:
                 why = ("no pte" if pte is None else "pte is special: no vma to ask, so no struct "
                        "page may be touched" if pte.special else "pte is read-only for a write")
                 k.decide("gup_pte_range", f"{addr:#x}: {why} → fall back to the slow path for "
-                         f"{nr - i} page(s)", "§9b fast path")
+                         f"{nr - i} page(s)", "§9b fast path", seen(mm=mm, addr=addr, pfn=pte.pfn if pte else None))
                 try:
                     rest = get_user_pages(k, mm, addr, nr - i, write)
                 except KernelError:
@@ -186,12 +189,12 @@ def get_user_pages_fast(k, mm, start: int, nr: int, write: bool) -> list:
             if not k.pfn_valid(pte.pfn):
                 k.decide("gup_pte_range", f"{addr:#x}: normal pte to pfn {pte.pfn} without a struct "
                          "page: the lockless walk would touch a struct page that does not exist",
-                         "§9a")
+                         "§9a", seen(mm=mm, addr=addr, pfn=pte.pfn))
             page = k.pfn_to_page(pte.pfn)
             k._get_page(page, "gup_pte_range")
             k._hold(page, 1)
             k.decide("gup_pte_range", f"{addr:#x}: page {page.pfn} +1 ref, no lock taken",
-                     "§9b fast path")
+                     "§9b fast path", seen(mm=mm, addr=addr, pfn=page.pfn))
             pages.append(page)
         return pages
 
@@ -211,7 +214,7 @@ def unpin_user_page(k, page) -> None:
         raise MissingFeature("unpin_user_page: there is no FOLL_PIN in 2.6.x (v6.12 has it); choose version='6.12' "
                              "(before it, a get_user_pages reference is released with k.put_page)")
     if k.is_zero_pfn(page.pfn):
-        k.decide("unpin_user_page", "the zero page: never pinned, nothing to release", "§9b")
+        k.decide("unpin_user_page", "the zero page: never pinned, nothing to release", "§9b", seen(pfn=page.pfn))
         return
     if k.held.get(page.pfn, 0) < GUP_PIN_COUNTING_BIAS:
         raise ValueError(f"unpin_user_page: page {page.pfn} is not pinned (callers hold "
@@ -221,4 +224,4 @@ def unpin_user_page(k, page) -> None:
         k._put_page(page, "unpin_user_page")
     k._hold(page, -GUP_PIN_COUNTING_BIAS)
     k.decide("unpin_user_page", f"page {page.pfn}: -{GUP_PIN_COUNTING_BIAS} references "
-             f"(refcount {page._count})", "§9b")
+             f"(refcount {page._count})", "§9b", seen(pfn=page.pfn))

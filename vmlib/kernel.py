@@ -20,7 +20,7 @@ from vmlib.page import DeviceMemory, Page, PhysMem
 from vmlib.page import page_info as _page_info
 from vmlib.pgtable import PageTable
 from vmlib.profiles import make_profile
-from vmlib.trace import PageInfo, Snapshot, Tracer
+from vmlib.trace import NOTHING_SEEN, PageInfo, Seen, Snapshot, Tracer
 
 OVERRIDABLE = ("vm_normal_page", "is_cow_mapping", "do_wp_page_decision", "insert_mixed_decision",
                "gup_fast_pte_ok", "remap_pfn_range_check", "copy_one_pte_decision", "zap_pte_decision",
@@ -630,10 +630,11 @@ class Kernel:
 
     # -- trace helpers ----------------------------------------------------------------------
 
-    def decide(self, func: str, text: str, row: str = "") -> None:
-        """Record which branch a kernel function took and the kernel-facts row behind it."""
+    def decide(self, func: str, text: str, row: str = "", seen: Seen = NOTHING_SEEN) -> None:
+        """Record which branch a kernel function took, the kernel-facts row behind it and what
+        it examined (a trace.Seen, e.g. trace.seen(vma, addr, pfn))."""
         if self.tracer.enabled and not self.tracer._quiet:
-            self.tracer.emit("decision", func, text, row)
+            self.tracer.emit("decision", func, text, row, None, seen)
 
     def warn(self, func: str, text: str) -> None:
         """WARN_ON: record and go on."""
@@ -719,8 +720,9 @@ class _Transaction:
         for fn, args in reversed(undo):
             fn(*args)
         k.tracer.depth = self.depth
+        looked = k.tracer.trace.last_seen(self.mark)
         k.tracer.trace._truncate(self.mark)
-        k.tracer.emit("error", typ.__name__, f"{e} (operation undone, state unchanged)")
+        k.tracer.emit("error", typ.__name__, f"{e} (operation undone, state unchanged)", "", None, looked)
         return False
 
 

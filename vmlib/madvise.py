@@ -24,6 +24,7 @@ from vmlib import memory
 from vmlib.errors import KernelError
 from vmlib.flags import VM_HUGETLB, VM_LOCKED, VM_PFNMAP, flag_names
 from vmlib.mprotect import vmas_in_range
+from vmlib.trace import seen
 
 
 def dontneed_forbidden(k) -> int:
@@ -42,7 +43,8 @@ def sys_madvise_dontneed(k, mm, start: int, end: int) -> None:
     for vma in vmas:
         bad = vma.vm_flags & dontneed_forbidden(k)
         if bad:
-            k.decide(fn, f"vma {vma.vm_start:#x}-{vma.vm_end:#x} has {flag_names(bad)} → -EINVAL", row)
+            k.decide(fn, f"vma {vma.vm_start:#x}-{vma.vm_end:#x} has {flag_names(bad)} → -EINVAL", row,
+                     seen(vma, flags=dontneed_forbidden(k)))
             raise KernelError(errno.EINVAL, f"madvise(MADV_DONTNEED): the vma {vma.vm_start:#x}-"
                               f"{vma.vm_end:#x} has {flag_names(bad)}, which {k.version} refuses "
                               f"→ -EINVAL (kernel-facts {row})")
@@ -50,5 +52,5 @@ def sys_madvise_dontneed(k, mm, start: int, end: int) -> None:
         lo, hi = max(start, vma.vm_start), min(end, vma.vm_end)
         with k.call(fn, f"{lo:#x}-{hi:#x}"):
             k.decide(fn, f"{flag_names(vma.vm_flags)}: allowed → zap_page_range; normal pages lose "
-                     f"their reference, special ptes are only cleared", row)
+                     f"their reference, special ptes are only cleared", row, seen(vma, flags=dontneed_forbidden(k)))
             memory.zap_page_range(k, vma, lo, hi)

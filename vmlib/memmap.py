@@ -2,7 +2,8 @@
 
 Pure arithmetic, standard library only; vmlib.views plots it. The commit that introduced
 VM_MIXEDMAP claims that with 100 guests each mapping the same image, the guests' struct pages
-together outweigh the image; `memmap_break_even` says from how many guests that is true.
+together outweigh the image. `memmap_break_even` is the fewest guests whose struct pages together
+are at least as large as the image.
 """
 
 from __future__ import annotations

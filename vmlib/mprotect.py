@@ -31,7 +31,7 @@ from vmlib.errors import KernelError
 from vmlib.flags import PAGE_SHIFT, VM_EXEC, VM_READ, VM_SHARED, VM_WRITE, flag_names
 from vmlib.mm import split_vma, vm_get_page_prot
 from vmlib.pte import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SPECIAL, Pte
-from vmlib.trace import Run
+from vmlib.trace import Run, seen
 
 VM_RWX = VM_READ | VM_WRITE | VM_EXEC
 
@@ -88,7 +88,7 @@ def sys_mprotect(k, mm, start: int, end: int, vm_prot: int) -> None:
         if missing:
             lacks = flag_names(missing << 4)
             k.decide("sys_mprotect", f"vma {vma.vm_start:#x}-{vma.vm_end:#x} lacks {lacks} → -EACCES",
-                     "§16a row 1")
+                     "§16a row 1", seen(vma, flags=missing << 4))
             raise KernelError(errno.EACCES, f"mprotect: the vma {vma.vm_start:#x}-{vma.vm_end:#x} lacks "
                               f"{lacks} (e.g. a shared mapping of a file opened read-only), so it may "
                               f"not become {flag_names(vm_prot) if vm_prot else 'PROT_NONE'} → -EACCES")
@@ -103,7 +103,7 @@ def mprotect_fixup(k, mm, vma, lo: int, hi: int, newflags: int) -> None:
     fn = "mprotect_fixup"
     with k.call(fn, f"{lo:#x}-{hi:#x} → {flag_names(newflags & VM_RWX) if newflags & VM_RWX else 'PROT_NONE'}"):
         if newflags == vma.vm_flags:
-            k.decide(fn, "vm_flags unchanged → nothing to do", "§16a row 1")
+            k.decide(fn, "vm_flags unchanged → nothing to do", "§16a row 1", seen(vma, flags=VM_RWX))
             return
         vma = isolate(k, mm, vma, lo, hi)
         vma.vm_flags = newflags
@@ -153,19 +153,19 @@ def _new_pte(k, vma, addr: int, pte: Pte, newprot: int, dirty_accountable: bool,
     new = pte_modify(k, pte, newprot)
     if pte.special and not new.special:
         k.decide(fn, f"{addr:#x}: pte_modify dropped the special bit (it is not in _PAGE_CHG_MASK): "
-                 f"pfn {pte.pfn} now looks like a normal page", "§16a row 3")
+                 f"pfn {pte.pfn} now looks like a normal page", "§16a row 3", seen(vma, addr, pte.pfn))
     elif pte.special:
         k.decide(fn, f"{addr:#x}: pte_modify keeps pfn {pte.pfn} and the special bit (_PAGE_CHG_MASK)",
-                 "§16a row 3")
+                 "§16a row 3", seen(vma, addr, pte.pfn))
     if dirty_accountable and new.dirty and not new.write:
         new = Pte(new.pfn, new.bits | _PAGE_RW)
         k.decide(fn, f"{addr:#x}: dirty pte of a writenotify vma → writable at once "
-                 f"(dirty_accountable)", "§16a row 4")
+                 f"(dirty_accountable)", "§16a row 4", seen(vma, addr, pte.pfn))
     if try_writable and not new.write and can_change_pte_writable(k, vma, addr, new):
         new = Pte(new.pfn, new.bits | _PAGE_RW)
         why = "dirty pte in a shared vma" if vma.vm_flags & VM_SHARED else "PageAnonExclusive page"
         k.decide(fn, f"{addr:#x}: can_change_pte_writable ({why}) → writable without a fault",
-                 "§16a row 5")
+                 "§16a row 5", seen(vma, addr, pte.pfn, flags=VM_WRITE | VM_SHARED))
     return new
 
 
@@ -186,5 +186,5 @@ def _change_runs(k, vma, runs, lo: int, hi: int, newprot: int, dirty_accountable
         new = _new_pte(k, vma, a, Pte(pfn, r.bits), newprot, dirty_accountable, try_writable)
         out.append(Run(a, b, pfn, new.bits))
         k.decide("change_pte_range", f"linear run [{a:#x}, {b:#x}): every pte rewritten by pte_modify "
-                 f"({Pte(0, r.bits).flags_str()} → {new.flags_str()})", "§16a row 3")
+                 f"({Pte(0, r.bits).flags_str()} → {new.flags_str()})", "§16a row 3", seen(vma, a, pfn))
     k._set_runs(mm, tuple(sorted(out)))

@@ -27,11 +27,11 @@ from vmlib import pgtable
 from vmlib.errors import KernelError
 from vmlib.flags import PAGE_SHIFT, VM_DONTEXPAND, VM_PFNMAP, flag_names
 from vmlib.mm import VmArea
-from vmlib.trace import Run
+from vmlib.trace import NOTHING_SEEN, Run, Seen, seen
 
 
-def _efault(k, why: str, row: str, fn: str):
-    k.decide(fn, f"{why} → -EFAULT", row)
+def _efault(k, why: str, row: str, fn: str, looked: Seen = NOTHING_SEEN):
+    k.decide(fn, f"{why} → -EFAULT", row, looked)
     return KernelError(errno.EFAULT, f"mremap: {why} → -EFAULT (kernel-facts {row})")
 
 
@@ -61,21 +61,23 @@ def do_mremap(proc, addr: int, old_len: int, new_len: int, may_move: bool, new_a
     if vma is None:
         raise _efault(k, f"no vma contains {addr:#x}", "§16c row 2", fn)
     if old_len > vma.vm_end - addr:
-        raise _efault(k, f"[{addr:#x}, {addr + old_len:#x}) runs past the end of its vma", "§16c row 2", fn)
+        raise _efault(k, f"[{addr:#x}, {addr + old_len:#x}) runs past the end of its vma", "§16c row 2", fn,
+                      seen(vma, bounds=True))
     if new_len > old_len and vma.vm_flags & (VM_DONTEXPAND | VM_PFNMAP):
         what = flag_names(vma.vm_flags & (VM_DONTEXPAND | VM_PFNMAP))
         raise _efault(k, f"growing a vma with {what}", "§16c row 2",
-                      "vma_to_resize" if modern else fn)
+                      "vma_to_resize" if modern else fn, seen(vma, flags=VM_DONTEXPAND | VM_PFNMAP))
     if old_len == vma.vm_end - addr and not (fixed and new_addr != addr) and new_len > old_len:
         nxt = mm.find_vma(vma.vm_end)
         limit = nxt.vm_start if nxt is not None else _task_size()
         if limit - addr >= new_len:
             vma.vm_end = addr + new_len
             k.decide(fn, f"grown in place to {addr + new_len:#x} (the addresses above are free)",
-                     "§16c row 3")
+                     "§16c row 3", seen(vma, bounds=True))
             return addr
     if not may_move:
-        k.decide(fn, "cannot grow in place and MREMAP_MAYMOVE is not given → -ENOMEM", "§16c row 3")
+        k.decide(fn, "cannot grow in place and MREMAP_MAYMOVE is not given → -ENOMEM", "§16c row 3",
+                 seen(vma, bounds=True))
         raise KernelError(errno.ENOMEM, f"mremap: [{addr:#x}, {addr + new_len:#x}) cannot grow in place "
                           f"(another vma is in the way) and may_move=False → -ENOMEM")
     if not fixed:
@@ -102,7 +104,7 @@ def move_vma(k, vma, old_addr: int, old_len: int, new_len: int, new_addr: int, p
         k._insert_vma(mm, new)
         k.decide("copy_vma", f"new vma {new_addr:#x}-{new_addr + new_len:#x}, vm_pgoff {pgoff:#x} "
                  f"(the old vm_pgoff + the offset of {old_addr:#x}: the linear rule moves with it)",
-                 "§16c row 5")
+                 "§16c row 5", seen(vma, bounds=True))
         move_page_tables(k, mm, old_addr, new_addr, old_len)
         proc._do_munmap(old_addr, old_len)
         return new_addr

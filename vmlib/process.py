@@ -29,7 +29,7 @@ from vmlib.flags import (
 from vmlib.mm import File, MmStruct, VmArea
 from vmlib.mm import split_vma as _split
 from vmlib.pte import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW
-from vmlib.trace import lazy_text
+from vmlib.trace import lazy_text, new_seen, seen
 
 TASK_UNMAPPED_BASE = 0x40000000
 TASK_SIZE = 0x7FFFFFFFF000
@@ -179,7 +179,8 @@ class Process:
                 if file.driver.writenotify and vma.vm_flags & VM_SHARED and vma.vm_flags & VM_WRITE:
                     vma.__dict__["vm_page_prot"] = vma.vm_page_prot & ~_PAGE_RW
                     k.decide("mmap_region", "vma_wants_writenotify: shared writable, but ptes start "
-                             "read-only so the first write faults (dirty accounting)", "§6b v2.6.26 row 1")
+                             "read-only so the first write faults (dirty accounting)", "§6b v2.6.26 row 1",
+                             seen(vma, flags=VM_SHARED | VM_WRITE))
             k._insert_vma(mm, vma)
             return addr
 
@@ -423,8 +424,7 @@ class Process:
             if tracer.enabled:                      # _fault_in's loop, once round, flattened
                 tracer.emit("op", self.name, (_WRITE_TEXT, addr, data[:9]))
                 if not tracer._quiet:
-                    k.decide("fault", f"write to a read-only pte at {page_addr:#x}: a write-protection "
-                             "fault, handled by do_wp_page", "§6b")
+                    k.decide("fault", (_WP_FAULT_TEXT, page_addr, self.mm.id), "§6b")
             memory.handle_mm_fault(k, vma, page_addr, True)          # do_wp_page: cannot fail here
             pte = entries[idx]
             if pte[1] & _WRITTEN != _WRITTEN:
@@ -485,13 +485,13 @@ class Process:
                     k.decide("fault", f"{what} to the read-only pte the fault left at {addr:#x}: the "
                              "shared vma wants write notification (vm_page_prot has no write bit), "
                              "so the retried write faults again and do_wp_page makes it writable",
-                             "§6b row 7" if k.profile.MODERN else "§6b row 1")
+                             "§6b row 7" if k.profile.MODERN else "§6b row 1", seen(vma, addr, flags=VM_SHARED))
                 elif tries:     # a private vma's vm_page_prot has no write bit (§6a row 10): retried
                     k.decide("fault", f"{what} to the read-only pte the fault left at {addr:#x}: "
-                             "the retried write faults again", "§6a row 10")
+                             "the retried write faults again", "§6a row 10", seen(vma, addr))
                 else:
                     k.decide("fault", f"{what} to a read-only pte at {addr:#x}: a write-protection "
-                             "fault, handled by do_wp_page", "§6b")
+                             "fault, handled by do_wp_page", "§6b", seen(vma, addr))
             code = memory.handle_mm_fault(k, vma, addr, write)
             if code & VM_FAULT_ERROR:
                 memory.fault_error(code, addr, f"{what} by {self.name}")
@@ -594,6 +594,8 @@ class Process:
 
 _write_text, _read_text = memory.write_op_text, memory.read_op_text
 _WRITE_TEXT, _READ_TEXT = lazy_text(_write_text), lazy_text(_read_text)
+_WP_FAULT_TEXT = lazy_text("write to a read-only pte at {:#x}: a write-protection fault, handled by do_wp_page".format,
+                           lambda addr, mm_id: new_seen((((mm_id, addr),), (), (), 0)))
 
 
 def _flag_text(flags: int) -> str:

@@ -1,8 +1,9 @@
 """Trace events and state snapshots: what the stepper, graphs, golden tests and graders read.
 
 Every kernel function reports to the tracer owned by its kernel object (never a global):
-`call` events (a function was entered), `decision` events (which branch, and the row of
-kernel-facts that decided it), and state changes, each carrying a reversible delta
+`call` events (a function was entered), `decision` events (which branch, the row of
+kernel-facts that decided it, and in `examined` what the deciding code looked at: a Seen of
+ptes, vmas, pfns and vm_flags bits), and state changes, each carrying a reversible delta
 (what, key, old, new). A Trace holds the state when recording began (a Snapshot) and the
 events since; `state_at(i)` replays the deltas, forwards or backwards, so any step can be
 shown.
@@ -22,12 +23,15 @@ from __future__ import annotations
 import gc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from typing import NamedTuple
 
 
 class PageInfo(NamedTuple):
-    """A struct page as the views see it: refcount, mapcount (0-based) and type."""
+    """A struct page as the views see it: its refcount (page_count), its mapcount as
+    page_mapcount gives it (how many ptes map the page, 0 for none: the kernel's -1-based
+    _mapcount plus one, never the raw field) and its type."""
 
     count: int
     mapcount: int
@@ -45,6 +49,49 @@ class VmaInfo(NamedTuple):
     flags: int
     pgoff: int
     name: str
+
+
+class Seen(NamedTuple):
+    """What a deciding kernel function looked at, as data (a decision event's `examined`):
+    the ptes (mm id, page address), the vmas (mm id, vm_start), the pfns, and the vm_flags bits
+    it tested (0: none). Set by the model where it decides; the views mark these, they never
+    read them from the event's words. An error event carries the Seen of the last decision of
+    the operation it undid."""
+
+    ptes: tuple = ()
+    vmas: tuple = ()
+    pfns: tuple = ()
+    flags: int = 0
+
+    def __bool__(self):
+        return bool(self.ptes or self.vmas or self.pfns or self.flags)
+
+
+NOTHING_SEEN = Seen()
+new_seen = partial(tuple.__new__, Seen)        # new_seen((ptes, vmas, pfns, flags)): a Seen without a Python __new__
+
+
+def seen(vma=None, addr: int | None = None, pfn: int | None = None, flags: int = 0, *,
+         bounds: bool = False, mm=None) -> Seen:
+    """The Seen of a decision about VMA: its pte at ADDR (if ADDR is given), PFN, and the vma
+    itself when the decision tested its vm_flags (FLAGS, the bits tested) or its BOUNDS.
+    Without a vma (a walk that has none), MM says whose pte ADDR is. NOTHING_SEEN if none."""
+    mm = vma.vm_mm.id if vma is not None else mm.id if mm is not None else None
+    ptes = ((mm, addr & ~0xFFF),) if mm is not None and addr is not None else ()
+    vmas = ((mm, vma.vm_start),) if (flags or bounds) and vma is not None else ()
+    if not (ptes or vmas or flags) and pfn is None:
+        return NOTHING_SEEN
+    return new_seen((ptes, vmas, () if pfn is None else (pfn,), flags))
+
+
+class Said(NamedTuple):
+    """An event text stored with what its decision examined (see Tracer.emit)."""
+
+    text: object
+    seen: Seen
+
+
+_new_said = partial(tuple.__new__, Said)
 
 
 class Run(NamedTuple):
@@ -67,6 +114,7 @@ class Event:
     row: str = ""      # kernel-facts table and row that decided, e.g. "§1a row 3"
     delta: tuple | None = None
     depth: int = 0
+    examined: Seen = NOTHING_SEEN   # what the deciding code looked at (decision and error events)
 
     def __str__(self):
         row = f"  [{self.row}]" if self.row else ""
@@ -195,23 +243,37 @@ def record_kind(decode) -> int:
     return len(_RECORDS) - 1
 
 
-_TEXT_MAKERS: list = []      # code -> (fn, reads the trace itself)
+_TEXT_MAKERS: list = []      # code -> (fn, reads the trace itself, seen fn or None)
 
 
-def lazy_text(fn) -> int:
+def lazy_text(fn, seen=None) -> int:
     """Register fn(*args) -> str as a lazily made event text; returns its code. A hot path
     stores the tuple (code, *args) in place of the text, cheaper to build than the string and,
-    being plain data, soon ignored by the garbage collector; Events makes the text when read."""
-    _TEXT_MAKERS.append((fn, False))
+    being plain data, soon ignored by the garbage collector; Events makes the text when read,
+    and the decision's `examined` as seen(*args) (a Seen) when SEEN is given."""
+    _TEXT_MAKERS.append((fn, False, seen))
     return len(_TEXT_MAKERS) - 1
 
 
-def neighbour_text(fn) -> int:
+def neighbour_text(fn, seen=None) -> int:
     """Register fn(trace, i) -> str, a text made from the events next to event i (a fast path
     that appends a fixed run of events knows where they are) and from what is stored in its
-    place: the code alone (an int, which costs no memory) or a tuple (code, *data)."""
-    _TEXT_MAKERS.append((fn, True))
+    place: the code alone (an int, which costs no memory) or a tuple (code, *data). SEEN, if
+    given, is seen(trace, i) -> the Seen of the decision, made the same way."""
+    _TEXT_MAKERS.append((fn, True, seen))
     return len(_TEXT_MAKERS) - 1
+
+
+def text_seen(text) -> Seen:
+    """The Seen that a text as a Tracer stores it carries: a Said's, or the one a lazy
+    (code, *args) text makes; NOTHING_SEEN for a plain string (or a text made from its neighbours)."""
+    if type(text) is Said:
+        return text[1]
+    if type(text) is tuple:
+        _make, neighbours, see = _TEXT_MAKERS[text[0]]
+        if see and not neighbours:
+            return see(*text[1:])
+    return NOTHING_SEEN
 
 
 class Events(Sequence):
@@ -285,12 +347,17 @@ class Trace:
     def _event(self, i: int) -> Event:
         kind, func, row, depth = self._rows[3 * i]
         text = self._rows[3 * i + 1]
+        seen = NOTHING_SEEN
+        if type(text) is Said:                        # a text stored with its Seen
+            text, seen = text
         if type(text) is tuple:                       # (code, *args): made when read
-            make, neighbours = _TEXT_MAKERS[text[0]]
-            text = make(self, i) if neighbours else make(*text[1:])
+            make, neighbours, see = _TEXT_MAKERS[text[0]]
+            text, seen = (make(self, i), see(self, i) if see else seen) if neighbours else \
+                (make(*text[1:]), see(*text[1:]) if see else seen)
         elif type(text) is int:                       # made from the events around it
-            text = _TEXT_MAKERS[text][0](self, i)
-        return Event(i, kind, func, text, row, self.delta(i), depth)
+            make, _, see = _TEXT_MAKERS[text]
+            text, seen = make(self, i), see(self, i) if see else seen
+        return Event(i, kind, func, text, row, self.delta(i), depth, seen)
 
     def state_at(self, i: int) -> Snapshot:
         """State after events[0..i] (i = -1: the base state). Raises IndexError past the end."""
@@ -336,6 +403,15 @@ class Trace:
         d = self.delta(i)
         if d is not None:
             snap.apply(d, forward)
+
+    def last_seen(self, start: int) -> Seen:
+        """What the last decision from event START on examined (NOTHING_SEEN if none did)."""
+        for i in range(len(self) - 1, start - 1, -1):
+            if self._rows[3 * i][0] == "decision":
+                looked = self._event(i).examined
+                if looked:
+                    return looked
+        return NOTHING_SEEN
 
     def ops(self) -> list[int]:
         """Indexes of the top-level operation events."""
@@ -393,13 +469,15 @@ class Tracer:
     def on(self) -> bool:
         return self.enabled and not self._quiet
 
-    def emit(self, kind: str, func: str, text: str, row: str = "", delta: tuple | None = None) -> None:
+    def emit(self, kind: str, func: str, text: str, row: str = "", delta: tuple | None = None,
+             seen: Seen = NOTHING_SEEN) -> None:
+        """Append one event; SEEN (what a decision examined) is stored with its text."""
         if self.enabled and (not self._quiet or delta is not None):
             key = (kind, func, row, self.depth)
             head = self._heads.get(key)
             if head is None:
                 head = self._heads[key] = key
-            self.trace._rows.extend((head, text, delta))
+            self.trace._rows.extend((head, text if seen is NOTHING_SEEN else _new_said((text, seen)), delta))
 
     def state(self, func: str, delta: tuple) -> None:
         """emit("state", func, "", "", delta) for the kernel's primitives (callers check enabled)."""

@@ -36,6 +36,7 @@ from vmlib.flags import (
 )
 from vmlib.memory import NOPFN_SIGBUS
 from vmlib.mm import Driver
+from vmlib.trace import seen
 
 
 class FbDev(Driver):
@@ -70,7 +71,7 @@ class FbDev(Driver):
         """Refuse private mappings as mspec_mmap and spufs do; mark the vma VM_PFNMAP|VM_IO."""
         if not vma.vm_flags & VM_SHARED:
             k.decide("fbdev_mmap", "private mapping refused with -EINVAL (as mspec and spufs do): "
-                     "vm_insert_pfn cannot go into a COW PFNMAP", "§5a")
+                     "vm_insert_pfn cannot go into a COW PFNMAP", "§5a", seen(vma, flags=VM_SHARED))
             return -errno.EINVAL
         vma.vm_flags |= VM_PFNMAP | VM_IO | (0 if k.profile.MODERN else VM_RESERVED)
         return 0

@@ -42,6 +42,9 @@ from vmlib.flags import (
     VM_WRITE,
 )
 from vmlib.mm import Driver, PageCache
+from vmlib.trace import seen
+
+SHARED_WRITABLE = VM_WRITE | VM_MAYWRITE | VM_SHARED | VM_MAYSHARE    # what xip_file_fault tests at a hole
 
 
 class XipInode:
@@ -215,7 +218,8 @@ class XipFs(Driver):
             addr = vma.vm_start + ((pg - vma.vm_pgoff) << PAGE_SHIFT)
             pte = pgtable.lookup(vma.vm_mm, addr)
             if pte is not None and pte.pfn == sparse.pfn:
-                k.decide("__xip_unmap", f"{vma.vm_mm.name} {addr:#x}: sparse page unmapped", "§11a")
+                k.decide("__xip_unmap", f"{vma.vm_mm.name} {addr:#x}: sparse page unmapped", "§11a",
+                         seen(vma, addr, sparse.pfn))
                 memory.zap_one_pte(k, vma, addr, pte)
 
     # -- moving blocks between the XIP backing and the page cache -----------------------------
@@ -279,7 +283,7 @@ class XipFs(Driver):
             k._get_page(page, "xip_file_fault")
             vmf.page = page
             k.decide("xip_file_fault", f"block in the page cache → vmf->page {page.pfn} (refcounted)",
-                     "§11a extension")
+                     "§11a extension", seen(pfn=page.pfn))
             return 0
         pfn = inode.blocks.get(vmf.pgoff)
         if pfn is None:
@@ -291,7 +295,7 @@ class XipFs(Driver):
                 except KernelError:
                     return VM_FAULT_SIGBUS
                 k.decide("xip_file_fault", f"hole in a maybe-shared-writable mapping → new block "
-                         f"{pfn}; unmap the sparse page everywhere", "§11a")
+                         f"{pfn}; unmap the sparse page everywhere", "§11a", seen(vma, flags=SHARED_WRITABLE))
                 self._xip_unmap(inode, vmf.pgoff)
             else:
                 sparse = self._sparse_page()
@@ -300,16 +304,16 @@ class XipFs(Driver):
                 k._get_page(sparse, "xip_sparse_page")
                 vmf.page = sparse
                 k.decide("xip_file_fault", f"hole → the shared sparse page {sparse.pfn} via vmf->page",
-                         "§11a")
+                         "§11a", seen(vma, pfn=sparse.pfn, flags=SHARED_WRITABLE))
                 return 0
         if not k.profile.HAVE_VM_MIXEDMAP:
             page = k.pfn_to_page(pfn)
             k._get_page(page, "get_xip_page")
             vmf.page = page
             k.decide("xip_file_fault", f"2.6.25: block {pfn} handed out as vmf->page through its "
-                     f"struct page (refcounted like a page-cache page)", "§11a")
+                     f"struct page (refcounted like a page-cache page)", "§11a", seen(pfn=pfn))
             return 0
-        k.decide("xip_file_fault", f"block at pfn {pfn} → vm_insert_mixed", "§11a")
+        k.decide("xip_file_fault", f"block at pfn {pfn} → vm_insert_mixed", "§11a", seen(pfn=pfn))
         err = k.vm_insert_mixed(vma, vmf.address, pfn)
         if err == -errno.ENOMEM:
             return VM_FAULT_OOM

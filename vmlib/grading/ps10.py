@@ -17,7 +17,7 @@ import hashlib
 import random
 
 from vmlib.drivers.ring import PacketRing
-from vmlib.flags import PAGE_SHIFT
+from vmlib.flags import PAGE_SHIFT, VM_FAULT_SIGBUS
 from vmlib.grading import sim
 from vmlib.grading.ps8 import CardModel, Drivers, Replay, kind, play_model_ops
 from vmlib.grading.sim import BASE, Scenario, register_sim
@@ -38,7 +38,14 @@ class RingReplay(Replay):
 
 class RingDrivers(Drivers):
     """ps8's asker and judge, except that get_user_pages must agree too: a ring page is there to be
-    pinned (§14d row 1)."""
+    pinned (§14d row 1); and the reference (RingMmap, like packet_mmap) maps every page at mmap time
+    and has no fault(), so a fault question, which a student's on-demand driver raises, is answered
+    as a vma with no page to give: VM_FAULT_SIGBUS, no calls made."""
+
+    def reference(self, k, fn: str, args: tuple) -> tuple:
+        if args[0] == "fault":                    # args: (op, device, vma, vmf), as Drivers.encode reads them
+            return {"actions": [], "ret": VM_FAULT_SIGBUS, "page": None, "raised": None, "fault": False}, ""
+        return super().reference(k, fn, args)
 
     @staticmethod
     def agrees(text: str, got: str, ref: str) -> bool:

@@ -28,6 +28,7 @@ from vmlib.flags import (
     VM_SHARED,
     VM_WRITE,
 )
+from vmlib.trace import NOTHING_SEEN, text_seen
 
 DECIDERS = {
     "vm_normal_page": "vm_normal_page(k, vma, addr, pte) -> page or None",
@@ -416,7 +417,7 @@ def mutated(m: Mutation) -> Callable:
             for e in mine[-1:]:
                 if text:
                     k._ps9_wrong.add(text)
-                tracer.emit("decision", e.func, text or e.text, "")
+                tracer.emit("decision", e.func, text or e.text, "", None, e.examined)
         else:                              # its caller reports the answer next: see broken_kernel
             k._ps9_pending = text or ""
         if isinstance(answer, BaseException):
@@ -437,12 +438,13 @@ def broken_kernel(m: Mutation, ram_pages: int = 64):
     k._ps9_pending = None            # the next report of the broken function's answer: its text ("" = keep)
     k._ps9_wrong = set()             # the texts of the wrong decisions it traced (wrong_decisions)
 
-    def decide(func, text, row=""):
-        if k._ps9_pending is not None and func in reporters:
+    def decide(func, text, row="", seen=NOTHING_SEEN):
+        if k._ps9_pending is not None and func in reporters and not k.tracer._quiet:
             if k._ps9_pending:
                 k._ps9_wrong.add(k._ps9_pending)
+                seen = seen or text_seen(text)         # the wrong words keep what was examined
             text, row, k._ps9_pending = k._ps9_pending or text, "", None
-        plain(func, text, row)
+        plain(func, text, row, seen)
     k.decide = decide
     _keep_undone_decisions(k)
     return k
@@ -466,9 +468,9 @@ def _keep_undone_decisions(k) -> None:
         dropped[:] = [trace._rows[i:i + 3] for i in range(3 * n, len(trace._rows), 3)]
         truncate(n)
 
-    def emit_after(kind, func, text, row="", delta=None):
+    def emit_after(kind, func, text, row="", delta=None, seen=NOTHING_SEEN):
         if kind == "error" and dropped:
             trace._rows.extend(x for r in dropped if r[0][0] in ("call", "decision", "warn") for x in r)
             dropped.clear()
-        emit(kind, func, text, row, delta)
+        emit(kind, func, text, row, delta, seen)
     trace._truncate, tracer.emit = keep_truncated, emit_after

@@ -199,8 +199,6 @@ STANDALONE = {"move_to_pagecache", "move_to_xip", "unpin_user_page", "put_page",
 MINOR = {"fault", "vm_normal_page", "insert_page", "insert_pfn"}
 # Functions a lesson's own code calls to ask (k.vm_normal_page): at depth 0 they belong to no operation.
 ASKED = {"vm_normal_page"}
-_HEX = re.compile(r"0x[0-9a-f]+")
-_PAGE_NO = re.compile(r"\b(?:page|pfn) (\d+)")
 _OP = re.compile(r"^(\w+)\((.*)\)$")
 
 
@@ -341,7 +339,7 @@ def _model(trace, first: int, last: int, before: Before, after: Snapshot) -> Ste
         op["before"], op["after"] = _facts(before, pid, page), _facts(after, pid, page)
     examined = _examined(op, decisions, errors, before, after)
     for e in [x for x in (key, *errors[-1:]) if x is not None]:
-        examined.key |= {(pid, int(h, 16)) for h in _HEX.findall(e.text) if (pid, int(h, 16)) in examined.ptes}
+        examined.key |= set(e.examined.ptes) & examined.ptes
     if not examined.key and pid is not None and addr is not None and op["kind"] in ("read", "write"):
         examined.key.add((pid, addr & ~(PAGE - 1)))
     action = _action(op, after)
@@ -476,7 +474,8 @@ def _facts(snap: Snapshot, pid: int, addr: int) -> dict:
 
 
 def _examined(op: dict, decisions, errors, before: Snapshot, after: Snapshot) -> Examined:
-    """What the operation's deciding code looked at, from its arguments and its decisions' words."""
+    """What the operation's deciding code looked at: from its arguments, and what its decisions
+    (and an error's last decision) recorded in `examined` (ptes and vmas drawn before or after)."""
     ex = Examined()
     pid, addr = op.get("pid"), op.get("addr")
     kind = op["kind"]
@@ -505,11 +504,10 @@ def _examined(op: dict, decisions, errors, before: Snapshot, after: Snapshot) ->
             ex.vmas.add((pid_, v.start))
             ex.ptes.add((pid_, a))
     for e in [*decisions, *errors]:
-        for h in _HEX.findall(e.text):
-            a = int(h, 16)
-            if pid is not None and a % PAGE == 0 and _vma_at(before, pid, a) is not None:
-                ex.ptes.add((pid, a))
-        ex.frames |= {int(n) for n in _PAGE_NO.findall(e.text)}
+        looked = e.examined
+        ex.ptes |= {(m, a) for m, a in looked.ptes if _vma_at(before, m, a) or _vma_at(after, m, a)}
+        ex.vmas |= {(m, s) for m, s in looked.vmas if _vma_at(before, m, s) or _vma_at(after, m, s)}
+        ex.frames |= set(looked.pfns)
     for pid_, a in list(ex.ptes):
         pte = before.pte(pid_, a) or after.pte(pid_, a)
         if pte is not None and kind != "fork":

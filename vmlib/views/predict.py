@@ -17,9 +17,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 
-ADDR = re.compile(r"0x[0-9a-f]+")
 GUP_CALL = re.compile(r"get_user_pages_fast\((0x[0-9a-f]+), (\d+)")
-FORK_PTE = re.compile(r"page (\d+) \+1 ref")
 PAGE_SIZE = 4096
 
 
@@ -90,10 +88,9 @@ def _gup_refusal(e, op):
     if e.kind != "decision" or e.func != "gup_pte_range" or "special" not in e.text:
         return None
     m = GUP_CALL.search(op.text if op is not None else "")
-    refused = ADDR.match(e.text)
-    if m is None or refused is None:
+    if m is None or not e.examined.ptes:
         return None
-    start, nr, bad = int(m[1], 16), int(m[2]), int(refused[0], 16)
+    start, nr, bad = int(m[1], 16), int(m[2]), e.examined.ptes[0][1]     # the pte the walk refused
     addrs = [start + i * PAGE_SIZE for i in range(nr)]
     if bad not in addrs:
         return None
@@ -112,10 +109,9 @@ def _fork_counts(e, op, trace, span_end):
     """copy_one_pte at fork: the page's refcount and mapcount after the fork."""
     if e.kind != "decision" or e.func != "copy_one_pte":
         return None
-    m = FORK_PTE.search(e.text)
-    if m is None:
+    if not e.examined.pfns:
         return None
-    pfn = int(m[1])
+    pfn = e.examined.pfns[0]                                # the pfn of the pte it copied
     before = trace.state_at(op.seq if op is not None else 0).pages.get(pfn)   # as the operation began
     after = trace.state_at(span_end).pages.get(pfn)
     if before is None or after is None or (before.count, before.mapcount) == (after.count, after.mapcount):
