@@ -167,3 +167,19 @@ def test_rows_are_links_into_the_fact_sheet():
     for f in frames:
         assert f["row_href"].startswith("kernel-facts.html#s")
         assert all("§" not in e or "kernel-facts.html#" in eh for e, eh in zip(f["events"], f["events_html"]))
+
+
+def test_a_stepper_walks_its_trace_once_for_both_pictures(monkeypatch):
+    """Issue 19 item 4: Stepper computes each step once (Steps.frames(big=True) draws the notebook
+    and the presentation picture in the same pass), not the whole trace twice."""
+    from vmlib.views import widgets
+    t = fork_then_writes()
+    made = []
+    real = widgets.marks
+    monkeypatch.setattr(widgets, "marks", lambda *a: made.append(1) or real(*a))   # once per frame made
+    w = Stepper(t, ops_only=True)
+    assert len(made) == len(w.sides[0]["frames"]), f"{len(made)} frames made for {len(w)} shown"
+    assert all("width:100%" in f["big"] and "max-width:none" in f["svg"] for f in w.sides[0]["frames"])
+    nb, pres = Steps(t).frames(), Steps(t).frames(presentation=True)
+    assert [f["svg"] for f in w.sides[0]["frames"][-len(nb):]] == [f["svg"] for f in nb]
+    assert [f["big"] for f in w.sides[0]["frames"][-len(nb):]] == [f["svg"] for f in pres]
