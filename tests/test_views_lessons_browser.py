@@ -358,3 +358,84 @@ def shut_down_kernels(lab) -> None:
     for s in sessions:
         req = urllib.request.Request(f"{base}/api/sessions/{s['id']}?token={token}", method="DELETE")
         urllib.request.urlopen(req, timeout=10).close()
+
+
+# -- the problem sets' steppers (issue 19: "every stepper in every lesson and in ps8/ps9") ----------
+
+PROBLEM_SETS = ("ps8_driver", "ps9_debug")
+MAKES_A_PICTURE = r"\b(Stepper|FaultStepper|Compare|show_steps|Playground)\b"
+
+
+def student_part(name: str) -> tuple[dict, int]:
+    """(notebook, steppers): the released exercises/<name> cut before its first answer cell: the
+    cells a student runs before writing anything, which make every stepper the notebook shows.
+    Fails if a cell from the first answer on makes a picture (this test would have to answer it)."""
+    import re
+    nb = json.loads((ROOT / "exercises" / name / f"{name}.ipynb").read_text())
+    cells = nb["cells"]
+    cut = next((i for i, c in enumerate(cells) if c.get("metadata", {}).get("nbgrader", {}).get("solution")),
+               len(cells))
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    later = [s for c in cells[cut:] if c["cell_type"] == "code" and re.search(MAKES_A_PICTURE, s := "".join(c["source"]))]
+    assert not later, f"{name}: a cell after the first answer makes a picture; give this test an answer for it: {later}"
+    kept = [c for c in cells[:cut] if c["cell_type"] == "code"]
+    steppers = sum(len(re.findall(r"\b(Stepper|FaultStepper)\(", "".join(c["source"]))) for c in kept)
+    assert code, f"{name}: no code cells"
+    return {**nb, "cells": cells[:cut]}, steppers
+
+
+def upload(lab, nb: dict, path: str) -> None:
+    """Put a notebook into the lab's root (its contents API), next to the lessons' copy."""
+    import urllib.request
+    base, token = lab
+    body = json.dumps({"type": "notebook", "format": "json", "content": nb}).encode()
+    req = urllib.request.Request(f"{base}/api/contents/{path}?token={token}", data=body, method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=30).close()
+
+
+def test_problem_set_steppers_read_in_jupyterlab(page, lab):
+    """ps8 and ps9 as released: every stepper a student sees before answering, walked at 1400x900
+    and at 1000x800 with the file browser open, in the light and the dark theme (check_every_step:
+    steps per operation, smallest text, stillness, a highlight per step, presentation text)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    walked = 0
+    for name in PROBLEM_SETS:
+        nb, steppers = student_part(name)
+        if not steppers:                       # ps8 shows no stepper: nothing to walk (no kernel started)
+            MEASURED[name] = "no stepper in the notebook"
+            continue
+        upload(lab, nb, f"{name}.ipynb")
+        shut_down_kernels(lab)
+        run_lesson(page, lab, f"{name}.ipynb")
+        errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+        assert errors.count() == 0, f"{name}: {errors.first.inner_text()[:500]}"
+        assert page.locator(".vmlib-stepper").count() == steppers, f"{name}: {steppers} steppers made, " \
+            f"{page.locator('.vmlib-stepper').count()} shown"
+        for theme, light in (("JupyterLab Light", "true"), ("JupyterLab Dark", "false")):
+            set_theme(page, theme)
+            page.wait_for_selector(f"body[data-jp-theme-light='{light}']", state="attached", timeout=30000)
+            page.wait_for_timeout(300)
+            tag = "light" if light == "true" else "dark"
+            for width, height, files in ((1400, 900, False), (1000, 800, True)):
+                page.set_viewport_size({"width": width, "height": height})
+                browser = page.locator(".jp-FileBrowser").first
+                if browser.is_visible() != files:
+                    page.locator(".jp-SideBar .lm-TabBar-tab[data-id='filebrowser']").first.click()
+                    page.wait_for_selector(".jp-FileBrowser", state="visible" if files else "hidden", timeout=15000)
+                    page.wait_for_timeout(300)
+                where = f"{name} {width}x{height}{' files' if files else ''} {tag}"
+                for i in range(steppers):
+                    MEASURED[f"{where} #{i}"] = check_every_step(
+                        page, f"{where} #{i}", page.locator(".vmlib-stepper").nth(i),
+                        MIN_PRESENTATION_PX if width >= 1400 else MIN_TEXT_PX)
+                    walked += 1
+                check_widths(page, where)
+                page.locator(".vmlib-stepper").first.locator(".vmlib-graph").scroll_into_view_if_needed()
+                page.screenshot(path=str(SHOTS / f"{name}_{width}x{height}_{tag}.png"))
+        if page.locator(".jp-FileBrowser").first.is_visible():
+            page.locator(".jp-SideBar .lm-TabBar-tab[data-id='filebrowser']").first.click()
+        page.set_viewport_size({"width": 1400, "height": 900})
+    assert walked >= 4, f"ps9's stepper was not walked in all four settings ({walked})"
+    print("problem-set steppers measured:", json.dumps(MEASURED, indent=1))
+    shut_down_kernels(lab)

@@ -137,6 +137,9 @@ def test_compare_has_two_sides_of_one_layout():
     assert [s["title"] for s in w.sides] == ["2.6.26/x86", "6.12/x86"]
     sizes = {re.search(r'viewBox="([^"]+)"', f["svg"])[1] for s in w.sides for f in s["frames"]}
     assert len(sizes) == 1, f"the two sides are drawn on different layouts: {sizes}"
+    width = float(re.search(r'<svg[^>]*\swidth="([\d.]+)"', w.sides[0]["frames"][0]["svg"])[1])
+    assert 2 * width + 12 <= 968, f"two {width:.0f} px sides at 12 px text do not fit a 968 px column side by side"
+    assert all("width:100%" in f["big"] for s in w.sides for f in s["frames"]), "presentation: column-wide"
 
 
 def test_bad_input_is_refused_clearly():

@@ -37,6 +37,7 @@ MAX_VMA_LINES = 6               # more vmas than this in one process: the mm box
 SEEN = 4                        # how far outside a box its "examined" outline runs
 MANY_FRAMES = 12                # more frames than this: one-line frame boxes
 FRAME_X_GAP = 40                # room for the edges between pte tables and frames
+STACK_INDENT = 22               # stack=True: how far right of its mm box a process's tables start
 
 CSS = (
     ".vg{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;font-size:12px}"
@@ -358,11 +359,12 @@ class Layout:
     _seen = None                  # what the step being drawn examined (set by svg)
 
     def __init__(self, u: Union, collapse: int = 4, width: int = WIDTH, pids=None, levels: bool = True,
-                 fit: str = "natural"):
+                 fit: str = "natural", stack: bool = False):
         if fit not in ("natural", "column"):
             raise ValueError(f"fit must be 'natural' or 'column', got {fit!r}")
         self.u = u
         self.levels = levels           # False: no pgd/pud/pmd boxes (the walk in the pte table's head), narrower
+        self.stack = stack             # True: each mm box above its tables, not left of them (narrower again)
         self.fit = fit                 # "column": drawn as wide as its column (presentation)
         self.pids = sorted(u.mms) if pids is None else sorted(pids)
         explicit = set(u.ptes)
@@ -402,7 +404,8 @@ class Layout:
                    [text_width(D.proc_label(p, n), True) for p in self.pids for n in self.u.mms[p]]) + 12
         lvl_w = text_width("pfn 99999") + 12
         self.walk_w = 3 * (lvl_w + 12) if self.levels else 0
-        x_pt0 = 2 + mm_w + 14 + self.walk_w
+        x_pgd = 2 + STACK_INDENT if self.stack else 2 + mm_w + 14
+        x_pt0 = x_pgd + self.walk_w
         wants = {r.rid: text_width(_row_text_max(r, self.u), True) for rows in self.rows.values() for r in rows}
 
         def room(frame_w: float) -> float:          # for a row's text, in a 960 px column
@@ -418,7 +421,6 @@ class Layout:
         self.label_w = max([w for w in wants.values() if w <= budget] +
                            [text_width(_row_text_max(r, self.u, True), True) for rows in self.rows.values() for r in rows
                             if r.lines == 2] + [text_width("0x7fffffff000 (empty)")]) + 16
-        x_pgd = 2 + mm_w + 14
         xs = (x_pgd, x_pgd + lvl_w + 12, x_pgd + 2 * (lvl_w + 12))
         x_pt = x_pgd + self.walk_w
         self.pt_w = max(self.label_w + 4 * BIT, text_width("pte table @pfn 99999", True) + 12)
@@ -441,8 +443,9 @@ class Layout:
         for (p, i4, i3, i2) in self.rows:
             if p == pid:
                 tree.setdefault(i4, {}).setdefault(i3, []).append(i2)
-        y = top
         bottom = top + mm_h
+        top = bottom + GAP if self.stack else top       # where the tables start
+        y = top
         self.boxes[f"pgd{pid}"] = self._level(f"pgd{pid}", x_pgd, top, lvl_w, sorted(tree))
         for i4 in sorted(tree):
             pud = f"pud{pid}_{i4}"
@@ -586,10 +589,10 @@ class Layout:
                 if any(p[0] is not None for _r, p in rows) or table_at(1, b2) is not None:
                     pt = f"pt{pid}_{key[1]}_{key[2]}_{key[3]}"
                     self._pte_table(out, pt, b2, table_at(1, b2), new(1, b2), rows, diff, seen)
-                    _edge(out, b.x + b.w, b.y + LINE / 2 + 4, self.boxes[pt], False)
+                    _edge(out, *self._mm_port(b), self.boxes[pt], False)
             return
         out.append(self._index(pgd, "pgd", table_at(4, 0), new(4, 0), i4s))
-        _edge(out, b.x + b.w, b.y + LINE / 2 + 4, self.boxes[pgd], False)
+        _edge(out, *self._mm_port(b), self.boxes[pgd], False)
         for i4 in i4s:
             pud = f"pud{pid}_{i4}"
             b4 = i4 << 39
@@ -612,6 +615,10 @@ class Layout:
                     self._pte_table(out, pt, b2, table_at(1, b2), new(1, b2), present[key], diff, seen)
                     _edge(out, self.boxes[pmd].x + self.boxes[pmd].w, self.ports[f"{pmd}:{i2}"],
                           self.boxes[pt], False)
+
+    def _mm_port(self, b: Box) -> tuple[float, float]:
+        """Where the edge from mm box b to its first table starts: its right side, or (stack) its foot."""
+        return (b.x + STACK_INDENT / 2, b.y + b.h) if self.stack else (b.x + b.w, b.y + LINE / 2 + 4)
 
     def _seen_mark(self, b: Box, on, inside: bool = False, key: bool = False) -> str:
         """The dashed "examined" outline around box b (just outside it, or inside for a row);

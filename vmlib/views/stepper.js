@@ -18,10 +18,11 @@ function h(tag, attrs, ...kids) {
   return el;
 }
 
-function svgHeight(svg) {
-  const m = /<svg[^>]*?\sheight="([\d.]+)(pt|px)?"/.exec(svg || "");
+function svgSize(svg, what) {
+  const m = new RegExp(`<svg[^>]*?\\s${what}="([\\d.]+)(pt|px)?"`).exec(svg || "");
   return m ? parseFloat(m[1]) * (m[2] === "pt" ? 4 / 3 : 1) : 0;
 }
+const svgHeight = (svg) => svgSize(svg, "height");
 
 function render({ model, el }) {
   const sides = model.get("sides");
@@ -75,6 +76,10 @@ function render({ model, el }) {
   function sizeBoxes() {                  // reserve the tallest picture of the mode shown
     sides.forEach((side, s) => {
       const g = panels[s].graph;
+      // Compare: a side asks for its picture's natural width (text 12 px), so the two stand side by
+      // side where the column holds both and stack where it does not; presentation stacks them
+      if (compare) panels[s].box.style.flex = big ? "1 1 100%"
+        : `1 1 ${Math.ceil(Math.max(...side.frames.map((f) => svgSize(f.svg, "width"))))}px`;
       if (big) { g.style.minHeight = ""; return; }
       const tallest = Math.max(...side.frames.map((f) => svgHeight(f.svg)));
       g.style.minHeight = tallest ? `${Math.ceil(tallest) + 18}px` : "";

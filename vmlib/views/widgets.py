@@ -71,12 +71,13 @@ class Steps:
 
     def share_layout(self, other: Steps) -> None:
         """Draw this trace and `other` on one layout (Compare: both sides line up, and without
-        pgd/pud/pmd boxes each is narrow enough to stand beside the other in a wide column)."""
+        pgd/pud/pmd boxes, each mm box above its tables, each is narrow enough to stand beside
+        the other at 12 px in a 968 px column; the presentation layout keeps the wide form)."""
         from vmlib.views.layout import Layout, Union
         if self.graph in ("fork", "process") and other.graph == self.graph:
             u = Union.of([(self.trace, self.spans), (other.trace, other.spans)])
             pids = None if self.graph == "fork" or not u.mms else [min(u.mms)]
-            self._layout = other._layout = Layout(u, pids=pids, levels=False)
+            self._layout = other._layout = Layout(u, pids=pids, levels=False, stack=True)
             self._player = other._player = Layout(u, pids=pids, levels=False, fit="column")
 
     @staticmethod
