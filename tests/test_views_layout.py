@@ -130,7 +130,7 @@ def test_compare_sides_share_one_layout():
 def test_a_stacked_layout_puts_each_mm_above_its_tables_and_is_narrower():
     """Compare's sides (stack=True): each mm box above its page tables, so a side is narrow enough to
     stand beside the other at 12 px text in a 968 px column; nothing overlaps."""
-    k, t = cow_trace()
+    _k, t = cow_trace()
     u = Union.of([(t, op_spans(t))])
     wide, tall = Layout(u, levels=False), Layout(u, levels=False, stack=True)
     assert tall.width < wide.width - 100 and 2 * tall.width + 12 <= 968, (wide.width, tall.width)
