@@ -274,6 +274,52 @@ def check_compare(page, name: str) -> None:
     assert left[1] == right[1], f"{name}: Compare's sides differ in size: {left[1]} vs {right[1]}"
     off = {n for n in set(left[0]) & set(right[0]) if left[0][n][0] != right[0][n][0]}
     assert not off, f"{name}: Compare's sides do not line up at {sorted(off)}"
+    check_compare_steps(page, name, cmp)
+
+
+COMPARE_SIDES = """el => { const top = el.getBoundingClientRect().top;
+    const room = el.querySelector('.vmlib-sides').getBoundingClientRect().width;
+    return [room, Array.from(el.querySelectorAll('.vmlib-side')).map(s => {
+        const svg = s.querySelector('.vmlib-graph svg'); const r = svg.getBoundingClientRect();
+        const scale = r.width / svg.viewBox.baseVal.width; let small = 1e9;
+        for (const t of svg.querySelectorAll('text')) small = Math.min(small, parseFloat(getComputedStyle(t).fontSize) * scale);
+        const nat = parseFloat(svg.getAttribute('width'));
+        return {left: r.left, right: r.right, top: Math.round((r.top - top) * 10) / 10, height: r.height, small, nat}; })]; }"""
+
+
+def check_compare_steps(page, name: str, cmp) -> dict:
+    """A Compare over all its operations: its sides next to each other when the column holds both
+    at their natural size (text 12 px), stacked otherwise; smallest text >= 12 px; neither picture
+    moves. Returns what it measured."""
+    cmp.scroll_into_view_if_needed()
+    count = cmp.locator(".vmlib-count")
+    if not count.count():                      # the ipywidgets Compare: the browser Stepper.compare only
+        return {}
+    cmp.locator("button[title='first']").click()
+    page.wait_for_function("el => el.querySelector('.vmlib-count').textContent.startsWith('operation 1/')",
+                           arg=cmp.element_handle(), timeout=15000)
+    total = int(count.inner_text().split("/")[1])
+    room, first = cmp.evaluate(COMPARE_SIDES)
+    fits = sum(s["nat"] for s in first) + 12 <= room
+    for i in range(total):
+        if i:
+            cmp.locator("button[title='forward']").click()
+            page.wait_for_function("([el, t]) => el.querySelector('.vmlib-count').textContent === t",
+                                   arg=[cmp.element_handle(), f"operation {i + 1}/{total}"], timeout=15000)
+        _room, now = cmp.evaluate(COMPARE_SIDES)
+        for side, (a, b) in enumerate(zip(first, now)):
+            where = f"{name}: Compare side {side + 1}, operation {i + 1}/{total}"
+            assert b["small"] >= MIN_TEXT_PX - 0.05, f"{where}: smallest text {b['small']:.1f} px"
+            assert (a["top"], a["height"]) == (b["top"], b["height"]), f"{where}: the picture moved {a} -> {b}"
+        left, right = now
+        if fits:
+            assert right["left"] >= left["right"] and right["top"] == left["top"], \
+                f"{name}: Compare's sides fit side by side ({room:.0f} px) but stack: {now}"
+        else:
+            assert right["top"] >= left["top"] + left["height"], f"{name}: Compare's sides overlap: {now}"
+    MEASURED[f"{name} compare"] = {"room": room, "side by side": fits, "widths": [s["nat"] for s in first],
+                                   "small": min(s["small"] for s in first)}
+    return MEASURED[f"{name} compare"]
 
 
 def test_every_lesson_reads_in_jupyterlab(page, lab):
@@ -303,6 +349,9 @@ def test_every_lesson_reads_in_jupyterlab(page, lab):
             first.scroll_into_view_if_needed()
             page.screenshot(path=str(SHOTS / f"{name}_light.png"))
     assert checked["stepper"] >= 8 and checked["compare"] >= 2 and checked["memmap"] == 1, checked
+    beside = [k for k, v in MEASURED.items() if k.endswith(" compare") and v["side by side"]]
+    assert {"03_vmas_and_faults compare", "04_fork_and_cow compare"} <= set(beside), \
+        f"Compare's sides stack at 1400x900 in lessons 03/04: {MEASURED}"
     assert checked["five steps"] >= 5, "no stepper was followed over five steps"
     assert checked.get("playground"), "no lesson has a Playground"
     set_theme(page, "JupyterLab Dark")
@@ -340,6 +389,8 @@ def test_every_lesson_reads_in_jupyterlab(page, lab):
                                                                       page.locator(".vmlib-stepper").nth(i),
                                                                       MIN_TEXT_PX)
         check_widths(page, f"{name} (1000x800)")
+        if page.locator(".vmlib-compare").count():
+            check_compare_steps(page, f"{name} (1000x800, dark)", page.locator(".vmlib-compare").first)
         page.locator(".vmlib-stepper").first.scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / f"{name}_1000x800_dark.png"))
         if not was_open:
@@ -426,6 +477,7 @@ def test_problem_set_steppers_read_in_jupyterlab(page, lab):
                     page.wait_for_timeout(300)
                 where = f"{name} {width}x{height}{' files' if files else ''} {tag}"
                 for i in range(steppers):
+                    click_and_wait(page, page.locator(".vmlib-stepper").nth(i), "forward")  # "first" then moves
                     MEASURED[f"{where} #{i}"] = check_every_step(
                         page, f"{where} #{i}", page.locator(".vmlib-stepper").nth(i),
                         MIN_PRESENTATION_PX if width >= 1400 else MIN_TEXT_PX)
