@@ -15,7 +15,7 @@ from vmlib.views.widgets import Steps
 
 PAGE = vmlib.PAGE_SIZE
 VIEWS = Path(vmlib.__file__).parent / "views"
-MARK = re.compile(r'<rect class="(?:[^"]* )?(?:hot|seen)[^"]*" x="[\d.]+" y="[\d.]+"')
+MARK = re.compile(r'<rect class="(?:[^"]* )?(?:hot|seen)[^"]*" x="[-\d.]+" y="[-\d.]+"')
 
 
 def fork_cow():
@@ -284,3 +284,20 @@ def test_dot_and_svg_draw_the_rows_of_one_model():
     assert (f"{a + 4 * PAGE:#x}", "") in changed, "the written pte is a row of its own, marked"
     assert all(not group for _addr, group in changed), f"a group marked changed for one of its ptes: {changed}"
     assert re.search(rf'>Δ {a + 4 * PAGE:#x} → pfn \d+<', g.svg()), "the SVG marks the same row"
+
+
+def test_every_ps9_broken_kernel_steps_by_operation_with_a_mark_on_every_step():
+    """ps9's stepper (FaultStepper(k.trace, ops_only=True) after task.play(k)) for each of its broken
+    kernels, not only the one a test user draws (the browser test walks that one): at most 2 steps
+    per operation, something highlighted in every step's picture, every frame the same size."""
+    from vmlib.grading.ps9 import MUTATIONS, Task
+    for m in MUTATIONS:
+        task = Task(m, "views-test")
+        k = task.kernel()
+        task.play(k, quiet=True)
+        frames = Steps(k.trace, True).frames()
+        ops = len(k.trace.ops())
+        assert len(frames) <= 2 * max(1, ops), f"{m.id}: {len(frames)} steps for {ops} operations"
+        unmarked = [i + 1 for i, f in enumerate(frames) if not marks_in(f["svg"])]
+        assert not unmarked, f"{m.id}: nothing highlighted at steps {unmarked} of {len(frames)}"
+        assert len({re.search(r"<svg[^>]*>", f["svg"])[0] for f in frames}) == 1, f"{m.id}: frames differ in size"

@@ -833,6 +833,8 @@ def _examined(op: dict, decisions, errors, before: Snapshot, after: Snapshot) ->
         pte = before.pte(pid_, a) or after.pte(pid_, a)
         if pte is not None and kind != "fork":
             ex.frames.add(pte.pfn)
+    if kind == "mmap" and pid is not None and not ex.vmas:
+        ex.mms.add(pid)          # a refused mmap made no vma: its code looked at the process's mm
     return ex
 
 
