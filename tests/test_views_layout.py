@@ -10,6 +10,7 @@ import vmlib
 from vmlib.drivers import DevMem
 from vmlib.views import Compare, FaultStepper, fork_graph, process_graph, render, vma_graph
 from vmlib.views.layout import CSS, WIDTH, Layout, Union
+from vmlib.views.picture import op_spans
 
 PAGE = vmlib.PAGE_SIZE
 NODE = re.compile(r'<g data-node="(\w+)"[^>]*><rect class="[^"]*" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" '
@@ -124,6 +125,23 @@ def test_compare_sides_share_one_layout():
         lb, rb = boxes(left), boxes(right)
         assert all(lb[n] == rb[n] for n in set(lb) & set(rb))
         cmp.forward()
+
+
+def test_a_stacked_layout_puts_each_mm_above_its_tables_and_is_narrower():
+    """Compare's sides (stack=True): each mm box above its page tables, so a side is narrow enough to
+    stand beside the other at 12 px text in a 968 px column; nothing overlaps."""
+    _k, t = cow_trace()
+    u = Union.of([(t, op_spans(t))])
+    wide, tall = Layout(u, levels=False), Layout(u, levels=False, stack=True)
+    assert tall.width < wide.width - 100 and 2 * tall.width + 12 <= 968, (wide.width, tall.width)
+    for pid in tall.pids:
+        mm = tall.boxes[f"mm{pid}"]
+        tables = [b for n, b in tall.boxes.items() if n.startswith(f"pt{pid}_")]
+        assert tables and all(b.y >= mm.y + mm.h for b in tables), "the tables start below their mm box"
+    boxes = [b for n, b in tall.boxes.items() if not n.startswith(("pgd", "pud", "pmd"))]   # not drawn here
+    overlaps = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+                if a.x < b.x + b.w and b.x < a.x + a.w and a.y < b.y + b.h and b.y < a.y + a.h]
+    assert not overlaps, overlaps
 
 
 def test_legend_lists_only_what_the_graph_can_show():

@@ -274,6 +274,52 @@ def check_compare(page, name: str) -> None:
     assert left[1] == right[1], f"{name}: Compare's sides differ in size: {left[1]} vs {right[1]}"
     off = {n for n in set(left[0]) & set(right[0]) if left[0][n][0] != right[0][n][0]}
     assert not off, f"{name}: Compare's sides do not line up at {sorted(off)}"
+    check_compare_steps(page, name, cmp)
+
+
+COMPARE_SIDES = """el => { const top = el.getBoundingClientRect().top;
+    const room = el.querySelector('.vmlib-sides').getBoundingClientRect().width;
+    return [room, Array.from(el.querySelectorAll('.vmlib-side')).map(s => {
+        const svg = s.querySelector('.vmlib-graph svg'); const r = svg.getBoundingClientRect();
+        const scale = r.width / svg.viewBox.baseVal.width; let small = 1e9;
+        for (const t of svg.querySelectorAll('text')) small = Math.min(small, parseFloat(getComputedStyle(t).fontSize) * scale);
+        const nat = parseFloat(svg.getAttribute('width'));
+        return {left: r.left, right: r.right, top: Math.round((r.top - top) * 10) / 10, height: r.height, small, nat}; })]; }"""
+
+
+def check_compare_steps(page, name: str, cmp) -> dict:
+    """A Compare over all its operations: its sides next to each other when the column holds both
+    at their natural size (text 12 px), stacked otherwise; smallest text >= 12 px; neither picture
+    moves. Returns what it measured."""
+    cmp.scroll_into_view_if_needed()
+    count = cmp.locator(".vmlib-count")
+    if not count.count():                      # the ipywidgets Compare: the browser Stepper.compare only
+        return {}
+    cmp.locator("button[title='first']").click()
+    page.wait_for_function("el => el.querySelector('.vmlib-count').textContent.startsWith('operation 1/')",
+                           arg=cmp.element_handle(), timeout=15000)
+    total = int(count.inner_text().split("/")[1])
+    room, first = cmp.evaluate(COMPARE_SIDES)
+    fits = sum(s["nat"] for s in first) + 12 <= room
+    for i in range(total):
+        if i:
+            cmp.locator("button[title='forward']").click()
+            page.wait_for_function("([el, t]) => el.querySelector('.vmlib-count').textContent === t",
+                                   arg=[cmp.element_handle(), f"operation {i + 1}/{total}"], timeout=15000)
+        _room, now = cmp.evaluate(COMPARE_SIDES)
+        for side, (a, b) in enumerate(zip(first, now)):
+            where = f"{name}: Compare side {side + 1}, operation {i + 1}/{total}"
+            assert b["small"] >= MIN_TEXT_PX - 0.05, f"{where}: smallest text {b['small']:.1f} px"
+            assert (a["top"], a["height"]) == (b["top"], b["height"]), f"{where}: the picture moved {a} -> {b}"
+        left, right = now
+        if fits:
+            assert right["left"] >= left["right"] and right["top"] == left["top"], \
+                f"{name}: Compare's sides fit side by side ({room:.0f} px) but stack: {now}"
+        else:
+            assert right["top"] >= left["top"] + left["height"], f"{name}: Compare's sides overlap: {now}"
+    MEASURED[f"{name} compare"] = {"room": room, "side by side": fits, "widths": [s["nat"] for s in first],
+                                   "small": min(s["small"] for s in first)}
+    return MEASURED[f"{name} compare"]
 
 
 def test_every_lesson_reads_in_jupyterlab(page, lab):
@@ -303,6 +349,9 @@ def test_every_lesson_reads_in_jupyterlab(page, lab):
             first.scroll_into_view_if_needed()
             page.screenshot(path=str(SHOTS / f"{name}_light.png"))
     assert checked["stepper"] >= 8 and checked["compare"] >= 2 and checked["memmap"] == 1, checked
+    beside = [k for k, v in MEASURED.items() if k.endswith(" compare") and v["side by side"]]
+    assert {"03_vmas_and_faults compare", "04_fork_and_cow compare"} <= set(beside), \
+        f"Compare's sides stack at 1400x900 in lessons 03/04: {MEASURED}"
     assert checked["five steps"] >= 5, "no stepper was followed over five steps"
     assert checked.get("playground"), "no lesson has a Playground"
     set_theme(page, "JupyterLab Dark")
@@ -340,6 +389,8 @@ def test_every_lesson_reads_in_jupyterlab(page, lab):
                                                                       page.locator(".vmlib-stepper").nth(i),
                                                                       MIN_TEXT_PX)
         check_widths(page, f"{name} (1000x800)")
+        if page.locator(".vmlib-compare").count():
+            check_compare_steps(page, f"{name} (1000x800, dark)", page.locator(".vmlib-compare").first)
         page.locator(".vmlib-stepper").first.scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / f"{name}_1000x800_dark.png"))
         if not was_open:
@@ -358,3 +409,86 @@ def shut_down_kernels(lab) -> None:
     for s in sessions:
         req = urllib.request.Request(f"{base}/api/sessions/{s['id']}?token={token}", method="DELETE")
         urllib.request.urlopen(req, timeout=10).close()
+
+
+# -- the problem sets' steppers (issue 19: "every stepper in every lesson and in ps8/ps9") ----------
+
+PROBLEM_SETS = ("ps8_driver", "ps9_debug")
+MAKES_A_PICTURE = r"\b(Stepper|FaultStepper|Compare|show_steps|Playground)\b"
+
+
+def student_part(name: str) -> tuple[dict, int]:
+    """(notebook, steppers): the released exercises/<name> cut before its first answer cell: the
+    cells a student runs before writing anything, which make every stepper the notebook shows.
+    Fails if a cell from the first answer on makes a picture (this test would have to answer it)."""
+    import re
+    nb = json.loads((ROOT / "exercises" / name / f"{name}.ipynb").read_text())
+    cells = nb["cells"]
+    cut = next((i for i, c in enumerate(cells) if c.get("metadata", {}).get("nbgrader", {}).get("solution")),
+               len(cells))
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    later = [s for c in cells[cut:] if c["cell_type"] == "code" and re.search(MAKES_A_PICTURE, s := "".join(c["source"]))]
+    assert not later, f"{name}: a cell after the first answer makes a picture; give this test an answer for it: {later}"
+    kept = [c for c in cells[:cut] if c["cell_type"] == "code"]
+    steppers = sum(len(re.findall(r"\b(Stepper|FaultStepper)\(", "".join(c["source"]))) for c in kept)
+    assert code, f"{name}: no code cells"
+    return {**nb, "cells": cells[:cut]}, steppers
+
+
+def upload(lab, nb: dict, path: str) -> None:
+    """Put a notebook into the lab's root (its contents API), next to the lessons' copy."""
+    import urllib.request
+    base, token = lab
+    body = json.dumps({"type": "notebook", "format": "json", "content": nb}).encode()
+    req = urllib.request.Request(f"{base}/api/contents/{path}?token={token}", data=body, method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=30).close()
+
+
+def test_problem_set_steppers_read_in_jupyterlab(page, lab):
+    """ps8 and ps9 as released: every stepper a student sees before answering, walked at 1400x900
+    and at 1000x800 with the file browser open, in the light and the dark theme (check_every_step:
+    steps per operation, smallest text, stillness, a highlight per step, presentation text)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    walked = 0
+    for name in PROBLEM_SETS:
+        nb, steppers = student_part(name)
+        if not steppers:                       # ps8 shows no stepper: nothing to walk (no kernel started)
+            MEASURED[name] = "no stepper in the notebook"
+            continue
+        upload(lab, nb, f"{name}.ipynb")
+        shut_down_kernels(lab)
+        run_lesson(page, lab, f"{name}.ipynb")
+        errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+        assert errors.count() == 0, f"{name}: {errors.first.inner_text()[:500]}"
+        assert page.locator(".vmlib-stepper").count() == steppers, f"{name}: {steppers} steppers made, " \
+            f"{page.locator('.vmlib-stepper').count()} shown"
+        for theme, light in (("JupyterLab Light", "true"), ("JupyterLab Dark", "false")):
+            set_theme(page, theme)
+            page.wait_for_selector(f"body[data-jp-theme-light='{light}']", state="attached", timeout=30000)
+            page.wait_for_timeout(300)
+            tag = "light" if light == "true" else "dark"
+            for width, height, files in ((1400, 900, False), (1000, 800, True)):
+                page.set_viewport_size({"width": width, "height": height})
+                browser = page.locator(".jp-FileBrowser").first
+                if browser.is_visible() != files:
+                    page.locator(".jp-SideBar .lm-TabBar-tab[data-id='filebrowser']").first.click()
+                    page.wait_for_selector(".jp-FileBrowser", state="visible" if files else "hidden", timeout=15000)
+                    page.wait_for_timeout(300)
+                where = f"{name} {width}x{height}{' files' if files else ''} {tag}"
+                for i in range(steppers):
+                    stepper = page.locator(".vmlib-stepper").nth(i)
+                    if stepper.locator(".vmlib-graph").get_attribute("data-step") == "0":
+                        click_and_wait(page, stepper, "forward")        # so that its "first" shows a change
+                    MEASURED[f"{where} #{i}"] = check_every_step(page, f"{where} #{i}", stepper,
+                                                                 MIN_PRESENTATION_PX if width >= 1400 else MIN_TEXT_PX)
+                    walked += 1
+                check_widths(page, where)
+                page.locator(".vmlib-stepper").first.locator(".vmlib-graph").scroll_into_view_if_needed()
+                page.screenshot(path=str(SHOTS / f"{name}_{width}x{height}_{tag}.png"))
+        if page.locator(".jp-FileBrowser").first.is_visible():
+            page.locator(".jp-SideBar .lm-TabBar-tab[data-id='filebrowser']").first.click()
+        page.set_viewport_size({"width": 1400, "height": 900})
+    assert walked >= 4, f"ps9's stepper was not walked in all four settings ({walked})"
+    print("problem-set steppers measured:", json.dumps(MEASURED, indent=1))
+    shut_down_kernels(lab)

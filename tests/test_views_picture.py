@@ -15,7 +15,7 @@ from vmlib.views.widgets import Steps
 
 PAGE = vmlib.PAGE_SIZE
 VIEWS = Path(vmlib.__file__).parent / "views"
-MARK = re.compile(r'<rect class="(?:[^"]* )?(?:hot|seen)[^"]*" x="[\d.]+" y="[\d.]+"')
+MARK = re.compile(r'<rect class="(?:[^"]* )?(?:hot|seen)[^"]*" x="[-\d.]+" y="[-\d.]+"')
 
 
 def fork_cow():
@@ -232,3 +232,72 @@ def test_same_size_gives_every_frame_the_largest_box():
     out = same_size(frames)
     tags = {re.search(r"<svg[^>]*>", f["svg"])[0] for f in out}
     assert tags == {'<svg width="100pt" height="70pt" viewBox="0.00 0.00 100.00 70.00">'}, "units kept"
+
+
+def _dot_rows(src: str) -> dict:
+    """pid -> the first address of every pte row the DOT draws."""
+    out: dict = {}
+    for pid, line in re.findall(r"^  pt(\d+)_\S+ \[(.*)$", src, re.MULTILINE):
+        out.setdefault(int(pid), []).extend(
+            int(a, 16) for a in re.findall(r'<TD[^>]*ALIGN="LEFT"[^>]*>(?:<B>Δ</B> )?(?:<S>)?(0x[0-9a-f]+)', line))
+    return {p: sorted(a) for p, a in out.items()}
+
+
+def _svg_rows(svg: str) -> dict:
+    """pid -> the first address of every pte row the SVG draws (empty entries left out, as DOT does)."""
+    out: dict = {}
+    for pid, addr, body in re.findall(r'<g data-vm="pte:(\d+):(0x[0-9a-f]+)">(.*?)</g>', svg):
+        if "(empty)" not in body:
+            out.setdefault(int(pid), []).append(int(addr, 16))
+    return {p: sorted(a) for p, a in out.items()}
+
+
+def test_dot_and_svg_draw_the_rows_of_one_model():
+    """Item 7 of issue 19: one row model (picture.table_rows) that both renderers read, so a
+    graph's DOT (.source) and its SVG draw the same pte rows at every step, with the step's
+    changes (a Diff) on rows of their own; a group of ptes is never marked changed for one of them."""
+    from vmlib.views import fork_graph
+    from vmlib.views.picture import Diff
+    k = vmlib.Kernel("2.6.26", "x86", ram_pages=128)
+    t = k.tracer.reset()
+    p = k.spawn("parent")
+    a = p.mmap(8 * PAGE)
+    for i in range(8):
+        p.write(a + i * PAGE, b"x")
+    c = p.fork()
+    c.write(a + 3 * PAGE, b"y")
+    c.munmap(a, 2 * PAGE)
+    s = Steps(t, ops_only=False)
+    compared = 0
+    for i in range(0, len(s), 3):
+        s.goto(i)
+        g = fork_graph(s._snap, None, t.info, diff=s.diff())
+        dot_rows, svg_rows = _dot_rows(g.source), _svg_rows(g.svg())
+        assert dot_rows == svg_rows, f"event {i}: DOT rows {dot_rows} != SVG rows {svg_rows}"
+        compared += bool(dot_rows)
+    assert compared > 10
+    n0 = len(t)
+    c.write(a + 4 * PAGE, b"z")
+    diff = Diff.from_deltas(e.delta for e in t.events[n0:] if e.delta)
+    g = fork_graph(k, diff=diff)
+    changed = re.findall(r"<B>Δ</B> (0x[0-9a-f]+)(–0x[0-9a-f]+ ×\d+)?", g.source)
+    assert (f"{a + 4 * PAGE:#x}", "") in changed, "the written pte is a row of its own, marked"
+    assert all(not group for _addr, group in changed), f"a group marked changed for one of its ptes: {changed}"
+    assert re.search(rf'>Δ {a + 4 * PAGE:#x} → pfn \d+<', g.svg()), "the SVG marks the same row"
+
+
+def test_every_ps9_broken_kernel_steps_by_operation_with_a_mark_on_every_step():
+    """ps9's stepper (FaultStepper(k.trace, ops_only=True) after task.play(k)) for each of its broken
+    kernels, not only the one a test user draws (the browser test walks that one): at most 2 steps
+    per operation, something highlighted in every step's picture, every frame the same size."""
+    from vmlib.grading.ps9 import MUTATIONS, Task
+    for m in MUTATIONS:
+        task = Task(m, "views-test")
+        k = task.kernel()
+        task.play(k, quiet=True)
+        frames = Steps(k.trace, True).frames()
+        ops = len(k.trace.ops())
+        assert len(frames) <= 2 * max(1, ops), f"{m.id}: {len(frames)} steps for {ops} operations"
+        unmarked = [i + 1 for i, f in enumerate(frames) if not marks_in(f["svg"])]
+        assert not unmarked, f"{m.id}: nothing highlighted at steps {unmarked} of {len(frames)}"
+        assert len({re.search(r"<svg[^>]*>", f["svg"])[0] for f in frames}) == 1, f"{m.id}: frames differ in size"

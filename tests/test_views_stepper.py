@@ -137,6 +137,9 @@ def test_compare_has_two_sides_of_one_layout():
     assert [s["title"] for s in w.sides] == ["2.6.26/x86", "6.12/x86"]
     sizes = {re.search(r'viewBox="([^"]+)"', f["svg"])[1] for s in w.sides for f in s["frames"]}
     assert len(sizes) == 1, f"the two sides are drawn on different layouts: {sizes}"
+    width = float(re.search(r'<svg[^>]*\swidth="([\d.]+)"', w.sides[0]["frames"][0]["svg"])[1])
+    assert 2 * width + 12 <= 968, f"two {width:.0f} px sides at 12 px text do not fit a 968 px column side by side"
+    assert all("width:100%" in f["big"] for s in w.sides for f in s["frames"]), "presentation: column-wide"
 
 
 def test_bad_input_is_refused_clearly():
@@ -167,3 +170,19 @@ def test_rows_are_links_into_the_fact_sheet():
     for f in frames:
         assert f["row_href"].startswith("kernel-facts.html#s")
         assert all("§" not in e or "kernel-facts.html#" in eh for e, eh in zip(f["events"], f["events_html"]))
+
+
+def test_a_stepper_walks_its_trace_once_for_both_pictures(monkeypatch):
+    """Issue 19 item 4: Stepper computes each step once (Steps.frames(big=True) draws the notebook
+    and the presentation picture in the same pass), not the whole trace twice."""
+    from vmlib.views import widgets
+    t = fork_then_writes()
+    made = []
+    real = widgets.marks
+    monkeypatch.setattr(widgets, "marks", lambda *a: made.append(1) or real(*a))   # once per frame made
+    w = Stepper(t, ops_only=True)
+    assert len(made) == len(w.sides[0]["frames"]), f"{len(made)} frames made for {len(w)} shown"
+    assert all("width:100%" in f["big"] and "max-width:none" in f["svg"] for f in w.sides[0]["frames"])
+    nb, pres = Steps(t).frames(), Steps(t).frames(presentation=True)
+    assert [f["svg"] for f in w.sides[0]["frames"][-len(nb):]] == [f["svg"] for f in nb]
+    assert [f["big"] for f in w.sides[0]["frames"][-len(nb):]] == [f["svg"] for f in pres]

@@ -4,10 +4,13 @@ One direction through the views:
 
     trace ──► picture (vmlib.views.picture)          what each step IS: one operation (op_spans),
                                                      its headline, row, events in words, the Diff
-                                                     it made and what its deciding code examined
+                                                     it made and what its deciding code examined;
+                                                     the page-table rows and their frames
+                                                     (Union of the states shown, table_rows)
           ──► a renderer                             how it LOOKS; renderers read the picture
-              layout.py   our own SVG on one fixed     model and never each other
-                          layout per trace (no Graphviz), changed and examined marked
+              layout.py   our own SVG on one fixed     model and never each other; both draw
+                          layout per trace (no Graphviz), the same rows
+                          changed and examined marked
               dot.py      DOT text (vma and physical-memory graphs; .source of the others),
                           turned into SVG by render.py (pygraphviz or `dot`)
           ──► users       graphs.py (Graph objects, process_graph ...), widgets.py (Steps and

@@ -10,7 +10,6 @@ reads on JupyterLab's light and dark themes alike (theme "auto": transparent bac
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from dataclasses import dataclass
 
 from vmlib.flags import SMAPS_CODES, VM_MIXEDMAP, VM_PFNMAP, flag_names, is_cow_mapping, smaps_flags
@@ -29,6 +28,7 @@ from vmlib.views.picture import (  # noqa: F401  (Diff, proc_label, theme_ink, c
     VERMILLION,
     YELLOW,
     Diff,
+    Union,
     check_pids,
     default_title,
     device_of,
@@ -40,6 +40,7 @@ from vmlib.views.picture import (  # noqa: F401  (Diff, proc_label, theme_ink, c
     page_text,
     proc_label,
     rss_text,
+    table_rows,
     theme_ink,
 )
 
@@ -65,7 +66,13 @@ def frame_label(pfns: tuple, n: int, snap: Snapshot, info: dict, diff: Diff | No
             changed = True
             counts = (f"ref {moved(old and old.count, page.count)} "
                       f"map {moved(old and old.mapcount, page.mapcount)}")
-        lines.append(esc(f"struct page: {counts}" + (" each" if n > 1 else "")))
+        pages = [snap.pages.get(p) for p in pfns] if len(pfns) == n > 1 else []
+        refs, maps = {p.count for p in pages if p}, {p.mapcount for p in pages if p}
+        each = " each" if n > 1 else ""
+        if len(refs) > 1 or len(maps) > 1:       # a group whose pages' counts differ (the one model's rows)
+            counts, each = f"ref {min(refs)}–{max(refs)} map {min(maps)}–{max(maps)}", ""
+            changed = diff is not None and any(p in diff.pages for p in pfns)
+        lines.append(esc(f"struct page: {counts}{each}"))
         lines.append(esc(what))
     elif kind == "device":
         lines.append(esc(f"device {device_of(pfn, info)}"))
@@ -84,11 +91,12 @@ def frame_attrs(kind: str, changed: bool) -> str:
     return f'shape=box style="{style}" fillcolor="{FILL[kind]}" fontcolor="black"{pen}'
 
 
-# -- pte rows: collapsing runs of similar entries -----------------------------------------
+# -- pte rows: the picture model's rows, as DOT draws them ----------------------------------
 
 @dataclass
 class Row:
-    """One row of a pte table: n ptes from addr mapping frame node `frame` (pfns)."""
+    """How DOT draws one row of the picture model (vmlib.views.picture.table_rows) in one state:
+    n ptes from addr mapping frame node `frame` (pfns)."""
 
     pid: int
     addr: int
@@ -102,107 +110,39 @@ class Row:
 
 
 def build_rows(snap: Snapshot, info: dict, pids: list[int], diff: Diff | None, collapse: int) -> dict:
-    """pid -> [Row] in address order; frame ids agree across processes so shared frames meet."""
-    units = {pid: [] for pid in pids}
-    keys = {pid: [] for pid in pids}
-    for (m, a), p in snap.ptes.items():
-        if m in units:
-            keys[m].append(a)
-            if p is not None:
-                units[m].append((a, p))
-    refs: dict[int, list] = {}
+    """pid -> [Row] in address order: the rows of the picture model for this step (the state
+    before `diff` and `snap`, vmlib.views.picture.Union.of_step), the same rows the SVG layout
+    draws; frame ids agree across processes so shared frames meet. Empty entries are left out."""
+    tables = table_rows(Union.of_step(snap, diff, info), pids, collapse)
+    rows: dict = {pid: [] for pid in pids}
+    for (pid, *_walk), trows in tables.items():
+        rows[pid].extend(r for r in (_drawn(m, snap, diff) for m in trows) if r is not None)
     for pid in pids:
-        units[pid].sort(key=lambda u: u[0])
-        keys[pid].sort()
-        for a, p in units[pid]:
-            refs.setdefault(p.pfn, []).append((pid, a, p.bits))
-    changed = {k for k in (diff.ptes if diff else ()) if k[0] in units}
-    hot = {p.pfn for (m, a) in changed if (p := snap.ptes.get((m, a))) is not None}
-    if diff:
-        hot |= set(diff.pages)
-    rows = {pid: _explicit_rows(pid, units[pid], refs, changed, hot, snap, info, collapse) for pid in pids}
-    _add_run_rows(snap, pids, keys, rows, collapse)
-    if diff:
-        _add_removed_rows(snap, pids, diff, rows)
-    for pid in pids:
-        for r in rows[pid]:
-            if (pid, r.addr) in changed and r.kind != "removed":
-                r.changed, r.old = True, diff.ptes[(pid, r.addr)]
-        rows[pid].sort(key=lambda r: (r.addr, r.kind == "removed"))
+        rows[pid].sort(key=lambda r: r.addr)
     return rows
 
 
-def _sig(pfn: int, snap: Snapshot, info: dict):
-    return frame_kind(pfn, snap, info), snap.pages.get(pfn)
-
-
-def _explicit_rows(pid, units, refs, changed, hot, snap, info, collapse) -> list[Row]:
-    """Group consecutive explicit ptes: one frame repeated, or a chain of frames that every
-    referrer maps in the same order (so both sides of a fork collapse alike)."""
-    groups: list[tuple[str, list]] = []
-    for a, p in units:
-        if groups:
-            mode, g = groups[-1]
-            a0, p0 = g[-1]
-            if a == a0 + PAGE and p.bits == p0.bits and (pid, a) not in changed and (pid, a0) not in changed:
-                if p.pfn == p0.pfn and mode in ("one", "repeat"):
-                    groups[-1] = ("repeat", g + [(a, p)])
-                    continue
-                if (p.pfn != p0.pfn and mode in ("one", "chain") and p.pfn not in hot and p0.pfn not in hot
-                        and _sig(p.pfn, snap, info) == _sig(p0.pfn, snap, info)
-                        and refs[p.pfn] == [(m, x + PAGE, b) for m, x, b in refs[p0.pfn]]):
-                    g.append((a, p))
-                    groups[-1] = ("chain", g)
-                    continue
-        groups.append(("one", [(a, p)]))
-    out = []
-    for mode, g in groups:
-        a0, p0 = g[0]
-        if mode == "repeat" and len(g) >= collapse:
-            out.append(Row(pid, a0, len(g), (p0.pfn,), p0, f"f{p0.pfn}", "repeat"))
-        elif mode == "chain" and len(g) >= collapse:
-            pfns = tuple(p.pfn for _, p in g)
-            out.append(Row(pid, a0, len(g), pfns, p0, f"c{pfns[0]}_{len(g)}", "chain"))
-        else:
-            out.extend(Row(pid, a, 1, (p.pfn,), p, f"f{p.pfn}", "single") for a, p in g)
-    return out
-
-
-def _add_run_rows(snap, pids, keys, rows, collapse) -> None:
-    """Linear runs (remap_pfn_range), cut around explicit entries and at every other run's ends."""
-    pieces = []
-    for pid in pids:
-        for r in snap.runs.get(pid, ()):
-            ks = keys[pid]
-            addr = r.start
-            for i in range(bisect_left(ks, r.start), len(ks)):
-                if ks[i] >= r.end:
-                    break
-                if ks[i] > addr:
-                    pieces.append((pid, addr, (ks[i] - addr) // PAGE, r.pfn0 + (addr - r.start) // PAGE, r.bits))
-                addr = ks[i] + PAGE
-            if addr < r.end:
-                pieces.append((pid, addr, (r.end - addr) // PAGE, r.pfn0 + (addr - r.start) // PAGE, r.bits))
-    cuts = sorted({x for _, _, n, p0, _ in pieces for x in (p0, p0 + n)})
-    from vmlib.pte import Pte
-    for pid, addr, n, pfn0, bits in pieces:
-        lo = bisect_left(cuts, pfn0)
-        while n > 0:
-            nxt = next((c for c in cuts[lo:] if c > pfn0), pfn0 + n)
-            m = min(n, nxt - pfn0)
-            if m >= collapse:
-                rows[pid].append(Row(pid, addr, m, (pfn0,), Pte(pfn0, bits), f"r{pfn0}_{m}", "run"))
-            else:
-                rows[pid].extend(Row(pid, addr + i * PAGE, 1, (pfn0 + i,), Pte(pfn0 + i, bits), f"f{pfn0 + i}",
-                                     "single") for i in range(m))
-            addr, pfn0, n = addr + m * PAGE, pfn0 + m, n - m
-            lo = bisect_left(cuts, pfn0)
-
-
-def _add_removed_rows(snap, pids, diff, rows) -> None:
-    for (pid, addr), old in diff.ptes.items():
-        if pid in rows and old is not None and snap.pte(pid, addr) is None:
-            rows[pid].append(Row(pid, addr, 1, (old.pfn,), old, f"f{old.pfn}", "removed", True, old))
+def _drawn(m, snap: Snapshot, diff: Diff | None) -> Row | None:
+    """The Row DOT draws for model row m in `snap` (None for an entry empty before and after)."""
+    ptes, olds = m.ptes(snap), m.olds(diff)
+    if m.run and olds and (olds[0] is None) == (ptes[0] is None):
+        olds = []                                      # the run is as it was
+    old = olds[0] if olds else None
+    if ptes[0] is None:
+        if old is None:
+            return None
+        frame = (m.frame if m.run else f"c{m.frame[1:]}") if m.frame else f"f{old.pfn}"
+        pfns = tuple(o.pfn for o in olds) if len(olds) == m.n and not m.run else (old.pfn,)
+        return Row(m.pid, m.first, m.n, pfns, old, frame, "removed", True, old)
+    if m.run:
+        pfn0 = m.run[2]
+        kind, pfns, frame = ("run" if m.n > 1 else "single"), (pfn0,), m.frame or f"f{pfn0}"
+    else:
+        pfns = tuple(p.pfn for p in ptes)
+        kind = "single" if m.n == 1 else "repeat" if len(set(pfns)) == 1 else "chain"
+        pfns = pfns[:1] if kind == "repeat" else pfns
+        frame = f"c{m.frame[1:]}" if m.frame else f"f{pfns[0]}"
+    return Row(m.pid, m.first, m.n, pfns, ptes[0], frame, kind, bool(olds), old)
 
 
 # -- graph assembly ------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def _mm_graph(snap, info, pids, theme, diff, title, collapse, kind) -> Graph:
     D.theme_ink(theme)
 
     def picture():
-        lay = Layout(Union.of([snap], info), collapse, pids=pids)
+        lay = Layout(Union.of_step(snap, diff, info), collapse, pids=pids)     # the rows DOT draws too
         return themed(lay.svg(snap, info, diff, title or D.default_title(info, pids, snap)), theme)
     return Graph(lambda: D.mm_graph(snap, info, pids, diff, title, theme, collapse), kind, title, picture)
 

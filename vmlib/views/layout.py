@@ -1,13 +1,14 @@
 """One layout per trace: page-table graphs whose nodes never move while stepping.
 
-The way through this module is trace -> union -> layout -> per-step SVG:
+The way through this module is trace -> union -> rows -> layout -> per-step SVG:
 
-1. `Union.of(traces)` walks each trace once and collects everything any step will show:
-   processes, page-table pages, pte keys (with the steps at which each changed and its values
-   then), linear runs (remap_pfn_range) and frames.
-2. `Layout(union)` groups ptes that always change together into one row (a run of similar
-   ptes), gives every process, table, row and frame a fixed place and the picture a fixed size,
-   sized for a 960 px column with 12 px text (tall rather than wide).
+1. `Union.of(traces)` (vmlib.views.picture) walks each trace once and collects everything any
+   step will show: processes, page-table pages, pte keys (with the steps at which each changed
+   and its values then), linear runs (remap_pfn_range) and frames.
+2. `Layout(union)` takes the union's rows (picture.table_rows: ptes that always change together
+   form one row, the rows the DOT renderer draws too), gives every process, table, row and
+   frame a fixed place and the picture a fixed size, sized for a 960 px column with 12 px text
+   (tall rather than wide; stack=True: each mm box above its tables, narrower still).
 3. `Layout.svg(snap, info, diff, title)` writes one step's SVG from that fixed layout: only
    labels, styles and visibility change, and no Graphviz runs. The SVG scales down with its
    column (viewBox, max-width 100 %) and takes its colours from JupyterLab's theme variables
@@ -20,10 +21,11 @@ vermillion outline and a "Δ", special ptes an orange S cell and a dashed edge.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from vmlib.trace import Snapshot
 from vmlib.views import picture as D
+from vmlib.views.picture import Row, Union, row_pfns, table_rows, walk
 
 PAGE = 4096
 FONT = 12                       # px; the smallest text in a graph is 11 px
@@ -37,6 +39,7 @@ MAX_VMA_LINES = 6               # more vmas than this in one process: the mm box
 SEEN = 4                        # how far outside a box its "examined" outline runs
 MANY_FRAMES = 12                # more frames than this: one-line frame boxes
 FRAME_X_GAP = 40                # room for the edges between pte tables and frames
+STACK_INDENT = 22               # stack=True: how far right of its mm box a process's tables start
 
 CSS = (
     ".vg{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;font-size:12px}"
@@ -83,267 +86,6 @@ def text_width(text: str, bold: bool = False) -> float:
     return len(text) * CHAR * (1.08 if bold else 1.0)
 
 
-# -- 1. the union of a trace's states ----------------------------------------------------------
-
-@dataclass
-class Union:
-    """Everything any step of some traces shows, and when each pte changed (step indexes)."""
-
-    mms: dict = field(default_factory=dict)       # pid -> set of names
-    tables: set = field(default_factory=set)      # (pid, level, base)
-    ptes: dict = field(default_factory=dict)      # (pid, addr) -> list[(step, Pte|None)]
-    runs: dict = field(default_factory=dict)      # pid -> set[Run]
-    pfns: set = field(default_factory=set)        # every pfn a pte ever maps
-    kinds: set = field(default_factory=set)       # frame kinds seen ("anon", "device", ...)
-    names: set = field(default_factory=set)       # page-cache and device names seen
-    special: bool = False                         # some pte was special
-    sigs: dict = field(default_factory=dict)      # ((pid, addr), step) -> (kind, count, mapcount) then
-    vmas: dict = field(default_factory=dict)      # pid -> {start: VmaInfo} of every vma any step shows
-    info: dict = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, sources, info: dict | None = None) -> Union:
-        """The union of (trace, spans) pairs or single Snapshots (described by `info`, the
-        trace_info); spans are Steps' (first, last) event indexes."""
-        u = cls()
-        for src in sources:
-            if isinstance(src, Snapshot):
-                u.info = info or {}
-                u._record_all(src, 0)
-            else:
-                u.info = src[0].info
-                u._walk(*src)
-        return u
-
-    def _record_all(self, snap: Snapshot, step: int) -> None:
-        for pid, name in snap.mms.items():
-            self.mms.setdefault(pid, set()).add(name)
-        self.tables.update(snap.tables)
-        for pid, vmas in snap.vmas.items():
-            self._vmas(pid, vmas)
-        for pid, runs in snap.runs.items():
-            self._runs(snap, pid, runs)
-        for key in snap.ptes:
-            self._note(snap, key, step)
-
-    def _note(self, snap: Snapshot, key, step: int) -> None:
-        value = snap.pte(*key)
-        self.sigs[(key, step)] = None if value is None else _frame_sig(value.pfn, snap, self.info)
-        line = self.ptes.setdefault(key, [])
-        if line and line[-1][0] == step:
-            line[-1] = (step, value)
-        elif not line or line[-1][1] != value:
-            line.append((step, value))
-        if value is not None:
-            self.pfns.add(value.pfn)
-            self._frame(snap, value.pfn)
-            self.special |= value.special
-
-    def _frame(self, snap: Snapshot, pfn: int) -> None:
-        self.kinds.add(D.frame_kind(pfn, snap, self.info))
-        page = snap.pages.get(pfn)
-        self.names.add(page.mapping if page is not None and page.mapping else D.device_of(pfn, self.info) or "")
-
-    def _vmas(self, pid: int, vmas) -> None:
-        slots = self.vmas.setdefault(pid, {})
-        for v in vmas or ():
-            if v.start not in slots or (v.end - v.start) > (slots[v.start].end - slots[v.start].start):
-                slots[v.start] = v
-
-    def _runs(self, snap: Snapshot, pid: int, runs) -> None:
-        from vmlib.pte import Pte
-        for r in runs or ():
-            self.runs.setdefault(pid, set()).add(r)
-            self._frame(snap, r.pfn0)
-            self.special |= Pte(r.pfn0, r.bits).special
-
-    def _walk(self, trace, spans) -> None:
-        """Record the state of every step: all of step 0, then what each later span touched."""
-        snap = trace.state_at(spans[0][1])
-        self._record_all(snap, 0)
-        at = spans[0][1]
-        for step, (_first, last) in enumerate(spans[1:], start=1):
-            touched, run_pids = set(), set()
-            for j in range(at + 1, last + 1):
-                d = trace.delta(j)
-                if d is None:
-                    continue
-                snap.apply(d)
-                what, key, _old, new = d
-                if what == "pte":
-                    touched.add(key)
-                elif what == "runs":
-                    run_pids.add(key)
-                    self._runs(snap, key, new)
-                elif what == "table" and new is not None:
-                    self.tables.add(key)
-                elif what == "vmas":
-                    self._vmas(key, new)
-                elif what == "mm" and new is not None:
-                    self.mms.setdefault(key, set()).add(new)
-            if run_pids:
-                touched |= {k for k in snap.ptes if k[0] in run_pids}
-            for key in touched:
-                self._note(snap, key, step)
-            at = last
-
-
-# -- 2. rows, frames and their fixed places ----------------------------------------------------
-
-@dataclass
-class Row:
-    """One row of a pte table: one pte, a group of ptes that always change together, or a
-    piece of a linear run. Its place (x, y) never changes."""
-
-    rid: str
-    pid: int
-    addrs: tuple                 # explicit pte addresses (empty for a run piece)
-    run: tuple | None = None     # (start, n, pfn0, bits) of a run piece
-    frame: str = ""              # frame node id for groups and run pieces ("" = per pfn)
-    y: float = 0.0
-    lines: int = 1               # 2: the target goes on a second line (narrow column)
-
-    @property
-    def first(self) -> int:
-        return self.run[0] if self.run else self.addrs[0]
-
-    @property
-    def n(self) -> int:
-        return self.run[1] if self.run else len(self.addrs)
-
-    def ptes(self, snap: Snapshot) -> list:
-        """The current ptes of this row (None where absent)."""
-        if self.run:
-            return self.run_ptes(snap.runs.get(self.pid, ()))
-        return [snap.pte(self.pid, a) for a in self.addrs]
-
-    def run_ptes(self, runs) -> list:
-        """A run piece's first (and last) pte when `runs` cover it, else [None]."""
-        start, n, pfn0, bits = self.run
-        if not any(r.start <= start < r.end and r.pfn0 + (start - r.start) // PAGE == pfn0 for r in runs or ()):
-            return [None]
-        from vmlib.pte import Pte
-        return [Pte(pfn0, bits), Pte(pfn0 + n - 1, bits)] if n > 1 else [Pte(pfn0, bits)]
-
-    def olds(self, diff) -> list:
-        """What the step changed in this row: the old ptes (None for an entry that was empty)."""
-        if diff is None:
-            return []
-        if self.run:
-            return self.run_ptes(diff.runs[self.pid]) if self.pid in diff.runs else []
-        return [diff.ptes[(self.pid, a)] for a in self.addrs if (self.pid, a) in diff.ptes]
-
-
-def _frame_sig(pfn: int, snap: Snapshot, info: dict) -> tuple:
-    page = snap.pages.get(pfn)
-    return D.frame_kind(pfn, snap, info), page and (page.count, page.mapcount, page.mapping)
-
-
-def group_rows(pid: int, addrs: list[int], u: Union, collapse: int) -> list[Row]:
-    """Rows of one pte table: consecutive ptes (constant address step) that changed at the same
-    steps and were alike at each of them form one row when there are at least `collapse`."""
-    groups: list[list[int]] = []
-    for a in addrs:
-        g = groups[-1] if groups else None
-        if g and _joins(pid, g, a, u):
-            g.append(a)
-        else:
-            groups.append([a])
-    rows = []
-    for g in groups:
-        if len(g) >= collapse:
-            rows.append(Row(f"p{pid}_{g[0]:x}_{len(g)}", pid, tuple(g)))
-        else:
-            rows.extend(Row(f"p{pid}_{a:x}", pid, (a,)) for a in g)
-    return rows
-
-
-def _joins(pid: int, g: list[int], a: int, u: Union) -> bool:
-    prev = u.ptes[(pid, g[-1])]
-    line = u.ptes[(pid, a)]
-    if [s for s, _ in prev] != [s for s, _ in line]:
-        return False
-    if len(g) >= 2 and a - g[-1] != g[1] - g[0]:
-        return False
-    for (s, p0), (_t, p1) in zip(prev, line):
-        if (p0 is None) != (p1 is None):
-            return False
-        if p0 is not None and (p0.bits != p1.bits or u.sigs.get(((pid, g[-1]), s)) != u.sigs.get(((pid, a), s))):
-            return False
-    if len(g) >= 2:           # the pfn step at each change must continue the group's
-        first = u.ptes[(pid, g[0])]
-        second = u.ptes[(pid, g[1])]
-        for (_s, p0), (_t, p1), (_v, pl), (_w, pn) in zip(first, second, prev, line):
-            if p0 is not None and (p1.pfn - p0.pfn) != (pn.pfn - pl.pfn):
-                return False
-    return True
-
-
-def row_pfns(row: Row, u: Union) -> set:
-    """Every pfn a row ever maps."""
-    if row.run:
-        return set(range(row.run[2], row.run[2] + row.run[1]))
-    return {p.pfn for a in row.addrs for _s, p in u.ptes[(row.pid, a)] if p is not None}
-
-
-def run_pieces(pid: int, u: Union, explicit: set, collapse: int) -> list[Row]:
-    """Rows for linear runs, cut around addresses that ever had an explicit pte."""
-    rows = []
-    for r in sorted(u.runs.get(pid, ())):
-        piece = []
-        for a in range(r.start, r.end, PAGE):
-            if (pid, a) in explicit:
-                rows.extend(_run_rows(pid, piece, r, collapse))
-                piece = []
-            else:
-                piece.append(a)
-        rows.extend(_run_rows(pid, piece, r, collapse))
-    return rows
-
-
-def _run_rows(pid, piece, r, collapse) -> list[Row]:
-    if not piece:
-        return []
-    pfn0 = r.pfn0 + (piece[0] - r.start) // PAGE
-    if len(piece) >= collapse:
-        return [Row(f"p{pid}_r{piece[0]:x}_{len(piece)}", pid, (), (piece[0], len(piece), pfn0, r.bits),
-                    f"r{pfn0}_{len(piece)}")]
-    return [Row(f"p{pid}_r{a:x}", pid, (), (a, 1, pfn0 + i, r.bits)) for i, a in enumerate(piece)]
-
-
-def assign_frames(rows: list[Row], u: Union) -> None:
-    """Give groups (pfn step != 0) one frame node when no other row maps any of their pfns;
-    otherwise split them into single rows (a frame is drawn once)."""
-    while True:
-        owners: dict[int, set] = {}
-        for r in rows:
-            for pfn in row_pfns(r, u):
-                owners.setdefault(pfn, set()).add(r.rid)
-        split = None
-        for r in rows:
-            if r.n == 1 or r.run:
-                continue
-            pfns = row_pfns(r, u)
-            if len(pfns) == 1:                     # one frame repeated: it is that frame's node
-                r.frame = ""
-                continue
-            key = frozenset(pfns)
-            mates = set().union(*(owners[p] for p in pfns))
-            if all(key == frozenset(row_pfns(m, u)) for m in _rows(rows, mates)):
-                r.frame = f"g{min(pfns)}_{len(pfns)}"
-            else:
-                split = r
-                break
-        if split is None:
-            return
-        i = rows.index(split)
-        rows[i:i + 1] = [Row(f"p{split.pid}_{a:x}", split.pid, (a,)) for a in split.addrs]
-
-
-def _rows(rows, ids):
-    return [r for r in rows if r.rid in ids]
-
-
 @dataclass
 class Box:
     x: float
@@ -358,34 +100,15 @@ class Layout:
     _seen = None                  # what the step being drawn examined (set by svg)
 
     def __init__(self, u: Union, collapse: int = 4, width: int = WIDTH, pids=None, levels: bool = True,
-                 fit: str = "natural"):
+                 fit: str = "natural", stack: bool = False):
         if fit not in ("natural", "column"):
             raise ValueError(f"fit must be 'natural' or 'column', got {fit!r}")
         self.u = u
         self.levels = levels           # False: no pgd/pud/pmd boxes (the walk in the pte table's head), narrower
+        self.stack = stack             # True: each mm box above its tables, not left of them (narrower again)
         self.fit = fit                 # "column": drawn as wide as its column (presentation)
         self.pids = sorted(u.mms) if pids is None else sorted(pids)
-        explicit = set(u.ptes)
-        self.rows: dict[tuple, list[Row]] = {}      # (pid, i4, i3, i2) -> rows in address order
-        for pid in self.pids:
-            by_table: dict[tuple, list[int]] = {}
-            for (m, a) in explicit:
-                if m == pid:
-                    by_table.setdefault(_walk(a), []).append(a)
-            tables = {t: group_rows(pid, sorted(addrs), u, collapse) for t, addrs in by_table.items()}
-            for r in run_pieces(pid, u, explicit, collapse):
-                tables.setdefault(_walk(r.first), []).append(r)
-            for (pid_, level, base) in u.tables:
-                if pid_ == pid and level == 1:
-                    tables.setdefault(_walk(base), [])
-            for t, rows in tables.items():
-                rows.sort(key=lambda r: r.first)
-                self.rows[(pid, *t)] = rows
-        all_rows = [r for rows in self.rows.values() for r in rows]
-        assign_frames(all_rows, u)
-        for key in self.rows:                       # assign_frames may have split some groups
-            self.rows[key] = sorted((r for r in all_rows if r.pid == key[0] and _walk(r.first) == key[1:]),
-                                    key=lambda r: r.first)
+        self.rows = table_rows(u, self.pids, collapse)   # (pid, i4, i3, i2) -> rows in address order
         self.boxes: dict[str, Box] = {}
         self.ports: dict[str, float] = {}           # "pgd1:e0" -> y of that entry
         self._place(width)
@@ -402,7 +125,8 @@ class Layout:
                    [text_width(D.proc_label(p, n), True) for p in self.pids for n in self.u.mms[p]]) + 12
         lvl_w = text_width("pfn 99999") + 12
         self.walk_w = 3 * (lvl_w + 12) if self.levels else 0
-        x_pt0 = 2 + mm_w + 14 + self.walk_w
+        x_pgd = 2 + STACK_INDENT if self.stack else 2 + mm_w + 14
+        x_pt0 = x_pgd + self.walk_w
         wants = {r.rid: text_width(_row_text_max(r, self.u), True) for rows in self.rows.values() for r in rows}
 
         def room(frame_w: float) -> float:          # for a row's text, in a 960 px column
@@ -418,7 +142,6 @@ class Layout:
         self.label_w = max([w for w in wants.values() if w <= budget] +
                            [text_width(_row_text_max(r, self.u, True), True) for rows in self.rows.values() for r in rows
                             if r.lines == 2] + [text_width("0x7fffffff000 (empty)")]) + 16
-        x_pgd = 2 + mm_w + 14
         xs = (x_pgd, x_pgd + lvl_w + 12, x_pgd + 2 * (lvl_w + 12))
         x_pt = x_pgd + self.walk_w
         self.pt_w = max(self.label_w + 4 * BIT, text_width("pte table @pfn 99999", True) + 12)
@@ -441,8 +164,9 @@ class Layout:
         for (p, i4, i3, i2) in self.rows:
             if p == pid:
                 tree.setdefault(i4, {}).setdefault(i3, []).append(i2)
-        y = top
         bottom = top + mm_h
+        top = bottom + GAP if self.stack else top       # where the tables start
+        y = top
         self.boxes[f"pgd{pid}"] = self._level(f"pgd{pid}", x_pgd, top, lvl_w, sorted(tree))
         for i4 in sorted(tree):
             pud = f"pud{pid}_{i4}"
@@ -586,10 +310,10 @@ class Layout:
                 if any(p[0] is not None for _r, p in rows) or table_at(1, b2) is not None:
                     pt = f"pt{pid}_{key[1]}_{key[2]}_{key[3]}"
                     self._pte_table(out, pt, b2, table_at(1, b2), new(1, b2), rows, diff, seen)
-                    _edge(out, b.x + b.w, b.y + LINE / 2 + 4, self.boxes[pt], False)
+                    _edge(out, *self._mm_port(b), self.boxes[pt], False)
             return
         out.append(self._index(pgd, "pgd", table_at(4, 0), new(4, 0), i4s))
-        _edge(out, b.x + b.w, b.y + LINE / 2 + 4, self.boxes[pgd], False)
+        _edge(out, *self._mm_port(b), self.boxes[pgd], False)
         for i4 in i4s:
             pud = f"pud{pid}_{i4}"
             b4 = i4 << 39
@@ -612,6 +336,10 @@ class Layout:
                     self._pte_table(out, pt, b2, table_at(1, b2), new(1, b2), present[key], diff, seen)
                     _edge(out, self.boxes[pmd].x + self.boxes[pmd].w, self.ports[f"{pmd}:{i2}"],
                           self.boxes[pt], False)
+
+    def _mm_port(self, b: Box) -> tuple[float, float]:
+        """Where the edge from mm box b to its first table starts: its right side, or (stack) its foot."""
+        return (b.x + STACK_INDENT / 2, b.y + b.h) if self.stack else (b.x + b.w, b.y + LINE / 2 + 4)
 
     def _seen_mark(self, b: Box, on, inside: bool = False, key: bool = False) -> str:
         """The dashed "examined" outline around box b (just outside it, or inside for a row);
@@ -808,12 +536,8 @@ def _fid_pfns(fid: str, refs, snap) -> set:
     return {p.pfn for p in r.ptes(snap) if p is not None}
 
 
-def _walk(addr: int) -> tuple[int, int, int]:
-    return addr >> 39 & 511, addr >> 30 & 511, addr >> 21 & 511
-
-
 def _table_of(r: Row) -> str:
-    i4, i3, i2 = _walk(r.first)
+    i4, i3, i2 = walk(r.first)
     return f"pt{r.pid}_{i4}_{i3}_{i2}"
 
 

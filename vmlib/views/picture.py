@@ -2,10 +2,12 @@
 
 Renderers (vmlib.views.layout: our own SVG; vmlib.views.dot: DOT text for Graphviz) read
 this module and never each other. It holds the vocabulary both draw with (frame kinds,
-colours, themes, what a step changed: Diff) and, in `StepModel`/`step_models`, what each
-step of a trace is: one user-visible operation, its headline in plain words with the
-deciding kernel-facts row, its kernel events in words, what it changed and what the deciding
-code examined (ptes, vmas, frames, mms).
+colours, themes, what a step changed: Diff); the rows of the page tables both draw
+(`Union` of the states to show, `table_rows`: single ptes, groups of ptes that change
+together, pieces of linear runs, and the frame node each maps); and, in
+`StepModel`/`step_models`, what each step of a trace is: one user-visible operation, its
+headline in plain words with the deciding kernel-facts row, its kernel events in words, what
+it changed and what the deciding code examined (ptes, vmas, frames, mms).
 """
 
 from __future__ import annotations
@@ -188,6 +190,323 @@ def rss_text(snap, diff, key) -> str:
     now = snap.rss.get(key, 0)
     return moved(diff.rss[key] or 0, now) if diff and key in diff.rss else str(now)
 
+
+
+# -- the union of a trace's states: everything any step shows ----------------------------------------------------------
+
+@dataclass
+class Union:
+    """Everything any step of some traces shows, and when each pte changed (step indexes)."""
+
+    mms: dict = field(default_factory=dict)       # pid -> set of names
+    tables: set = field(default_factory=set)      # (pid, level, base)
+    ptes: dict = field(default_factory=dict)      # (pid, addr) -> list[(step, Pte|None)]
+    runs: dict = field(default_factory=dict)      # pid -> set[Run]
+    pfns: set = field(default_factory=set)        # every pfn a pte ever maps
+    kinds: set = field(default_factory=set)       # frame kinds seen ("anon", "device", ...)
+    names: set = field(default_factory=set)       # page-cache and device names seen
+    special: bool = False                         # some pte was special
+    sigs: dict = field(default_factory=dict)      # ((pid, addr), step) -> (kind, count, mapcount) then
+    vmas: dict = field(default_factory=dict)      # pid -> {start: VmaInfo} of every vma any step shows
+    info: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, sources, info: dict | None = None) -> Union:
+        """The union of (trace, spans) pairs or single Snapshots (described by `info`, the
+        trace_info); spans are Steps' (first, last) event indexes."""
+        u = cls()
+        for src in sources:
+            if isinstance(src, Snapshot):
+                u.info = info or {}
+                u._record_all(src, 0)
+            else:
+                u.info = src[0].info
+                u._walk(*src)
+        return u
+
+    @classmethod
+    def of_step(cls, snap: Snapshot, diff: Diff | None, info: dict) -> Union:
+        """The union of one step's two states: the state before `diff` (step 0) and `snap`, the
+        state after it (step 1); so what the step changed never shares a row with what it did not.
+        Without a diff, the union of `snap` alone."""
+        if not diff:
+            return cls.of([snap], info)
+        before = snap.copy()
+        for what in ("runs", "pte", "page", "rss", "vmas", "mm", "table"):      # runs first: ptes mask them
+            for key, old in getattr(diff, Diff.TABLES[what]).items():
+                before.apply((what, key, old, None), forward=False)
+        u = cls.of([before], info)
+        for pid in diff.runs:
+            u._runs(snap, pid, snap.runs.get(pid))
+        u.tables.update(k for k in diff.tables if snap.tables.get(k) is not None)
+        for pid in diff.vmas:
+            u._vmas(pid, snap.vmas.get(pid))
+        for pid in diff.mms:
+            if snap.mms.get(pid) is not None:
+                u.mms.setdefault(pid, set()).add(snap.mms[pid])
+        touched = set(diff.ptes) | {k for k in (*snap.ptes, *before.ptes) if k[0] in diff.runs}
+        for key in touched:
+            u._note(snap, key, 1)
+        return u
+
+    def _record_all(self, snap: Snapshot, step: int) -> None:
+        for pid, name in snap.mms.items():
+            self.mms.setdefault(pid, set()).add(name)
+        self.tables.update(snap.tables)
+        for pid, vmas in snap.vmas.items():
+            self._vmas(pid, vmas)
+        for pid, runs in snap.runs.items():
+            self._runs(snap, pid, runs)
+        for key in snap.ptes:
+            self._note(snap, key, step)
+
+    def _note(self, snap: Snapshot, key, step: int) -> None:
+        value = snap.pte(*key)
+        self.sigs[(key, step)] = None if value is None else _frame_sig(value.pfn, snap, self.info)
+        line = self.ptes.setdefault(key, [])
+        if line and line[-1][0] == step:
+            line[-1] = (step, value)
+        elif not line or line[-1][1] != value:
+            line.append((step, value))
+        if value is not None:
+            self.pfns.add(value.pfn)
+            self._frame(snap, value.pfn)
+            self.special |= value.special
+
+    def _frame(self, snap: Snapshot, pfn: int) -> None:
+        self.kinds.add(frame_kind(pfn, snap, self.info))
+        page = snap.pages.get(pfn)
+        self.names.add(page.mapping if page is not None and page.mapping else device_of(pfn, self.info) or "")
+
+    def _vmas(self, pid: int, vmas) -> None:
+        slots = self.vmas.setdefault(pid, {})
+        for v in vmas or ():
+            if v.start not in slots or (v.end - v.start) > (slots[v.start].end - slots[v.start].start):
+                slots[v.start] = v
+
+    def _runs(self, snap: Snapshot, pid: int, runs) -> None:
+        from vmlib.pte import Pte
+        for r in runs or ():
+            self.runs.setdefault(pid, set()).add(r)
+            self._frame(snap, r.pfn0)
+            self.special |= Pte(r.pfn0, r.bits).special
+
+    def _walk(self, trace, spans) -> None:
+        """Record the state of every step: all of step 0, then what each later span touched."""
+        snap = trace.state_at(spans[0][1])
+        self._record_all(snap, 0)
+        at = spans[0][1]
+        for step, (_first, last) in enumerate(spans[1:], start=1):
+            touched, run_pids = set(), set()
+            for j in range(at + 1, last + 1):
+                d = trace.delta(j)
+                if d is None:
+                    continue
+                snap.apply(d)
+                what, key, _old, new = d
+                if what == "pte":
+                    touched.add(key)
+                elif what == "runs":
+                    run_pids.add(key)
+                    self._runs(snap, key, new)
+                elif what == "table" and new is not None:
+                    self.tables.add(key)
+                elif what == "vmas":
+                    self._vmas(key, new)
+                elif what == "mm" and new is not None:
+                    self.mms.setdefault(key, set()).add(new)
+            if run_pids:
+                touched |= {k for k in snap.ptes if k[0] in run_pids}
+            for key in touched:
+                self._note(snap, key, step)
+            at = last
+
+
+# -- rows: the entries of the pte tables, grouped; the frames they map ----------------------------------------------------
+
+@dataclass
+class Row:
+    """One row of a pte table: one pte, a group of ptes that always change together, or a
+    piece of a linear run. `y` and `lines` are where the SVG layout placed it (it never moves)."""
+
+    rid: str
+    pid: int
+    addrs: tuple                 # explicit pte addresses (empty for a run piece)
+    run: tuple | None = None     # (start, n, pfn0, bits) of a run piece
+    frame: str = ""              # frame node id for groups and run pieces ("" = per pfn)
+    y: float = 0.0
+    lines: int = 1               # 2: the target goes on a second line (narrow column)
+
+    @property
+    def first(self) -> int:
+        return self.run[0] if self.run else self.addrs[0]
+
+    @property
+    def n(self) -> int:
+        return self.run[1] if self.run else len(self.addrs)
+
+    def ptes(self, snap: Snapshot) -> list:
+        """The current ptes of this row (None where absent)."""
+        if self.run:
+            return self.run_ptes(snap.runs.get(self.pid, ()))
+        return [snap.pte(self.pid, a) for a in self.addrs]
+
+    def run_ptes(self, runs) -> list:
+        """A run piece's first (and last) pte when `runs` cover it, else [None]."""
+        start, n, pfn0, bits = self.run
+        if not any(r.start <= start < r.end and r.pfn0 + (start - r.start) // PAGE == pfn0 for r in runs or ()):
+            return [None]
+        from vmlib.pte import Pte
+        return [Pte(pfn0, bits), Pte(pfn0 + n - 1, bits)] if n > 1 else [Pte(pfn0, bits)]
+
+    def olds(self, diff) -> list:
+        """What the step changed in this row: the old ptes (None for an entry that was empty)."""
+        if diff is None:
+            return []
+        if self.run:
+            return self.run_ptes(diff.runs[self.pid]) if self.pid in diff.runs else []
+        return [diff.ptes[(self.pid, a)] for a in self.addrs if (self.pid, a) in diff.ptes]
+
+
+def _frame_sig(pfn: int, snap: Snapshot, info: dict) -> tuple:
+    page = snap.pages.get(pfn)
+    return frame_kind(pfn, snap, info), page and (page.count, page.mapcount, page.mapping)
+
+
+def group_rows(pid: int, addrs: list[int], u: Union, collapse: int) -> list[Row]:
+    """Rows of one pte table: consecutive ptes (constant address step) that changed at the same
+    steps and were alike at each of them form one row when there are at least `collapse`."""
+    groups: list[list[int]] = []
+    for a in addrs:
+        g = groups[-1] if groups else None
+        if g and _joins(pid, g, a, u):
+            g.append(a)
+        else:
+            groups.append([a])
+    rows = []
+    for g in groups:
+        if len(g) >= collapse:
+            rows.append(Row(f"p{pid}_{g[0]:x}_{len(g)}", pid, tuple(g)))
+        else:
+            rows.extend(Row(f"p{pid}_{a:x}", pid, (a,)) for a in g)
+    return rows
+
+
+def _joins(pid: int, g: list[int], a: int, u: Union) -> bool:
+    prev = u.ptes[(pid, g[-1])]
+    line = u.ptes[(pid, a)]
+    if [s for s, _ in prev] != [s for s, _ in line]:
+        return False
+    if len(g) >= 2 and a - g[-1] != g[1] - g[0]:
+        return False
+    for (s, p0), (_t, p1) in zip(prev, line):
+        if (p0 is None) != (p1 is None):
+            return False
+        if p0 is not None and (p0.bits != p1.bits or u.sigs.get(((pid, g[-1]), s)) != u.sigs.get(((pid, a), s))):
+            return False
+    if len(g) >= 2:           # the pfn step at each change must continue the group's
+        first = u.ptes[(pid, g[0])]
+        second = u.ptes[(pid, g[1])]
+        for (_s, p0), (_t, p1), (_v, pl), (_w, pn) in zip(first, second, prev, line):
+            if p0 is not None and (p1.pfn - p0.pfn) != (pn.pfn - pl.pfn):
+                return False
+    return True
+
+
+def row_pfns(row: Row, u: Union) -> set:
+    """Every pfn a row ever maps."""
+    if row.run:
+        return set(range(row.run[2], row.run[2] + row.run[1]))
+    return {p.pfn for a in row.addrs for _s, p in u.ptes[(row.pid, a)] if p is not None}
+
+
+def run_pieces(pid: int, u: Union, explicit: set, collapse: int) -> list[Row]:
+    """Rows for linear runs, cut around addresses that ever had an explicit pte."""
+    rows = []
+    for r in sorted(u.runs.get(pid, ())):
+        piece = []
+        for a in range(r.start, r.end, PAGE):
+            if (pid, a) in explicit:
+                rows.extend(_run_rows(pid, piece, r, collapse))
+                piece = []
+            else:
+                piece.append(a)
+        rows.extend(_run_rows(pid, piece, r, collapse))
+    return rows
+
+
+def _run_rows(pid, piece, r, collapse) -> list[Row]:
+    if not piece:
+        return []
+    pfn0 = r.pfn0 + (piece[0] - r.start) // PAGE
+    if len(piece) >= collapse:
+        return [Row(f"p{pid}_r{piece[0]:x}_{len(piece)}", pid, (), (piece[0], len(piece), pfn0, r.bits),
+                    f"r{pfn0}_{len(piece)}")]
+    return [Row(f"p{pid}_r{a:x}", pid, (), (a, 1, pfn0 + i, r.bits)) for i, a in enumerate(piece)]
+
+
+def assign_frames(rows: list[Row], u: Union) -> None:
+    """Give groups (pfn step != 0) one frame node when no other row maps any of their pfns;
+    otherwise split them into single rows (a frame is drawn once)."""
+    while True:
+        owners: dict[int, set] = {}
+        for r in rows:
+            for pfn in row_pfns(r, u):
+                owners.setdefault(pfn, set()).add(r.rid)
+        split = None
+        for r in rows:
+            if r.n == 1 or r.run:
+                continue
+            pfns = row_pfns(r, u)
+            if len(pfns) == 1:                     # one frame repeated: it is that frame's node
+                r.frame = ""
+                continue
+            key = frozenset(pfns)
+            mates = set().union(*(owners[p] for p in pfns))
+            if all(key == frozenset(row_pfns(m, u)) for m in _rows(rows, mates)):
+                r.frame = f"g{min(pfns)}_{len(pfns)}"
+            else:
+                split = r
+                break
+        if split is None:
+            return
+        i = rows.index(split)
+        rows[i:i + 1] = [Row(f"p{split.pid}_{a:x}", split.pid, (a,)) for a in split.addrs]
+
+
+def _rows(rows, ids):
+    return [r for r in rows if r.rid in ids]
+
+
+def table_rows(u: Union, pids, collapse: int = 4) -> dict[tuple, list[Row]]:
+    """The rows of every pte table of `pids` in the union: (pid, i4, i3, i2) -> rows in address
+    order (groups of ptes that change together, run pieces, single ptes; see group_rows,
+    run_pieces, assign_frames). Both renderers draw these rows."""
+    explicit = set(u.ptes)
+    out: dict[tuple, list[Row]] = {}
+    for pid in sorted(pids):
+        by_table: dict[tuple, list[int]] = {}
+        for (m, a) in explicit:
+            if m == pid:
+                by_table.setdefault(walk(a), []).append(a)
+        tables = {t: group_rows(pid, sorted(addrs), u, collapse) for t, addrs in by_table.items()}
+        for r in run_pieces(pid, u, explicit, collapse):
+            tables.setdefault(walk(r.first), []).append(r)
+        for (pid_, level, base) in u.tables:
+            if pid_ == pid and level == 1:
+                tables.setdefault(walk(base), [])
+        for t, rows in tables.items():
+            out[(pid, *t)] = rows
+    every = [r for rows in out.values() for r in rows]
+    assign_frames(every, u)
+    for key in out:                             # assign_frames may have split some groups
+        out[key] = sorted((r for r in every if r.pid == key[0] and walk(r.first) == key[1:]), key=lambda r: r.first)
+    return out
+
+
+def walk(addr: int) -> tuple[int, int, int]:
+    """The pgd, pud and pmd index of an address (x86-64's 4 levels, 9 bits each)."""
+    return addr >> 39 & 511, addr >> 30 & 511, addr >> 21 & 511
 
 
 # -- what each step is: one operation, its words, what it changed and examined ---------------
@@ -512,6 +831,8 @@ def _examined(op: dict, decisions, errors, before: Snapshot, after: Snapshot) ->
         pte = before.pte(pid_, a) or after.pte(pid_, a)
         if pte is not None and kind != "fork":
             ex.frames.add(pte.pfn)
+    if kind == "mmap" and pid is not None and not ex.vmas:
+        ex.mms.add(pid)          # a refused mmap made no vma: its code looked at the process's mm
     return ex
 
 

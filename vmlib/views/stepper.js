@@ -18,10 +18,11 @@ function h(tag, attrs, ...kids) {
   return el;
 }
 
-function svgHeight(svg) {
-  const m = /<svg[^>]*?\sheight="([\d.]+)(pt|px)?"/.exec(svg || "");
+function svgSize(svg, what) {
+  const m = new RegExp(`<svg[^>]*?\\s${what}="([\\d.]+)(pt|px)?"`).exec(svg || "");
   return m ? parseFloat(m[1]) * (m[2] === "pt" ? 4 / 3 : 1) : 0;
 }
+const svgHeight = (svg) => svgSize(svg, "height");
 
 function render({ model, el }) {
   const sides = model.get("sides");
@@ -75,6 +76,10 @@ function render({ model, el }) {
   function sizeBoxes() {                  // reserve the tallest picture of the mode shown
     sides.forEach((side, s) => {
       const g = panels[s].graph;
+      // Compare: a side asks for its picture's natural width (text 12 px), so the two stand side by
+      // side where the column holds both and stack where it does not; presentation stacks them
+      if (compare) panels[s].box.style.flex = big ? "1 1 100%"
+        : `1 1 ${Math.ceil(Math.max(...side.frames.map((f) => svgSize(f.svg, "width"))))}px`;
       if (big) { g.style.minHeight = ""; return; }
       const tallest = Math.max(...side.frames.map((f) => svgHeight(f.svg)));
       g.style.minHeight = tallest ? `${Math.ceil(tallest) + 18}px` : "";
@@ -122,24 +127,60 @@ function render({ model, el }) {
         p.graph.replaceChildren(picture(s, j));
         p.frame = j;
         p.graph.dataset.frame = String(j);
-        const row = f.row ? ` [${f.row}]` : "";
-        p.event.replaceChildren(h("b", { text: `step ${j + 1}/${side.frames.length}: ${f.headline}` }));
-        if (row) p.event.append(f.row_href ? h("a", { class: "vmlib-row vmlib-fact", href: f.row_href,
-          target: "_blank", text: row }) : h("span", { class: "vmlib-row", text: row }));
+        fillEvent(p, side, j);
         p.summary.textContent = `kernel events of this step (${f.events.length})`;
         if (f.events_html) p.log.innerHTML = f.events_html.join("\n");   // escaped in Python, rows linked
         else p.log.textContent = f.events.join("\n");
       }
-      const notes = [];
-      if (j < i) notes.push(`this side has only ${side.frames.length} operations`);
-      if (f.note) notes.push(f.note);
-      p.note.textContent = notes.join("; ");
+      p.note.textContent = noteText(side, i);
       p.event.dataset.step = String(i);
       p.graph.dataset.step = String(i);
     });
     count.textContent = compare ? `operation ${i + 1}/${n}` : `${i + 1}/${n}`;
     slider.value = String(i + 1);
   }
+
+  function fillEvent(p, side, j) {          // the headline of frame j, with its kernel-facts row
+    const f = side.frames[j];
+    const row = f.row ? ` [${f.row}]` : "";
+    p.event.replaceChildren(h("b", { text: `step ${j + 1}/${side.frames.length}: ${f.headline}` }));
+    if (row) p.event.append(f.row_href ? h("a", { class: "vmlib-row vmlib-fact", href: f.row_href,
+      target: "_blank", text: row }) : h("span", { class: "vmlib-row", text: row }));
+  }
+
+  function noteText(side, i) {              // the note under a side at step i
+    const j = Math.min(i, side.frames.length - 1);
+    const notes = [];
+    if (j < i) notes.push(`this side has only ${side.frames.length} operations`);
+    if (side.frames[j].note) notes.push(side.frames[j].note);
+    return notes.join("; ");
+  }
+
+  // Compare: where the sides stack, the second side's picture sits under the first side's headline
+  // and note; give each the height of its tallest text at the present width, so it never moves.
+  let reservedFor = "";
+  function reserveText() {
+    const widths = panels.map((p) => Math.round(p.box.getBoundingClientRect().width)).join(" ");
+    if (!compare || widths === reservedFor || widths.split(" ").includes("0")) return;
+    reservedFor = widths;
+    panels.forEach((p, s) => {
+      const side = sides[s];
+      p.event.style.minHeight = p.note.style.minHeight = "";
+      let event = 0, note = 0;
+      for (let i = 0; i < n; i++) {
+        fillEvent(p, side, Math.min(i, side.frames.length - 1));
+        p.note.textContent = noteText(side, i);
+        event = Math.max(event, p.event.getBoundingClientRect().height);
+        note = Math.max(note, p.note.getBoundingClientRect().height);
+      }
+      p.event.style.minHeight = `${Math.ceil(event)}px`;
+      p.note.style.minHeight = `${Math.ceil(note)}px`;
+      p.frame = -1;                         // repaint the frame shown
+    });
+    paintFrame(shown());
+  }
+  const resized = compare && window.ResizeObserver ? new ResizeObserver(reserveText) : null;
+  if (resized) panels.forEach((p) => resized.observe(p.box));
 
   function askQuestion(q) {
     ask.replaceChildren(h("div", { class: "vmlib-question" }, h("b", { text: "Predict: " }), q.prompt),
@@ -240,6 +281,7 @@ function render({ model, el }) {
   show(shownStep);
   return () => {
     stop();
+    if (resized) resized.disconnect();
     model.off("change:step", onStep);
     model.off("change:predict", onPredict);
   };

@@ -30,8 +30,8 @@ CSS = HERE / "stepper.css"
 
 
 def _side(title: str, steps, error: str = "", lead_in: bool = False) -> dict:
-    """One side of a stepper: every frame of `steps` with its presentation picture ("big")."""
-    frames = [_frame(f, big["svg"]) for f, big in zip(steps.frames(lead_in=lead_in), steps.frames(True, lead_in=lead_in))]
+    """One side of a stepper: every frame of `steps` with its presentation picture ("big"), in one pass."""
+    frames = [_frame(f, f["big"]) for f in steps.frames(lead_in=lead_in, big=True)]
     if error and frames:
         frames[-1]["note"] = f"the scenario stopped here: {error}"
     return {"title": title, "frames": frames, "ops": len(steps.trace.ops())}

@@ -71,12 +71,13 @@ class Steps:
 
     def share_layout(self, other: Steps) -> None:
         """Draw this trace and `other` on one layout (Compare: both sides line up, and without
-        pgd/pud/pmd boxes each is narrow enough to stand beside the other in a wide column)."""
+        pgd/pud/pmd boxes, each mm box above its tables, each is narrow enough to stand beside
+        the other at 12 px in a 968 px column; the presentation layout keeps the wide form)."""
         from vmlib.views.layout import Layout, Union
         if self.graph in ("fork", "process") and other.graph == self.graph:
             u = Union.of([(self.trace, self.spans), (other.trace, other.spans)])
             pids = None if self.graph == "fork" or not u.mms else [min(u.mms)]
-            self._layout = other._layout = Layout(u, pids=pids, levels=False)
+            self._layout = other._layout = Layout(u, pids=pids, levels=False, stack=True)
             self._player = other._player = Layout(u, pids=pids, levels=False, fit="column")
 
     @staticmethod
@@ -167,9 +168,10 @@ class Steps:
             self._player = Layout(self.layout.u, pids=self.layout.pids, levels=False, fit="column")
         return self._player
 
-    def frames(self, presentation: bool = False, lead_in: bool = False) -> list[dict]:
+    def frames(self, presentation: bool = False, lead_in: bool = False, big: bool = False) -> list[dict]:
         """Every step, computed once, for a browser-side stepper: one dict per step (lead_in: first
-        a frame of the state before the first step, see lead_in_frame).
+        a frame of the state before the first step, see lead_in_frame; big: each dict also has
+        the presentation picture, made in the same pass over the trace).
 
         Keys of each dict:
           svg       complete SVG markup of the step's picture; every frame of one Steps has the
@@ -178,6 +180,7 @@ class Steps:
                     natural size (text 12 px at 1:1: show it at that size and let it scroll in a
                     narrow column rather than shrink); presentation=True: a narrower picture
                     (no pgd/pud/pmd boxes) with style width:100%, for the column's width.
+          big       (big=True only) the presentation=True picture of the same step.
           headline  plain text: what the kernel did in this step and why.
           row       the deciding kernel-facts row ("§6b v2.6.26 row 3") or "".
           events    list[str]: the step's kernel events in words, bookkeeping folded away
@@ -206,33 +209,41 @@ class Steps:
                     and after the step (read/write/gup/munmap/mmap with a pid and addr).
         Leaves the navigator on the step it was on."""
         keep = self.step
-        out = [self.lead_in_frame(presentation)] if lead_in else []
+        out = [self.lead_in_frame(presentation, big)] if lead_in else []
         try:
             for i in range(len(self)):
                 self.goto(i)
                 m = self.model()
-                svg = self.graph_now(presentation, f"step {i + 1}/{len(self)}: {m.action}").svg()
-                out.append({"svg": svg, "headline": self.headline(), "row": m.row, "events": list(m.events),
-                            "marks": marks(self.diff().prune(self._snap), m.examined), "op": dict(m.op)})
+                title = f"step {i + 1}/{len(self)}: {m.action}"
+                f = {"svg": self.graph_now(presentation, title).svg(), "headline": self.headline(), "row": m.row,
+                     "events": list(m.events), "marks": marks(self.diff().prune(self._snap), m.examined),
+                     "op": dict(m.op)}
+                if big:
+                    f["big"] = self.graph_now(True, title).svg()
+                out.append(f)
         finally:
             self.goto(keep)
-        return same_size(out)
+        return same_size(same_size(out), "big") if big else same_size(out)
 
-    def lead_in_frame(self, presentation: bool = False) -> dict:
+    def lead_in_frame(self, presentation: bool = False, big: bool = False) -> dict:
         """The state before the first step, with what the first step's deciding code will examine
-        marked (nothing it decides or changes): where a predict question about the first step is asked."""
+        marked (nothing it decides or changes): where a predict question about the first step is asked
+        (big: with the presentation picture too, as in frames)."""
         first = self.spans[0][0]
         snap, m = self.trace.state_at(first - 1), self.model(0)
-        lay = self.presentation_layout if presentation else self.layout
         title = f"before step 1: {m.action}"
         none = Diff.from_deltas([])
-        if lay is None:
-            svg = graph_for(self.graph, snap, self.trace.info, none, title, self.theme).svg()
-        else:
+
+        def picture(lay) -> str:
+            if lay is None:
+                return graph_for(self.graph, snap, self.trace.info, none, title, self.theme).svg()
             from vmlib.views.layout import themed
-            svg = themed(lay.svg(snap, self.trace.info, none, title, m.examined), self.theme)
-        return {"svg": svg, "headline": f"Before: {m.action}", "row": "", "events": [],
-                "marks": marks(none, m.examined), "op": {}}
+            return themed(lay.svg(snap, self.trace.info, none, title, m.examined), self.theme)
+        f = {"svg": picture(self.presentation_layout if presentation else self.layout),
+             "headline": f"Before: {m.action}", "row": "", "events": [], "marks": marks(none, m.examined), "op": {}}
+        if big:
+            f["big"] = picture(self.presentation_layout)
+        return f
 
     def counts(self) -> list[str]:
         """Counts that moved in this step: refcounts, mapcounts, rss."""
@@ -293,22 +304,22 @@ def marks(diff: Diff, examined) -> dict:
 _SVG_SIZE = re.compile(r'<svg\b[^>]*>')
 
 
-def same_size(frames: list[dict]) -> list[dict]:
-    """Give every frame's root <svg> the largest width, height and viewBox of them all (the
-    fixed layouts already agree; Graphviz pictures differ from step to step)."""
-    sizes = [_svg_box(f["svg"]) for f in frames]
+def same_size(frames: list[dict], key: str = "svg") -> list[dict]:
+    """Give every frame's root <svg> (frame[key]) the largest width, height and viewBox of them
+    all (the fixed layouts already agree; Graphviz pictures differ from step to step)."""
+    sizes = [_svg_box(f[key]) for f in frames]
     if not sizes or None in sizes or len(set(sizes)) == 1:
         return frames
     w, h = max(s[0] for s in sizes), max(s[1] for s in sizes)
     for f in frames:
-        tag = _SVG_SIZE.search(f["svg"])[0]
-        k = (_attr(tag, "width") / _svg_box(f["svg"])[0]) or 1.0    # the attribute's unit per viewBox unit
+        tag = _SVG_SIZE.search(f[key])[0]
+        k = (_attr(tag, "width") / _svg_box(f[key])[0]) or 1.0    # the attribute's unit per viewBox unit
         unit = (re.search(r'\swidth="[\d.]+([a-z]*)"', tag) or [None, ""])[1]
         new = re.sub(r'\swidth="[^"]*"', f' width="{w * k:.0f}{unit}"', tag, count=1)
         new = re.sub(r'\sheight="[^"]*"', f' height="{h * k:.0f}{unit}"', new, count=1)
         new = re.sub(r'\sviewBox="([-\d.]+) ([-\d.]+) [^"]*"', lambda m: f' viewBox="{m[1]} {m[2]} {w:.2f} {h:.2f}"',
                      new, count=1)
-        f["svg"] = f["svg"].replace(tag, new, 1)
+        f[key] = f[key].replace(tag, new, 1)
     return frames
 
 
