@@ -88,7 +88,10 @@ def test_predict_wrong_then_right(page, tmp_path):
     reveal.wait_for()
     text = reveal.inner_text()
     assert "✔" in text and q2["row"] in text and "Had it been" not in text, text
-    assert root.locator(".vmlib-event b").first.inner_text().startswith(f"step {q2['step'] + 1}/")
+    lead = w.sides[0]["lead"]                   # a lead-in frame is "before step 1", not a step: the headline
+    ops = len(frames) - lead                    # counts operations as the picture's title does
+    assert root.locator(".vmlib-event b").first.inner_text().startswith(f"step {q2['step'] + 1 - lead}/{ops}: ")
+    assert f"step {q2['step'] + 1 - lead}/{ops}: " in frames[q2["step"]]["svg"]
     assert errors == []
 
 

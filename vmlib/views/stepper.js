@@ -143,7 +143,9 @@ function render({ model, el }) {
   function fillEvent(p, side, j) {          // the headline of frame j, with its kernel-facts row
     const f = side.frames[j];
     const row = f.row ? ` [${f.row}]` : "";
-    p.event.replaceChildren(h("b", { text: `step ${j + 1}/${side.frames.length}: ${f.headline}` }));
+    const lead = side.lead || 0;             // a lead-in frame (the state before step 1) is not a step
+    const text = j < lead ? f.headline : `step ${j + 1 - lead}/${side.frames.length - lead}: ${f.headline}`;
+    p.event.replaceChildren(h("b", { text }));
     if (row) p.event.append(f.row_href ? h("a", { class: "vmlib-row vmlib-fact", href: f.row_href,
       target: "_blank", text: row }) : h("span", { class: "vmlib-row", text: row }));
   }

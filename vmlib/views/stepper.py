@@ -34,7 +34,7 @@ def _side(title: str, steps, error: str = "", lead_in: bool = False) -> dict:
     frames = [_frame(f, f["big"]) for f in steps.frames(lead_in=lead_in, big=True)]
     if error and frames:
         frames[-1]["note"] = f"the scenario stopped here: {error}"
-    return {"title": title, "frames": frames, "ops": len(steps.trace.ops())}
+    return {"title": title, "frames": frames, "ops": len(steps.trace.ops()), "lead": int(lead_in and bool(frames))}
 
 
 def _frame(f: dict, big: str) -> dict:
