@@ -104,8 +104,8 @@ def sheet_base() -> str:
     """The URL of the sheet for links this process shows: `/files/...` when a Jupyter server started
     this kernel and serves a copy of the sheet, `<site>/files/kernel-facts.html` in JupyterLite,
     else SHEET_NAME (relative: the sheet beside the page, as nbconvert and the slide decks have it)."""
-    return (served_url(_server_info(), os.environ.get("JPY_SESSION_NAME", "")) or _lite_url()
-            or SHEET_NAME)
+    notebook = os.environ.get("JPY_SESSION_NAME")   # set by a server's session (not by nbclient)
+    return (notebook and served_url(_server_info(), notebook)) or _lite_url() or SHEET_NAME
 
 
 def served_url(server: dict | None, notebook: str) -> str | None:
