@@ -176,7 +176,7 @@ def test_site_serves_the_fact_sheet_beside_the_lessons(site):
 
 
 def test_fact_link_in_a_lesson_output_opens_the_row_in_jupyterlite(site):
-    """A row link of lesson 00's show_steps output opens <site>/files/kernel-facts.html#row in a tab
+    """A row link of lesson 05's show_steps output opens <site>/files/kernel-facts.html#row in a tab
     that scrolls to the row and marks it (tests/test_facts_browser.py does the same in JupyterLab)."""
     from playwright.sync_api import sync_playwright
     from test_facts_browser import assert_lands_on_row
@@ -196,13 +196,13 @@ def test_fact_link_in_a_lesson_output_opens_the_row_in_jupyterlite(site):
         try:
             ctx.route("**/*", only_localhost)
             page = ctx.new_page()
-            page.goto(f"{site}/lab/index.html?path=00_start_here.ipynb")
+            page.goto(f"{site}/lab/index.html?path=05_vm_pfnmap.ipynb")
             page.wait_for_selector(".jp-Notebook .jp-CodeCell .jp-InputArea-editor", timeout=90000)
             accept_kernel_dialog(page)
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
             link = page.locator(".jp-RenderedHTMLCommon a.vmlib-fact[href*='-row-']").first
-            link.wait_for(timeout=240000)
+            link.wait_for(state="attached", timeout=240000)
             href = link.get_attribute("href")
             assert href.startswith(f"{site}/files/kernel-facts.html#"), href
             link.scroll_into_view_if_needed()
