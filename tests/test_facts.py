@@ -185,3 +185,22 @@ def test_link_html_and_markdown_on_made_up_text():
     assert once == ("As [§1a row 3](kernel-facts.html#s1a-row-3) says (DESIGN.md §3), `[§6a]` is code; "
                     "[sheet](kernel-facts.html).")
     assert facts.link_markdown(once) == once
+
+
+def test_served_url_is_the_nearest_sheet_below_the_server_root(tmp_path):
+    """In a kernel a Jupyter server started, links point at the sheet as that server serves it
+    (/files/..., which JupyterLab leaves to the browser); a course copied anywhere below the root."""
+    root = tmp_path / "home"
+    (root / "my class" / "course").mkdir(parents=True)
+    (root / "my class" / "course" / facts.SHEET_NAME).write_text("sheet")
+    (root / "my class" / "exercises" / "ps1").mkdir(parents=True)
+    (root / "elsewhere").mkdir()
+    server = {"root_dir": str(root), "base_url": "/user/ann/"}
+    lesson = str(root / "my class" / "course" / "05_vm_pfnmap.ipynb")
+    assert facts.served_url(server, lesson) == "/user/ann/files/my%20class/course/kernel-facts.html"
+    exercise = "my class/exercises/ps1/ps1.ipynb"        # older servers name it relative to the root
+    assert facts.served_url({**server, "base_url": "/"}, exercise) == "/files/my%20class/course/kernel-facts.html"
+    assert facts.served_url(server, str(root / "elsewhere" / "x.ipynb")) is None
+    assert facts.served_url(server, str(tmp_path / "x.ipynb")) is None      # not below the root
+    assert facts.served_url(None, lesson) is None
+    assert facts.sheet_base() == facts.SHEET_NAME        # pytest is no kernel: links stay relative

@@ -173,3 +173,42 @@ def test_site_serves_the_fact_sheet_beside_the_lessons(site):
         page = r.read().decode()
     assert 'id="s1a-row-3"' in page and 'id="s9b"' in page, page[:300]
     assert page == (ROOT / "course" / "kernel-facts.html").read_text(encoding="utf-8")
+
+
+def test_fact_link_in_a_lesson_output_opens_the_row_in_jupyterlite(site):
+    """A row link of lesson 05's show_steps output opens <site>/files/kernel-facts.html#row in a tab
+    that scrolls to the row and marks it (tests/test_facts_browser.py does the same in JupyterLab)."""
+    from playwright.sync_api import sync_playwright
+    from test_facts_browser import assert_lands_on_row
+    blocked = []
+
+    def only_localhost(route):
+        if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        ctx = pw.chromium.launch_persistent_context(profile, executable_path=find_chromium(), headless=True,
+                                                    args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900},
+                                                    service_workers="block")
+        try:
+            ctx.route("**/*", only_localhost)
+            page = ctx.new_page()
+            page.goto(f"{site}/lab/index.html?path=05_vm_pfnmap.ipynb")
+            page.wait_for_selector(".jp-Notebook .jp-CodeCell .jp-InputArea-editor", timeout=90000)
+            accept_kernel_dialog(page)
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+            link = page.locator(".jp-RenderedHTMLCommon a.vmlib-fact[href*='-row-']").first
+            link.wait_for(state="attached", timeout=240000)
+            href = link.get_attribute("href")
+            assert href.startswith(f"{site}/files/kernel-facts.html#"), href
+            link.scroll_into_view_if_needed()
+            with ctx.expect_page(timeout=30000) as opened:
+                link.click()
+            assert_lands_on_row(opened.value, href.split("#", 1)[1], "lite_facts_target")
+        finally:
+            ctx.close()
+    assert blocked == [], f"the site asked for other hosts: {sorted(set(blocked))}"

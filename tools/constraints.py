@@ -34,6 +34,9 @@ HEAD = f"""# The class lock: vmlib[{','.join(EXTRAS)}] for Python {PYTHONS[0]}-{
 # `uv pip compile --universal` (lines with a marker apply to some Pythons only).
 # Use with plain pip: pip install -c constraints.txt '.[course]'   (./setup.sh does; docs/deploy.md)
 # Regenerate: .venv/bin/python -m tools.constraints   (needs uv: pip install uv)
+# fontTools as pure Python (its sdist builds no extension unless FONTTOOLS_WITH_CYTHON is set):
+# 13 MB instead of the 37 MB wheel (Cython builds and their C sources); matplotlib runs the same.
+--no-binary fonttools
 """
 
 
@@ -60,7 +63,7 @@ def pins_for(python: str, text: str | None = None) -> dict[str, str]:
     pins = {}
     for line in (text if text is not None else OUT.read_text()).splitlines():
         line = line.split("#")[0].strip()
-        if not line:
+        if not line or line.startswith("-"):        # blank, or a pip option such as --no-binary
             continue
         req, _, marker = line.partition(";")
         if marker.strip() and not Marker(marker.strip()).evaluate(env):

@@ -8,20 +8,31 @@ whose every section and row has a stable anchor:
     §4 row 'COW vma', §5a vm_insert_page -> the row whose label starts so, else the section
 
 The page ships in the package (vmlib/facts/kernel-facts.html) and beside the lessons
-(course/kernel-facts.html), so a lesson links to it relatively. `url(ref)` is where a reference
-points; `link_html` and `link_markdown` turn the references in a text into links.
+(course/kernel-facts.html). `url(ref)` is where a reference points; `link_html` and
+`link_markdown` turn the references in a text into links.
+
+Where a link points (`sheet_base`): a lesson's markdown and anything run outside a Jupyter
+server (nbconvert, the slide decks) link relatively, to the sheet beside the page. A kernel
+started by a Jupyter server (JupyterLab, Notebook 7, a hub) or by JupyterLite links to the sheet
+as the server serves it, `/files/<path>` (`<site>/files/<path>` in JupyterLite), and target=_blank:
+JupyterLab opens a relative link in its own HTML viewer, which drops the #fragment, but leaves a
+root-absolute one to the browser, whose new tab scrolls to the row and marks it (`:target`).
 `python -m vmlib.facts` regenerates both pages from docs/kernel-facts.md (a test checks they are
 current); `python -m vmlib.facts --link NOTEBOOK...` links the references in notebooks' markdown.
 
-Standard library only, like the model.
+Standard library only, like the model (in a kernel, jupyter_core may say where the server's info file is).
 """
 
 from __future__ import annotations
 
 import html
+import json
+import os
 import re
+import sys
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 
 SHEET_NAME = "kernel-facts.html"
 PACKAGED = Path(__file__).with_name(SHEET_NAME)
@@ -80,18 +91,94 @@ def _label_row(rows: dict, sec: str, label: str) -> int | None:
 
 
 def url(ref: str, absolute: bool = False) -> str:
-    """Where REF points: "kernel-facts.html#s1a-row-3", relative to a lesson (the sheet sits beside
-    the lessons); with ABSOLUTE, a file:// URL of the sheet installed with vmlib (for a terminal)."""
-    base = PACKAGED.resolve().as_uri() if absolute else SHEET_NAME
+    """Where REF points: sheet_base()#anchor, e.g. "kernel-facts.html#s1a-row-3"; with ABSOLUTE, a
+    file:// URL of the sheet installed with vmlib (for a terminal)."""
+    base = PACKAGED.resolve().as_uri() if absolute else sheet_base()
     return f"{base}#{anchor(ref)}"
 
 
-def link_html(text: str, base: str = SHEET_NAME, target: str = "_blank", rows: dict | None = None) -> str:
-    """TEXT (HTML, already escaped) with every reference made a link into the sheet at BASE.
+# ---------------------------------------------------------------- where the sheet is served
+
+@lru_cache(maxsize=1)
+def sheet_base() -> str:
+    """The URL of the sheet for links this process shows: `/files/...` when a Jupyter server started
+    this kernel and serves a copy of the sheet, `<site>/files/kernel-facts.html` in JupyterLite,
+    else SHEET_NAME (relative: the sheet beside the page, as nbconvert and the slide decks have it)."""
+    notebook = os.environ.get("JPY_SESSION_NAME")   # set by a server's session (not by nbclient)
+    return (notebook and served_url(_server_info(), notebook)) or _lite_url() or SHEET_NAME
+
+
+def served_url(server: dict | None, notebook: str) -> str | None:
+    """The root-absolute URL under which SERVER (a Jupyter server's info: root_dir, base_url) serves
+    the sheet nearest NOTEBOOK (its path, absolute or relative to root_dir; "" for the current folder):
+    the sheet in the notebook's folder or a parent's, or in a parent's course/. None if there is none
+    below root_dir."""
+    if not server or not server.get("root_dir"):
+        return None
+    root = Path(server["root_dir"]).resolve()
+    folder = (root / notebook).parent if notebook else Path.cwd()
+    sheet = _nearest_sheet(folder if folder.is_dir() else Path.cwd(), root)
+    if sheet is None:
+        return None
+    base = "/" + server.get("base_url", "/").strip("/")
+    return f"{base.rstrip('/')}/files/{quote(sheet.relative_to(root).as_posix())}"
+
+
+def _nearest_sheet(start: Path, root: Path) -> Path | None:
+    """The first SHEET_NAME in START, START/course, or the same in each parent up to ROOT."""
+    here = start.resolve()
+    if here != root and root not in here.parents:
+        return None
+    for folder in (here, *here.parents):
+        for sheet in (folder / SHEET_NAME, folder / "course" / SHEET_NAME):
+            if sheet.is_file():
+                return sheet
+        if folder == root:
+            return None
+    return None
+
+
+def _server_info() -> dict | None:
+    """The info file (jpserver-<pid>.json: root_dir, base_url) of the Jupyter server whose kernel this
+    process is, or None when it is no kernel or its parent wrote no such file (nbclient, VS Code)."""
+    kernelapp = sys.modules.get("ipykernel.kernelapp")
+    pid = os.environ.get("JPY_PARENT_PID")
+    if kernelapp is None or not pid or not kernelapp.IPKernelApp.initialized():
+        return None
+    dirs = [Path(kernelapp.IPKernelApp.instance().connection_file).parent]   # the server's runtime dir
+    try:
+        from jupyter_core.paths import jupyter_runtime_dir
+        dirs.append(Path(jupyter_runtime_dir()))
+    except ImportError:
+        pass
+    for folder in dirs:
+        try:
+            return json.loads((folder / f"jpserver-{pid}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _lite_url() -> str | None:
+    """In JupyterLite (Pyodide): the site's copy of the sheet, <site>/files/kernel-facts.html, where
+    tools/lite.py puts it; the site is where the kernel's worker script was loaded from."""
+    if sys.platform != "emscripten":
+        return None
+    import js  # Pyodide's bridge to the worker's globals
+    href = str(js.location.href)
+    cut = href.find("/extensions/")
+    return f"{href[:cut]}/files/{SHEET_NAME}" if cut > 0 else None
+
+
+def link_html(text: str, base: str | None = None, target: str = "_blank", rows: dict | None = None) -> str:
+    """TEXT (HTML, already escaped) with every reference made a link into the sheet at BASE
+    (default: sheet_base()).
 
     A bracketed trace row ("[§5a vm_insert_page]") links as a whole; other references
     ("§1a row 3" in a sentence) link the reference itself.
     """
+    base = sheet_base() if base is None else base
+
     def a(ref_text: str, shown: str) -> str:
         return f'<a href="{base}#{anchor(ref_text, rows)}" target="{target}" class="vmlib-fact">{shown}</a>'
 
@@ -107,9 +194,12 @@ def link_html(text: str, base: str = SHEET_NAME, target: str = "_blank", rows: d
 _SVG_TEXT = re.compile(r"<text\b[^>]*>[^<]*</text>")
 
 
-def link_svg(svg: str, base: str = SHEET_NAME) -> str:
+def link_svg(svg: str, base: str | None = None) -> str:
     """SVG text whose <text> lines citing a row ("... [§9b fast path]") are each wrapped in a link to
-    that row (a tooltip, <title>, cannot hold one and is left as it is)."""
+    that row in the sheet at BASE (default: sheet_base()); a tooltip, <title>, cannot hold one and
+    is left as it is."""
+    base = sheet_base() if base is None else base
+
     def wrap(m: re.Match) -> str:
         ref = _BRACKET.search(m.group(0)) or REF.search(m.group(0))
         if not ref:
@@ -223,7 +313,8 @@ body { font: 15px/1.45 system-ui, sans-serif; color: var(--ink); background: var
 a { color: var(--link); }
 table { border-collapse: collapse; margin: .6rem 0 1rem; }
 th, td { border: 1px solid var(--rule); padding: .2rem .4rem; vertical-align: top; text-align: left; }
-tr:target, h2:target, h3:target { background: var(--mark); }
+tr:target, h2:target, h3:target { background: var(--mark); outline: 2px solid var(--link); }
+:target { scroll-margin-top: 3rem; }   /* the row a link named: below the top edge, marked */
 code { font-size: 90%; }
 """
 
