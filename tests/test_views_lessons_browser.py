@@ -322,6 +322,15 @@ def check_compare_steps(page, name: str, cmp) -> dict:
     return MEASURED[f"{name} compare"]
 
 
+def assert_no_output_errors(page, name: str) -> None:
+    """No cell printed to stderr, and no output failed to render: JupyterLab shows a renderer that
+    threw (e.g. one rewriting a link inside an SVG) as "Javascript Error: ..." in the output area."""
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    assert errors.count() == 0, f"{name}: {errors.first.inner_text()[:500]}"
+    broken = page.locator(".jp-OutputArea-output", has_text="Javascript Error")
+    assert broken.count() == 0, f"{name}: an output did not render: {broken.first.inner_text()[:500]}"
+
+
 def test_every_lesson_reads_in_jupyterlab(page, lab):
     SHOTS.mkdir(parents=True, exist_ok=True)
     checked = {"stepper": 0, "compare": 0, "memmap": 0}
@@ -329,8 +338,7 @@ def test_every_lesson_reads_in_jupyterlab(page, lab):
         name = nb.stem
         shut_down_kernels(lab)              # the previous lesson's
         run_lesson(page, lab, nb.name)
-        errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-        assert errors.count() == 0, f"{name}: {errors.first.inner_text()[:500]}"
+        assert_no_output_errors(page, name)
         check_widths(page, name)
         if page.locator(".vmlib-stepper").count():
             checked["five steps"] = max(checked.get("five steps", 0), check_stepper(page, name))
@@ -459,8 +467,7 @@ def test_problem_set_steppers_read_in_jupyterlab(page, lab):
         upload(lab, nb, f"{name}.ipynb")
         shut_down_kernels(lab)
         run_lesson(page, lab, f"{name}.ipynb")
-        errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-        assert errors.count() == 0, f"{name}: {errors.first.inner_text()[:500]}"
+        assert_no_output_errors(page, name)
         assert page.locator(".vmlib-stepper").count() == steppers, f"{name}: {steppers} steppers made, " \
             f"{page.locator('.vmlib-stepper').count()} shown"
         for theme, light in (("JupyterLab Light", "true"), ("JupyterLab Dark", "false")):
