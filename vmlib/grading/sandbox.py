@@ -14,9 +14,11 @@ view of only the interpreter, the C libraries, the standard library (site-packag
 and the stripped vmlib, plus a private size-limited tmpfs at /tmp; its /proc shows only its
 own processes. Resource limits are set in each worker (vmlib.grading.child.limit): address
 space, file size, open files, CPU time, no core files, and a seccomp filter that refuses to
-create processes (threads are allowed). Wall time is enforced from OUTSIDE: the runner waits
-for each step with a deadline and, when it passes, SIGKILLs bwrap; its pid namespace then
-dies with every process in it, whatever signals the student ignored. Between checks the
+create processes (threads are allowed). Wall time: each step has an alarm in the worker, the
+server inside kills a worker whose step outlives it (vmlib.grading.child.STEP_GRACE), and it is
+enforced from OUTSIDE too: the runner waits for each step with a deadline and, when it passes,
+SIGKILLs bwrap; its pid namespace then dies with every process in it, whatever signals the
+student ignored or sent. Between checks the
 server SIGKILLs every other process of the namespace (kill(-1)), so a daemon does not outlive
 the check that started it.
 
@@ -75,6 +77,7 @@ NOBODY = 65534                                           # the sandbox's user in
 TMPFS_BYTES = 64 << 20                                   # the student's private /tmp
 STARTUP = 30.0                                           # seconds the student side may take to start
 GRACE = 1.0                                              # seconds the runner waits beyond a step's limit
+STEP_SHARE = 0.25                                        # of a submission's budget, one cell or case may use
 MAX_CHECK_BYTES = 1 << 20                                # what one check may send back (honest: < 16 KiB)
 MAX_EVENT_BYTES = 64 << 10                               # one event of it (honest: < 200 bytes)
 STUDENT_GRADING = ("child.py", "suites.py", "sim.py")    # the grading modules the student side needs
@@ -369,6 +372,8 @@ class StudentSide:
         self.lib = student_lib(references)
         self.sandboxed = sandboxed
         self.budget, self.spent, self.received = budget, 0.0, 0
+        self.stopped: dict[int, tuple[str, float]] = {}   # cell that did not finish -> (its source's hash, seconds)
+        self.stopped_fns: dict[tuple[str, str], float] = {}   # (function, hash of the cells) that did not finish
         self.proc: subprocess.Popen | None = None
         self.next_id = 0
         self.starts = 0
@@ -482,8 +487,35 @@ class StudentSide:
         killed as "flood" (the attack: a worker writing well-formed 1 MiB events into its own pipe
         grew the grader to 3 GiB).
         Bounded time: with a `budget`, the checks of this side share that many seconds of running
-        (starting the sandbox is not counted); a check that would pass it ends as "budget".
+        (starting the sandbox is not counted); a check that would pass it ends as "budget", and one
+        cell or case may run at most STEP_SHARE of it (`step`).
+        What does not finish costs its time once. A cell: it is remembered (`stopped`, by its number
+        and source), it defines nothing (the student side drops what it bound), the later checks of
+        this side do not run it, and a check cut while it ran is run again without it. A function
+        one of whose cases did not finish (`stopped_fns`, by name and the cells): the later checks
+        do not call it. Only this side's own observations and its own student's events decide this.
         """
+        step_limit = self.step(step_limit)
+        cells = request.get("cells", [])
+        code = _digest(json.dumps(cells))
+        fns = {fn: seconds for (fn, digest), seconds in self.stopped_fns.items() if digest == code}
+        while True:
+            skip = {str(k): seconds for k, (digest, seconds) in self.stopped.items()
+                    if k <= len(cells) and _digest(cells[k - 1]) == digest}
+            events, ended = self._timed({**request, "skip_cells": skip, "skip_fns": fns}, step_limit, check_limit)
+            for fn in _hung_functions(events, ended, request.get("cases", [])):
+                self.stopped_fns[(fn, code)] = step_limit
+            hung = _hung_cells(events, ended, len(cells), skip)
+            for k in hung:
+                self.stopped[k] = (_digest(cells[k - 1]), step_limit)
+            if not hung or ended != "timeout":    # the student side went on without what they define
+                return events, ended
+
+    def step(self, step_limit: float) -> float:
+        """The seconds one cell or case may run: `step_limit`, and at most STEP_SHARE of the budget."""
+        return step_limit if self.budget is None else min(step_limit, STEP_SHARE * self.budget)
+
+    def _timed(self, request: dict, step_limit: float, check_limit: float) -> tuple[list, str]:
         if self.budget is not None and self.spent >= self.budget:
             return [], "budget"
         if self.proc is None:
@@ -529,10 +561,51 @@ class StudentSide:
             except ValueError:
                 continue
             if isinstance(msg, dict) and "end" in msg:
-                if msg.get("id") == ident:
-                    return events, "ok" if msg["end"] == "ok" else "died"
+                if msg.get("id") == ident:     # the server's word: the worker ended, or it stopped a step
+                    return events, msg["end"] if msg["end"] in ("ok", "timeout") else "died"
                 continue
             if len(events) >= most:
                 self.kill()
                 return events, "flood"
             events.append(msg)
+
+
+def _digest(source) -> str:
+    return hashlib.sha256(str(source).encode(errors="replace")).hexdigest()
+
+
+def _hung_cells(events: list, ended: str, cells: int, skip: dict) -> list[int]:
+    """The cells (1, 2, ...) that did not finish in this run of a check: those whose alarm the student
+    side reports, and the one running when the check was cut ("timeout" before its setup event).
+    The events are untrusted: they can only cost this submission its own cells."""
+    hung, last, setup = [], 0, False
+    for e in events:
+        if not isinstance(e, dict):
+            continue
+        setup = setup or "setup" in e
+        k = e.get("cell")
+        if isinstance(k, int) and not isinstance(k, bool) and 0 < k <= cells:
+            if e.get("timeout") is True and str(k) not in skip and k not in hung:
+                hung.append(k)
+            last = max(last, k)
+    if ended == "timeout" and not setup and last < cells and str(last + 1) not in skip:
+        hung.append(last + 1)
+    return hung
+
+
+def _hung_functions(events: list, ended: str, cases: list) -> list[str]:
+    """The functions one of whose cases did not finish in this run of a check: those whose alarm the
+    student side reports, and the one asked when the check was cut ("timeout" after its setup event)."""
+    hung, answered, setup = [], 0, False
+    for e in events:
+        if not isinstance(e, dict):
+            continue
+        setup = setup or "setup" in e
+        i = e.get("i")
+        if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(cases):
+            answered += 1
+            if e.get("timeout") is True:
+                hung.append(cases[i].get("fn"))
+    if ended == "timeout" and setup and answered < len(cases):
+        hung.append(cases[answered].get("fn"))
+    return [fn for fn in dict.fromkeys(hung) if isinstance(fn, str)]
