@@ -57,9 +57,8 @@ def explain_stopped(events: list[dict], cells: list[str], stopped: dict) -> list
     for e in events:
         k = next((k for k in sorted(defines) if e.get("missing") in defines[k]), None) if "missing" in e else None
         if k is not None:
-            e = {"i": e["i"], "stopped": f"is not defined: your cell {k} did not finish in time "
-                                        f"({stopped[k][1]:g} s), so nothing it defines is graded (later checks "
-                                        "do not run it again)"}
+            e = {"i": e["i"], "stopped": f"is not defined: your cell {k} {stopped[k][1]}, so nothing it defines "
+                                        "is graded (later checks do not run it again)"}
         out.append(e)
     return out
 

@@ -98,6 +98,12 @@ UNFINISHED = {   # why a case has no answer, by how its check ended (StudentSide
 }
 
 
+STOPPED = {      # what a cell that was stopped did, as its later checks say (StudentSide.run)
+    "timeout": "did not finish in time ({seconds:g} s)",
+    "flood": "sent the grader too much output",
+}
+
+
 class SandboxUnavailable(RuntimeError):
     """No sandbox here, and the work to grade is not trusted: the message says what to install."""
 
@@ -487,28 +493,30 @@ class StudentSide:
         killed as "flood" (the attack: a worker writing well-formed 1 MiB events into its own pipe
         grew the grader to 3 GiB).
         Bounded time: with a `budget`, the checks of this side share that many seconds of running
-        (starting the sandbox is not counted); a check that would pass it ends as "budget", and one
-        cell or case may run at most STEP_SHARE of it (`step`).
-        What does not finish costs its time once. A cell: it is remembered (`stopped`, by its number
-        and source), it defines nothing (the student side drops what it bound), the later checks of
-        this side do not run it, and a check cut while it ran is run again without it. A function
-        one of whose cases did not finish (`stopped_fns`, by name and the cells): the later checks
-        do not call it. Only this side's own observations and its own student's events decide this.
+        (starting the sandbox is not counted, restarting it after a kill is); a check that would pass
+        it ends as "budget", and one cell or case may run at most STEP_SHARE of it (`step`).
+        What does not finish costs its time once. A cell that did not finish in time or flooded the
+        grader is remembered (`stopped`, by its number and source, with what it did); it defines
+        nothing (the student side drops what it bound), the later checks of this side do not run it,
+        and a check cut while it ran is run again without it. A function one of whose cases did not
+        finish (`stopped_fns`, by name and the cells) is not called by the later checks. Only this
+        side's own observations and its own student's events decide this.
         """
         step_limit = self.step(step_limit)
         cells = request.get("cells", [])
         code = _digest(json.dumps(cells))
         fns = {fn: seconds for (fn, digest), seconds in self.stopped_fns.items() if digest == code}
         while True:
-            skip = {str(k): seconds for k, (digest, seconds) in self.stopped.items()
+            skip = {str(k): why for k, (digest, why) in self.stopped.items()
                     if k <= len(cells) and _digest(cells[k - 1]) == digest}
             events, ended = self._timed({**request, "skip_cells": skip, "skip_fns": fns}, step_limit, check_limit)
             for fn in _hung_functions(events, ended, request.get("cases", [])):
                 self.stopped_fns[(fn, code)] = step_limit
-            hung = _hung_cells(events, ended, len(cells), skip)
-            for k in hung:
-                self.stopped[k] = (_digest(cells[k - 1]), step_limit)
-            if not hung or ended != "timeout":    # the student side went on without what they define
+            stopped = _stopped_cells(events, ended, len(cells), skip)
+            for k, kind in stopped:
+                why = STOPPED[kind].format(seconds=step_limit)
+                self.stopped[k] = (_digest(cells[k - 1]), why)
+            if not stopped or ended not in STOPPED:     # the student side went on without what they define
                 return events, ended
 
     def step(self, step_limit: float) -> float:
@@ -518,11 +526,14 @@ class StudentSide:
     def _timed(self, request: dict, step_limit: float, check_limit: float) -> tuple[list, str]:
         if self.budget is not None and self.spent >= self.budget:
             return [], "budget"
-        if self.proc is None:
+        restart, start = self.proc is None, time.monotonic()
+        if restart:
             self.start()
         if not self.ready:
             self.received = 0
             self._wait_ready()
+        if restart:      # after this submission's code got its sandbox killed: its cost (not the first start)
+            self.spent += time.monotonic() - start
         start = time.monotonic()
         try:
             events, ended = self._run(request, step_limit, self._limit(check_limit))
@@ -574,23 +585,23 @@ def _digest(source) -> str:
     return hashlib.sha256(str(source).encode(errors="replace")).hexdigest()
 
 
-def _hung_cells(events: list, ended: str, cells: int, skip: dict) -> list[int]:
-    """The cells (1, 2, ...) that did not finish in this run of a check: those whose alarm the student
-    side reports, and the one running when the check was cut ("timeout" before its setup event).
-    The events are untrusted: they can only cost this submission its own cells."""
-    hung, last, setup = [], 0, False
+def _stopped_cells(events: list, ended: str, cells: int, skip: dict) -> list[tuple[int, str]]:
+    """The cells (1, 2, ...) stopped in this run of a check, each with why ("timeout", "flood"): those
+    whose alarm the student side reports, and the one running when the check was cut (before its
+    setup event). The events are untrusted: they can only cost this submission its own cells."""
+    out, last, setup = [], 0, False
     for e in events:
         if not isinstance(e, dict):
             continue
         setup = setup or "setup" in e
         k = e.get("cell")
         if isinstance(k, int) and not isinstance(k, bool) and 0 < k <= cells:
-            if e.get("timeout") is True and str(k) not in skip and k not in hung:
-                hung.append(k)
+            if e.get("timeout") is True and str(k) not in skip and (k, "timeout") not in out:
+                out.append((k, "timeout"))
             last = max(last, k)
-    if ended == "timeout" and not setup and last < cells and str(last + 1) not in skip:
-        hung.append(last + 1)
-    return hung
+    if ended in STOPPED and not setup and last < cells and str(last + 1) not in skip:
+        out.append((last + 1, ended))
+    return out
 
 
 def _hung_functions(events: list, ended: str, cases: list) -> list[str]:
