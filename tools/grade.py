@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools" / "nbgrader"))
 
-import intake  # tools/nbgrader is not a package: the path above finds it
+import batch  # tools/nbgrader is not a package: the path above finds them
+import intake
 
 SOLUTIONS = ROOT / "solutions"
 EXERCISES = ROOT / "exercises"
@@ -89,7 +90,9 @@ def prepare(course: Path, names: list[str], force: bool = False) -> None:
     if not todo:
         return
     cmd = [sys.executable, str(ROOT / "tools" / "nbgrader" / "batch.py"), str(course), "--generate", *todo]
-    if subprocess.run(cmd, cwd=ROOT, env=_env(), check=False, stdout=sys.stderr).returncode != 0:
+    generated = subprocess.run(cmd, cwd=ROOT, env=_env(), check=False, stdout=sys.stderr).returncode == 0
+    batch.restore_journal(course / "gradebook.db")
+    if not generated:
         sys.exit("generate_assignment failed (its messages are above)")
     marks.mkdir(parents=True, exist_ok=True)
     for name, digest in todo.items():
@@ -313,6 +316,7 @@ def autograde(course: Path, folder: Path, csv: Path, timeout: int | None, worker
     else:
         failures = run_workers(course, batches(found, workers), progress, workers, timeout, unsafe, seconds, statuses,
                                budget)
+        batch.restore_journal(course / "gradebook.db")      # the workers used WAL (batch.speed_up_nbgrader)
     seconds["grading (wall)"] = time.perf_counter() - clock
     for log in failures:
         print(log, file=sys.stderr)

@@ -286,10 +286,21 @@ def _prune(root: Path, days: float = 7) -> None:
             pass
 
 
+_LIBS: dict[tuple, Path] = {}     # references -> the stripped copy, once per process (which has its vmlib loaded)
+
+
 def student_lib(references) -> Path:
-    """A folder holding the stripped vmlib for `references` (built once per vmlib version)."""
+    """A folder holding the stripped vmlib for `references` (built once per vmlib version, looked up once
+    per process: the sources are not read and hashed again for every submission)."""
+    key = tuple(sorted(set(references)))
+    if key not in _LIBS or not _LIBS[key].is_dir():
+        _LIBS[key] = _student_lib(references, _copied_files())
+    return _LIBS[key]
+
+
+def _student_lib(references, files: list[Path]) -> Path:
     h = hashlib.sha256(json.dumps([sorted(set(references)), sys.version]).encode())
-    for path in _copied_files():
+    for path in files:
         h.update(str(path.relative_to(VMLIB)).encode() + b"\0" + path.read_bytes() + b"\0")
     h.update(GRADING_INIT.encode() + Path(__file__).read_bytes())
     root = _cache_root()
