@@ -368,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     auto.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="grading processes (one per core)")
     auto.add_argument("--budget", type=float, default=None,
                       help="seconds a submission's code may run in all its checks, after which the rest fail as "
-                           "'time budget used' (10 x the reference solution's time here, at least 1; <0: none)")
+                           "'time budget used' (20 x the time the reference solution's code runs in the sandbox here, at "
+                           "least 1; <0: none)")
     auto.add_argument("--scheduler", default=None,
                       help="grade on a Dask cluster: its scheduler's address (tcp://HOST:8786; workers started "
                            "with tools/nbgrader/cluster.py worker), or 'local' for one here with --workers processes")

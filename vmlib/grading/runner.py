@@ -25,6 +25,7 @@ from vmlib.grading.verdicts import MAX_FAILURE, MAX_SHOWN, verdict  # noqa: F401
 CHECK_STEPS = 4      # a check may take this many cell timeouts in all (+ STARTUP_SLACK), then it is cut
 STARTUP_SLACK = 5.0
 _SIDE: list = []     # the student side of this runner process (one per request)
+SPENT = [0.0]        # seconds the student side of the last verdicts_for() ran (what a budget counts)
 
 
 def run_child(suite: Suite, check: dict, cases: list[Case], cell_timeout: float) -> tuple[list, str]:
@@ -188,6 +189,7 @@ def verdicts_for(checks: list[dict], cell_timeout: float, sandboxed: bool, budge
             return [run_check(c, cell_timeout) for c in checks]
         finally:
             _SIDE.clear()
+            SPENT[0] = side.spent
 
 
 def main() -> None:
