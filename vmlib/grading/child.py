@@ -66,7 +66,7 @@ def describe(exc: BaseException) -> str:
         what = f"called {code}" if str(code).startswith("os._exit(") else f"called sys.exit({code!r})"
         what = "called sys.exit()" if code is None else what
     elif isinstance(exc, CellTimeout):
-        what = (f"did not finish in time ({exc.args[0]:g} s; an endless loop?)" if exc.args
+        what = (f"did not finish in time ({round(exc.args[0], 2):g} s; an endless loop?)" if exc.args
                 else "did not finish in time (an endless loop?)")
     elif isinstance(exc, NotProvided):
         what = f"called a graded function: {exc}"
@@ -169,7 +169,7 @@ def run(request: dict, out) -> None:
             emit({"i": i, "missing": missing[case.fn]})
             continue
         if case.fn in earlier:
-            emit({"i": i, "raised": f"was not called: it did not finish in time ({float(earlier[case.fn]):g} s) "
+            emit({"i": i, "raised": f"was not called: it did not finish in time ({round(float(earlier[case.fn]), 2):g} s) "
                                     "in an earlier check"})
             continue
         if case.fn in hung:

@@ -99,7 +99,7 @@ UNFINISHED = {   # why a case has no answer, by how its check ended (StudentSide
 
 
 STOPPED = {      # what a cell that was stopped did, as its later checks say (StudentSide.run)
-    "timeout": "did not finish in time ({seconds:g} s)",
+    "timeout": "did not finish in time ({seconds} s)",
     "flood": "sent the grader too much output",
 }
 
@@ -525,7 +525,7 @@ class StudentSide:
                 self.stopped_fns[(fn, code)] = step_limit
             stopped = _stopped_cells(events, ended, len(cells), skip)
             for k, kind in stopped:
-                why = STOPPED[kind].format(seconds=step_limit)
+                why = STOPPED[kind].format(seconds=f"{round(step_limit, 2):g}")
                 self.stopped[k] = (_digest(cells[k - 1]), why)
             if not stopped or ended not in STOPPED:     # the student side went on without what they define
                 return events, ended
