@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools" / "nbgrader"))
 
-import intake  # tools/nbgrader is not a package: the path above finds it
+import batch  # tools/nbgrader is not a package: the path above finds them
+import intake
 
 SOLUTIONS = ROOT / "solutions"
 EXERCISES = ROOT / "exercises"
@@ -89,7 +90,9 @@ def prepare(course: Path, names: list[str], force: bool = False) -> None:
     if not todo:
         return
     cmd = [sys.executable, str(ROOT / "tools" / "nbgrader" / "batch.py"), str(course), "--generate", *todo]
-    if subprocess.run(cmd, cwd=ROOT, env=_env(), check=False, stdout=sys.stderr).returncode != 0:
+    generated = subprocess.run(cmd, cwd=ROOT, env=_env(), check=False, stdout=sys.stderr).returncode == 0
+    batch.restore_journal(course / "gradebook.db")
+    if not generated:
         sys.exit("generate_assignment failed (its messages are above)")
     marks.mkdir(parents=True, exist_ok=True)
     for name, digest in todo.items():
@@ -313,6 +316,7 @@ def autograde(course: Path, folder: Path, csv: Path, timeout: int | None, worker
     else:
         failures = run_workers(course, batches(found, workers), progress, workers, timeout, unsafe, seconds, statuses,
                                budget)
+        batch.restore_journal(course / "gradebook.db")      # the workers used WAL (batch.speed_up_nbgrader)
     seconds["grading (wall)"] = time.perf_counter() - clock
     for log in failures:
         print(log, file=sys.stderr)
@@ -364,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     auto.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="grading processes (one per core)")
     auto.add_argument("--budget", type=float, default=None,
                       help="seconds a submission's code may run in all its checks, after which the rest fail as "
-                           "'time budget used' (10 x the reference solution's time here, at least 1; <0: none)")
+                           "'time budget used' (20 x the time the reference solution's code runs in the sandbox here, at "
+                           "least 1; <0: none)")
     auto.add_argument("--scheduler", default=None,
                       help="grade on a Dask cluster: its scheduler's address (tcp://HOST:8786; workers started "
                            "with tools/nbgrader/cluster.py worker), or 'local' for one here with --workers processes")

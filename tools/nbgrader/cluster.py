@@ -38,6 +38,7 @@ from pathlib import Path, PurePosixPath
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 MAX_SUBMISSION_BYTES = 32 << 20     # what one student's folder may hold to be shipped to a worker
+WINDOW = 2                          # tasks sent per worker ahead of their results (the rest wait here)
 
 
 # ---- shipping files as data -------------------------------------------------------------------------
@@ -84,17 +85,17 @@ def unpack(files: dict[str, bytes], folder: Path) -> None:
         dest.write_bytes(data)
 
 
-def tasks(course: Path, found: dict[str, list[str]], per_task: int) -> list[dict]:
-    """The work: batches of at most `per_task` students of one assignment, with their files as data."""
-    code, out = code_fingerprint(), []
+def tasks(course: Path, found: dict[str, list[str]], per_task: int):
+    """The work, one task at a time (read when it is sent, so that a class is never all in memory):
+    batches of at most `per_task` students of one assignment, with their files as data."""
+    code = code_fingerprint()
     for name, students in sorted(found.items()):
         source = pack(course / "source" / name)
         key = hashlib.sha256(repr(sorted(source.items())).encode()).hexdigest()[:16]
         for i in range(0, len(students), per_task):
             batch = students[i:i + per_task]
-            out.append({"assignment": name, "source": source, "source_key": key, "code": code,
-                        "students": {s: pack(course / "submitted" / s / name) for s in batch}})
-    return out
+            yield {"assignment": name, "source": source, "source_key": key, "code": code,
+                   "students": {s: pack(course / "submitted" / s / name) for s in batch}}
 
 
 # ---- on a worker ------------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ def _private_course() -> Path:
         warnings.simplefilter("ignore")
         bin_dir = str(Path(sys.executable).parent)           # nbgrader runs `alembic` from there
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-        batch.speed_up_nbgrader()
+        batch.speed_up_nbgrader(scratch=True)    # its gradebook is scratch: commits need not reach the disk
         batch._say = lambda event: None          # no progress lines on a Dask worker's stdout
         try:                                     # the worker's own folder, which Dask removes with it
             from distributed import get_worker
@@ -255,17 +256,31 @@ def run(course: Path, found: dict[str, list[str]], scheduler: str, workers: int,
     work = tasks(course, found, size)
     failures: list[str] = []
     warnings.filterwarnings("ignore", module="nbgrader")      # its SQLAlchemy warnings, as in batch.py
+    futures: dict = {}      # the tasks sent and not yet recorded -> (assignment, students)
+
+    def send() -> list:
+        """Send the next task, if any (at most WINDOW per worker are out at a time); [its future]."""
+        task = next(work, None)
+        if task is None:
+            return []
+        future = client.submit(grade_task, task, cell_timeout, unsafe, budget, pure=False)
+        futures[future] = (task["assignment"], list(task["students"]))
+        return [future]
+
     try:
-        futures = {client.submit(grade_task, t, cell_timeout, unsafe, budget, pure=False): t for t in work}
+        pending = as_completed([f for _ in range(WINDOW * slots) for f in send()])
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb, fast_commits(gb):
-            for future in as_completed(futures):
-                task = futures[future]
-                who = f"{task['assignment']} ({', '.join(task['students'])})"
+            for future in pending:
+                name, students = futures.pop(future)
+                pending.update(send())
+                who = f"{name} ({', '.join(students)})"
                 try:
                     done = future.result()
                 except Exception as exc:  # noqa: BLE001 - a lost or failing task is reported, the rest go on
                     failures.append(f"not graded: {who}: {type(exc).__name__}: {exc}")
                     continue
+                finally:
+                    future.release()      # the worker may drop the result (its pages) once it is here
                 for stage, t in done["seconds"].items():
                     seconds[stage] = seconds.get(stage, 0.0) + t
                 if not done["ok"]:
@@ -283,7 +298,7 @@ def run(course: Path, found: dict[str, list[str]], scheduler: str, workers: int,
                 seconds["record (instructor, CPU)"] = (seconds.get("record (instructor, CPU)", 0.0)
                                                        + time.thread_time() - start)
                 if progress is not None:
-                    progress.add(len(task["students"]))
+                    progress.add(len(students))
     finally:
         if own is not None:
             client.close()

@@ -58,7 +58,7 @@ from traitlets import Bool, Float, List
 from vmlib.grading.notebook import verify
 
 _VERDICTS: dict[tuple, dict] = {}
-BUDGET_FACTOR = 10    # by default a submission's checks may run this many times the reference solution's time
+BUDGET_FACTOR = 20    # by default a submission's code may run this many times the reference solution's (student side)
 BUDGET_FLOOR = 1.0    # ... and at least this many seconds
 _BUDGETS: dict[str, float] = {}      # source notebook -> its budget, measured once per process
 SECONDS = {"verify": 0.0}     # time spent judging in this process (tools/grade.py reports it by stage)
@@ -84,7 +84,8 @@ class VerifyChecks(NbGraderPreprocessor):
 
     submission_budget = Float(0.0, help="seconds the student's code may run in all the checks of one submission, "
                               "after which the rest fail as 'time budget used'; 0: BUDGET_FACTOR times the "
-                              "reference solution's time, measured here (at least BUDGET_FLOOR); "
+                              "reference solution's running time on the student side, measured here (at least "
+                              "BUDGET_FLOOR); "
                               "negative: no budget").tag(config=True)
 
     def preprocess(self, nb, resources):
@@ -108,16 +109,18 @@ class VerifyChecks(NbGraderPreprocessor):
 
 
 def reference_budget(source: Path, cell_timeout: float, unsafe: bool) -> float:
-    """BUDGET_FACTOR times the time the reference solution `source` takes to verify here (its second
-    run: the first fills caches), at least BUDGET_FLOOR; BUDGET_FLOOR if there is no reference."""
+    """BUDGET_FACTOR times the time the reference solution `source`'s code runs on the student side
+    here (what a budget counts: sandbox.StudentSide.spent; not the clean side's references and
+    judging), in its second run (the first fills caches), at least BUDGET_FLOOR; BUDGET_FLOOR if
+    there is no reference."""
+    from vmlib.grading import runner
+
     if not source.is_file():
         return BUDGET_FLOOR
     nb = json.loads(source.read_text(encoding="utf-8"))
     for _ in range(2):
-        start = time.perf_counter()
         verify(nb, cell_timeout, unsafe_no_sandbox=unsafe, in_process=True, student="reference")
-        took = time.perf_counter() - start
-    return max(BUDGET_FLOOR, BUDGET_FACTOR * took)
+    return max(BUDGET_FLOOR, BUDGET_FACTOR * runner.SPENT[0])
 
 
 class ApplyVerdicts(NbGraderPreprocessor):

@@ -20,6 +20,7 @@ import select
 import signal
 import struct
 import sys
+import time
 import traceback
 import types
 
@@ -29,6 +30,7 @@ MEMORY_LIMIT = 1 << 30      # bytes of address space per worker (a 6 GiB allocat
 FILE_LIMIT = 16 << 20       # bytes a worker may write to one file (its /tmp is a small tmpfs too)
 FILES_OPEN = 64
 MAX_EVENT = 1 << 20         # longer lines from a worker are dropped
+STEP_GRACE = 0.25           # seconds past a step's alarm before the server kills a worker that ignores it
 
 
 class CellTimeout(BaseException):
@@ -64,7 +66,8 @@ def describe(exc: BaseException) -> str:
         what = f"called {code}" if str(code).startswith("os._exit(") else f"called sys.exit({code!r})"
         what = "called sys.exit()" if code is None else what
     elif isinstance(exc, CellTimeout):
-        what = "did not finish in time (an endless loop?)"
+        what = (f"did not finish in time ({round(exc.args[0], 2):g} s; an endless loop?)" if exc.args
+                else "did not finish in time (an endless loop?)")
     elif isinstance(exc, NotProvided):
         what = f"called a graded function: {exc}"
     else:
@@ -80,6 +83,8 @@ def guarded(fn, seconds: float):
     try:
         return fn(), None
     except BaseException as exc:  # noqa: BLE001 - the student's code may raise anything, SystemExit too
+        if isinstance(exc, CellTimeout) and not exc.args:
+            exc.args = (seconds,)          # the limit it ran out of, for describe()
         return None, exc
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -131,13 +136,24 @@ def run(request: dict, out) -> None:
     ns: dict = {"__name__": "__main__"}
     exec(compile(request.get("prelude", ""), "<prelude>", "exec"), ns)  # noqa: S102 - running student code is the point
     errors = []
+    stopped = request.get("skip_cells") or {}          # cell -> what it did when it first ran (not finish...)
     for k, source in enumerate(request["cells"], 1):
+        if str(k) in stopped:
+            errors.append(f"cell {k} {stopped[str(k)]} when it first ran, so it was not run again")
+            emit({"cell": k})
+            continue
+        before = dict(ns)
         code, exc = guarded(lambda s=source, k=k: compile(s, f"<cell {k}>", "exec"), limit)
         if exc is None:
             _, exc = guarded(lambda c=code: exec(c, ns), limit)  # noqa: S102
         if exc is not None:
             errors.append(f"cell {k} {describe(exc)}")
-        emit({"cell": k})
+        if isinstance(exc, CellTimeout):   # it defines nothing, as in the later checks that do not run it
+            ns.clear()
+            ns.update(before)
+            emit({"cell": k, "timeout": True})
+        else:
+            emit({"cell": k})
     bound, missing = {}, {}
     for name, how in request["bind"].items():
         try:
@@ -146,10 +162,15 @@ def run(request: dict, out) -> None:
             missing[name] = how.get("name") or how.get("import")
     emit({"setup": {"errors": errors, "missing": missing}})
     hung: set[str] = set()
+    earlier = request.get("skip_fns") or {}          # function -> the seconds it had when it did not finish
     for i, raw in enumerate(request["cases"]):
         case = Case(raw["label"], raw["fn"], raw["args"])
         if case.fn in missing:
             emit({"i": i, "missing": missing[case.fn]})
+            continue
+        if case.fn in earlier:
+            emit({"i": i, "raised": f"was not called: it did not finish in time ({round(float(earlier[case.fn]), 2):g} s) "
+                                    "in an earlier check"})
             continue
         if case.fn in hung:
             emit({"i": i, "raised": "was not run: an earlier case of it did not finish in time"})
@@ -157,8 +178,10 @@ def run(request: dict, out) -> None:
         value, exc = guarded(lambda c=case: as_json(run_case(bound, c)), limit)
         if _called:
             emit({"i": i, "reference": _called[0]})
+        elif isinstance(exc, CellTimeout):
+            hung.add(case.fn)
+            emit({"i": i, "raised": describe(exc), "timeout": True})
         elif exc is not None:
-            hung |= {case.fn} if isinstance(exc, CellTimeout) else set()
             emit({"i": i, "raised": describe(exc)})
         else:
             emit({"i": i, "result": value})
@@ -295,19 +318,30 @@ def _sweep(pid: int, sandboxed: bool) -> None:
         pass
 
 
-def _relay(r: int, resp_fd: int, pid: int, sandboxed: bool) -> int:
-    """Pass the worker's events from pipe `r` to the runner until the worker is gone; its wait status.
+def _relay(r: int, resp_fd: int, pid: int, sandboxed: bool, step: float) -> int | None:
+    """Pass the worker's events from pipe `r` to the runner until the worker is gone; its wait status,
+    or None if it was stopped because a step sent nothing for `step` + STEP_GRACE seconds.
 
     Only well-formed event objects go on, one per line, re-encoded here: nothing the worker
-    writes can end a check or reach the runner's pipe as it was written.
+    writes can end a check or reach the runner's pipe as it was written. A worker whose step
+    outlives its alarm (it ignores SIGALRM, or blocks it) is killed here, with whatever it
+    started, so the check ends at once without the runner having to kill the whole sandbox.
     """
     try:
         watch = os.pidfd_open(pid)
     except (AttributeError, OSError):           # Linux < 5.3: wait for the pipe's end instead
         watch = None
-    buf, status = b"", None
+    buf, status, stopped = b"", None, False
+    deadline = time.monotonic() + step + STEP_GRACE
     while True:
-        ready = select.select([r] + ([watch] if watch is not None and status is None else []), [], [])[0]
+        left = deadline - time.monotonic()
+        ready = select.select([r] + ([watch] if watch is not None and status is None else []), [], [],
+                              max(0.0, left))[0]
+        if not ready:                            # a step that outlived its alarm: stop the worker
+            if status is None:
+                _kill_worker(pid, sandboxed)
+                stopped = True
+            break
         if watch in ready:
             status = os.waitpid(pid, 0)[1]
             _sweep(pid, sandboxed)               # nothing else may hold the pipe now
@@ -325,13 +359,28 @@ def _relay(r: int, resp_fd: int, pid: int, sandboxed: bool) -> int:
                 continue
             if isinstance(event, dict) and "end" not in event and "ready" not in event:
                 _write(resp_fd, json.dumps(event).encode() + b"\n")
+                deadline = time.monotonic() + step + STEP_GRACE       # the next step's time starts
     os.close(r)
     if watch is not None:
         os.close(watch)
+    if stopped:
+        return None
     if status is None:
         status = os.waitpid(pid, 0)[1]
         _sweep(pid, sandboxed)
     return status
+
+
+def _kill_worker(pid: int, sandboxed: bool) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+    _sweep(pid, sandboxed)
 
 
 def serve(req_fd: int, resp_fd: int, sandboxed: bool) -> None:
@@ -357,6 +406,6 @@ def serve(req_fd: int, resp_fd: int, sandboxed: bool) -> None:
             _worker(request, w, sandboxed)
             os.kill(os.getpid(), signal.SIGKILL)
         os.close(w)
-        status = _relay(r, resp_fd, pid, sandboxed)
-        end = "ok" if status == 0 else "died"
+        status = _relay(r, resp_fd, pid, sandboxed, float(request.get("cell_timeout", 5)))
+        end = "timeout" if status is None else "ok" if status == 0 else "died"
         _write(resp_fd, json.dumps({"end": end, "id": request.get("id")}).encode() + b"\n")

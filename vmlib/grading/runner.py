@@ -11,6 +11,7 @@ check is
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from vmlib.grading.verdicts import MAX_FAILURE, MAX_SHOWN, verdict  # noqa: F401
 CHECK_STEPS = 4      # a check may take this many cell timeouts in all (+ STARTUP_SLACK), then it is cut
 STARTUP_SLACK = 5.0
 _SIDE: list = []     # the student side of this runner process (one per request)
+SPENT = [0.0]        # seconds the student side of the last verdicts_for() ran (what a budget counts)
 
 
 def run_child(suite: Suite, check: dict, cases: list[Case], cell_timeout: float) -> tuple[list, str]:
@@ -36,11 +38,48 @@ def run_child(suite: Suite, check: dict, cases: list[Case], cell_timeout: float)
     limit = CHECK_STEPS * cell_timeout + STARTUP_SLACK
     if _SIDE:
         events, ended = _SIDE[-1].run(request, cell_timeout, limit)
+        stopped = _SIDE[-1].stopped
     else:                 # outside verdicts_for(): a sandbox for this one check (none: SandboxUnavailable)
         sandboxed = sandbox.require(trusted=False, unsafe_no_sandbox=False)
         with sandbox.StudentSide(suite.references, sandboxed=sandboxed) as side:
             events, ended = side.run(request, cell_timeout, limit)
-    return clean_events(events), ended
+            stopped = side.stopped
+    return explain_stopped(clean_events(events), request["cells"], stopped), ended
+
+
+def explain_stopped(events: list[dict], cells: list[str], stopped: dict) -> list[dict]:
+    """`events` in which a name reported missing because the cell defining it did not finish (and so
+    defines nothing, in this check and the later ones: sandbox.StudentSide.run) says so."""
+    if not stopped:
+        return events
+    defines = {k: _top_level_names(cells[k - 1]) for k, (digest, _) in stopped.items()
+               if k <= len(cells) and sandbox._digest(cells[k - 1]) == digest}
+    out = []
+    for e in events:
+        k = next((k for k in sorted(defines) if e.get("missing") in defines[k]), None) if "missing" in e else None
+        if k is not None:
+            e = {"i": e["i"], "stopped": f"is not defined: your cell {k} {stopped[k][1]}, so nothing it defines "
+                                        "is graded (later checks do not run it again)"}
+        out.append(e)
+    return out
+
+
+def _top_level_names(source: str) -> set[str]:
+    """The names a cell binds at its top level (functions, classes, assignments, imports); parsed, not run."""
+    try:
+        body = ast.parse(source).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    names = set()
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
 
 
 def clean_events(events: list) -> list[dict]:
@@ -72,6 +111,8 @@ def judge(suite: Suite, case: Case, event: dict | None, ended: str) -> str | Non
     because = f" because {case.why}" if case.why else ""
     if event is None:
         return sandbox.UNFINISHED.get(ended, sandbox.UNFINISHED["died"])
+    if "stopped" in event:
+        return f"your {fn} {event['stopped']}"
     if "missing" in event:
         return f"{event['missing']} is not defined: run the cell that defines it and make sure it raises nothing"
     if "reference" in event:
@@ -148,6 +189,7 @@ def verdicts_for(checks: list[dict], cell_timeout: float, sandboxed: bool, budge
             return [run_check(c, cell_timeout) for c in checks]
         finally:
             _SIDE.clear()
+            SPENT[0] = side.spent
 
 
 def main() -> None:

@@ -14,9 +14,11 @@ view of only the interpreter, the C libraries, the standard library (site-packag
 and the stripped vmlib, plus a private size-limited tmpfs at /tmp; its /proc shows only its
 own processes. Resource limits are set in each worker (vmlib.grading.child.limit): address
 space, file size, open files, CPU time, no core files, and a seccomp filter that refuses to
-create processes (threads are allowed). Wall time is enforced from OUTSIDE: the runner waits
-for each step with a deadline and, when it passes, SIGKILLs bwrap; its pid namespace then
-dies with every process in it, whatever signals the student ignored. Between checks the
+create processes (threads are allowed). Wall time: each step has an alarm in the worker, the
+server inside kills a worker whose step outlives it (vmlib.grading.child.STEP_GRACE), and it is
+enforced from OUTSIDE too: the runner waits for each step with a deadline and, when it passes,
+SIGKILLs bwrap; its pid namespace then dies with every process in it, whatever signals the
+student ignored or sent. Between checks the
 server SIGKILLs every other process of the namespace (kill(-1)), so a daemon does not outlive
 the check that started it.
 
@@ -75,6 +77,7 @@ NOBODY = 65534                                           # the sandbox's user in
 TMPFS_BYTES = 64 << 20                                   # the student's private /tmp
 STARTUP = 30.0                                           # seconds the student side may take to start
 GRACE = 1.0                                              # seconds the runner waits beyond a step's limit
+STEP_SHARE = 0.25                                        # of a submission's budget, one cell or case may use
 MAX_CHECK_BYTES = 1 << 20                                # what one check may send back (honest: < 16 KiB)
 MAX_EVENT_BYTES = 64 << 10                               # one event of it (honest: < 200 bytes)
 STUDENT_GRADING = ("child.py", "suites.py", "sim.py")    # the grading modules the student side needs
@@ -92,6 +95,12 @@ UNFINISHED = {   # why a case has no answer, by how its check ended (StudentSide
               "the rest of this check was not run"),
     "budget": ("time budget used: your submission's checks took all the time one submission may take, "
                "so the rest were not run"),
+}
+
+
+STOPPED = {      # what a cell that was stopped did, as its later checks say (StudentSide.run)
+    "timeout": "did not finish in time ({seconds} s)",
+    "flood": "sent the grader too much output",
 }
 
 
@@ -277,10 +286,21 @@ def _prune(root: Path, days: float = 7) -> None:
             pass
 
 
+_LIBS: dict[tuple, Path] = {}     # references -> the stripped copy, once per process (which has its vmlib loaded)
+
+
 def student_lib(references) -> Path:
-    """A folder holding the stripped vmlib for `references` (built once per vmlib version)."""
+    """A folder holding the stripped vmlib for `references` (built once per vmlib version, looked up once
+    per process: the sources are not read and hashed again for every submission)."""
+    key = tuple(sorted(set(references)))
+    if key not in _LIBS or not _LIBS[key].is_dir():
+        _LIBS[key] = _student_lib(references, _copied_files())
+    return _LIBS[key]
+
+
+def _student_lib(references, files: list[Path]) -> Path:
     h = hashlib.sha256(json.dumps([sorted(set(references)), sys.version]).encode())
-    for path in _copied_files():
+    for path in files:
         h.update(str(path.relative_to(VMLIB)).encode() + b"\0" + path.read_bytes() + b"\0")
     h.update(GRADING_INIT.encode() + Path(__file__).read_bytes())
     root = _cache_root()
@@ -369,6 +389,8 @@ class StudentSide:
         self.lib = student_lib(references)
         self.sandboxed = sandboxed
         self.budget, self.spent, self.received = budget, 0.0, 0
+        self.stopped: dict[int, tuple[str, float]] = {}   # cell that did not finish -> (its source's hash, seconds)
+        self.stopped_fns: dict[tuple[str, str], float] = {}   # (function, hash of the cells) that did not finish
         self.proc: subprocess.Popen | None = None
         self.next_id = 0
         self.starts = 0
@@ -482,15 +504,47 @@ class StudentSide:
         killed as "flood" (the attack: a worker writing well-formed 1 MiB events into its own pipe
         grew the grader to 3 GiB).
         Bounded time: with a `budget`, the checks of this side share that many seconds of running
-        (starting the sandbox is not counted); a check that would pass it ends as "budget".
+        (starting the sandbox is not counted, restarting it after a kill is); a check that would pass
+        it ends as "budget", and one cell or case may run at most STEP_SHARE of it (`step`).
+        What does not finish costs its time once. A cell that did not finish in time or flooded the
+        grader is remembered (`stopped`, by its number and source, with what it did); it defines
+        nothing (the student side drops what it bound), the later checks of this side do not run it,
+        and a check cut while it ran is run again without it. A function one of whose cases did not
+        finish (`stopped_fns`, by name and the cells) is not called by the later checks. Only this
+        side's own observations and its own student's events decide this.
         """
+        step_limit = self.step(step_limit)
+        cells = request.get("cells", [])
+        code = _digest(json.dumps(cells))
+        fns = {fn: seconds for (fn, digest), seconds in self.stopped_fns.items() if digest == code}
+        while True:
+            skip = {str(k): why for k, (digest, why) in self.stopped.items()
+                    if k <= len(cells) and _digest(cells[k - 1]) == digest}
+            events, ended = self._timed({**request, "skip_cells": skip, "skip_fns": fns}, step_limit, check_limit)
+            for fn in _hung_functions(events, ended, request.get("cases", [])):
+                self.stopped_fns[(fn, code)] = step_limit
+            stopped = _stopped_cells(events, ended, len(cells), skip)
+            for k, kind in stopped:
+                why = STOPPED[kind].format(seconds=f"{round(step_limit, 2):g}")
+                self.stopped[k] = (_digest(cells[k - 1]), why)
+            if not stopped or ended not in STOPPED:     # the student side went on without what they define
+                return events, ended
+
+    def step(self, step_limit: float) -> float:
+        """The seconds one cell or case may run: `step_limit`, and at most STEP_SHARE of the budget."""
+        return step_limit if self.budget is None else min(step_limit, STEP_SHARE * self.budget)
+
+    def _timed(self, request: dict, step_limit: float, check_limit: float) -> tuple[list, str]:
         if self.budget is not None and self.spent >= self.budget:
             return [], "budget"
-        if self.proc is None:
+        restart, start = self.proc is None, time.monotonic()
+        if restart:
             self.start()
         if not self.ready:
             self.received = 0
             self._wait_ready()
+        if restart:      # after this submission's code got its sandbox killed: its cost (not the first start)
+            self.spent += time.monotonic() - start
         start = time.monotonic()
         try:
             events, ended = self._run(request, step_limit, self._limit(check_limit))
@@ -529,10 +583,51 @@ class StudentSide:
             except ValueError:
                 continue
             if isinstance(msg, dict) and "end" in msg:
-                if msg.get("id") == ident:
-                    return events, "ok" if msg["end"] == "ok" else "died"
+                if msg.get("id") == ident:     # the server's word: the worker ended, or it stopped a step
+                    return events, msg["end"] if msg["end"] in ("ok", "timeout") else "died"
                 continue
             if len(events) >= most:
                 self.kill()
                 return events, "flood"
             events.append(msg)
+
+
+def _digest(source) -> str:
+    return hashlib.sha256(str(source).encode(errors="replace")).hexdigest()
+
+
+def _stopped_cells(events: list, ended: str, cells: int, skip: dict) -> list[tuple[int, str]]:
+    """The cells (1, 2, ...) stopped in this run of a check, each with why ("timeout", "flood"): those
+    whose alarm the student side reports, and the one running when the check was cut (before its
+    setup event). The events are untrusted: they can only cost this submission its own cells."""
+    out, last, setup = [], 0, False
+    for e in events:
+        if not isinstance(e, dict):
+            continue
+        setup = setup or "setup" in e
+        k = e.get("cell")
+        if isinstance(k, int) and not isinstance(k, bool) and 0 < k <= cells:
+            if e.get("timeout") is True and str(k) not in skip and (k, "timeout") not in out:
+                out.append((k, "timeout"))
+            last = max(last, k)
+    if ended in STOPPED and not setup and last < cells and str(last + 1) not in skip:
+        out.append((last + 1, ended))
+    return out
+
+
+def _hung_functions(events: list, ended: str, cases: list) -> list[str]:
+    """The functions one of whose cases did not finish in this run of a check: those whose alarm the
+    student side reports, and the one asked when the check was cut ("timeout" after its setup event)."""
+    hung, answered, setup = [], 0, False
+    for e in events:
+        if not isinstance(e, dict):
+            continue
+        setup = setup or "setup" in e
+        i = e.get("i")
+        if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(cases):
+            answered += 1
+            if e.get("timeout") is True:
+                hung.append(cases[i].get("fn"))
+    if ended == "timeout" and setup and answered < len(cases):
+        hung.append(cases[answered].get("fn"))
+    return [fn for fn in dict.fromkeys(hung) if isinstance(fn, str)]

@@ -736,6 +736,8 @@ def _event_answer(fn: str, event: dict | None, ended: str, asker: Decisions = DE
         return {"failed": what.get(ended, "ended the grading process")}
     if "result" in event:
         return event["result"] if asker.well_formed(fn, event["result"]) else {"failed": "sent an answer of the wrong form"}
+    if "stopped" in event:
+        return {"failed": event["stopped"]}
     if "missing" in event:
         return {"failed": f"is not defined ({event['missing']}): run the cell that defines it"}
     if "reference" in event:
