@@ -188,7 +188,7 @@ def check_every_step(page, name: str, stepper, presentation_px: float = MIN_PRES
         stepper.locator(".vmlib-predict-toggle").uncheck()   # test is tests/test_views_stepper_browser.py
     click_and_wait(page, stepper, "first")
     first = stepper.evaluate(PICTURE)
-    total = int(stepper.locator(".vmlib-event b").first.inner_text().split("/")[1].split(":")[0])
+    total = int(stepper.locator(".vmlib-count").first.inner_text().split("/")[1])   # frames, a lead-in one too
     assert total <= 2 * max(1, first["ops"]), f"{name}: {total} steps for {first['ops']} operations"
     seen = [first]
     while click_and_wait(page, stepper, "forward"):
@@ -241,7 +241,7 @@ def check_stepper(page, name: str) -> int:
         moved = {n: (places[n], now[n]) for n in set(places) & set(now) if places[n] != now[n]}
         assert not moved, f"{name}: nodes moved while stepping: {moved}"
         places.update(now)
-    total = int(stepper.locator(".vmlib-event b").first.inner_text().split("/")[1].split(":")[0])
+    total = int(stepper.locator(".vmlib-count").first.inner_text().split("/")[1])   # frames, a lead-in one too
     assert steps >= min(5, total - 1), f"{name}: only {steps} of {total} steps forward"
     return steps
 
