@@ -127,10 +127,18 @@ SHARED = {
     "test_course.py": "lessons", "test_facts.py": "lessons",
 }
 
-# Seconds a file (a SHARED group: its files together) took in one process on this machine
-# (`pytest --durations`, Dec 2026); the longest start first so that none is left to run alone at
-# the end. A file not listed counts as 0 and runs after these, in the usual order.
-COST: dict[str, float] = {}
+# About how many seconds a unit of work (a file, or a SHARED group) takes on this machine
+# (`pytest --durations`, Dec 2026): the longest start first, so that none is left to run alone at
+# the end. A file not listed counts as 0 and runs after these, in the usual order. A unit of one
+# or two tests is handed its successor at once (an xdist worker holds a test until it knows the
+# next), so the one-test lesson browser test comes second, where the doc test joins it.
+COST: dict[str, float] = {
+    "venv": 400, "tests/test_views_lessons_browser.py": 300, "tests/test_instructors_doc.py": 200,
+    "tests/test_slides.py": 190, "tests/test_grading.py": 120, "tests/test_cluster.py": 90,
+    "tests/test_feedback_safety.py": 80, "lessons": 75, "tests/test_sandbox.py": 60,
+    "tests/test_assignment_coverage.py": 50, "tests/test_views_browser.py": 40, "tests/test_statemachine.py": 40,
+    "tests/test_ps9.py": 40, "tests/test_bench.py": 30, "tests/test_views_stepper_browser.py": 30,
+}
 
 
 def work_unit(nodeid: str) -> str:
