@@ -147,6 +147,7 @@ def work_unit(nodeid: str) -> str:
     return SHARED.get(path.rsplit("/", 1)[-1], path)
 
 
+@pytest.hookimpl(optionalhook=True)   # optional: a run without xdist (-p no:xdist) still loads this file
 def pytest_xdist_make_scheduler(config, log):
     """Under `--dist loadfile`: xdist's file scheduler, with the files of a SHARED group as one unit.
     (`--dist loadgroup` would do it with marks, but it renames test ids, which pytest 9.2 ignores.)"""
