@@ -131,7 +131,9 @@ SHARED = {
 # (`pytest --durations`, Dec 2026): the longest start first, so that none is left to run alone at
 # the end. A file not listed counts as 0 and runs after these, in the usual order. A unit of one
 # or two tests is handed its successor at once (an xdist worker holds a test until it knows the
-# next), so the one-test lesson browser test comes second, where the doc test joins it.
+# next), so the one-test lesson browser test comes second, where the doc test joins it. "venv"
+# comes first also because its setup.sh tests reinstall the editable vmlib into .venv: meanwhile the
+# other process runs the browser test, whose JupyterLab finds vmlib on PYTHONPATH, not in .venv.
 COST: dict[str, float] = {
     "venv": 400, "tests/test_views_lessons_browser.py": 300, "tests/test_instructors_doc.py": 200,
     "tests/test_slides.py": 190, "tests/test_grading.py": 120, "tests/test_cluster.py": 90,
