@@ -2,7 +2,7 @@
 # Set up the vmlib course and either open it in JupyterLab or run the test suite.
 #
 #   ./setup.sh lab  [jupyter lab args...]   e.g. ./setup.sh lab --no-browser --port 8899
-#   ./setup.sh test [pytest args...]        e.g. ./setup.sh test -x -k gup
+#   ./setup.sh test [pytest args...]        e.g. ./setup.sh test -x -k gup   (-n 0: one process)
 #   ./setup.sh env                          set up only
 #
 # What set-up does: creates .venv (python3 >= 3.10), installs the project with the
@@ -306,6 +306,10 @@ verb_lab() {  # open the course in JupyterLab (main() did the system set-up)
     fi
 }
 
+# The suite runs in two processes (pytest-xdist), each test file whole in one of them, the
+# longest first (tests/conftest.py); arguments after these override them, e.g. -n 0 for one process.
+PYTEST_PARALLEL="-n 2 --dist loadfile --no-loadscope-reorder"
+
 verb_test() {  # set up and run the whole test suite; pytest's "no tests collected" is a failure
     system_setup test
     if [ -z "${SETUP_VENV_ONLY:-}" ] && [ -f tools/slides-vendor.sh ]; then
@@ -315,7 +319,8 @@ verb_test() {  # set up and run the whole test suite; pytest's "no tests collect
     export JUPYTER_PATH="$VENV/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
     say "running the test suite"
     local rc=0
-    run "$VENV/bin/python" -m pytest "$@" || rc=$?
+    # shellcheck disable=SC2086  # PYTEST_PARALLEL is a list of words
+    run "$VENV/bin/python" -m pytest $PYTEST_PARALLEL "$@" || rc=$?
     if [ "$rc" = 5 ]; then
         printf '==> ERROR: pytest collected no tests (exit 5); counting that as a failure\n' >&2
         exit 1

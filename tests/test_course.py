@@ -9,7 +9,8 @@
    Python expression. The expression is evaluated in the notebook's kernel right after that
    cell ran (a check cell is inserted behind it), and must be true.
 
-Each notebook is executed once per session (a session fixture) and shared by 1 and 4.
+Each notebook is executed once per session (the session fixture `executed` in conftest.py) and
+shared by 1 and 4, and by tests/test_facts.py, which checks the `§` in the same outputs.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def execute_notebook(path: str, claims: list[dict]) -> dict:
 
     nb = nbformat.read(path, as_version=4)
     by_id = {c.get("id"): i for i, c in enumerate(nb.cells)}
-    result = {"errors": [], "stderr": [], "claims": {}, "missing_cells": []}
+    result = {"errors": [], "stderr": [], "claims": {}, "missing_cells": [], "plain": [], "html": []}
     for claim in sorted(claims, key=lambda c: -by_id.get(c["cell"], -1)):
         if claim["cell"] not in by_id:
             result["missing_cells"].append(claim["cell"])
@@ -106,6 +107,12 @@ def execute_notebook(path: str, claims: list[dict]) -> dict:
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             where = cell.metadata.get("claim_check") or cell.get("id")
+            if not cell.metadata.get("claim_check"):      # the lesson's own output texts (test_facts)
+                if out.output_type == "stream":
+                    result["plain"].append(out.text)
+                elif out.output_type != "error":
+                    result["plain"].append(out.get("data", {}).get("text/plain", ""))
+                    result["html"].append(out.get("data", {}).get("text/html", ""))
             if out.output_type == "error":
                 result["errors"].append(f"cell {where}: {out.ename}: {out.evalue}")
             elif out.output_type == "stream" and out.name == "stderr":
@@ -120,12 +127,17 @@ def execute_notebook(path: str, claims: list[dict]) -> dict:
                     if line.startswith(MARK):
                         verdict = json.loads(line[len(MARK):])
                         result["claims"][verdict["id"]] = verdict
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    for model in state.values():                          # HTML widgets' values (test_facts)
+        value = model.get("state", {}).get("value")
+        if model.get("model_name") == "HTMLModel" and isinstance(value, str):
+            result["html"].append(value)
     return result
 
 
-@pytest.fixture(scope="session")
-def executed() -> dict:
-    """Execute every course notebook once (2 in parallel); name -> result, plus the wall time."""
+def execute_all() -> dict:
+    """Execute every course notebook once (2 in parallel); name -> result, plus the wall time.
+    The session fixture `executed` (conftest.py) calls it once for this file and test_facts."""
     claims = [c for c in CLAIMS if c["check"] != "TODO"]
     start = time.monotonic()
     with ProcessPoolExecutor(max_workers=WORKERS) as pool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -72,36 +71,13 @@ def test_every_reference_in_lesson_text_is_a_link_to_its_anchor(nb):
 
 # ---------------------------------------------------------------- 3. executed lessons
 
-def run_lesson(path: str) -> dict:
-    """Execute a lesson in course/; its output texts by kind: plain (stream, text/plain) and html
-    (text/html, HTML widget values)."""
-    import nbformat
-    from nbclient import NotebookClient
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(Path(path).parent)}}).execute()
-    plain, html, errors = [], [], []
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            if out.output_type == "error":
-                errors.append(f"{out.ename}: {out.evalue}")
-            elif out.output_type == "stream":
-                plain.append(out.text)
-            else:
-                plain.append(out.get("data", {}).get("text/plain", ""))
-                html.append(out.get("data", {}).get("text/html", ""))
-    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
-    for model in state.values():
-        value = model.get("state", {}).get("value")
-        if model.get("model_name") == "HTMLModel" and isinstance(value, str):
-            html.append(value)
-    return {"plain": plain, "html": html, "errors": errors}
-
-
 @pytest.fixture(scope="module")
-def lesson_outputs() -> dict:
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        return dict(zip([p.name for p in LESSONS], pool.map(run_lesson, map(str, LESSONS))))
+def lesson_outputs(executed) -> dict:
+    """Each lesson's output texts by kind: plain (stream, text/plain) and html (text/html, HTML
+    widget values), and its errors; from the one execution of the lessons that tests/test_course.py
+    checks too (the session fixture `executed` in conftest.py: course/ as working directory)."""
+    return {name: {"plain": r["plain"], "html": r["html"], "errors": r["errors"]}
+            for name, r in executed["notebooks"].items()}
 
 
 def unresolved(texts: list[str]) -> list[str]:

@@ -64,7 +64,8 @@ def test_dry_run_test_passes_arguments_through():
     proc = run_setup("test", "-x", "-k", "a b", env={"SETUP_DRY_RUN": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "==> running the test suite" in proc.stdout
-    assert "/.venv/bin/python -m pytest -x -k a\\ b" in proc.stdout, proc.stdout
+    assert "/.venv/bin/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -x -k a\\ b" in proc.stdout, \
+        proc.stdout
 
 
 def test_dry_run_lab_writes_overrides_and_passes_arguments_through():

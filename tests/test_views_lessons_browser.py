@@ -168,8 +168,13 @@ def check_widths(page, name: str) -> None:
 
 
 def click_and_wait(page, stepper, button: str) -> bool:
-    """Click a stepper button and wait until it shows another step; False if it stayed."""
+    """Click a stepper button and wait until it shows another step; False if it stayed (15 s), and
+    False at once, without a click, when the button cannot move it: "first" on the first step,
+    "forward" on the last (the slider's max is the step count)."""
     shown = stepper.locator(".vmlib-graph").get_attribute("data-step")
+    last = int(stepper.locator(".vmlib-slider").get_attribute("max")) - 1
+    if (button == "first" and int(shown) == 0) or (button == "forward" and int(shown) >= last):
+        return False
     stepper.locator(f"button[title='{button}']").click()
     try:
         page.wait_for_function("([el, s]) => el.querySelector('.vmlib-graph').dataset.step !== s",
@@ -227,8 +232,11 @@ def check_stepper(page, name: str) -> int:
         stepper.locator(".vmlib-predict-toggle").uncheck()
     forward = stepper.locator("button[title='forward']")
     steps = 0
+    last = int(stepper.locator(".vmlib-slider").get_attribute("max")) - 1
     for _ in range(5):
         shown = stepper.locator(".vmlib-graph").get_attribute("data-step")
+        if int(shown) >= last:             # the trace ended: forward would not move it
+            break
         forward.click()
         try:
             page.wait_for_function("([el, s]) => el.querySelector('.vmlib-graph').dataset.step !== s",
