@@ -184,8 +184,9 @@ def click_and_wait(page, stepper, button: str) -> bool:
     False at once, without a click, when the button cannot move it: "first" on the first step,
     "forward" on the last (the slider's max is the step count)."""
     shown = stepper.locator(".vmlib-graph").get_attribute("data-step")
-    last = int(stepper.locator(".vmlib-slider").get_attribute("max")) - 1
-    if (button == "first" and int(shown) == 0) or (button == "forward" and int(shown) >= last):
+    slider = stepper.locator(".vmlib-slider")             # the browser-side Stepper's; an ipywidgets
+    last = int(slider.get_attribute("max")) - 1 if slider.count() else None   # stepper has none
+    if (button == "first" and int(shown) == 0) or (button == "forward" and last is not None and int(shown) >= last):
         return False
     stepper.locator(f"button[title='{button}']").click()
     try:
