@@ -291,3 +291,23 @@ def test_playground_log_reads_in_words_without_python_values():
     pg.do_write()
     log = html.unescape(pg.event_log.value)
     assert "do_anonymous_page" in log and "None" not in log and "_rss: 0 → 0" not in log
+
+
+def test_playground_in_a_static_export_shows_its_picture_and_says_it_needs_a_kernel(monkeypatch):
+    """A slide deck has no kernel: the Playground's output carries HTML with the kernel's picture as the
+    lesson left it and a note on where to play; only a static export (STATIC_ENV) asks for it."""
+    from vmlib.views.practice_static import STATIC_ENV
+
+    k = vmlib.Kernel(ram_pages=64)
+    pg = Playground(k)
+    pg.buttons["spawn"].click()
+
+    def bundle() -> dict:
+        b = pg._repr_mimebundle_()
+        return b[0] if isinstance(b, tuple) else b
+    monkeypatch.delenv(STATIC_ENV, raising=False)
+    assert "text/html" not in bundle()
+    monkeypatch.setenv(STATIC_ENV, "1")
+    html = bundle()["text/html"]
+    assert "needs a running Python kernel" in html and "JupyterLab" in html
+    assert "<svg" in html and "P1" in html, html[:300]

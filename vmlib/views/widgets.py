@@ -635,6 +635,26 @@ class Playground(W.VBox):
         self.add_class("vmlib-playground")
         self._refresh(None)
 
+    def static_html(self) -> str:
+        """The playground as a page without a kernel shows it (a slide deck, exported HTML): its kernel's
+        picture now, and what the buttons would do, with where to go to press them."""
+        acts = ", ".join(self.buttons)
+        return (f'<div class="vmlib-playground-static"><p><b>Playground</b> (needs a running Python kernel): '
+                f"in the notebook its buttons ({_esc(acts)}) act on this kernel and the picture follows. "
+                f"Open the lesson in JupyterLab to play; here is the kernel as the lesson left it.</p>"
+                f"{self.graph_view.value}</div>")
+
+    def _repr_mimebundle_(self, **kwargs):
+        """The widget; for a static export (slides) also static_html, so the deck keeps the picture."""
+        import os
+
+        from vmlib.views.practice_static import STATIC_ENV
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if data is not None and os.environ.get(STATIC_ENV):
+            data["text/html"] = self.static_html()
+        return bundle
+
     # helpers
     def _process(self):
         if self.proc.value is None or self.proc.value not in self.k.procs:
