@@ -176,10 +176,8 @@ class MemmapCost(W.VBox):
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         """The widget for JupyterLab, with static HTML for exports and slides."""
-        bundle = super()._repr_mimebundle_(include=include, exclude=exclude)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        data["text/html"] = self.static_html()
-        return bundle
+        from vmlib.views.practice_static import with_static_html
+        return with_static_html(super()._repr_mimebundle_(include=include, exclude=exclude), self.static_html)
 
 
 # ---------------------------------------------------------------- measured fault costs

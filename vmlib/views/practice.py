@@ -104,14 +104,8 @@ class Practice(W.VBox):
 
     def _repr_mimebundle_(self, **kwargs):
         """The widget; for a static export (slides) also the same practice as self-contained HTML."""
-        import os
-
-        from vmlib.views.practice_static import STATIC_ENV, practice_html
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if data is not None and os.environ.get(STATIC_ENV):
-            data["text/html"] = practice_html(self)
-        return bundle
+        from vmlib.views.practice_static import practice_html, with_static_html
+        return with_static_html(super()._repr_mimebundle_(**kwargs), lambda: practice_html(self), export_only=True)
 
     def another(self) -> int:
         """Draw a new seed and show its problem; returns the seed."""

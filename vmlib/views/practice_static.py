@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import uuid
 
 from vmlib.views.quiz import feedback_html
@@ -19,6 +20,17 @@ from vmlib.views.quiz import feedback_html
 GIVEN = "\u0000GIVEN\u0000"     # stands for what the student typed in a wrong-answer verdict
 STATIC_ENV = "VMLIB_STATIC_EXPORT"    # set while executing a notebook for slides or exported HTML
 PROBLEMS = 4                    # problems in a deck's Practice ("another one" walks through them)
+
+
+
+def with_static_html(bundle, make_html, export_only: bool = False):
+    """A widget's mime bundle with make_html() as its text/html: what a page without a kernel (exported
+    HTML, a slide deck) shows in place of the widget. export_only: only while a static export runs
+    (STATIC_ENV set), so that a notebook a student runs keeps that HTML out of its outputs."""
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    if data is not None and (not export_only or os.environ.get(STATIC_ENV)):
+        data["text/html"] = make_html()
+    return bundle
 
 _SCRIPT = """const root = document.getElementById(%(id)s);
 const data = JSON.parse(document.getElementById(%(id)s + "-state").textContent);

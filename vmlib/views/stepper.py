@@ -125,11 +125,9 @@ class Stepper(anywidget.AnyWidget):
                 f'render({{ model, el: document.getElementById("{uid}") }});\n</script>')
 
     def _repr_mimebundle_(self, **kwargs):
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if data is not None:
-            data["text/html"] = self.static_html()
-        return bundle
+        """The widget; its text/html runs the same stepping without a kernel (exports, slides)."""
+        from vmlib.views.practice_static import with_static_html
+        return with_static_html(super()._repr_mimebundle_(**kwargs), self.static_html)
 
 
 _LOCAL_MODEL = """const handlers = {};

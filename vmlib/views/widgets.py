@@ -646,14 +646,8 @@ class Playground(W.VBox):
 
     def _repr_mimebundle_(self, **kwargs):
         """The widget; for a static export (slides) also static_html, so the deck keeps the picture."""
-        import os
-
-        from vmlib.views.practice_static import STATIC_ENV
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if data is not None and os.environ.get(STATIC_ENV):
-            data["text/html"] = self.static_html()
-        return bundle
+        from vmlib.views.practice_static import with_static_html
+        return with_static_html(super()._repr_mimebundle_(**kwargs), self.static_html, export_only=True)
 
     # helpers
     def _process(self):
