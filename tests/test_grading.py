@@ -581,3 +581,60 @@ def test_autograde_writes_the_misconception_report_and_similarity_finds_the_copi
     pairs = list(csv.DictReader((course / "reports" / "ps2_pfnmap" / "similarity.csv").open()))
     top = {(r["a"], r["b"]) for r in pairs if r["grade_id"] == "normal_page" and r["flagged"] == "True"}
     assert ("a_solution", "reference") in top
+
+
+def _sim_suites() -> list[str]:
+    from vmlib.grading import sim
+    from vmlib.grading.suites import get_suite
+    for n in range(2, 12):
+        try:
+            get_suite(f"ps{n}.?")
+        except ValueError:
+            pass
+    return sorted(sim.SCENARIOS)
+
+
+@pytest.mark.parametrize("suite_id", _sim_suites())
+def test_sim_a_run_answered_as_the_reference_answers_is_the_reference_run(suite_id):
+    """sim.grade does not play a scenario again when the student's answers give every question of its
+    reference run the reference's answer (sim.same_answers); that is sound only if such a run asks the
+    same questions and takes the same steps, which this checks for every simulator suite, visible and
+    hidden, against a run played with those answers."""
+    from vmlib.grading import sim
+    from vmlib.grading.suites import get_suite
+    fns = get_suite(suite_id).names
+    for params in ({}, {"cases": "hidden", "seed": 7}):
+        for sc in sim.SCENARIOS[suite_id](params):
+            ref = sim.play(sc, fns, None, {})
+            answers = {sim.key_of(c["q"]): c["ref"] for c in ref.calls}
+            unknown: dict = {}
+            got = sim.play(sc, fns, answers, unknown)
+            assert sim.same_answers(ref, answers) and not unknown, sc.name
+            assert got.steps == ref.steps and got.calls == ref.calls, sc.name
+            if ref.calls:     # one answer changed: the run must be played again
+                key = sim.key_of(ref.calls[0]["q"])
+                assert not sim.same_answers(ref, {**answers, key: {"failed": "raised ValueError"}})
+                assert not sim.same_answers(ref, {k: v for k, v in answers.items() if k != key})
+
+
+def test_sim_a_question_asked_twice_with_two_reference_answers_is_never_taken_as_answered():
+    from vmlib.grading import sim
+    w = sim.World(sim.Scenario("twice", "2.6.26", "x86", lambda w: None), {})
+    q = {"fn": "vm_normal_page", "addr": 0}
+    w.calls = [{"q": q, "ref": None}, {"q": q, "ref": {"page": 3}}]
+    assert not sim.same_answers(w, {sim.key_of(q): None})
+    assert not sim.same_answers(w, {sim.key_of(q): {"page": 3}})
+    assert not sim.same_answers(w, {})                        # a missing answer is not the answer None
+
+
+def test_sim_ps9_fix_runs_answered_as_the_reference_answers_are_the_reference_runs():
+    """The same for ps9's fix check (sim.grade over fix_scenarios), for every mutation's own and hidden runs."""
+    from vmlib.grading import ps9, sim
+    from vmlib.grading.ps9_mutations import MUTATIONS
+    for m in MUTATIONS:
+        for sc in ps9.fix_scenarios(m, {"cases": "hidden", "seed": 3}):
+            ref = sim.play(sc, (m.fn,), None, {})
+            answers = {sim.key_of(c["q"]): c["ref"] for c in ref.calls}
+            got = sim.play(sc, (m.fn,), answers, {})
+            assert sim.same_answers(ref, answers), (m.id, sc.name)
+            assert got.steps == ref.steps and got.calls == ref.calls, (m.id, sc.name)

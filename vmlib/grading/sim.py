@@ -763,6 +763,17 @@ def reference_runs(suite: Suite, scenarios: list[Scenario], fns: tuple, key: str
     return _REFERENCE_RUNS[key]
 
 
+def same_answers(ref: World, answers: dict) -> bool:
+    """Whether `answers` give every question of the reference run `ref` the reference's own answer.
+    Then a run with them is `ref` itself: the model is deterministic, so it asks the same questions in
+    the same order and, answered alike, takes the same steps (most submissions, so most of the
+    grader's time, were spent playing these runs again)."""
+    return all(answers.get(key_of(c["q"]), _NO_ANSWER) == c["ref"] for c in ref.calls)
+
+
+_NO_ANSWER = object()
+
+
 def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask, runs_key: str,
           judge: Callable | None = None) -> dict:
     """Play every scenario that asks the student's function something with the reference and with the
@@ -793,7 +804,8 @@ def grade(suite: Suite, scenarios: list[Scenario], fns: tuple, ask, runs_key: st
         for i, (key, q) in enumerate(items):
             answers[key] = _event_answer(q["fn"], by_case.get(i), ended, asker)
         pending = {}
-        runs = [play(sc, fns, answers, pending) for sc in scenarios]
+        runs = [ref if same_answers(ref, answers) else play(sc, fns, answers, pending)
+                for sc, ref in zip(scenarios, refs)]
     failures = []
     for sc, ref, got in zip(scenarios, refs, runs):
         problem = judge(sc, ref, got)
