@@ -30,6 +30,7 @@ What a student receives is made safe here too (`configure` wires it for tools/gr
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import re
 import time
@@ -228,11 +229,30 @@ def safe_markdown2html(source: str) -> str:
     """Markdown (with any HTML in it) to HTML that runs nothing when opened: rendered by nbconvert's
     mistune renderer, then cleaned by nh3 (no script or style element, no on* attribute, links and
     images only to http, https and mailto URLs and relative paths)."""
+    return _safe_markdown2html(source if isinstance(source, str) else str(source))
+
+
+@functools.lru_cache(maxsize=4096)     # a class's notebooks share most of their text: each is rendered once
+def _safe_markdown2html(source: str) -> str:
     import nh3
     from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
-    html = markdown2html_mistune(source if isinstance(source, str) else str(source))
+    html = markdown2html_mistune(source)
     return nh3.clean(html, url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
+
+
+def highlight_code(source: str, language: str | None = None, metadata=None) -> str:
+    """nbconvert's Highlight2HTML (the feedback's code cells, as Python), each source highlighted once:
+    most code cells (the instructor's tests and set-up) are the same in every student's notebook."""
+    magics = metadata.get("magics_language") if hasattr(metadata, "get") else None
+    return _highlight_code(source if isinstance(source, str) else str(source), language, magics)
+
+
+@functools.lru_cache(maxsize=4096)
+def _highlight_code(source: str, language: str | None, magics: str | None) -> str:
+    from nbconvert.filters.highlight import Highlight2HTML
+
+    return Highlight2HTML(pygments_lexer="ipython3")(source, language, {"magics_language": magics} if magics else None)
 
 
 RELEASE_NEEDS = ("timestamp.txt", "submission_secret.txt")   # what release_feedback reads (never sends)
@@ -352,6 +372,6 @@ def configure(c, cell_timeout: float = 10.0) -> None:
         ApplyVerdicts, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
         AssignLatePenalties, CheckCellMetadata]
     c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
-    c.HTMLExporter.filters = {"markdown2html": safe_markdown2html}   # feedback and formgrader
+    c.HTMLExporter.filters = {"markdown2html": safe_markdown2html, "highlight_code": highlight_code}   # feedback, formgrader
     c.HTMLExporter.sanitize_html = True          # outputs: no JavaScript, HTML cleaned (bleach)
     c.ExportApp.plugin_class = StatusCsvExport
