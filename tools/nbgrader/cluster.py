@@ -143,22 +143,23 @@ def grade_task(task: dict, cell_timeout: float | None, unsafe: bool, budget: flo
     for student, files in task["students"].items():
         unpack(files, course / "submitted" / student / name)
     ok, log, seconds, status = batch.grade_batch(config, name, students)
-    results = {s: {"failed": status[s]} if status.get(s, "graded").startswith("not graded")
-               else _result(course, name, s) for s in students}
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:      # once a task: an open costs ~20 ms
+        results = {s: {"failed": status[s]} if status.get(s, "graded").startswith("not graded")
+                   else _result(gb, course, name, s) for s in students}
     return {"assignment": name, "ok": ok, "log": log, "seconds": seconds, "results": results}
 
 
-def _result(course: Path, name: str, student: str) -> dict:
-    """What the private course holds for one graded student: scores, comments, files."""
-    from nbgrader.api import Gradebook, MissingEntry
+def _result(gb, course: Path, name: str, student: str) -> dict:
+    """What the private course (its gradebook `gb`) holds for one graded student: scores, comments, files."""
+    from nbgrader.api import MissingEntry
     try:
-        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-            sub = gb.find_submission(name, student)
-            notebooks = {nb.name: {"late": nb.late_submission_penalty,
-                                   "grades": {g.name: g.auto_score for g in nb.grades},
-                                   "comments": {c.name: c.auto_comment for c in nb.comments}}
-                         for nb in sub.notebooks}
-            timestamp = sub.timestamp
+        sub = gb.find_submission(name, student)
+        notebooks = {nb.name: {"late": nb.late_submission_penalty,
+                               "grades": {g.name: g.auto_score for g in nb.grades},
+                               "comments": {c.name: c.auto_comment for c in nb.comments}}
+                     for nb in sub.notebooks}
+        timestamp = sub.timestamp
     except MissingEntry:
         return {"failed": f"not graded: nbgrader saved no scores for {student} ({name})"}
     autograded = course / "autograded" / student / name
@@ -179,13 +180,17 @@ def record(gb, course: Path, name: str, student: str, result: dict) -> None:
         gb.update_or_create_submission(name, student, timestamp=result["timestamp"])
     else:
         gb.update_or_create_submission(name, student)
+    from nbgrader.api import Comment, Grade
+    from sqlalchemy.orm import joinedload
+
     for nb_name, got in result["notebooks"].items():
         nb = gb.find_submission_notebook(nb_name, name, student)
-        for grade in nb.grades:
+        # the cells' names with the grades in one query (nb.grades would load each one's cell alone)
+        for grade in gb.db.query(Grade).filter(Grade.notebook_id == nb.id).options(joinedload(Grade.cell)):
             if grade.name in got["grades"]:
                 grade.auto_score = got["grades"][grade.name]
                 grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
-        for comment in nb.comments:
+        for comment in gb.db.query(Comment).filter(Comment.notebook_id == nb.id).options(joinedload(Comment.cell)):
             if comment.name in got["comments"]:
                 comment.auto_comment = got["comments"][comment.name]
         nb.late_submission_penalty = got["late"]

@@ -318,29 +318,58 @@ class StatusCsvExport(CsvExportPlugin):
     without a word there, "graded" when the gradebook has a submission and "no submission" if not.
     A submission that was not graded scores 0, whatever an earlier run left in the gradebook."""
 
+    FIELDS = ("assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email", "raw_score",
+              "late_submission_penalty", "score", "max_score")
+
+    def nbgrader_rows(self, gradebook) -> tuple[list[dict], set]:
+        """The rows nbgrader's CsvExportPlugin writes (every assignment x every student, its formatting),
+        read with one query per assignment instead of a few per row; and the (assignment, student)
+        pairs the gradebook has a submission of."""
+        from nbgrader.api import SubmittedAssignment
+        from sqlalchemy.orm import joinedload, undefer
+
+        def text(value) -> str:
+            return "" if value is None else value if isinstance(value, str) else str(value)
+
+        wanted_a = [str(a) for a in self.assignment]
+        wanted_s = [str(s) for s in self.student]
+        students = [s for s in gradebook.students if not wanted_s or s.id in wanted_s]
+        rows, submitted = [], set()
+        for a in gradebook.assignments:
+            if wanted_a and a.name not in wanted_a:
+                continue
+            subs = {sub.student_id: sub for sub in gradebook.db.query(SubmittedAssignment)
+                    .filter(SubmittedAssignment.assignment_id == a.id)
+                    .options(undefer(SubmittedAssignment.score), undefer(SubmittedAssignment.late_submission_penalty),
+                             joinedload(SubmittedAssignment.student))}
+            max_score = a.max_score
+            for st in students:
+                sub = subs.get(st.id)
+                row = {"assignment": a.name, "duedate": a.duedate, "student_id": st.id, "last_name": st.last_name,
+                       "first_name": st.first_name, "email": st.email, "max_score": max_score, "timestamp": "",
+                       "raw_score": 0.0, "late_submission_penalty": 0.0, "score": 0.0}
+                if sub is not None:
+                    submitted.add((a.name, st.id))
+                    row.update(timestamp=sub.timestamp, raw_score=sub.score, late_submission_penalty=sub.late_submission_penalty,
+                               score=max(0.0, sub.score - sub.late_submission_penalty))
+                rows.append({k: text(row[k]) for k in self.FIELDS})
+        return rows, submitted
+
     def export(self, gradebook) -> None:
         import intake
-        from nbgrader.api import MissingEntry
 
-        super().export(gradebook)
         dest = Path(self.to or "grades.csv")
+        self.log.info("Exporting grades to %s", dest)
         statuses = intake.read_status(Path(self.parent.coursedir.root))
-        with dest.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        fields = list(rows[0]) if rows else ["assignment", "duedate", "timestamp", "student_id", "last_name",
-                                             "first_name", "email", "raw_score", "late_submission_penalty",
-                                             "score", "max_score"]
+        rows, submitted = self.nbgrader_rows(gradebook)
+        fields = list(self.FIELDS)
         seen = set()
         for row in rows:
             key = (row["assignment"], row["student_id"])
             seen.add(key)
             status = statuses.get(key[0], {}).get(key[1])
             if status is None:
-                try:
-                    gradebook.find_submission(*key)
-                    status = intake.GRADED
-                except MissingEntry:
-                    status = "no submission"
+                status = intake.GRADED if key in submitted else "no submission"
             row["status"] = status
             if status.startswith("not graded"):
                 row.update(raw_score="0.0", late_submission_penalty="0.0", score="0.0")
