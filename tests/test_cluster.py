@@ -170,3 +170,28 @@ def test_a_worker_with_other_grading_code_refuses_the_task():
     task = {"code": "0" * 16, "assignment": NAME, "students": {}, "source": {}, "source_key": ""}
     with pytest.raises(RuntimeError, match="other grading code than the instructor's"):
         cluster.grade_task(task, None, False, None)
+
+
+def test_grades_csv_rows_are_the_rows_nbgrader_writes(tmp_path, monkeypatch):
+    """StatusCsvExport reads the gradebook with a query per assignment, not nbgrader's few per row; its
+    rows must be the ones nbgrader's CsvExportPlugin writes (every assignment x student, its formats)."""
+    import csv
+    import datetime
+
+    from nbgrader.api import Gradebook
+    from nbgrader.plugins.export import CsvExportPlugin
+    from vmlib_nbgrader import StatusCsvExport
+
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")   # alembic
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
+        gb.add_assignment("ps1_memmap", duedate=datetime.datetime(2026, 12, 1, 17, 0))
+        gb.add_assignment("ps2_pfnmap")
+        for s, (first, last) in {"s1": ("Ada", "L"), "s2": ("Linus", None), "s3": (None, None)}.items():
+            gb.add_student(s, first_name=first, last_name=last, email=f"{s}@example.org" if first else None)
+        gb.add_submission("ps1_memmap", "s1", timestamp=datetime.datetime(2026, 11, 30, 9, 30))
+        gb.add_submission("ps2_pfnmap", "s2")
+        CsvExportPlugin(to=str(tmp_path / "nbgrader.csv")).export(gb)
+        rows, submitted = StatusCsvExport().nbgrader_rows(gb)
+    with open(tmp_path / "nbgrader.csv", newline="") as f:
+        assert rows == list(csv.DictReader(f))
+    assert len(rows) == 6 and submitted == {("ps1_memmap", "s1"), ("ps2_pfnmap", "s2")}
