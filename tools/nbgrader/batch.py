@@ -59,7 +59,7 @@ def speed_up_nbgrader(scratch: bool = False) -> None:
     * CheckCellMetadata validates every cell's metadata with jsonschema.validate, which checks
       the schema itself and builds a validator each time, against a schema it reads from its file
       for every notebook: here each schema is read once and has one validator (keyed by the
-      object, which a cache of fresh schemas grew by ~30 KB a notebook, 1.6 GB in a class run).
+      schema object; with a fresh schema per notebook that cache grew with every notebook).
     * nbgrader commits about 20 times per submission, and SQLite's default journal waits for the disk
       at each commit (8 ms each on a busy machine: a sixth of a submission's time): the gradebook is
       put in WAL mode with synchronous=NORMAL (durable against a crash of any process; a power cut
